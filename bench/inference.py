@@ -1,0 +1,90 @@
+"""Inference throughput of TransNetV2, side by side in one run: Triton, ONNX Runtime direct, reference PyTorch.
+
+Useful frames/s counts 50 frames per 100-frame window (the reference keeps the
+middle half of each window). Run: `python bench/inference.py [--batches 1,2,4,8] [--seconds 5]`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from videoapi.settings import Settings
+from videoapi.triton.client import ShotModelClient
+from videoapi.triton.server import TritonServer
+
+USEFUL_PER_WINDOW = 50
+
+
+def measure(fn, batch: int, seconds: float) -> float:
+    """Useful frames/s of fn over batches of `batch` windows, after one warm-up call."""
+    fn()
+    windows, started = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - started) < seconds:
+        fn()
+        windows += batch
+    return windows * USEFUL_PER_WINDOW / elapsed
+
+
+def main(
+    batches: Annotated[str, typer.Option(help="comma-separated batch sizes (windows per call)")] = "1,2,4,8",
+    seconds: Annotated[float, typer.Option(help="seconds per measurement")] = 5.0,
+    torch_reference: Annotated[bool, typer.Option(help="also measure the reference PyTorch module")] = True,
+    out: Annotated[Path, typer.Option(help="where to write the figures")] = Path("bench/results/inference.json"),
+) -> None:
+    settings = Settings()
+    sizes = [int(b) for b in batches.split(",")]
+    onnx_path = settings.model_repository / settings.model_name / "1" / "model.onnx"
+    rng = np.random.default_rng(0)
+    inputs = {b: rng.integers(0, 256, (b, 100, 27, 48, 3), dtype=np.uint8) for b in sizes}
+    rows: dict[str, dict[int, float]] = {}
+
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    rows["ONNX Runtime (direct)"] = {b: measure(lambda b=b: session.run(None, {"frames": inputs[b]}), b, seconds) for b in sizes}
+    del session
+
+    with TritonServer(settings.model_repository) as server:
+        for protocol, url in (("grpc", server.grpc_url), ("http", server.http_url)):
+            with ShotModelClient(url, protocol=protocol, timeout_s=600) as client:
+                rows[f"Triton ({protocol})"] = {b: measure(lambda b=b: client.predict(inputs[b]), b, seconds) for b in sizes}
+
+    if torch_reference:
+        import torch
+
+        from videoapi.model.export import load_reference
+
+        model = load_reference("cpu")
+        tensors = {b: torch.from_numpy(inputs[b]) for b in sizes}
+
+        def run_torch(b):
+            with torch.no_grad():
+                model.predict_raw(tensors[b])
+
+        rows["reference PyTorch"] = {b: measure(lambda b=b: run_torch(b), b, seconds) for b in sizes}
+
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, {platform.processor() or platform.system()}"
+    table = Table(title=f"TransNetV2 useful frames/s by batch size (windows per call) - {machine}")
+    table.add_column("backend")
+    for b in sizes:
+        table.add_column(f"batch {b}", justify="right")
+    for name, by_batch in rows.items():
+        table.add_row(name, *[f"{by_batch[b]:,.0f}" for b in sizes])
+    Console().print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "useful_frames_per_s": rows}, indent=2))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    typer.run(main)

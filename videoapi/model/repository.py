@@ -1,0 +1,177 @@
+"""Build model_repository/: the ONNX file plus Triton configurations derived from it.
+
+The configuration is read off the ONNX file itself (names, element types,
+dimensions), so a TransNetV2 exported by other tools (e.g. tf2onnx from the
+original TensorFlow model, with other tensor names) is served the same way.
+What the client needs to know beyond the tensors (which output is which, and
+whether they are logits or probabilities) travels as config parameters.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILE = "model.onnx"
+GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/gpu.pbtxt
+FRAME_SHAPE = (27, 48, 3)
+
+_ONNX_TO_TRITON = {"tensor(uint8)": "TYPE_UINT8", "tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16"}
+
+
+class ModelFileError(ValueError):
+    """The ONNX file is missing, unreadable, or not shaped like TransNetV2."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    name: str
+    triton_type: str
+    dims: tuple[int, ...]  # without the batch axis; -1 where the file leaves it open
+
+
+@dataclass(frozen=True)
+class ModelSignature:
+    """What a TransNetV2 ONNX file takes and gives, as Triton will serve it."""
+
+    input: TensorSpec
+    single_frame: TensorSpec
+    many_hot: TensorSpec | None
+    outputs_are_logits: bool
+
+
+def _dims(shape) -> tuple[int, ...]:
+    return tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape[1:])
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelFileError(f"ONNX file not found: {path}")
+    try:
+        return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        raise ModelFileError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}") from exc
+
+
+def _probe_windows(time: int) -> np.ndarray:
+    """Two windows: a still grey shot, and a hard cut half way. Probabilities stay in [0, 1]."""
+    still = np.full((time, *FRAME_SHAPE), 128, np.uint8)
+    cut = still.copy()
+    cut[time // 2 :] = np.random.default_rng(0).integers(0, 256, (time - time // 2, *FRAME_SHAPE), dtype=np.uint8)
+    return np.stack([still, cut])
+
+
+def inspect_onnx(path: Path, *, single_frame_output: str | None = None) -> ModelSignature:
+    """Read a TransNetV2 ONNX file's signature and tell logits from probabilities by running it once."""
+    session = _session(path)
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise ModelFileError(f"{path}: expected one input [batch, time, 27, 48, 3], found {len(inputs)}")
+    (inp,) = inputs
+    if len(inp.shape) != 5 or any(isinstance(d, int) and d != want for d, want in zip(inp.shape[2:], FRAME_SHAPE)):
+        raise ModelFileError(f"{path}: input {inp.name!r} has shape {inp.shape}, expected [batch, time, 27, 48, 3]")
+    if inp.type not in _ONNX_TO_TRITON:
+        raise ModelFileError(f"{path}: input {inp.name!r} has type {inp.type}, expected uint8 or float")
+    if not 1 <= len(outputs) <= 2 or any(len(o.shape) not in (2, 3) for o in outputs):
+        shapes = [(o.name, o.shape) for o in outputs]
+        raise ModelFileError(f"{path}: expected outputs [batch, time, 1] (single_frame, many_hot), found {shapes}")
+
+    by_name = {o.name: o for o in outputs}
+    if single_frame_output is None:
+        named = [o for o in outputs if "single" in o.name.lower()]
+        single_frame_output = (named or outputs)[0].name
+    if single_frame_output not in by_name:
+        raise ModelFileError(f"{path}: no output named {single_frame_output!r}; outputs are {sorted(by_name)}")
+    others = [o for o in outputs if o.name != single_frame_output]
+
+    time = inp.shape[1] if isinstance(inp.shape[1], int) and inp.shape[1] > 0 else 100
+    probe = _probe_windows(time)
+    try:
+        values = session.run(None, {inp.name: probe if inp.type == "tensor(uint8)" else probe.astype(np.float32)})
+    except Exception as exc:
+        raise ModelFileError(f"{path}: a test window of shape {probe.shape} fails: {str(exc).splitlines()[0]}") from exc
+    logits = any(float(np.min(v)) < 0.0 or float(np.max(v)) > 1.0 for v in values)
+
+    def spec(o) -> TensorSpec:
+        return TensorSpec(o.name, _ONNX_TO_TRITON.get(o.type, "TYPE_FP32"), _dims(o.shape))
+
+    return ModelSignature(
+        input=spec(inp),
+        single_frame=spec(by_name[single_frame_output]),
+        many_hot=spec(others[0]) if others else None,
+        outputs_are_logits=logits,
+    )
+
+
+def triton_config(
+    signature: ModelSignature, *, name: str, max_batch_size: int, gpu: bool, queue_delay_us: int = 2000
+) -> str:
+    """config.pbtxt text: the Python backend (portable default) or, with gpu, Triton's ONNX Runtime backend."""
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    config = mc.ModelConfig(name=name, max_batch_size=max_batch_size)
+    inp = config.input.add(name=signature.input.name, dims=list(signature.input.dims))
+    inp.data_type = mc.DataType.Value(signature.input.triton_type)
+    for out_spec in (signature.single_frame, signature.many_hot):
+        if out_spec is not None:
+            out = config.output.add(name=out_spec.name, dims=list(out_spec.dims))
+            out.data_type = mc.DataType.Value(out_spec.triton_type)
+    config.dynamic_batching.max_queue_delay_microseconds = queue_delay_us
+    group = config.instance_group.add(count=1)
+    group.kind = mc.ModelInstanceGroup.KIND_GPU if gpu else mc.ModelInstanceGroup.KIND_CPU
+    if gpu:
+        config.backend = "onnxruntime"
+        config.default_model_filename = MODEL_FILE
+        # TensorRT through ONNX Runtime's execution provider, fp16; drop this block for plain CUDA.
+        trt = config.optimization.execution_accelerators.gpu_execution_accelerator.add(name="tensorrt")
+        trt.parameters["precision_mode"] = "FP16"
+        trt.parameters["max_workspace_size_bytes"] = str(1 << 30)
+        trt.parameters["trt_engine_cache_enable"] = "1"
+        trt.parameters["trt_engine_cache_path"] = "/tmp/trt_cache"
+    else:
+        config.backend = "python"
+        config.parameters["onnx_file"].string_value = MODEL_FILE
+    config.parameters["single_frame_output"].string_value = signature.single_frame.name
+    config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
+    config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"
+    return text_format.MessageToString(config)
+
+
+def build_model_repository(
+    repository: Path,
+    *,
+    name: str = "transnetv2",
+    onnx_file: Path | None = None,
+    single_frame_output: str | None = None,
+    max_batch_size: int = 8,
+    gpu_max_batch_size: int = 256,
+) -> ModelSignature:
+    """Export (or copy a user's) ONNX into repository/name/1/ and write both configurations."""
+    model_dir = repository / name
+    target = model_dir / "1" / MODEL_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.with_name(MODEL_FILE + ".new")
+    if onnx_file is None:
+        from videoapi.model.export import export_onnx
+
+        try:
+            signature = inspect_onnx(export_onnx(staging), single_frame_output=single_frame_output)
+        except Exception:
+            staging.unlink(missing_ok=True)
+            raise
+    else:
+        # Check the user's file where it is, so errors name it, before it replaces anything.
+        signature = inspect_onnx(Path(onnx_file), single_frame_output=single_frame_output)
+        shutil.copyfile(onnx_file, staging)
+    staging.replace(target)
+    (model_dir / "config.pbtxt").write_text(triton_config(signature, name=name, max_batch_size=max_batch_size, gpu=False))
+    (model_dir / "configs").mkdir(exist_ok=True)
+    gpu_text = triton_config(signature, name=name, max_batch_size=gpu_max_batch_size, gpu=True)
+    (model_dir / "configs" / f"{GPU_CONFIG_NAME}.pbtxt").write_text(gpu_text)
+    return signature

@@ -1,0 +1,81 @@
+"""Frames in, per-frame probabilities out: windows batched to the model, decode and inference overlapped."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import islice
+from typing import Protocol
+
+import numpy as np
+
+from videoapi.windows import MARGIN, Window, iter_windows, kept
+
+
+class FrameModel(Protocol):
+    """Anything that maps windows [n, time, 27, 48, 3] to (single_frame, many_hot) [n, time]."""
+
+    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+
+
+@dataclass(frozen=True)
+class Predictions:
+    single_frame: np.ndarray  # float32 [frames]
+    many_hot: np.ndarray  # float32 [frames]
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.single_frame)
+
+
+def _batches(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
+    while batch := list(islice(windows, size)):
+        yield batch
+
+
+def predict_frames(
+    frames: Iterable[np.ndarray],
+    model: FrameModel,
+    *,
+    window: int = 100,
+    batch_windows: int = 16,
+    in_flight: int = 2,
+    on_progress: Callable[[int], None] | None = None,
+) -> Predictions:
+    """Run TransNetV2 over a frame stream; at most `in_flight` batches wait on the model while decoding goes on.
+
+    Memory holds one window being filled plus `in_flight` batches, whatever the length.
+    """
+    singles: list[np.ndarray] = []
+    manys: list[np.ndarray] = []
+    done = 0
+    pending: deque[tuple[list[Window], Future]] = deque()
+
+    def collect() -> None:
+        nonlocal done
+        batch, future = pending.popleft()
+        single, many = future.result()
+        for k, win in enumerate(batch):
+            singles.append(kept(single[k], win, MARGIN))
+            manys.append(kept(many[k], win, MARGIN) if many is not None else np.zeros(win.count, np.float32))
+            done += win.count
+        if on_progress is not None:
+            on_progress(done)
+
+    with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="infer") as pool:
+        try:
+            for batch in _batches(iter_windows(frames, window, MARGIN), batch_windows):
+                stacked = np.stack([w.frames for w in batch])
+                pending.append((batch, pool.submit(model.predict, stacked)))
+                while len(pending) >= max(1, in_flight):
+                    collect()
+            while pending:
+                collect()
+        finally:
+            for _, future in pending:
+                future.cancel()
+    if not singles:
+        return Predictions(np.zeros(0, np.float32), np.zeros(0, np.float32))
+    return Predictions(np.concatenate(singles).astype(np.float32), np.concatenate(manys).astype(np.float32))

@@ -1,0 +1,1 @@
+"""Triton Inference Server: the local launcher and the client the worker uses."""

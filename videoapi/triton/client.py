@@ -1,0 +1,170 @@
+"""The worker's only way to the model: tritonclient over gRPC or HTTP.
+
+`ShotModelClient` learns tensor names, types and which output is which from the
+served model's own configuration (see videoapi.model.repository), so it works
+with any TransNetV2 file the repository was built from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+FRAME_SHAPE = (27, 48, 3)
+
+
+class InferenceError(RuntimeError):
+    """Base of the errors this client raises; `transient` says whether a retry can help."""
+
+    transient = False
+
+
+class InferenceUnavailable(InferenceError):
+    """Triton cannot be reached, or the model is not ready: retry later."""
+
+    transient = True
+
+
+class InferenceInputError(InferenceError, ValueError):
+    """The request itself is wrong (shape, type): retrying will not help."""
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """What the client needs to know about the served model, read from Triton."""
+
+    name: str
+    version: str
+    input_name: str
+    input_datatype: str
+    window: int | None  # fixed time axis, or None when the model takes any window length
+    single_frame_output: str
+    many_hot_output: str | None
+    outputs_are_logits: bool
+    max_batch_size: int
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class ShotModelClient:
+    """Sends 48x27 frame windows to TransNetV2 on Triton, returns per-frame probabilities."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        model: str = "transnetv2",
+        protocol: str = "grpc",
+        timeout_s: float = 60.0,
+        batch_windows: int | None = None,
+    ):
+        if protocol not in ("grpc", "http"):
+            raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
+        self.url, self.model_name, self.protocol, self.timeout_s = url, model, protocol, timeout_s
+        self.batch_windows = batch_windows
+        if protocol == "grpc":
+            import tritonclient.grpc as tc
+        else:
+            import tritonclient.http as tc
+        self._tc = tc
+        kwargs = {} if protocol == "grpc" else {"connection_timeout": timeout_s, "network_timeout": timeout_s}
+        self._client = tc.InferenceServerClient(url, **kwargs)
+        self._served: ServedModel | None = None
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> ShotModelClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            return fn(*args, **kwargs)
+        except InferenceServerException as exc:
+            message = exc.message() or str(exc)
+            status = str(exc.status() or "")
+            unavailable = (
+                "UNAVAILABLE" in status
+                or "DEADLINE_EXCEEDED" in status
+                or "unavailable" in message.lower()
+                or "failed to connect" in message.lower()
+                or "not ready" in message.lower()
+                or "connection" in message.lower()
+            )
+            kind = InferenceUnavailable if unavailable else InferenceInputError
+            raise kind(f"Triton at {self.url}: {what} failed: {message}") from exc
+        except (ConnectionError, OSError) as exc:  # the HTTP client raises these directly
+            raise InferenceUnavailable(f"Triton at {self.url}: {what} failed: {exc}") from exc
+
+    def served_model(self) -> ServedModel:
+        """The model's contract as Triton serves it (cached after the first call)."""
+        if self._served is not None:
+            return self._served
+        ready = self._call("readiness check", self._client.is_model_ready, self.model_name)
+        if not ready:
+            raise InferenceUnavailable(f"Triton at {self.url}: model {self.model_name!r} is not ready")
+        if self.protocol == "grpc":
+            config = self._call("model config", self._client.get_model_config, self.model_name, as_json=True)["config"]
+            metadata = self._call("model metadata", self._client.get_model_metadata, self.model_name, as_json=True)
+        else:
+            config = self._call("model config", self._client.get_model_config, self.model_name)
+            metadata = self._call("model metadata", self._client.get_model_metadata, self.model_name)
+        params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
+        (inp,) = config["input"]
+        outputs = [o["name"] for o in config["output"]]
+        dims = [int(d) for d in inp["dims"]]
+        single = params.get("single_frame_output") or outputs[0]
+        many = params.get("many_hot_output") or next((o for o in outputs if o != single), None)
+        self._served = ServedModel(
+            name=self.model_name,
+            version=str(max(metadata.get("versions", ["1"]), key=lambda v: int(v))),
+            input_name=inp["name"],
+            input_datatype=inp["data_type"].removeprefix("TYPE_"),
+            window=dims[0] if dims[0] > 0 else None,
+            single_frame_output=single,
+            many_hot_output=many,
+            outputs_are_logits=params.get("outputs") == "logits",
+            max_batch_size=int(config.get("max_batch_size", 0)) or 1,
+        )
+        return self._served
+
+    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities for windows uint8 [n, time, 27, 48, 3]: (single_frame, many_hot), each [n, time]."""
+        served = self.served_model()
+        if windows.ndim != 5 or windows.shape[2:] != FRAME_SHAPE or windows.dtype != np.uint8:
+            raise InferenceInputError(
+                f"windows must be uint8 [n, time, 27, 48, 3], got {windows.dtype} {list(windows.shape)}"
+            )
+        if served.window is not None and windows.shape[1] != served.window:
+            raise InferenceInputError(f"model {served.name} takes {served.window}-frame windows, got {windows.shape[1]}")
+        singles, manys = [], []
+        chunk = min(served.max_batch_size, self.batch_windows or served.max_batch_size)
+        for start in range(0, len(windows), chunk):
+            single, many = self._infer(served, windows[start : start + chunk])
+            singles.append(single)
+            manys.append(many)
+        single = np.concatenate(singles)
+        many = np.concatenate(manys) if served.many_hot_output else None
+        return single, many
+
+    def _infer(self, served: ServedModel, batch: np.ndarray):
+        data = batch if served.input_datatype == "UINT8" else batch.astype(np.float32)
+        datatype = "UINT8" if served.input_datatype == "UINT8" else "FP32"
+        inp = self._tc.InferInput(served.input_name, list(data.shape), datatype)
+        inp.set_data_from_numpy(np.ascontiguousarray(data))
+        names = [n for n in (served.single_frame_output, served.many_hot_output) if n]
+        outputs = [self._tc.InferRequestedOutput(n) for n in names]
+        timeout = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
+        result = self._call("inference", self._client.infer, served.name, [inp], outputs=outputs, **timeout)
+        arrays = [result.as_numpy(n).reshape(len(batch), -1) for n in names]
+        if served.outputs_are_logits:
+            arrays = [_sigmoid(a.astype(np.float32)) for a in arrays]
+        return arrays[0], (arrays[1] if len(arrays) > 1 else None)
