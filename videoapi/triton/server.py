@@ -74,9 +74,10 @@ class TritonBinary:
         # import this environment's packages (numpy, onnxruntime).
         libdirs = [str(self.libs), sysconfig.get_config_var("LIBDIR") or ""]
         env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in [*libdirs, env.get("LD_LIBRARY_PATH", "")] if p)
-        site = [p for p in sys.path if p.endswith("site-packages")]
-        env["PYTHONPATH"] = os.pathsep.join([*site, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        env["PYTHONHOME"] = sys.base_prefix
+        # The embedded interpreter ignores PYTHONPATH; it finds its prefix (and so a
+        # virtual environment's site-packages) from the first `python3` on PATH.
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+        env.pop("PYTHONHOME", None)
         return env
 
 
