@@ -51,13 +51,16 @@ def main(
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    rows["ONNX Runtime (direct)"] = {b: measure(lambda b=b: session.run(None, {"frames": inputs[b]}), b, seconds) for b in sizes}
-    del session
+    rows["ONNX Runtime (direct)"] = {
+        b: measure(lambda b=b: session.run(None, {"frames": inputs[b]}), b, seconds) for b in sizes
+    }
 
     with TritonServer(settings.model_repository) as server:
         for protocol, url in (("grpc", server.grpc_url), ("http", server.http_url)):
             with ShotModelClient(url, protocol=protocol, timeout_s=600) as client:
-                rows[f"Triton ({protocol})"] = {b: measure(lambda b=b: client.predict(inputs[b]), b, seconds) for b in sizes}
+                rows[f"Triton ({protocol})"] = {
+                    b: measure(lambda b=b: client.predict(inputs[b]), b, seconds) for b in sizes
+                }
 
     if torch_reference:
         import torch

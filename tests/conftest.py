@@ -63,8 +63,20 @@ def ffmpeg_exe() -> str:
 def reference_frames(reference_video: Path, ffmpeg_exe: str) -> np.ndarray:
     """test.mp4 decoded exactly as the reference package decodes it (ffmpeg, rgb24, -s 48x27)."""
     raw = subprocess.run(
-        [ffmpeg_exe, "-v", "error", "-i", str(reference_video), "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "48x27",
-         "pipe:"],
+        [
+            ffmpeg_exe,
+            "-v",
+            "error",
+            "-i",
+            str(reference_video),
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            "48x27",
+            "pipe:",
+        ],
         check=True,
         capture_output=True,
     ).stdout
@@ -79,3 +91,57 @@ def reference_predictions(reference_model, reference_frames: np.ndarray) -> np.n
     with torch.no_grad():
         single, _ = reference_model.predict_frames(torch.from_numpy(reference_frames.copy()), quiet=True)
     return single.numpy()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """REDIS_URL when it names a server (e.g. a docker Redis), else the embedded redis-server."""
+    import os
+
+    from videoapi.redis_server import RedisServer
+
+    if os.environ.get("REDIS_URL"):
+        yield os.environ["REDIS_URL"]
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """moto's threaded S3 server on a free loopback port, with dummy credentials."""
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    from videoapi.netutil import free_port
+
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        os.environ.setdefault(name, value)
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def stack_settings(redis_url, s3_endpoint, triton, tmp_path_factory) -> Settings:
+    """Settings pointing at the session's real Redis, moto S3 and Triton; a fresh bucket."""
+    from videoapi.storage import Storage
+
+    settings = Settings(
+        redis_url=redis_url,
+        s3_endpoint_url=s3_endpoint,
+        bucket="videoapi-test",
+        triton_url=triton.grpc_url,
+        segment_frames=500,
+        task_max_retries=2,
+        task_retry_backoff_max_s=2,
+    )
+    Storage.from_settings(settings).ensure_bucket()
+    return settings

@@ -43,10 +43,14 @@ def predict_frames(
     batch_windows: int = 16,
     in_flight: int = 2,
     on_progress: Callable[[int], None] | None = None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Predictions:
     """Run TransNetV2 over a frame stream; at most `in_flight` batches wait on the model while decoding goes on.
 
     Memory holds one window being filled plus `in_flight` batches, whatever the length.
+    With start/stop, `frames` begins at frame start - 25 and the predictions are
+    those of frames start..stop-1 of a single pass (see iter_windows).
     """
     singles: list[np.ndarray] = []
     manys: list[np.ndarray] = []
@@ -66,7 +70,7 @@ def predict_frames(
 
     with ThreadPoolExecutor(max_workers=max(1, in_flight), thread_name_prefix="infer") as pool:
         try:
-            for batch in _batches(iter_windows(frames, window, MARGIN), batch_windows):
+            for batch in _batches(iter_windows(frames, window, MARGIN, start=start, stop=stop), batch_windows):
                 stacked = np.stack([w.frames for w in batch])
                 pending.append((batch, pool.submit(model.predict, stacked)))
                 while len(pending) >= max(1, in_flight):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -30,13 +31,55 @@ class Settings(BaseSettings):
     inflight_batches: int = Field(2, ge=1, description="requests waiting on Triton while decoding goes on")
     threshold: float = Field(0.5, gt=0, lt=1)
 
-    # Redis (broker and job state) and S3
-    redis_url: str = Field(
-        "redis://127.0.0.1:6379/0", validation_alias=AliasChoices("VIDEOAPI_REDIS_URL", "REDIS_URL")
+    # Jobs: limits, long videos, reliability
+    max_video_bytes: int = Field(20 * 1024**3, gt=0)
+    max_width: int = 7680
+    max_height: int = 4320
+    max_duration_s: float = Field(4 * 3600, gt=0)
+    segment_frames: int = Field(
+        27_000, ge=50, description="videos longer than this are split into segments run in parallel"
     )
+    task_max_retries: int = Field(5, ge=0)
+    task_retry_backoff_max_s: int = Field(60, ge=1)
+    task_time_limit_s: int = Field(4 * 3600, gt=0)
+    visibility_timeout_s: int = Field(6 * 3600, gt=0, description="longer than the longest job")
+
+    # API
+    api_key_header: str = "X-API-Key"
+    api_keys: dict[str, str] = Field(
+        default_factory=dict, description="extra keys to register at start: JSON {key: client_id}"
+    )
+    max_upload_bytes: int = Field(10 * 1024**3, gt=0)
+    direct_upload_max_bytes: int = Field(5 * 1024**2, gt=0, description="well under API Gateway's 10 MB")
+    presign_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600)
+    allowed_content_types: list[str] = [
+        "video/mp4",
+        "video/quicktime",
+        "video/x-matroska",
+        "video/webm",
+        "video/x-msvideo",
+        "video/mpeg",
+        "video/mp2t",
+        "application/octet-stream",
+    ]
+    allowed_source_buckets: list[str] = Field(default_factory=list)
+    allow_private_callbacks: bool = False
+    trigger_prefix: str = "incoming/"
+    idempotency_ttl_s: int = 24 * 3600
+
+    # Redis (broker and job state) and S3
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("VIDEOAPI_REDIS_URL", "REDIS_URL"))
     s3_endpoint_url: str | None = None
     s3_region: str = "us-east-1"
     bucket: str = "videoapi"
+
+    def to_env(self) -> dict[str, str]:
+        """Environment variables that make another process read these same settings."""
+        return {
+            f"VIDEOAPI_{k.upper()}": json.dumps(v) if isinstance(v, list | dict) else str(v)
+            for k, v in self.model_dump(mode="json").items()
+            if v is not None
+        }
 
 
 @lru_cache

@@ -129,5 +129,3 @@ def score_transitions(
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return Score(precision, recall, f1, tp, fp, fn)
-
-

@@ -36,26 +36,48 @@ def window_count(frame_count: int, window: int = 100, margin: int = MARGIN) -> i
     return -(-frame_count // step)
 
 
-def iter_windows(frames: Iterable[np.ndarray], window: int = 100, margin: int = MARGIN) -> Iterator[Window]:
-    """Yield the windows the reference would build, holding at most `window` frames at a time."""
+def iter_windows(
+    frames: Iterable[np.ndarray],
+    window: int = 100,
+    margin: int = MARGIN,
+    *,
+    start: int = 0,
+    stop: int | None = None,
+) -> Iterator[Window]:
+    """Yield the windows the reference would build, holding at most `window` frames at a time.
+
+    For a segment of a longer video, `frames` begins at frame start - margin
+    (start a multiple of the step) and the windows whose kept frames begin
+    before `stop` are yielded: exactly those of a single pass over the video.
+    """
     step = step_for(window, margin)
+    if start and (start % step or start < margin):
+        raise ValueError(f"a segment must start on a multiple of the step ({step}), not {start}")
     buffer: list[np.ndarray] = []
     emitted = seen = 0
     last = None
+    source_first = start - margin if start else 0  # global index of the first frame read
+
+    def first_of(k: int) -> int:
+        return start + k * step
+
     for frame in frames:
-        if last is None:
+        if last is None and not start:
             buffer.extend([frame] * margin)
         buffer.append(frame)
         last, seen = frame, seen + 1
         if len(buffer) == window:
-            yield Window(np.stack(buffer), emitted * step, step)
+            yield Window(np.stack(buffer), first_of(emitted), step)
             emitted += 1
             del buffer[:step]
+            if stop is not None and first_of(emitted) >= stop:
+                return
     if last is None:
         return
-    while emitted * step < seen:
+    total = source_first + seen  # the video ended here
+    while first_of(emitted) < total and (stop is None or first_of(emitted) < stop):
         buffer.extend([last] * (window - len(buffer)))
-        yield Window(np.stack(buffer), emitted * step, min(step, seen - emitted * step))
+        yield Window(np.stack(buffer), first_of(emitted), min(step, total - first_of(emitted)))
         emitted += 1
         del buffer[:step]
 

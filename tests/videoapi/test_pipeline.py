@@ -2,15 +2,16 @@
 
 import pytest
 
-from videoapi.decode import iter_model_frames, probe_video
+from videoapi.decode import iter_model_frames
 from videoapi.pipeline import predict_frames
+from videoapi.probe import probe
 from videoapi.shots import ShotList, score_transitions, shot_spans, transitions
 from videoapi.triton.client import ShotModelClient
 
 
 @pytest.mark.slow
 def test_test_mp4_shots_match_the_reference_package(triton, reference_video, reference_predictions):
-    info = probe_video(reference_video)
+    info = probe(reference_video)
     progress = []
     with ShotModelClient(triton.grpc_url) as client:
         predictions = predict_frames(iter_model_frames(reference_video), client, on_progress=progress.append)

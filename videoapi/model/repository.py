@@ -170,7 +170,9 @@ def build_model_repository(
         signature = inspect_onnx(Path(onnx_file), single_frame_output=single_frame_output)
         shutil.copyfile(onnx_file, staging)
     staging.replace(target)
-    (model_dir / "config.pbtxt").write_text(triton_config(signature, name=name, max_batch_size=max_batch_size, gpu=False))
+    (model_dir / "config.pbtxt").write_text(
+        triton_config(signature, name=name, max_batch_size=max_batch_size, gpu=False)
+    )
     (model_dir / "configs").mkdir(exist_ok=True)
     gpu_text = triton_config(signature, name=name, max_batch_size=gpu_max_batch_size, gpu=True)
     (model_dir / "configs" / f"{GPU_CONFIG_NAME}.pbtxt").write_text(gpu_text)

@@ -144,7 +144,9 @@ class ShotModelClient:
                 f"windows must be uint8 [n, time, 27, 48, 3], got {windows.dtype} {list(windows.shape)}"
             )
         if served.window is not None and windows.shape[1] != served.window:
-            raise InferenceInputError(f"model {served.name} takes {served.window}-frame windows, got {windows.shape[1]}")
+            raise InferenceInputError(
+                f"model {served.name} takes {served.window}-frame windows, got {windows.shape[1]}"
+            )
         singles, manys = [], []
         chunk = min(served.max_batch_size, self.batch_windows or served.max_batch_size)
         for start in range(0, len(windows), chunk):

@@ -58,5 +58,5 @@ def test_plain_reference_export_is_batch_bound(reference_model, tmp_path):
             dynamo=False,
         )
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    with pytest.raises(Exception):
+    with pytest.raises(Exception):  # noqa: B017 - ONNX Runtime raises its own untyped errors
         session.run(None, {"frames": np.zeros((3, 100, 27, 48, 3), np.uint8)})

@@ -1,0 +1,61 @@
+"""The FastAPI application: routers, JSON errors for everything, OpenAPI at /openapi.json and /docs."""
+
+from __future__ import annotations
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError
+from starlette.exceptions import HTTPException
+
+from functions.deps import Services
+from functions.routers import jobs, uploads
+from videoapi.settings import Settings
+from videoapi.storage import StorageError
+from videoapi.submission import ApiError
+
+ROUTERS = {"uploads": uploads.router, "jobs": jobs.router}
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(ApiError(status, code, message, field).body(), status_code=status)
+
+
+def create_app(settings: Settings, *, routers: list[str] | None = None, services: Services | None = None) -> FastAPI:
+    """The API; `routers` limits it to some routers (one Lambda function each), all by default."""
+    app = FastAPI(title="videoapi", version="1", summary="Shot-boundary detection for videos (TransNetV2)")
+    app.state.services = services or Services.from_settings(settings)
+    for name in routers or list(ROUTERS):
+        app.include_router(ROUTERS[name])
+
+    @app.get("/v1/health", tags=["health"])
+    def health() -> dict:
+        app.state.services.jobs.store.redis.ping()
+        return {"status": "ok"}
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "header", "path"))
+        return _error(422, "invalid_request", f"{field or 'request'}: {first['msg']}", field or None)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(redis.RedisError)
+    @app.exception_handler(OperationalError)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        return _error(503, "service_unavailable", "the job store is unreachable; retry shortly")
+
+    @app.exception_handler(StorageError)
+    async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
+        return _error(503, "storage_unavailable", "object storage is unreachable; retry shortly")
+
+    return app

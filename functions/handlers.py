@@ -1,0 +1,32 @@
+"""AWS Lambda entry points (Mangum over the FastAPI app), one per function of template.yaml.
+
+Each builds its app once per container (cold start) and holds no state between calls.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from mangum import Mangum
+
+from functions.app import create_app
+from videoapi.settings import get_settings
+
+
+@cache
+def _adapter(*routers: str) -> Mangum:
+    return Mangum(create_app(get_settings(), routers=list(routers) or None), lifespan="off")
+
+
+def api(event, context):
+    """All routes in one function (the simplest deployment)."""
+    return _adapter()(event, context)
+
+
+def upload(event, context):
+    return _adapter("uploads")(event, context)
+
+
+def jobs(event, context):
+    """Submit, status and result."""
+    return _adapter("jobs")(event, context)

@@ -1,0 +1,62 @@
+"""Jobs: submit, status, result."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from functions.deps import ClientDep, ServicesDep
+from videoapi.submission import SubmitRequest, job_view
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+class JobRequest(BaseModel):
+    source: str = Field(
+        min_length=1, max_length=1100, description="key returned by POST /v1/uploads, or s3://bucket/key"
+    )
+    threshold: float | None = Field(None, gt=0, lt=1)
+    formats: list[Literal["json", "csv", "edl"]] = ["json"]
+    tag: str = Field("", max_length=200, description="your own label, returned with the job")
+    callback_url: str | None = Field(None, max_length=2000, description="POSTed the job's status when it ends")
+
+
+@router.post("", status_code=202, summary="Submit a shot-detection job")
+def submit_job(
+    body: JobRequest,
+    client: ClientDep,
+    services: ServicesDep,
+    idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
+) -> JSONResponse:
+    request = SubmitRequest(
+        source=body.source,
+        threshold=body.threshold,
+        formats=tuple(body.formats),
+        tag=body.tag,
+        callback_url=body.callback_url,
+    )
+    job, created = services.jobs.submit(client, request, idempotency_key)
+    return JSONResponse(job_view(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/{job_id}", summary="Job status")
+def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+    return job_view(services.jobs.get(client, job_id))
+
+
+@router.get("/{job_id}/result", summary="Shots: JSON, CSV or EDL (CMX 3600); per-frame probabilities (npz)")
+def job_result(
+    job_id: str,
+    client: ClientDep,
+    services: ServicesDep,
+    format: Annotated[Literal["json", "csv", "edl", "probabilities"], Query()] = "json",
+) -> Response:
+    content, media_type = services.jobs.result(client, job_id, format)
+    headers = {}
+    if format != "json":
+        suffix = {"csv": "csv", "edl": "edl", "probabilities": "npz"}[format]
+        headers["Content-Disposition"] = f'attachment; filename="{job_id}.{suffix}"'
+    return Response(content, media_type=media_type, headers=headers)

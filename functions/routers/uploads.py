@@ -1,0 +1,47 @@
+"""POST /v1/uploads (presigned), PUT /v1/uploads/direct (small files through the API)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request
+from pydantic import BaseModel, Field
+
+from functions.deps import ClientDep, ServicesDep
+from videoapi.submission import ApiError
+
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+
+
+class UploadRequest(BaseModel):
+    filename: str = Field(min_length=1, max_length=200, examples=["match.mp4"])
+    content_type: str = Field("video/mp4", examples=["video/mp4"])
+    size_bytes: int = Field(gt=0, description="exact size of the file to upload")
+
+
+@router.post("", status_code=201, summary="Create a presigned upload")
+def create_upload(body: UploadRequest, client: ClientDep, services: ServicesDep) -> dict:
+    """A presigned S3 PUT (and an equivalent POST policy) for one file: the video never passes through the API."""
+    return services.jobs.presign_upload(client, body.filename, body.content_type, body.size_bytes)
+
+
+@router.put("/direct", status_code=201, summary="Upload a small file through the API")
+async def direct_upload(
+    request: Request,
+    client: ClientDep,
+    services: ServicesDep,
+    filename: Annotated[str, Query(min_length=1, max_length=200)],
+    content_type: Annotated[str, Header()] = "application/octet-stream",
+) -> dict:
+    limit = services.settings.direct_upload_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, "too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise ApiError(
+                413, "too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body"
+            )
+    return services.jobs.direct_upload(client, filename, content_type.split(";")[0].strip(), bytes(data))

@@ -1,0 +1,42 @@
+"""S3 ObjectCreated events under the trigger prefix become jobs, with no API call.
+
+S3 delivers events at least once: the (key, sequencer) pair makes a repeated delivery find
+the job the first one created.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from urllib.parse import unquote_plus
+
+from functions.deps import Services
+from videoapi.settings import get_settings
+from videoapi.submission import ApiError
+
+
+@cache
+def _services() -> Services:
+    return Services.from_settings(get_settings())
+
+
+def handle_event(event: dict, services: Services) -> list[dict]:
+    outcomes = []
+    for record in event.get("Records", []):
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        s3 = record.get("s3", {})
+        bucket = s3.get("bucket", {}).get("name", "")
+        obj = s3.get("object", {})
+        key = unquote_plus(obj.get("key", ""))  # S3 URL-encodes keys in events
+        sequencer = obj.get("sequencer") or obj.get("eTag") or ""
+        try:
+            job = services.jobs.create_from_event(bucket, key, int(obj.get("size", 0)), sequencer)
+        except ApiError as exc:
+            outcomes.append({"key": key, "error": exc.code})
+            continue
+        outcomes.append({"key": key, "job_id": job.id if job else None})
+    return outcomes
+
+
+def handler(event, context):
+    return {"jobs": handle_event(event, _services())}

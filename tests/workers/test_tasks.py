@@ -1,0 +1,190 @@
+"""The Celery worker, for real: Redis broker, moto S3, Triton; videos generated here."""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videoapi.detection import Segment, ShotDetector
+from videoapi.jobs import Job, JobStatus, JobStore
+from videoapi.netutil import free_port
+from videoapi.shots import score_transitions, shot_spans
+from videoapi.storage import Storage
+from videoapi.synthetic import (
+    write_audio_only,
+    write_faststart_truncated,
+    write_variable_frame_rate,
+    write_video,
+    write_zero_frames,
+)
+from videoapi.triton.client import ShotModelClient
+from workers.celery_app import create_app
+from workers.process import WorkerProcess
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def worker(stack_settings, tmp_path_factory):
+    log = tmp_path_factory.mktemp("logs") / "worker.log"
+    with WorkerProcess(stack_settings, concurrency=2, log_path=log) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
+def celery(stack_settings):
+    app = create_app(stack_settings)
+    yield app
+    app.close()
+
+
+@pytest.fixture(scope="module")
+def store(stack_settings) -> JobStore:
+    return JobStore.from_url(stack_settings.redis_url)
+
+
+@pytest.fixture(scope="module")
+def storage(stack_settings) -> Storage:
+    return Storage.from_settings(stack_settings)
+
+
+def submit(celery, store: JobStore, storage: Storage, video: Path | bytes | None, name: str = "v.mp4") -> str:
+    key = f"incoming/{time.time_ns()}-{name}"
+    if video is not None:
+        data = video if isinstance(video, bytes) else video.read_bytes()
+        storage.put_bytes(key, data, "video/mp4")
+    job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+    celery.send_task("videoapi.detect_shots", args=[job.id])
+    return job.id
+
+
+def wait(store: JobStore, job_id: str, timeout_s: float = 240, seen: list | None = None) -> Job:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = store.get(job_id)
+        if seen is not None:
+            seen.append((job.status, job.progress))
+        if job.status in (JobStatus.succeeded, JobStatus.failed):
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"job {job_id} still {store.get(job_id).status} after {timeout_s}s")
+
+
+def test_short_video_becomes_a_shot_document(worker, celery, store, storage, tmp_path):
+    video = tmp_path / "short.mp4"
+    cuts = write_video(video, [60, 45, 80, 65], fps=25)
+    job = wait(store, submit(celery, store, storage, video))
+    assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
+    assert job.progress == 100.0 and job.frames_done == job.frames_total == 250
+
+    doc = storage.get_json(job.result_key)
+    assert doc["video"] | {"source": None} == {
+        "source": None,
+        "fps": 25.0,
+        "frame_count": 250,
+        "duration": 10.0,
+        "width": 320,
+        "height": 180,
+        "codec": "h264",
+    }
+    assert doc["model"]["name"] == "transnetv2" and doc["model"]["version"] == "1" and doc["threshold"] == 0.5
+    shots = doc["shots"]
+    assert [s["index"] for s in shots] == list(range(len(shots))) == list(range(doc["shot_count"]))
+    found = [(a["end_frame"], b["start_frame"]) for a, b in zip(shots, shots[1:])]
+    truth = [(c - 1, c) for c in cuts]
+    assert score_transitions(found, truth, tolerance=2).f1 == 1.0
+    first = shots[1]
+    assert first["start_time"] == pytest.approx(first["start_frame"] / 25)
+    assert first["start_timecode"].startswith("00:00:0") and 0.5 < first["confidence"] <= 1.0
+    assert shots[-1]["end_frame"] == 249 and shots[-1]["end_time"] == 10.0
+
+    with np.load(io.BytesIO(storage.get_bytes(doc["probabilities"]["key"]))) as probs:
+        assert probs["single_frame"].shape == probs["many_hot"].shape == (250,)
+        assert shot_spans(probs["single_frame"]) == [(s["start_frame"], s["end_frame"]) for s in shots]
+
+
+def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, store, storage, stack_settings, tmp_path):
+    video = tmp_path / "long.mp4"
+    write_video(video, [130, 210, 95, 300, 170, 245, 110], fps=25, seed=7)  # 1260 frames; segments of 500
+    seen: list = []
+    job = wait(store, submit(celery, store, storage, video), seen=seen)
+    assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
+    assert store.redis.hget(f"job:{job.id}", "segments_sent") == "1"  # it really fanned out
+    doc = storage.get_json(job.result_key)
+
+    with ShotModelClient(stack_settings.triton_url) as model:
+        detector = ShotDetector(stack_settings, store, storage, lambda: model)
+        single = detector.predict_file(video, Segment(0, None), progress=lambda done: None)
+    with np.load(io.BytesIO(storage.get_bytes(doc["probabilities"]["key"]))) as stitched:
+        assert stitched["single_frame"].shape == single.single_frame.shape == (1260,)
+        assert np.abs(stitched["single_frame"] - single.single_frame).max() < 1e-5
+        assert np.abs(stitched["many_hot"] - single.many_hot).max() < 1e-5
+    assert [(s["start_frame"], s["end_frame"]) for s in doc["shots"]] == shot_spans(single.single_frame)
+    assert not [
+        k for k in storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"work/{job.id}/").get("Contents", [])
+    ]  # segment scratch files are cleaned up
+
+    progress = [p for status, p in seen if status == JobStatus.running]
+    assert progress == sorted(progress) and any(0 < p < 100 for p in progress)
+
+
+BAD_INPUTS = {
+    "empty": ("empty_file", lambda p: p.write_bytes(b"")),
+    "random_bytes": ("not_a_video", lambda p: p.write_bytes(os.urandom(50_000))),
+    "moov_cut_off": ("not_a_video", lambda p: p.write_bytes(_half_of_a_video(p))),
+    "truncated_frames": ("truncated_video", write_faststart_truncated),
+    "audio_only": ("audio_only", write_audio_only),
+    "no_frames": ("no_video_stream", write_zero_frames),
+    "tiny_8x8": ("resolution_too_small", lambda p: write_video(p, [10], width=8, height=8)),
+    "variable_frame_rate": ("variable_frame_rate", write_variable_frame_rate),
+}
+
+
+def _half_of_a_video(path: Path) -> bytes:
+    write_video(path, [60])
+    data = path.read_bytes()
+    return data[: len(data) // 2]
+
+
+@pytest.mark.parametrize("name", list(BAD_INPUTS))
+def test_bad_input_fails_the_job_with_a_code(worker, celery, store, storage, tmp_path, name):
+    code, make = BAD_INPUTS[name]
+    path = tmp_path / f"{name}.mp4"
+    make(path)
+    job = wait(store, submit(celery, store, storage, path, name=f"{name}.mp4"), timeout_s=60)
+    assert (job.status, job.error_code) == (JobStatus.failed, code), job.error_message
+    assert job.error_message and job.finished_at
+
+
+def test_missing_object_fails_and_the_worker_goes_on(worker, celery, store, storage, tmp_path):
+    job = wait(store, submit(celery, store, storage, None), timeout_s=60)
+    assert (job.status, job.error_code) == (JobStatus.failed, "video_not_found")
+    video = tmp_path / "after.mp4"
+    write_video(video, [40, 40])
+    assert wait(store, submit(celery, store, storage, video)).status == JobStatus.succeeded
+
+
+def test_triton_down_is_retried_then_fails_with_a_code(stack_settings, storage, tmp_path):
+    """A worker on its own Redis database, pointed at a Triton that is not there."""
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    settings = stack_settings.model_copy(
+        update={"redis_url": f"{base}/3", "triton_url": f"127.0.0.1:{free_port()}", "triton_timeout_s": 3.0}
+    )
+    store = JobStore.from_url(settings.redis_url)
+    app = create_app(settings)
+    video = tmp_path / "v.mp4"
+    write_video(video, [30, 30])
+    with WorkerProcess(settings, concurrency=1, name="tritonless", log_path=tmp_path / "w.log"):
+        started = time.monotonic()
+        job = wait(store, submit(app, store, storage, video), timeout_s=120)
+    app.close()
+    assert (job.status, job.error_code) == (JobStatus.failed, "triton_unavailable"), job.error_message
+    assert "Triton at 127.0.0.1" in job.error_message
+    log = (tmp_path / "w.log").read_text()
+    assert log.count("Retry in") == settings.task_max_retries  # retried with backoff before giving up
+    assert time.monotonic() - started > 2 + 2  # the backoff waited

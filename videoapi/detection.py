@@ -1,0 +1,236 @@
+"""Shot detection for one stored video: plan, detect (whole or by segment), stitch, publish.
+
+Plain Python over the job store, storage and a model client: the Celery tasks
+in workers/ are thin adapters over `ShotDetector`.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from videoapi.decode import iter_model_frames
+from videoapi.jobs import Job, JobStatus, JobStore
+from videoapi.pipeline import FrameModel, Predictions, predict_frames
+from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
+from videoapi.settings import Settings
+from videoapi.shots import ShotList
+from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
+from videoapi.triton.client import InferenceError, InferenceUnavailable
+from videoapi.windows import MARGIN, step_for
+
+RESULT_SCHEMA = "videoapi.shots/1"
+
+
+class JobError(Exception):
+    """Ends a job as failed with a machine-readable code, unless `transient` (then it is retried)."""
+
+    def __init__(self, code: str, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.code, self.message, self.transient = code, message, transient
+
+
+def as_job_error(exc: BaseException) -> JobError:
+    """Map what the pipeline raises to the job's error code and retry policy."""
+    if isinstance(exc, JobError):
+        return exc
+    if isinstance(exc, VideoRejected):
+        return JobError(exc.code, exc.message)
+    if isinstance(exc, ObjectNotFound):
+        return JobError("video_not_found", str(exc))
+    if isinstance(exc, StorageError):
+        return JobError("storage_unavailable", str(exc), transient=exc.transient)
+    if isinstance(exc, InferenceUnavailable):
+        return JobError("triton_unavailable", str(exc), transient=True)
+    if isinstance(exc, InferenceError):
+        return JobError("inference_error", str(exc))
+    return JobError("internal_error", f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames start..stop-1 (stop None: to the end of the video)."""
+
+    start: int
+    stop: int | None
+
+
+def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> list[Segment]:
+    """Split into segments of about segment_frames on the window grid; one segment when short."""
+    step = step_for(window)
+    length = max(step, segment_frames // step * step)
+    if frame_count <= length:
+        return [Segment(0, None)]
+    starts = list(range(0, frame_count, length))
+    return [Segment(s, s + length) for s in starts[:-1]] + [Segment(starts[-1], None)]
+
+
+def _result_keys(job_id: str) -> tuple[str, str]:
+    return f"results/{job_id}/shots.json", f"results/{job_id}/probabilities.npz"
+
+
+class ShotDetector:
+    """Runs jobs: everything a worker does, with no Celery in sight."""
+
+    def __init__(self, settings: Settings, store: JobStore, storage: Storage, model_factory: Callable[[], FrameModel]):
+        self.settings, self.store, self.storage = settings, store, storage
+        self._model_factory = model_factory
+        self._model: FrameModel | None = None
+        self.limits = VideoLimits(
+            max_width=settings.max_width,
+            max_height=settings.max_height,
+            max_duration_s=settings.max_duration_s,
+        )
+
+    @property
+    def model(self) -> FrameModel:
+        if self._model is None:
+            self._model = self._model_factory()
+        return self._model
+
+    @contextmanager
+    def fetched(self, job: Job) -> Iterator[Path]:
+        """The job's video in a temporary file, deleted afterwards."""
+        storage = self.storage.for_bucket(job.bucket)
+        size = storage.size(job.key)
+        if size > self.settings.max_video_bytes:
+            raise JobError("file_too_large", f"{size} bytes exceeds the limit of {self.settings.max_video_bytes}")
+        with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
+            yield storage.download(job.key, Path(tmp) / "video")
+
+    def begin(self, job_id: str) -> list[Segment] | dict | None:
+        """Fetch and probe the video and mark the job running.
+
+        Short videos are detected right here, on the file already fetched (the
+        result document is returned); long ones return the segments to run in
+        parallel; None when the job had already finished (a redelivery).
+        """
+        job = self.store.get(job_id)
+        if job.status in (JobStatus.succeeded, JobStatus.failed):
+            return None
+        with self.fetched(job) as path:
+            info = probe(path, self.limits)
+            if not self.store.start(job_id, info.frame_count):
+                return None
+            self.store.redis.hset(f"job:{job_id}", "video_info", json.dumps(asdict(info)))
+            segments = plan_segments(info.frame_count, self.settings.segment_frames, self.settings.window)
+            if len(segments) > 1:
+                return segments
+            predictions = self.predict_file(path, segments[0], lambda done: self.store.set_progress(job_id, done))
+        return self.publish(job_id, predictions)
+
+    def claim_fan_out(self, job_id: str) -> bool:
+        """True once per job: whoever gets it sends the segments."""
+        return bool(self.store.redis.hsetnx(f"job:{job_id}", "segments_sent", "1"))
+
+    def info(self, job_id: str) -> VideoInfo:
+        return VideoInfo(**json.loads(self.store.redis.hget(f"job:{job_id}", "video_info")))
+
+    def predict_file(self, path: Path, segment: Segment, progress: Callable[[int], None]) -> Predictions:
+        first = max(0, segment.start - MARGIN)
+        last = None if segment.stop is None else segment.stop + MARGIN
+        return predict_frames(
+            iter_model_frames(path, first, last),
+            self.model,
+            window=self.settings.window,
+            batch_windows=self.settings.batch_windows,
+            in_flight=self.settings.inflight_batches,
+            on_progress=progress,
+            start=segment.start,
+            stop=segment.stop,
+        )
+
+    def run_segment(self, job_id: str, segment: Segment) -> str:
+        """Predict one segment and park its probabilities in storage; returns their key."""
+        job = self.store.get(job_id)
+        reported = 0
+
+        def progress(done: int) -> None:
+            nonlocal reported
+            self.store.add_progress(job_id, done - reported)
+            reported = done
+
+        with self.fetched(job) as path:
+            predictions = self.predict_file(path, segment, progress)
+        key = f"work/{job_id}/segment-{segment.start:09d}.npz"
+        self.storage.put_bytes(
+            key, npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot), "application/x-npz"
+        )
+        return key
+
+    def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
+        """Concatenate segment probabilities in order and publish them like a single pass."""
+        parts = []
+        for key in sorted(segment_keys):
+            with np.load(_bytes_io(self.storage.get_bytes(key))) as data:
+                parts.append((data["single_frame"], data["many_hot"]))
+        predictions = Predictions(
+            np.concatenate([p[0] for p in parts]).astype(np.float32),
+            np.concatenate([p[1] for p in parts]).astype(np.float32),
+        )
+        document = self.publish(job_id, predictions)
+        for key in segment_keys:
+            self.storage.delete(key)
+        return document
+
+    def publish(self, job_id: str, predictions: Predictions) -> dict:
+        """Check the decode was complete, write shots.json and probabilities.npz, succeed the job."""
+        job, info = self.store.get(job_id), self.info(job_id)
+        decoded = predictions.frame_count
+        if decoded == 0:
+            raise JobError("zero_frames", "no frame could be decoded")
+        if decoded < info.frame_count - max(2, info.frame_count // 200):
+            raise JobError(
+                "truncated_video", f"only {decoded} of {info.frame_count} frames could be decoded: truncated or corrupt"
+            )
+        fps = info.fps
+        shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
+        shots_key, probs_key = _result_keys(job_id)
+        served = getattr(self.model, "served_model", None)
+        model = served() if callable(served) else None
+        document = {
+            "schema": RESULT_SCHEMA,
+            "job_id": job_id,
+            "video": {
+                "source": f"s3://{job.bucket}/{job.key}",
+                "fps": fps,
+                "frame_count": decoded,
+                "duration": round(decoded / fps, 6),
+                "width": info.width,
+                "height": info.height,
+                "codec": info.codec,
+            },
+            "model": {
+                "name": model.name if model else self.settings.model_name,
+                "version": model.version if model else "",
+                "window": self.settings.window,
+            },
+            "threshold": job.threshold,
+            "shot_count": len(shots.shots),
+            "shots": shots.to_dicts(),
+            "probabilities": {"key": probs_key, "format": "npz", "arrays": ["single_frame", "many_hot"]},
+        }
+        self.storage.put_bytes(
+            probs_key,
+            npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot),
+            "application/x-npz",
+        )
+        self.storage.put_json(shots_key, document)
+        self.store.set_progress(job_id, decoded)
+        self.store.succeed(job_id, shots_key)
+        return document
+
+    def fail(self, job_id: str, error: JobError) -> None:
+        self.store.fail(job_id, error.code, error.message)
+
+
+def _bytes_io(data: bytes):
+    import io
+
+    return io.BytesIO(data)

@@ -1,0 +1,197 @@
+"""Job records in Redis: one hash per job, status that only moves forward, progress by frames."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import redis
+
+
+class JobStatus(StrEnum):
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+
+
+_RANK = {JobStatus.queued: 0, JobStatus.running: 1, JobStatus.succeeded: 2, JobStatus.failed: 2}
+
+# Status moves only forward (queued -> running -> succeeded|failed), and a finished job never changes:
+# a redelivered task cannot turn a success back into "running".
+_ADVANCE = """
+local current = redis.call('HGET', KEYS[1], 'status')
+if not current then return -1 end
+local rank = {queued=0, running=1, succeeded=2, failed=2}
+if rank[current] >= 2 or rank[ARGV[1]] < rank[current] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+return 1
+"""
+
+
+class JobNotFound(KeyError):
+    pass
+
+
+def new_job_id() -> str:
+    """Unguessable: 128 random bits."""
+    return "job_" + secrets.token_hex(16)
+
+
+@dataclass
+class Job:
+    id: str
+    status: JobStatus
+    bucket: str
+    key: str
+    threshold: float
+    created_at: float
+    client_id: str = ""
+    tag: str = ""
+    started_at: float | None = None
+    finished_at: float | None = None
+    frames_done: int = 0
+    frames_total: int = 0
+    error_code: str = ""
+    error_message: str = ""
+    result_key: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def progress(self) -> float:
+        if self.status == JobStatus.succeeded:
+            return 100.0
+        if not self.frames_total:
+            return 0.0
+        return round(min(100.0, 100.0 * self.frames_done / self.frames_total), 1)
+
+    @classmethod
+    def from_hash(cls, data: dict[str, str]) -> Job:
+        def num(name):
+            value = data.get(name)
+            return float(value) if value not in (None, "") else None
+
+        known = {
+            "id",
+            "status",
+            "bucket",
+            "key",
+            "threshold",
+            "created_at",
+            "client_id",
+            "tag",
+            "started_at",
+            "finished_at",
+            "frames_done",
+            "frames_total",
+            "error_code",
+            "error_message",
+            "result_key",
+        }
+        return cls(
+            id=data["id"],
+            status=JobStatus(data["status"]),
+            bucket=data.get("bucket", ""),
+            key=data.get("key", ""),
+            threshold=float(data.get("threshold", 0.5)),
+            created_at=float(data["created_at"]),
+            client_id=data.get("client_id", ""),
+            tag=data.get("tag", ""),
+            started_at=num("started_at"),
+            finished_at=num("finished_at"),
+            frames_done=int(data.get("frames_done") or 0),
+            frames_total=int(data.get("frames_total") or 0),
+            error_code=data.get("error_code", ""),
+            error_message=data.get("error_message", ""),
+            result_key=data.get("result_key", ""),
+            extra={k: v for k, v in data.items() if k not in known},
+        )
+
+
+class JobStore:
+    """Jobs in Redis under `job:<id>`; safe to share between API handlers and workers."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int = 30 * 24 * 3600):
+        self.redis = client
+        self.ttl_s = ttl_s
+        self._advance = client.register_script(_ADVANCE)
+
+    @classmethod
+    def from_url(cls, url: str) -> JobStore:
+        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5))
+
+    @staticmethod
+    def _key(job_id: str) -> str:
+        return f"job:{job_id}"
+
+    def create(
+        self,
+        *,
+        bucket: str,
+        key: str,
+        threshold: float,
+        client_id: str = "",
+        tag: str = "",
+        job_id: str | None = None,
+        **extra: str,
+    ) -> Job:
+        job = Job(
+            id=job_id or new_job_id(),
+            status=JobStatus.queued,
+            bucket=bucket,
+            key=key,
+            threshold=threshold,
+            created_at=time.time(),
+            client_id=client_id,
+            tag=tag,
+        )
+        fields = {
+            "id": job.id,
+            "status": job.status.value,
+            "bucket": bucket,
+            "key": key,
+            "threshold": threshold,
+            "created_at": job.created_at,
+            "client_id": client_id,
+            "tag": tag,
+            **extra,
+        }
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self._key(job.id), mapping=fields)
+            pipe.expire(self._key(job.id), self.ttl_s)
+            pipe.execute()
+        return job
+
+    def get(self, job_id: str) -> Job:
+        data = self.redis.hgetall(self._key(job_id))
+        if not data:
+            raise JobNotFound(job_id)
+        return Job.from_hash(data)
+
+    def _move(self, job_id: str, status: JobStatus, **fields) -> bool:
+        args = [status.value]
+        for name, value in fields.items():
+            args += [name, "" if value is None else str(value)]
+        result = self._advance(keys=[self._key(job_id)], args=args)
+        if result == -1:
+            raise JobNotFound(job_id)
+        return result == 1
+
+    def start(self, job_id: str, frames_total: int) -> bool:
+        """queued|running -> running; False if the job already finished (a late redelivery)."""
+        return self._move(job_id, JobStatus.running, started_at=time.time(), frames_total=frames_total)
+
+    def set_progress(self, job_id: str, frames_done: int) -> None:
+        self.redis.hset(self._key(job_id), "frames_done", frames_done)
+
+    def add_progress(self, job_id: str, frames: int) -> None:
+        self.redis.hincrby(self._key(job_id), "frames_done", frames)
+
+    def succeed(self, job_id: str, result_key: str) -> bool:
+        return self._move(job_id, JobStatus.succeeded, finished_at=time.time(), result_key=result_key)
+
+    def fail(self, job_id: str, code: str, message: str) -> bool:
+        return self._move(job_id, JobStatus.failed, finished_at=time.time(), error_code=code, error_message=message)

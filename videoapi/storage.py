@@ -1,0 +1,103 @@
+"""S3-compatible object storage: videos in, results out, streamed through temporary files."""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from videoapi.settings import Settings
+
+
+class StorageError(RuntimeError):
+    """Base of storage errors; `transient` says whether a retry can help."""
+
+    transient = True
+
+
+class ObjectNotFound(StorageError):
+    transient = False
+
+
+@dataclass
+class Storage:
+    """One bucket, through boto3 (retries in botocore's standard mode)."""
+
+    client: object
+    bucket: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        config = Config(retries={"max_attempts": 5, "mode": "standard"}, signature_version="s3v4")
+        client = boto3.client(
+            "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, config=config
+        )
+        return cls(client=client, bucket=settings.bucket)
+
+    def _guard(self, what: str, key: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("404", "NoSuchKey", "NotFound", "NoSuchBucket"):
+                raise ObjectNotFound(f"s3://{self.bucket}/{key} does not exist") from exc
+            error = StorageError(f"{what} s3://{self.bucket}/{key} failed: {code or exc}")
+            error.transient = code in ("SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "503")
+            raise error from exc
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            raise StorageError(f"{what} s3://{self.bucket}/{key} failed: {exc}") from exc
+
+    def for_bucket(self, bucket: str) -> Storage:
+        """The same client on another bucket."""
+        return self if bucket == self.bucket else Storage(client=self.client, bucket=bucket)
+
+    def size(self, key: str) -> int:
+        head = self._guard("head", key, self.client.head_object, Bucket=self.bucket, Key=key)
+        return int(head["ContentLength"])
+
+    def download(self, key: str, path: Path) -> Path:
+        """Stream an object to a local file (multipart, chunked: never whole in memory)."""
+        self._guard("download", key, self.client.download_file, self.bucket, key, str(path))
+        return path
+
+    def upload_file(self, path: Path, key: str, content_type: str) -> None:
+        self._guard(
+            "upload", key, self.client.upload_file, str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}
+        )
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        self._guard(
+            "put", key, self.client.put_object, Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+        )
+
+    def put_json(self, key: str, document: dict) -> None:
+        self.put_bytes(key, json.dumps(document, separators=(",", ":")).encode(), "application/json")
+
+    def get_bytes(self, key: str) -> bytes:
+        body = self._guard("get", key, self.client.get_object, Bucket=self.bucket, Key=key)["Body"]
+        return body.read()
+
+    def get_json(self, key: str) -> dict:
+        return json.loads(self.get_bytes(key))
+
+    def delete(self, key: str) -> None:
+        self._guard("delete", key, self.client.delete_object, Bucket=self.bucket, Key=key)
+
+    def ensure_bucket(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            self._guard("create bucket", "", self.client.create_bucket, Bucket=self.bucket)
+
+
+def npz_bytes(**arrays) -> bytes:
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()

@@ -1,0 +1,319 @@
+"""The API's domain: uploads, job submission with idempotency, S3-triggered jobs, results.
+
+Knows nothing of HTTP: errors are `ApiError`s carrying the status a web adapter should use.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+from videoapi.exports import to_csv, to_edl
+from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
+from videoapi.queue import TaskQueue
+from videoapi.settings import Settings
+from videoapi.storage import ObjectNotFound, Storage
+
+RESULT_FORMATS = ("json", "csv", "edl")
+_SAFE_NAME = re.compile(r"^[\w\- .()\[\]+,@&'!]{1,200}$", re.UNICODE)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class ApiError(Exception):
+    """A refusal with an HTTP status, a machine-readable code and, where it applies, the field at fault."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.field = status, code, message, field
+
+    def body(self) -> dict:
+        error = {"code": self.code, "message": self.message}
+        if self.field:
+            error["field"] = self.field
+        return {"error": error}
+
+
+def safe_filename(name: str, field: str = "filename") -> str:
+    """A file name fit to be the last part of a key: no separators, no dot-dot, no control characters."""
+    if not name or "/" in name or "\\" in name or name in (".", "..") or ".." in name or _CONTROL.search(name):
+        raise ApiError(
+            422, "invalid_filename", "file names may not contain '/', '\\', '..' or control characters", field
+        )
+    if not _SAFE_NAME.match(name):
+        raise ApiError(422, "invalid_filename", "file name has characters that are not allowed", field)
+    return name
+
+
+def check_key(key: str, field: str = "source") -> str:
+    if (
+        not key
+        or len(key) > 1024
+        or key.startswith("/")
+        or "//" in key
+        or any(part in (".", "..") for part in key.split("/"))
+        or _CONTROL.search(key)
+    ):
+        raise ApiError(422, "invalid_key", "object keys may not be empty, absolute, or hold '.', '..' or '//'", field)
+    return key
+
+
+def check_callback_url(url: str, allow_private: bool) -> str:
+    parsed = urlparse(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise ApiError(422, "invalid_callback_url", "callback_url must be an http(s) URL", "callback_url")
+    if allow_private:
+        return url
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443)}
+    except socket.gaierror as exc:
+        raise ApiError(422, "invalid_callback_url", f"cannot resolve {parsed.hostname}", "callback_url") from exc
+    for address in addresses:
+        ip = ipaddress.ip_address(address.split("%")[0])
+        if not ip.is_global:
+            raise ApiError(
+                422,
+                "callback_url_not_allowed",
+                f"callbacks to private or loopback addresses ({ip}) are refused",
+                "callback_url",
+            )
+    return url
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    source: str  # an object key in the service bucket, or s3://bucket/key
+    threshold: float | None = None
+    formats: tuple[str, ...] = ("json",)
+    tag: str = ""
+    callback_url: str | None = None
+
+    def fingerprint(self) -> str:
+        body = json.dumps(
+            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url], separators=(",", ":")
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def iso(ts: float | None) -> str | None:
+    return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+class JobService:
+    """Everything the handlers do, over the job store, storage and the task queue."""
+
+    def __init__(self, settings: Settings, store: JobStore, storage: Storage, queue: TaskQueue):
+        self.settings, self.store, self.storage, self.queue = settings, store, storage, queue
+
+    # uploads -----------------------------------------------------------------------------------
+    def _check_upload(self, filename: str, content_type: str, size: int) -> str:
+        safe_filename(filename)
+        if content_type not in self.settings.allowed_content_types:
+            allowed = ", ".join(self.settings.allowed_content_types)
+            raise ApiError(
+                415, "unsupported_content_type", f"{content_type!r} is not one of: {allowed}", "content_type"
+            )
+        if size <= 0:
+            raise ApiError(422, "invalid_size", "size_bytes must be positive", "size_bytes")
+        return filename
+
+    def upload_key(self, client_id: str, filename: str) -> str:
+        return f"uploads/{client_id}/{uuid.uuid4().hex}/{filename}"
+
+    def presign_upload(self, client_id: str, filename: str, content_type: str, size_bytes: int) -> dict:
+        """A presigned PUT bound to this size and type, and a POST policy enforcing the size limit."""
+        self._check_upload(filename, content_type, size_bytes)
+        if size_bytes > self.settings.max_upload_bytes:
+            raise ApiError(
+                413, "too_large", f"size_bytes exceeds the limit of {self.settings.max_upload_bytes}", "size_bytes"
+            )
+        key = self.upload_key(client_id, filename)
+        expires = self.settings.presign_expiry_s
+        client = self.storage.client
+        put_url = client.generate_presigned_url(
+            "put_object",
+            Params={
+                "Bucket": self.storage.bucket,
+                "Key": key,
+                "ContentType": content_type,
+                "ContentLength": size_bytes,
+            },
+            ExpiresIn=expires,
+        )
+        post = client.generate_presigned_post(
+            self.storage.bucket,
+            key,
+            Fields={"Content-Type": content_type},
+            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, size_bytes]],
+            ExpiresIn=expires,
+        )
+        return {
+            "key": key,
+            "method": "PUT",
+            "url": put_url,
+            "headers": {"Content-Type": content_type, "Content-Length": str(size_bytes)},
+            "post": {"url": post["url"], "fields": post["fields"]},
+            "max_bytes": size_bytes,
+            "expires_in": expires,
+            "expires_at": iso(time.time() + expires),
+        }
+
+    def direct_upload(self, client_id: str, filename: str, content_type: str, data: bytes) -> dict:
+        self._check_upload(filename, content_type, len(data) or 1)
+        if not data:
+            raise ApiError(422, "empty_body", "the request body is empty", "body")
+        key = self.upload_key(client_id, filename)
+        self.storage.put_bytes(key, data, content_type)
+        return {"key": key, "size_bytes": len(data)}
+
+    # jobs --------------------------------------------------------------------------------------
+    def _resolve_source(self, client_id: str, source: str) -> tuple[str, str]:
+        if source.startswith("s3://"):
+            bucket, _, key = source[5:].partition("/")
+            check_key(key)
+            if bucket != self.storage.bucket and bucket not in self.settings.allowed_source_buckets:
+                raise ApiError(422, "bucket_not_allowed", f"bucket {bucket!r} is not one this service reads", "source")
+        else:
+            bucket, key = self.storage.bucket, check_key(source)
+        if bucket == self.storage.bucket and not (
+            key.startswith(f"uploads/{client_id}/") or key.startswith(f"{self.settings.trigger_prefix}{client_id}/")
+        ):
+            # keys in the service bucket belong to whoever uploaded them
+            raise ApiError(404, "source_not_found", "no such object among this client's uploads", "source")
+        try:
+            size = self.storage.for_bucket(bucket).size(key)
+        except ObjectNotFound as exc:
+            raise ApiError(404, "source_not_found", f"s3://{bucket}/{key} does not exist", "source") from exc
+        if size > self.settings.max_video_bytes:
+            raise ApiError(
+                413, "too_large", f"the object is {size} bytes, over {self.settings.max_video_bytes}", "source"
+            )
+        return bucket, key
+
+    def submit(self, client_id: str, request: SubmitRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
+        """Create and enqueue a job; with an idempotency key, the same request returns the same job."""
+        for fmt in request.formats:
+            if fmt not in RESULT_FORMATS:
+                raise ApiError(422, "invalid_format", f"formats must be among {', '.join(RESULT_FORMATS)}", "formats")
+        threshold = self.settings.threshold if request.threshold is None else request.threshold
+        if request.callback_url:
+            check_callback_url(request.callback_url, self.settings.allow_private_callbacks)
+        bucket, key = self._resolve_source(client_id, request.source)
+        job_id = new_job_id()
+        if idempotency_key:
+            marker = f"idem:{client_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+            claim = json.dumps({"job_id": job_id, "fingerprint": request.fingerprint()})
+            if not self.store.redis.set(marker, claim, nx=True, ex=self.settings.idempotency_ttl_s):
+                existing = json.loads(self.store.redis.get(marker) or "{}")
+                if existing.get("fingerprint") != request.fingerprint():
+                    raise ApiError(
+                        409,
+                        "idempotency_key_reused",
+                        "this Idempotency-Key was used with a different request",
+                        "Idempotency-Key",
+                    )
+                return self._wait_for(existing["job_id"], client_id), False
+        job = self.store.create(
+            job_id=job_id,
+            bucket=bucket,
+            key=key,
+            threshold=threshold,
+            client_id=client_id,
+            tag=request.tag,
+            formats=",".join(request.formats),
+            callback_url=request.callback_url or "",
+        )
+        self.queue.enqueue_detection(job.id)
+        return job, True
+
+    def _wait_for(self, job_id: str, client_id: str, timeout_s: float = 5.0) -> Job:
+        """The job a concurrent request with the same idempotency key is creating."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.get(client_id, job_id)
+            except ApiError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def create_from_event(self, bucket: str, key: str, size: int, sequencer: str) -> Job | None:
+        """A job for an object that arrived under the trigger prefix; repeated deliveries make one job."""
+        prefix = self.settings.trigger_prefix
+        if bucket != self.storage.bucket or not key.startswith(prefix):
+            return None
+        check_key(key, "key")
+        owner = key[len(prefix) :].split("/", 1)[0] if "/" in key[len(prefix) :] else ""
+        marker = f"s3event:{bucket}:{hashlib.sha256(f'{key}|{sequencer}'.encode()).hexdigest()}"
+        job_id = new_job_id()
+        if not self.store.redis.set(marker, job_id, nx=True, ex=self.settings.idempotency_ttl_s):
+            return self.store.get(self.store.redis.get(marker))
+        job = self.store.create(
+            job_id=job_id,
+            bucket=bucket,
+            key=key,
+            threshold=self.settings.threshold,
+            client_id=owner,
+            tag="s3-trigger",
+            formats="json",
+            callback_url="",
+        )
+        self.queue.enqueue_detection(job.id)
+        return job
+
+    def get(self, client_id: str, job_id: str) -> Job:
+        """The job if it is this client's; another client's job is as unknown as a missing one."""
+        try:
+            job = self.store.get(job_id) if job_id.startswith("job_") and len(job_id) < 100 else None
+        except JobNotFound:
+            job = None
+        if job is None or job.client_id != client_id:
+            raise ApiError(404, "job_not_found", f"no job {job_id!r}")
+        return job
+
+    def result(self, client_id: str, job_id: str, fmt: str) -> tuple[bytes, str]:
+        if fmt not in (*RESULT_FORMATS, "probabilities"):
+            raise ApiError(422, "invalid_format", f"format must be among {', '.join(RESULT_FORMATS)}", "format")
+        job = self.get(client_id, job_id)
+        if job.status == JobStatus.failed:
+            raise ApiError(409, "job_failed", f"the job failed ({job.error_code}): {job.error_message}")
+        if job.status != JobStatus.succeeded:
+            raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; poll its status")
+        document = self.storage.for_bucket(self.storage.bucket).get_json(job.result_key)
+        if fmt == "json":
+            return json.dumps(document).encode(), "application/json"
+        if fmt == "csv":
+            return to_csv(document).encode(), "text/csv; charset=utf-8"
+        if fmt == "edl":
+            return to_edl(document).encode(), "text/plain; charset=utf-8"
+        return self.storage.get_bytes(document["probabilities"]["key"]), "application/octet-stream"
+
+
+def job_view(job: Job, base: str = "/v1") -> dict:
+    """The status representation of a job."""
+    links = {"self": f"{base}/jobs/{job.id}"}
+    if job.status == JobStatus.succeeded:
+        for fmt in RESULT_FORMATS:
+            links[fmt] = f"{base}/jobs/{job.id}/result?format={fmt}"
+        links["probabilities"] = f"{base}/jobs/{job.id}/result?format=probabilities"
+    return {
+        "id": job.id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "frames_done": job.frames_done,
+        "frames_total": job.frames_total,
+        "threshold": job.threshold,
+        "tag": job.tag,
+        "source": f"s3://{job.bucket}/{job.key}",
+        "created_at": iso(job.created_at),
+        "started_at": iso(job.started_at),
+        "finished_at": iso(job.finished_at),
+        "error": {"code": job.error_code, "message": job.error_message} if job.status == JobStatus.failed else None,
+        "links": links,
+    }

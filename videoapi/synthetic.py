@@ -1,0 +1,136 @@
+"""Real H.264 test videos with exact ground truth: textured shots joined by hard cuts.
+
+Used by the tests and benchmarks (the encoder is FFmpeg's libx264 inside PyAV).
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+
+def _shot_frames(rng: np.random.Generator, length: int, width: int, height: int):
+    """A moving texture in a colour of its own: the camera pans slowly over it."""
+    base = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
+    tint = rng.integers(40, 216, 3)
+    big = np.kron(base, np.ones((8, 8, 1), np.uint8)).astype(np.int16)
+    big = np.clip((big + tint) // 2, 0, 255).astype(np.uint8)
+    for t in range(length):
+        dx, dy = t % 8, (t // 2) % 8
+        yield np.ascontiguousarray(big[dy : dy + height, dx : dx + width])
+
+
+def write_video(
+    path: Path,
+    shot_lengths: list[int],
+    *,
+    fps: int | Fraction = 25,
+    width: int = 320,
+    height: int = 180,
+    seed: int = 0,
+    codec: str = "libx264",
+) -> list[int]:
+    """Write an MP4 of consecutive shots; return the first frame of every shot after the first (the cuts)."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "20"} if codec == "libx264" else {}
+        for length in shot_lengths:
+            for rgb in _shot_frames(rng, length, width, height):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                    container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return list(np.cumsum(shot_lengths)[:-1].astype(int))
+
+
+def write_audio_only(path: Path, seconds: float = 1.0) -> None:
+    """An M4A-style MP4 holding only an AAC stream."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("aac", rate=44100)
+        samples = int(44100 * seconds)
+        tone = (np.sin(np.arange(samples) * 2 * np.pi * 440 / 44100) * 0.2).astype(np.float32)
+        for start in range(0, samples, 1024):
+            chunk = tone[start : start + 1024].reshape(1, -1)
+            frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="mono")
+            frame.sample_rate = 44100
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_variable_frame_rate(path: Path, frames: int = 120, width: int = 160, height: int = 90) -> None:
+    """H.264 whose frame intervals alternate between 1/50 s and 1/10 s."""
+    import av
+
+    rng = np.random.default_rng(1)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        stream.options = {"preset": "ultrafast"}
+        pts = 0
+        for i, rgb in enumerate(_shot_frames(rng, frames, width, height)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = pts, Fraction(1, 1000)
+            pts += 20 if i % 2 else 100
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_zero_frames(path: Path) -> None:
+    """What an encoder leaves when it gets no frames: an MP4 with headers and no video in it."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            "color=c=black:s=64x64:r=25:d=1",
+            "-frames:v",
+            "0",
+            "-c:v",
+            "libx264",
+            "-f",
+            "mp4",
+            str(path),
+        ],
+        check=True,
+    )
+
+
+def write_faststart_truncated(path: Path, keep: float = 0.5) -> None:
+    """An MP4 with its index first (faststart) and the end of its frames cut off: it opens, then runs dry."""
+    import av
+
+    full = path.with_suffix(".full.mp4")
+    rng = np.random.default_rng(2)
+    with av.open(str(full), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 90, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for rgb in _shot_frames(rng, 200, 160, 90):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = full.read_bytes()
+    full.unlink()
+    path.write_bytes(data[: int(len(data) * keep)])

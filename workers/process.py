@@ -1,0 +1,107 @@
+"""Start and stop a Celery worker process (for the local stack and the tests)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from videoapi.settings import PROJECT_ROOT, Settings
+
+
+class WorkerStartError(RuntimeError):
+    pass
+
+
+@dataclass
+class WorkerProcess:
+    """`celery -A workers.celery_app worker` reading `settings`, in its own process group."""
+
+    settings: Settings
+    concurrency: int = 2
+    name: str = "worker1"
+    log_path: Path | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _log: object = field(default=None, init=False, repr=False)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def start(self, timeout_s: float = 60.0) -> WorkerProcess:
+        from workers.celery_app import create_app
+
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "workers.celery_app",
+            "worker",
+            "--concurrency",
+            str(self.concurrency),
+            "--pool",
+            "prefork",
+            "--loglevel",
+            "INFO",
+            "--hostname",
+            f"{self.name}@%h",
+            "-Q",
+            "shots",
+            "--without-gossip",
+            "--without-mingle",
+        ]
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self._process = subprocess.Popen(
+            args,
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **self.settings.to_env(), **self.extra_env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        app = create_app(self.settings)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while time.monotonic() < deadline:
+                if self._process.poll() is not None:
+                    raise WorkerStartError(f"celery worker exited with code {self._process.returncode}")
+                replies = app.control.ping(timeout=1.0) or []
+                if any(self.name in next(iter(r)) for r in replies):
+                    return self
+            raise WorkerStartError(f"celery worker {self.name} did not answer a ping within {timeout_s:.0f}s")
+        except BaseException:
+            self.stop()
+            raise
+        finally:
+            app.close()
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker (main process and pool children), as a crash would."""
+        if self._process is not None:
+            os.killpg(self._process.pid, signal.SIGKILL)
+            self._process.wait()
+            self._process = None
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+        if self._log not in (None, subprocess.DEVNULL):
+            self._log.close()
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -1,0 +1,87 @@
+"""Celery tasks: each a few lines over ShotDetector; retry and failure policy live here."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from celery import Task, chord
+from celery.exceptions import SoftTimeLimitExceeded
+
+from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
+from videoapi.jobs import JobStore
+from videoapi.storage import Storage
+from videoapi.triton.client import ShotModelClient
+from workers.celery_app import app
+
+
+@cache
+def detector() -> ShotDetector:
+    """One per worker process: Redis, S3 and Triton connections are reused across tasks."""
+    settings = app.conf.videoapi_settings
+
+    def model() -> ShotModelClient:
+        return ShotModelClient(
+            settings.triton_url,
+            model=settings.model_name,
+            protocol=settings.triton_protocol,
+            timeout_s=settings.triton_timeout_s,
+            batch_windows=settings.batch_windows,
+        )
+
+    return ShotDetector(settings, JobStore.from_url(settings.redis_url), Storage.from_settings(settings), model)
+
+
+class JobTask(Task):
+    """Transient errors are retried with exponential backoff; anything else, or the last retry, fails the job."""
+
+    def __call__(self, *args, **kwargs):
+        try:
+            return self.run(*args, **kwargs)
+        except SoftTimeLimitExceeded:
+            error = JobError("timeout", f"the job ran past its time limit ({app.conf.task_time_limit}s)")
+            detector().fail(self.job_id_of(args, kwargs), error)
+            return {"job_id": self.job_id_of(args, kwargs), "status": "failed", "error_code": error.code}
+        except Exception as exc:
+            error = as_job_error(exc)
+            if error.transient and self.request.retries < self.max_retries:
+                backoff = min(app.conf.videoapi_settings.task_retry_backoff_max_s, 2 ** (self.request.retries + 1))
+                raise self.retry(exc=error, countdown=backoff) from exc
+            detector().fail(self.job_id_of(args, kwargs), error)
+            return {"job_id": self.job_id_of(args, kwargs), "status": "failed", "error_code": error.code}
+
+    @staticmethod
+    def job_id_of(args, kwargs) -> str:
+        return kwargs.get("job_id") or next(a for a in args if isinstance(a, str) and a.startswith("job_"))
+
+
+_policy = {"base": JobTask, "bind": True, "acks_late": True, "reject_on_worker_lost": True}
+
+
+def _retries() -> int:
+    return app.conf.videoapi_settings.task_max_retries
+
+
+@app.task(name="videoapi.detect_shots", max_retries=_retries(), **_policy)
+def detect_shots(self, job_id: str) -> dict:
+    """Entry point for a job: short videos end here, long ones fan out to segments and a stitch."""
+    outcome = detector().begin(job_id)
+    if isinstance(outcome, list):
+        if not detector().claim_fan_out(job_id):
+            return {"job_id": job_id, "status": "running"}  # a redelivery after the segments were sent
+        segments = [detect_segment.s(job_id, s.start, s.stop) for s in outcome]
+        chord(segments)(stitch_segments.s(job_id))
+        return {"job_id": job_id, "status": "running", "segments": len(outcome)}
+    return {"job_id": job_id, "status": "succeeded" if outcome else "skipped"}
+
+
+@app.task(name="videoapi.detect_segment", max_retries=_retries(), **_policy)
+def detect_segment(self, job_id: str, start: int, stop: int | None) -> str:
+    return detector().run_segment(job_id, Segment(start, stop))
+
+
+@app.task(name="videoapi.stitch_segments", max_retries=_retries(), **_policy)
+def stitch_segments(self, segment_keys: list, job_id: str) -> dict:
+    if any(not isinstance(k, str) for k in segment_keys):
+        raise JobError("segment_failed", "a segment of the video failed; see the job's error")
+    detector().stitch(job_id, segment_keys)
+    return {"job_id": job_id, "status": "succeeded"}
