@@ -142,6 +142,7 @@ def stack_settings(redis_url, s3_endpoint, triton, tmp_path_factory) -> Settings
         segment_frames=500,
         task_max_retries=2,
         task_retry_backoff_max_s=2,
+        callback_secret="test-callback-secret",
     )
     Storage.from_settings(settings).ensure_bucket()
     return settings

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +16,10 @@ from videoapi.settings import get_settings
 app = typer.Typer(help="Video API for shot-boundary detection (TransNetV2 on Triton).", no_args_is_help=True)
 model_app = typer.Typer(help="Build and serve the TransNetV2 model repository.", no_args_is_help=True)
 app.add_typer(model_app, name="model")
+local_app = typer.Typer(help="The whole stack on this machine.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+jobs_app = typer.Typer(help="Look at jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
 err = Console(stderr=True, soft_wrap=True)
 
 
@@ -87,11 +92,226 @@ def model_serve(
         fail(str(exc).splitlines()[0] if "port" in str(exc) else str(exc))
     err.print(f"Triton ready: gRPC {server.grpc_url}, HTTP {server.http_url}. Ctrl-C stops it.")
     try:
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    except KeyboardInterrupt:
-        pass
+        _wait_for_ctrl_c()
     finally:
         server.stop()
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def _wait_for_ctrl_c() -> None:
+    """Block until Ctrl-C or SIGTERM (children keep their own signal handling)."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+
+
+@local_app.command("up")
+def local_up(
+    api_port: Annotated[int, typer.Option(help="API port (0: any free port)")] = 8080,
+    s3_port: Annotated[int, typer.Option(help="S3 (moto) port, 0: free")] = 0,
+    redis_port: Annotated[int, typer.Option(help="embedded Redis port, 0: free (ignored with REDIS_URL)")] = 0,
+    workers: Annotated[int, typer.Option(min=1, help="Celery worker processes")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="tasks per worker")] = 2,
+) -> None:
+    """Start S3, Redis, Triton, workers and the API on loopback; Ctrl-C stops them all."""
+    import os
+
+    from local.stack import LocalStack, StackError, StackPorts
+
+    settings = get_settings()
+    redis_url = os.environ.get("REDIS_URL") or os.environ.get("VIDEOAPI_REDIS_URL")
+    signal.signal(signal.SIGTERM, _interrupt)  # a SIGTERM during start-up cleans up like Ctrl-C
+    stack = LocalStack(
+        settings,
+        StackPorts(api=api_port, s3=s3_port, redis=redis_port),
+        workers=workers,
+        worker_concurrency=concurrency,
+        redis_url=redis_url,
+        on_status=lambda line: err.print(line, highlight=False),
+    )
+    try:
+        stack.start()
+    except StackError as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        fail("interrupted while starting; everything started was stopped", 130)
+    print(f"ready: API {stack.api_url}  key {stack.api_key}", flush=True)
+    err.print(f"  try: videoapi detect some.mp4   (or --api {stack.api_url} --api-key {stack.api_key})")
+    err.print("  Ctrl-C stops everything.")
+    try:
+        _wait_for_ctrl_c()
+    finally:
+        err.print("stopping...")
+        stack.stop()
+
+
+def _api_target(api: str | None, api_key: str | None):
+    """The API to talk to: --api/--api-key, else the running local stack, else None."""
+    import json as _json
+    import os
+
+    from local.stack import state_file
+
+    api = api or os.environ.get("VIDEOAPI_API_URL")
+    api_key = api_key or os.environ.get("VIDEOAPI_API_KEY")
+    if api:
+        if not api_key:
+            fail("--api-key (or VIDEOAPI_API_KEY) is required with --api")
+        return api, api_key
+    path = state_file()
+    if path.is_file():
+        state = _json.loads(path.read_text())
+        try:
+            os.kill(int(state["pid"]), 0)
+            return state["api_url"], api_key or state["api_key"]
+        except (ProcessLookupError, ValueError, KeyError):
+            path.unlink(missing_ok=True)  # left by a stack that is gone
+    return None
+
+
+@app.command("detect")
+def detect(
+    video: Annotated[Path, typer.Argument(help="the video file")],
+    api: Annotated[str | None, typer.Option(help="API base URL (default: the local stack)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 3600.0,
+) -> None:
+    """Upload VIDEO, wait for its shots with a progress bar, print them."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from videoapi.client import ApiClientError, VideoApiClient
+    from videoapi.probe import VideoRejected, probe
+
+    if format not in ("json", "csv", "edl"):
+        fail(f"--format must be json, csv or edl, not {format!r}")
+    if not video.exists():
+        fail(f"no such file: {video}")
+    if video.is_dir():
+        fail(f"{video} is a directory, not a video file")
+    try:
+        probe(video)  # fail fast, before an upload, on what the service would refuse
+    except VideoRejected as exc:
+        fail(f"{video} cannot be processed ({exc.code}): {exc.message}")
+
+    target = _api_target(api, api_key)
+    stack = None
+    if target is None:
+        from local.stack import LocalStack, StackError, StackPorts
+
+        err.print("no stack running: starting an ephemeral one (videoapi local up keeps one running)")
+        stack = LocalStack(get_settings(), StackPorts(api=0), write_state=False, on_status=lambda _: None)
+        try:
+            stack.start()
+        except StackError as exc:
+            fail(str(exc))
+        target = (stack.api_url, stack.api_key)
+    try:
+        with VideoApiClient(*target) as client:
+            key = client.upload(video)
+            job = client.submit(key, threshold=threshold, tag=video.name)
+            columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
+            with Progress(*columns, console=err, transient=True) as bar:
+                task = bar.add_task(f"{video.name}: queued", total=100)
+
+                def show(state: dict) -> None:
+                    bar.update(task, completed=state["progress"], description=f"{video.name}: {state['status']}")
+
+                job = client.wait(job["id"], on_progress=show, timeout_s=timeout)
+            if job["status"] == "failed":
+                fail(f"job {job['id']} failed ({job['error']['code']}): {job['error']['message']}")
+            content = client.result(job["id"], format)
+    except ApiClientError as exc:
+        fail(str(exc))
+    finally:
+        if stack is not None:
+            stack.stop()
+    if output:
+        output.write_bytes(content)
+        err.print(f"{job['id']}: written to {output}")
+    else:
+        sys.stdout.write(content.decode())
+        if not content.endswith(b"\n"):
+            sys.stdout.write("\n")
+
+
+def _client(api: str | None, api_key: str | None):
+    from videoapi.client import VideoApiClient
+
+    target = _api_target(api, api_key)
+    if target is None:
+        fail("no API: start one with `videoapi local up`, or pass --api and --api-key")
+    return VideoApiClient(*target)
+
+
+@jobs_app.command("status")
+def jobs_status(
+    job_id: str,
+    api: Annotated[str | None, typer.Option()] = None,
+    api_key: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """A job's status as JSON."""
+    import json as _json
+
+    from videoapi.client import ApiClientError
+
+    try:
+        with _client(api, api_key) as client:
+            print(_json.dumps(client.status(job_id), indent=2))
+    except ApiClientError as exc:
+        fail(str(exc))
+
+
+@jobs_app.command("list")
+def jobs_list(
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    api: Annotated[str | None, typer.Option()] = None,
+    api_key: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Your jobs, newest first."""
+    from rich.table import Table
+
+    from videoapi.client import ApiClientError
+
+    try:
+        with _client(api, api_key) as client:
+            jobs = client.list(limit)
+    except ApiClientError as exc:
+        fail(str(exc))
+    table = Table("id", "status", "progress", "tag", "created")
+    for job in jobs:
+        table.add_row(job["id"], job["status"], f"{job['progress']:.0f}%", job["tag"], job["created_at"])
+    Console().print(table)
+
+
+@jobs_app.command("result")
+def jobs_result(
+    job_id: str,
+    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    api: Annotated[str | None, typer.Option()] = None,
+    api_key: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """A finished job's shots."""
+    from videoapi.client import ApiClientError
+
+    try:
+        with _client(api, api_key) as client:
+            content = client.result(job_id, format)
+    except ApiClientError as exc:
+        fail(str(exc))
+    if output:
+        output.write_bytes(content)
+    else:
+        sys.stdout.write(content.decode() + ("" if content.endswith(b"\n") else "\n"))
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -162,8 +162,18 @@ class JobStore:
         with self.redis.pipeline() as pipe:
             pipe.hset(self._key(job.id), mapping=fields)
             pipe.expire(self._key(job.id), self.ttl_s)
+            pipe.zadd(f"client_jobs:{client_id}", {job.id: job.created_at})
             pipe.execute()
         return job
+
+    def list_for(self, client_id: str, limit: int = 50) -> list[Job]:
+        """A client's jobs, newest first (those whose records have expired are skipped)."""
+        ids = self.redis.zrevrange(f"client_jobs:{client_id}", 0, limit - 1)
+        with self.redis.pipeline() as pipe:
+            for job_id in ids:
+                pipe.hgetall(self._key(job_id))
+            records = pipe.execute()
+        return [Job.from_hash(r) for r in records if r]
 
     def get(self, job_id: str) -> Job:
         data = self.redis.hgetall(self._key(job_id))

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     allow_private_callbacks: bool = False
     trigger_prefix: str = "incoming/"
     idempotency_ttl_s: int = 24 * 3600
+    callback_secret: str = Field("", description="if set, callbacks carry X-Videoapi-Signature: sha256=HMAC")
 
     # Redis (broker and job state) and S3
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("VIDEOAPI_REDIS_URL", "REDIS_URL"))

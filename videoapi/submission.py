@@ -277,6 +277,9 @@ class JobService:
             raise ApiError(404, "job_not_found", f"no job {job_id!r}")
         return job
 
+    def list(self, client_id: str, limit: int) -> list[Job]:
+        return self.store.list_for(client_id, limit)
+
     def result(self, client_id: str, job_id: str, fmt: str) -> tuple[bytes, str]:
         if fmt not in (*RESULT_FORMATS, "probabilities"):
             raise ApiError(422, "invalid_format", f"format must be among {', '.join(RESULT_FORMATS)}", "format")

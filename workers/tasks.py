@@ -7,6 +7,7 @@ from functools import cache
 from celery import Task, chord
 from celery.exceptions import SoftTimeLimitExceeded
 
+from videoapi import callbacks
 from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
 from videoapi.jobs import JobStore
 from videoapi.storage import Storage
@@ -49,6 +50,16 @@ class JobTask(Task):
             detector().fail(self.job_id_of(args, kwargs), error)
             return {"job_id": self.job_id_of(args, kwargs), "status": "failed", "error_code": error.code}
 
+    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
+        """Once the job is over (whichever task ended it), queue its callback, exactly once."""
+        if self.name == deliver_callback.name:
+            return
+        job_id = self.job_id_of(args, kwargs)
+        job = detector().store.get(job_id)
+        if job.status in ("succeeded", "failed") and job.extra.get("callback_url"):
+            if detector().store.redis.hsetnx(f"job:{job_id}", "callback_queued", "1"):
+                deliver_callback.delay(job_id)
+
     @staticmethod
     def job_id_of(args, kwargs) -> str:
         return kwargs.get("job_id") or next(a for a in args if isinstance(a, str) and a.startswith("job_"))
@@ -85,3 +96,18 @@ def stitch_segments(self, segment_keys: list, job_id: str) -> dict:
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
     detector().stitch(job_id, segment_keys)
     return {"job_id": job_id, "status": "succeeded"}
+
+
+@app.task(
+    name="videoapi.deliver_callback",
+    autoretry_for=(callbacks.CallbackFailed,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=8,
+    acks_late=True,
+)
+def deliver_callback(job_id: str) -> int:
+    """POST the finished job to its callback URL; retried with backoff while the receiver is down."""
+    job = detector().store.get(job_id)
+    settings = app.conf.videoapi_settings
+    return callbacks.deliver(job.extra["callback_url"], job, secret=settings.callback_secret)

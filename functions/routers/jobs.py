@@ -42,6 +42,11 @@ def submit_job(
     return JSONResponse(job_view(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
+@router.get("", summary="This client's jobs, newest first")
+def list_jobs(client: ClientDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+    return {"jobs": [job_view(job) for job in services.jobs.list(client, limit)]}
+
+
 @router.get("/{job_id}", summary="Job status")
 def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
     return job_view(services.jobs.get(client, job_id))

@@ -130,6 +130,8 @@ def test_a_client_sees_only_its_own_jobs_and_uploads(http, alice, bob, video_byt
     for path in (f"/v1/jobs/{job['id']}", f"/v1/jobs/{job['id']}/result"):
         response = http.get(path, headers=bob)
         assert response.status_code == 404 and response.json()["error"]["code"] == "job_not_found"
+    assert job["id"] in [j["id"] for j in http.get("/v1/jobs", headers=alice).json()["jobs"]]
+    assert job["id"] not in [j["id"] for j in http.get("/v1/jobs", headers=bob).json()["jobs"]]
     stolen = http.post("/v1/jobs", json={"source": key}, headers=bob)
     assert stolen.status_code == 404 and stolen.json()["error"]["field"] == "source"
     assert http.get("/v1/jobs/job_" + "0" * 32, headers=alice).status_code == 404

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import http.server
 import io
+import json
 import os
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from videoapi.callbacks import signature
 from videoapi.detection import Segment, ShotDetector
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.netutil import free_port
@@ -53,12 +57,14 @@ def storage(stack_settings) -> Storage:
     return Storage.from_settings(stack_settings)
 
 
-def submit(celery, store: JobStore, storage: Storage, video: Path | bytes | None, name: str = "v.mp4") -> str:
+def submit(
+    celery, store: JobStore, storage: Storage, video: Path | bytes | None, name: str = "v.mp4", **extra: str
+) -> str:
     key = f"incoming/{time.time_ns()}-{name}"
     if video is not None:
         data = video if isinstance(video, bytes) else video.read_bytes()
         storage.put_bytes(key, data, "video/mp4")
-    job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+    job = store.create(bucket=storage.bucket, key=key, threshold=0.5, **extra)
     celery.send_task("videoapi.detect_shots", args=[job.id])
     return job.id
 
@@ -188,3 +194,47 @@ def test_triton_down_is_retried_then_fails_with_a_code(stack_settings, storage, 
     log = (tmp_path / "w.log").read_text()
     assert log.count("Retry in") == settings.task_max_retries  # retried with backoff before giving up
     assert time.monotonic() - started > 2 + 2  # the backoff waited
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    received: list = []
+    fail_first = 0
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if Receiver.fail_first > 0:
+            Receiver.fail_first -= 1
+            self.send_response(503)
+            self.end_headers()
+            return
+        Receiver.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_callback_is_posted_once_signed_and_retried_while_the_receiver_fails(
+    worker, celery, store, storage, stack_settings, tmp_path
+):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Receiver.received, Receiver.fail_first = [], 1
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/shots"
+    video = tmp_path / "cb.mp4"
+    write_video(video, [30, 30])
+    try:
+        job = wait(store, submit(celery, store, storage, video, callback_url=url))
+        deadline = time.monotonic() + 30
+        while not Receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(1.0)  # a duplicate would arrive by now
+    finally:
+        server.shutdown()
+    assert job.status == JobStatus.succeeded
+    assert len(Receiver.received) == 1 and Receiver.fail_first == 0  # the 503 was retried
+    headers, body = Receiver.received[0]
+    payload = json.loads(body)
+    assert payload["event"] == "job.succeeded" and payload["job"]["id"] == job.id
+    assert headers["X-Videoapi-Signature"] == signature(stack_settings.callback_secret, body)

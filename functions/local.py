@@ -1,0 +1,6 @@
+"""The API for uvicorn (local stack) or Gunicorn with Uvicorn workers (container service)."""
+
+from functions.app import create_app
+from videoapi.settings import get_settings
+
+app = create_app(get_settings())

@@ -1,0 +1,257 @@
+"""`videoapi local up`: every part of the service on loopback, health-checked, stopped together.
+
+S3 is moto's server; its ObjectCreated notifications are emulated by watching the
+trigger prefix and handing each new object to the same handler Lambda runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote_plus
+
+import httpx
+
+from functions.deps import Services
+from functions.s3_trigger import handle_event
+from videoapi.netutil import free_port, port_is_open
+from videoapi.settings import PROJECT_ROOT, Settings
+from videoapi.storage import Storage
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not start; the message says which and why, in one line."""
+
+
+def state_file() -> Path:
+    """Where a running stack says where it is, for `videoapi detect` to find it."""
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or Path.home() / ".cache")
+    return base / "videoapi" / "local-stack.json"
+
+
+@dataclass
+class StackPorts:
+    api: int = 8080
+    s3: int = 0
+    redis: int = 0
+    triton_http: int = 0
+    triton_grpc: int = 0
+    triton_metrics: int = 0
+
+
+def _claim(port: int, what: str) -> int:
+    if port == 0:
+        return free_port()
+    if port_is_open("127.0.0.1", port):
+        raise StackError(f"port {port} for {what} is already in use (choose another with --{what}-port)")
+    return port
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    ports: StackPorts = field(default_factory=StackPorts)
+    workers: int = 1
+    worker_concurrency: int = 2
+    redis_url: str | None = None  # an existing Redis (e.g. docker); else an embedded one
+    log_dir: Path | None = None
+    write_state: bool = True
+    on_status: callable = print
+    api_url: str = ""
+    api_key: str = ""
+    _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
+    _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def start(self) -> LocalStack:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        import logging
+
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request log lines
+
+        from videoapi.redis_server import RedisServer, RedisStartError
+        from videoapi.triton.server import TritonServer, TritonStartError
+        from workers.process import WorkerProcess, WorkerStartError
+
+        logs = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"videoapi-local-{os.getpid()}"
+        logs.mkdir(parents=True, exist_ok=True)
+        api_port = _claim(self.ports.api, "api")
+        s3_port = _claim(self.ports.s3, "s3")
+        for name, value in {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}.items():
+            os.environ.setdefault(name, value)
+        os.environ.setdefault("AWS_DEFAULT_REGION", self.settings.s3_region)
+
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+        moto.start()
+        self._stack.callback(moto.stop)
+        self.on_status(f"S3 (moto)    http://127.0.0.1:{s3_port}")
+
+        if self.redis_url:
+            redis_url = self.redis_url
+        else:
+            try:
+                redis = RedisServer(port=_claim(self.ports.redis, "redis"), data_dir=logs / "redis").start()
+            except RedisStartError as exc:
+                raise StackError(f"Redis: {exc}") from exc
+            self._stack.callback(redis.stop)
+            redis_url = redis.url
+        self.on_status(f"Redis        {redis_url}  (AOF on)")
+
+        triton = TritonServer(
+            self.settings.model_repository,
+            http_port=_claim(self.ports.triton_http, "triton-http"),
+            grpc_port=_claim(self.ports.triton_grpc, "triton-grpc"),
+            metrics_port=_claim(self.ports.triton_metrics, "triton-metrics"),
+        )
+        try:
+            triton.start()
+        except TritonStartError as exc:
+            raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
+        self._stack.callback(triton.stop)
+        self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
+
+        settings = self.settings.model_copy(
+            update={
+                "redis_url": redis_url,
+                "s3_endpoint_url": f"http://127.0.0.1:{s3_port}",
+                "triton_url": triton.grpc_url,
+                "triton_protocol": "grpc",
+            }
+        )
+        Storage.from_settings(settings).ensure_bucket()
+        services = Services.from_settings(settings)
+        self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
+
+        for n in range(self.workers):
+            worker = WorkerProcess(
+                settings,
+                concurrency=self.worker_concurrency,
+                name=f"worker{n + 1}",
+                log_path=logs / f"worker{n + 1}.log",
+            )
+            try:
+                worker.start()
+            except WorkerStartError as exc:
+                raise StackError(f"Celery worker: {exc} (log: {logs / f'worker{n + 1}.log'})") from exc
+            self._stack.callback(worker.stop)
+        self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
+
+        self._start_api(settings, api_port, logs)
+        threading.Thread(target=self._emulate_s3_trigger, args=(services,), daemon=True).start()
+        self._stack.callback(self._stop.set)
+        if self.write_state:
+            path = state_file()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            state = {
+                "api_url": self.api_url,
+                "api_key": self.api_key,
+                "s3_endpoint_url": settings.s3_endpoint_url,
+                "bucket": settings.bucket,
+                "trigger_prefix": settings.trigger_prefix,
+                "pid": os.getpid(),
+            }
+            path.write_text(json.dumps(state))
+            self._stack.callback(path.unlink, missing_ok=True)
+        self.settings = settings
+
+    def _start_api(self, settings: Settings, port: int, logs: Path) -> None:
+        log = open(logs / "api.log", "ab")
+        self._stack.callback(log.close)
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "functions.local:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            cwd=PROJECT_ROOT,
+            env={**os.environ, **settings.to_env()},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._stack.callback(_terminate, process)
+        self.api_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise StackError(f"API exited with code {process.returncode} (log: {logs / 'api.log'})")
+            try:
+                if httpx.get(f"{self.api_url}/v1/health", timeout=2).status_code == 200:
+                    self.on_status(f"API          {self.api_url}  (docs: {self.api_url}/docs)")
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise StackError(f"API not healthy after 60s (log: {logs / 'api.log'})")
+
+    def _emulate_s3_trigger(self, services: Services, interval_s: float = 1.0) -> None:
+        """Notify new objects under the trigger prefix once each, as S3 would (at least once)."""
+        storage, prefix = services.jobs.storage, self.settings.trigger_prefix
+        notified: set[tuple[str, str]] = set()
+        while not self._stop.wait(interval_s):
+            try:
+                pages = storage.client.get_paginator("list_objects_v2").paginate(Bucket=storage.bucket, Prefix=prefix)
+                for page in pages:
+                    for obj in page.get("Contents", []):
+                        sequencer = f"{obj['ETag'].strip(chr(34))}-{obj['LastModified'].timestamp():.6f}"
+                        if (obj["Key"], sequencer) in notified:
+                            continue
+                        record = {
+                            "eventName": "ObjectCreated:Put",
+                            "s3": {
+                                "bucket": {"name": storage.bucket},
+                                # S3 URL-encodes keys in notifications
+                                "object": {
+                                    "key": quote_plus(obj["Key"], safe="/"),
+                                    "size": obj["Size"],
+                                    "sequencer": sequencer,
+                                },
+                            },
+                        }
+                        handle_event({"Records": [record]}, services)
+                        notified.add((obj["Key"], sequencer))
+            except Exception:  # the emulator keeps going through transient errors, like S3 would
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._stack.close()
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _terminate(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
+    import signal
+
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()

@@ -1,0 +1,196 @@
+"""`videoapi local up` and `videoapi detect`, as a user runs them: real processes, real ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from videoapi.client import VideoApiClient
+from videoapi.netutil import port_is_open
+from videoapi.shots import score_transitions, shot_spans, transitions
+from videoapi.synthetic import write_video
+
+pytestmark = pytest.mark.slow
+CLI = [sys.executable, "-m", "videoapi"]
+
+
+def cli_env(runtime: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "VIDEOAPI_REDIS_URL")}
+    env["XDG_RUNTIME_DIR"] = str(runtime)  # where the stack leaves its address for `detect`
+    return env
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("runtime")
+
+
+@pytest.fixture(scope="module")
+def stack(runtime, tmp_path_factory):
+    log = tmp_path_factory.mktemp("stack") / "stack.err"
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [*CLI, "local", "up", "--api-port", "0"],
+            env=cli_env(runtime),
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        line = process.stdout.readline()
+        assert line.startswith("ready: API "), f"{line!r}\n{log.read_text()}"
+        state = json.loads((runtime / "videoapi" / "local-stack.json").read_text())
+        yield process, state, log
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_predictions, tmp_path):
+    out = tmp_path / "shots.json"
+    done = subprocess.run(
+        [*CLI, "detect", str(reference_video), "--format", "json", "-o", str(out)],
+        env=cli_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    document = json.loads(out.read_text())
+    assert document["video"]["frame_count"] == 5301 and document["video"]["fps"] == 25.0
+    ours = [(s["start_frame"], s["end_frame"]) for s in document["shots"]]
+    score = score_transitions(transitions(ours), transitions(shot_spans(reference_predictions)), tolerance=2)
+    assert score.f1 >= 0.98, score
+
+    edl = subprocess.run(
+        [*CLI, "jobs", "result", document["job_id"], "--format", "edl"],
+        env=cli_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert edl.returncode == 0 and edl.stdout.startswith("TITLE: test.mp4")
+
+
+def test_a_file_dropped_under_the_trigger_prefix_starts_a_job(stack, tmp_path):
+    _, state, _ = stack
+    video = tmp_path / "dropped clip.mp4"
+    write_video(video, [40, 40], fps=25)
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=state["s3_endpoint_url"],
+        region_name="us-east-1",
+        aws_access_key_id="local",
+        aws_secret_access_key="local",
+    )
+    key = f"{state['trigger_prefix']}dev/dropped clip.mp4"
+    s3.upload_file(str(video), state["bucket"], key)
+    with VideoApiClient(state["api_url"], state["api_key"]) as client:
+        deadline = time.monotonic() + 60
+        job = None
+        while job is None and time.monotonic() < deadline:
+            job = next((j for j in client.list() if j["source"].endswith(key)), None)
+            time.sleep(0.5)
+        assert job is not None and job["tag"] == "s3-trigger"
+        finished = client.wait(job["id"], timeout_s=120)
+        assert finished["status"] == "succeeded", finished["error"]
+        time.sleep(2.5)  # the emulator keeps listing: the object must not start a second job
+        assert sum(j["source"].endswith(key) for j in client.list()) == 1
+
+
+def test_cli_bad_inputs_give_one_line_and_non_zero(runtime, tmp_path):
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(os.urandom(4096))
+    for args, expected in (
+        (["detect", str(tmp_path / "missing.mp4")], "no such file"),
+        (["detect", str(tmp_path)], "is a directory"),
+        (["detect", str(junk)], "cannot be processed (not_a_video)"),
+        (["detect", str(junk), "--format", "pdf"], "--format must be json, csv or edl"),
+    ):
+        done = subprocess.run([*CLI, *args], env=cli_env(runtime), capture_output=True, text=True, timeout=60)
+        assert done.returncode != 0
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and expected in lines[0], done.stderr
+
+
+def test_stack_that_cannot_start_says_why(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [*CLI, "local", "up", "--api-port", str(port)],
+            env=cli_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0 and done.stderr.strip().splitlines() == [
+        f"error: port {port} for api is already in use (choose another with --api-port)"
+    ]
+
+    env = {**cli_env(tmp_path), "VIDEOAPI_MODEL_REPOSITORY": str(tmp_path / "no-models")}
+    done = subprocess.run(
+        [*CLI, "local", "up", "--api-port", "0"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines()[-1].startswith("error: Triton: model repository not found")
+
+
+def test_detect_with_no_stack_brings_up_an_ephemeral_one(tmp_path):
+    video = tmp_path / "clip.mp4"
+    write_video(video, [45, 55], fps=25)
+    done = subprocess.run(
+        [*CLI, "detect", str(video), "--format", "csv"],
+        env=cli_env(tmp_path / "empty"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = done.stdout.strip().splitlines()
+    assert rows[0].startswith("index,start_frame") and len(rows) == 3
+    assert "ephemeral" in done.stderr
+
+
+def descendants(pid: int) -> set[int]:
+    table = [
+        line.split()
+        for line in subprocess.run(["ps", "-eo", "pid,ppid"], capture_output=True, text=True).stdout.splitlines()[1:]
+    ]
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {int(p) for p, parent in table if int(parent) in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    status = Path(f"/proc/{pid}/status")
+    return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def test_ctrl_c_stops_everything(stack, runtime):
+    process, state, log = stack
+    api_port = int(state["api_url"].rsplit(":", 1)[1])
+    s3_port = int(state["s3_endpoint_url"].rsplit(":", 1)[1])
+    children = descendants(process.pid)
+    assert len(children) >= 5  # redis, triton (+ its backend stub), worker (+ pool), uvicorn
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 0, log.read_text()
+    assert not (runtime / "videoapi" / "local-stack.json").exists()
+    assert not port_is_open("127.0.0.1", api_port) and not port_is_open("127.0.0.1", s3_port)
+    time.sleep(0.5)
+    assert not [pid for pid in children if alive(pid)]

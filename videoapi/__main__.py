@@ -1,0 +1,3 @@
+from videoapi.cli import app
+
+app()

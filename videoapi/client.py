@@ -1,0 +1,94 @@
+"""A small client for the HTTP API (what `videoapi detect` uses)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+
+class ApiClientError(RuntimeError):
+    """The API refused a request or could not be reached; the message is the API's own."""
+
+    def __init__(self, message: str, code: str = "", status: int = 0):
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+class VideoApiClient:
+    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 30.0, header: str = "X-API-Key"):
+        self.base_url = base_url.rstrip("/")
+        self.http = httpx.Client(base_url=self.base_url, headers={header: api_key}, timeout=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> VideoApiClient:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiClientError(f"cannot reach the API at {self.base_url}: {exc}") from exc
+        if response.status_code >= 400:
+            try:
+                error = response.json()["error"]
+            except (ValueError, KeyError, TypeError):
+                error = {"message": f"HTTP {response.status_code}: {response.text[:200]}"}
+            raise ApiClientError(error["message"], error.get("code", ""), response.status_code)
+        return response
+
+    def upload(self, path: Path, content_type: str = "video/mp4") -> str:
+        """Upload through a presigned PUT, streaming the file; returns the object key."""
+        size = path.stat().st_size
+        upload = self._request(
+            "POST", "/v1/uploads", json={"filename": path.name, "content_type": content_type, "size_bytes": size}
+        ).json()
+        with path.open("rb") as file:
+            try:
+                response = httpx.put(upload["url"], content=file, headers=upload["headers"], timeout=None)
+            except httpx.HTTPError as exc:
+                raise ApiClientError(f"upload to storage failed: {exc}") from exc
+        if response.status_code >= 300:
+            raise ApiClientError(f"upload to storage failed: HTTP {response.status_code} {response.text[:200]}")
+        return upload["key"]
+
+    def submit(self, source: str, *, threshold: float | None = None, tag: str = "") -> dict:
+        body = {"source": source, "tag": tag}
+        if threshold is not None:
+            body["threshold"] = threshold
+        return self._request("POST", "/v1/jobs", json=body).json()
+
+    def status(self, job_id: str) -> dict:
+        return self._request("GET", f"/v1/jobs/{job_id}").json()
+
+    def list(self, limit: int = 50) -> list[dict]:
+        return self._request("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
+
+    def result(self, job_id: str, fmt: str = "json") -> bytes:
+        return self._request("GET", f"/v1/jobs/{job_id}/result", params={"format": fmt}).content
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[dict], None] | None = None,
+        poll_s: float = 0.5,
+        timeout_s: float | None = None,
+    ) -> dict:
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            job = self.status(job_id)
+            if on_progress:
+                on_progress(job)
+            if job["status"] in ("succeeded", "failed"):
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise ApiClientError(f"job {job_id} still {job['status']} after {timeout_s:.0f}s", "timeout")
+            time.sleep(poll_s)
