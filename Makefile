@@ -16,3 +16,11 @@ test:
 
 bench:
 	$(BIN)/python bench/inference.py
+
+# `sam build` (BuildMethod: makefile): each function gets the package and its runtime dependencies.
+LAMBDA_PIP = $(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_x86_64 --only-binary=:all: --python-version 3.11
+
+build-UploadFunction build-JobsFunction build-S3TriggerFunction:
+	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/.wheel" .
+	$(LAMBDA_PIP) "$(ARTIFACTS_DIR)"/.wheel/*.whl
+	rm -rf "$(ARTIFACTS_DIR)/.wheel"

@@ -63,6 +63,7 @@ class LocalStack:
     redis_url: str | None = None  # an existing Redis (e.g. docker); else an embedded one
     log_dir: Path | None = None
     write_state: bool = True
+    with_inference: bool = True  # False: no Triton and no workers (API and storage only, e.g. for load tests)
     on_status: callable = print
     api_url: str = ""
     api_key: str = ""
@@ -112,6 +113,16 @@ class LocalStack:
             redis_url = redis.url
         self.on_status(f"Redis        {redis_url}  (AOF on)")
 
+        if not self.with_inference:
+            self._finish_start(
+                self.settings.model_copy(
+                    update={"redis_url": redis_url, "s3_endpoint_url": f"http://127.0.0.1:{s3_port}"}
+                ),
+                api_port,
+                logs,
+            )
+            return
+
         triton = TritonServer(
             self.settings.model_repository,
             http_port=_claim(self.ports.triton_http, "triton-http"),
@@ -133,10 +144,6 @@ class LocalStack:
                 "triton_protocol": "grpc",
             }
         )
-        Storage.from_settings(settings).ensure_bucket()
-        services = Services.from_settings(settings)
-        self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
-
         for n in range(self.workers):
             worker = WorkerProcess(
                 settings,
@@ -150,7 +157,12 @@ class LocalStack:
                 raise StackError(f"Celery worker: {exc} (log: {logs / f'worker{n + 1}.log'})") from exc
             self._stack.callback(worker.stop)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
+        self._finish_start(settings, api_port, logs)
 
+    def _finish_start(self, settings: Settings, api_port: int, logs: Path) -> None:
+        Storage.from_settings(settings).ensure_bucket()
+        services = Services.from_settings(settings)
+        self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
         self._start_api(settings, api_port, logs)
         threading.Thread(target=self._emulate_s3_trigger, args=(services,), daemon=True).start()
         self._stack.callback(self._stop.set)

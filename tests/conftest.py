@@ -146,3 +146,31 @@ def stack_settings(redis_url, s3_endpoint, triton, tmp_path_factory) -> Settings
     )
     Storage.from_settings(settings).ensure_bucket()
     return settings
+
+
+# The API's services over real Redis (a database of its own) and moto S3 ------------------------------
+
+
+@pytest.fixture(scope="session")
+def api_settings(stack_settings):
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    return stack_settings.model_copy(update={"redis_url": f"{base}/5", "direct_upload_max_bytes": 2_000_000})
+
+
+@pytest.fixture(scope="session")
+def services(api_settings):
+    from functions.deps import Services
+
+    return Services.from_settings(api_settings)
+
+
+@pytest.fixture(scope="session")
+def app(api_settings, services):
+    from functions.app import create_app
+
+    return create_app(api_settings, services=services)
+
+
+@pytest.fixture(scope="session")
+def keys(services) -> dict[str, str]:
+    return {"alice": services.keys.create("alice"), "bob": services.keys.create("bob")}

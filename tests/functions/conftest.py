@@ -5,31 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.app import create_app
-from functions.deps import Services
 from videoapi.detection import ShotDetector
 from videoapi.triton.client import ShotModelClient
-
-
-@pytest.fixture(scope="session")
-def api_settings(stack_settings):
-    base = stack_settings.redis_url.rsplit("/", 1)[0]
-    return stack_settings.model_copy(update={"redis_url": f"{base}/5", "direct_upload_max_bytes": 2_000_000})
-
-
-@pytest.fixture(scope="session")
-def services(api_settings) -> Services:
-    return Services.from_settings(api_settings)
-
-
-@pytest.fixture(scope="session")
-def app(api_settings, services):
-    return create_app(api_settings, services=services)
-
-
-@pytest.fixture(scope="session")
-def keys(services) -> dict[str, str]:
-    return {"alice": services.keys.create("alice"), "bob": services.keys.create("bob")}
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,139 @@
+"""Requests/s and p50/p99 latency of the API's status and submit endpoints under the local emulator.
+
+The API runs under uvicorn with real Redis and moto S3 (`LocalStack(with_inference=False)`: submitted
+jobs just queue up); the load comes from a second process on loopback (`--role load`).
+Run: `python bench/api_load.py [--seconds 10] [--concurrency 16]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False)
+
+
+async def _hammer(url: str, key: str, endpoint: str, target: str, concurrency: int, seconds: float) -> list[float]:
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30) as client:
+        deadline = time.perf_counter() + seconds
+
+        async def one_user() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                if endpoint == "status":
+                    response = await client.get(f"/v1/jobs/{target}")
+                else:
+                    response = await client.post("/v1/jobs", json={"source": target})
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code >= 400
+
+        await asyncio.gather(*(one_user() for _ in range(concurrency)))
+    if errors:
+        print(f"warning: {errors} error responses", file=sys.stderr)
+    return latencies
+
+
+@app.command()
+def main(
+    role: Annotated[str, typer.Option(help="'run' (start the API and drive it) or 'load' (the load process)")] = "run",
+    url: str = "",
+    key: str = "",
+    endpoint: str = "status",
+    target: str = "",
+    seconds: Annotated[float, typer.Option(help="seconds per endpoint")] = 10.0,
+    concurrency: Annotated[int, typer.Option(help="concurrent clients")] = 16,
+    out: Path = Path("bench/results/api_load.json"),
+) -> None:
+    if role == "load":
+        latencies = asyncio.run(_hammer(url, key, endpoint, target, concurrency, seconds))
+        print(json.dumps({"count": len(latencies), "seconds": seconds, "latencies": latencies}))
+        return
+
+    from local.stack import LocalStack, StackPorts
+    from videoapi.client import VideoApiClient
+    from videoapi.settings import Settings
+
+    rows = {}
+    with LocalStack(
+        Settings(), StackPorts(api=0), with_inference=False, write_state=False, on_status=lambda _: None
+    ) as stack:
+        with VideoApiClient(stack.api_url, stack.api_key) as client:
+            response = client.http.put(
+                "/v1/uploads/direct",
+                params={"filename": "tiny.mp4"},
+                content=b"\0" * 1024,
+                headers={"Content-Type": "video/mp4"},
+            )
+            source = response.json()["key"]
+            job_id = client.submit(source)["id"]
+        for endpoint, target in (("status", job_id), ("submit", source)):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--role",
+                    "load",
+                    "--url",
+                    stack.api_url,
+                    "--key",
+                    stack.api_key,
+                    "--endpoint",
+                    endpoint,
+                    "--target",
+                    target,
+                    "--seconds",
+                    str(seconds),
+                    "--concurrency",
+                    str(concurrency),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            result = json.loads(done.stdout)
+            ms = np.array(result["latencies"]) * 1000
+            rows[endpoint] = {
+                "requests": result["count"],
+                "requests_per_s": result["count"] / result["seconds"],
+                "p50_ms": float(np.percentile(ms, 50)),
+                "p99_ms": float(np.percentile(ms, 99)),
+            }
+    machine = f"{platform.machine()}, {os.cpu_count()} cores"
+    table = Table(
+        title=f"API under uvicorn (1 process), {concurrency} concurrent clients, {seconds:g}s each - {machine}"
+    )
+    for column in ("endpoint", "requests", "req/s", "p50 ms", "p99 ms"):
+        table.add_column(column, justify="right")
+    for endpoint, row in rows.items():
+        table.add_row(
+            endpoint,
+            str(row["requests"]),
+            f"{row['requests_per_s']:.0f}",
+            f"{row['p50_ms']:.1f}",
+            f"{row['p99_ms']:.1f}",
+        )
+    Console().print(table)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"machine": machine, "concurrency": concurrency, "results": rows}, indent=2))
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    app()

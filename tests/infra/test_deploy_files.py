@@ -1,0 +1,110 @@
+"""infra/: container images, compose file and Kubernetes manifests, validated offline with the tools' schemas."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from dockerfile_parse import DockerfileParser
+
+from videoapi.queue import QUEUE
+from videoapi.settings import PROJECT_ROOT, Settings
+
+INFRA = PROJECT_ROOT / "infra"
+MANIFESTS = sorted((INFRA / "k8s").glob("*.yaml"))
+SETTINGS_ENV = {f"VIDEOAPI_{name.upper()}" for name in Settings.model_fields} | {"REDIS_URL"}
+
+
+def documents():
+    for path in MANIFESTS:
+        for doc in yaml.safe_load_all(path.read_text()):
+            yield path.name, doc
+
+
+def test_kubernetes_manifests_validate_against_the_api_schemas():
+    checked = 0
+    for _, doc in documents():
+        if doc["apiVersion"].startswith("keda.sh/"):
+            continue  # a CRD: checked below
+        kubernetes_validate.validate(doc, "1.30", strict=True)
+        checked += 1
+    assert checked >= 7
+
+
+def test_keda_scales_workers_on_the_celery_queue():
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    scaled = docs[("ScaledObject", "worker")]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == "worker" and ("Deployment", "worker") in docs
+    (trigger,) = scaled["spec"]["triggers"]
+    assert trigger["type"] == "redis" and trigger["metadata"]["listName"] == QUEUE
+    assert ("TriggerAuthentication", trigger["authenticationRef"]["name"]) in docs
+    assert scaled["spec"]["minReplicaCount"] >= 1 and scaled["spec"]["maxReplicaCount"] > 1
+
+
+def test_workers_use_the_triton_on_their_own_node():
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    triton = docs[("DaemonSet", "triton")]["spec"]["template"]["spec"]["containers"][0]
+    grpc = next(p for p in triton["ports"] if p["name"] == "grpc")
+    assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1 and "--model-config-name=gpu" in triton["args"]
+    worker = docs[("Deployment", "worker")]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in worker["env"]}
+    assert env["HOST_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    assert env["VIDEOAPI_TRITON_URL"]["value"] == f"$(HOST_IP):{grpc['hostPort']}"
+
+
+def test_configuration_names_real_settings():
+    names = set()
+    for _, doc in documents():
+        if doc["kind"] == "ConfigMap":
+            names |= set(doc["data"])
+        for container in doc.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+            names |= {e["name"] for e in container.get("env", []) if e["name"].startswith(("VIDEOAPI_", "REDIS"))}
+    compose = yaml.safe_load((INFRA / "compose.yaml").read_text())
+    for service in compose["services"].values():
+        names |= {n for n in service.get("environment", {}) if n.startswith(("VIDEOAPI_", "REDIS"))}
+    unknown = names - SETTINGS_ENV - {"VIDEOAPI_API_WORKERS", "VIDEOAPI_API_BIND"}  # the last two: gunicorn.conf.py
+    assert not unknown
+
+
+def test_compose_file_is_valid_compose_spec():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "check_jsonschema",
+            "--builtin-schema",
+            "vendor.compose-spec",
+            str(INFRA / "compose.yaml"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("dockerfile", sorted((INFRA / "docker").glob("*.Dockerfile")), ids=lambda p: p.name)
+def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
+    parser = DockerfileParser(path=str(dockerfile))
+    instructions = [i for i in parser.structure if i["instruction"] != "COMMENT"]
+    assert instructions[0]["instruction"] == "FROM"
+    for ins in instructions:
+        if ins["instruction"] == "COPY":
+            *sources, _ = ins["value"].split()
+            for source in sources:
+                assert (PROJECT_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
+    cmd = next(i["value"] for i in reversed(instructions) if i["instruction"] == "CMD")
+    if "gunicorn" in cmd:
+        assert "functions.local:app" in cmd and (PROJECT_ROOT / "infra/api/gunicorn.conf.py").exists()
+    elif "celery" in cmd:
+        assert "workers.celery_app" in cmd and f'"{QUEUE}"' in cmd
+    else:
+        assert "tritonserver" in cmd and "--model-config-name=gpu" in cmd
+        assert (PROJECT_ROOT / "model_repository/transnetv2/configs/gpu.pbtxt").is_file()
+    if "nvidia/cuda" not in parser.baseimage and "tritonserver" not in parser.baseimage:
+        assert any(i["instruction"] == "USER" for i in instructions), "run as a non-root user"
+    assert re.search(r":[\w.\-]+", parser.baseimage), "pin the base image"
