@@ -21,7 +21,7 @@ import httpx
 
 from functions.deps import Services
 from functions.s3_trigger import handle_event
-from videoapi.netutil import free_port, port_is_open
+from videoapi.netutil import free_port, port_is_open, stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings
 from videoapi.storage import Storage
 
@@ -202,7 +202,7 @@ class LocalStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._stack.callback(_terminate, process)
+        self._stack.callback(stop_process_group, process)
         self.api_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -255,15 +255,3 @@ class LocalStack:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _terminate(process: subprocess.Popen, timeout_s: float = 10.0) -> None:
-    import signal
-
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()

@@ -1,4 +1,4 @@
-"""Small helpers for local processes: free loopback ports and waiting on them."""
+"""Small helpers for local processes: free loopback ports, and stopping what was started."""
 
 from __future__ import annotations
 
@@ -18,3 +18,21 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def stop_process_group(process, timeout_s: float = 10.0) -> None:
+    """SIGTERM a process started with start_new_session=True and its whole group; SIGKILL after timeout_s."""
+    import os
+    import signal
+    import subprocess
+
+    if process is None or process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videoapi.netutil import free_port, port_is_open
+from videoapi.netutil import free_port, port_is_open, stop_process_group
 
 
 class RedisStartError(RuntimeError):
@@ -88,13 +86,7 @@ class RedisServer:
 
     def stop(self, timeout_s: float = 10.0, *, keep_data: bool = False) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout_s)
         if self._tmp and not keep_data:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None

@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from videoapi.netutil import stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings
 
 
@@ -90,13 +91,7 @@ class WorkerProcess:
 
     def stop(self, timeout_s: float = 20.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        stop_process_group(process, timeout_s)
         if self._log not in (None, subprocess.DEVNULL):
             self._log.close()
 

@@ -43,7 +43,8 @@ def _band(similarities, lookup_window: int):
     half = (lookup_window - 1) // 2
     padded = F.pad(similarities, [half, half])
     time = similarities.shape[1]
-    index = torch.arange(time).view(time, 1) + torch.arange(lookup_window).view(1, lookup_window)
+    device = similarities.device
+    index = torch.arange(time, device=device).view(time, 1) + torch.arange(lookup_window, device=device).view(1, -1)
     index = index.unsqueeze(0).expand(similarities.shape[0], -1, -1)
     return torch.gather(padded, 2, index)
 

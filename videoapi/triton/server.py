@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import sysconfig
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Thread
 
-from videoapi.netutil import free_port, port_is_open
+from videoapi.netutil import free_port, port_is_open, stop_process_group
 
 
 class TritonStartError(RuntimeError):
@@ -171,38 +170,29 @@ class TritonServer:
             self._log.append(line.rstrip())
 
     def _wait_ready(self) -> None:
-        import tritonclient.http as httpclient
+        import urllib.error
+        import urllib.request
 
-        client = httpclient.InferenceServerClient(self.http_url, connection_timeout=2.0, network_timeout=2.0)
+        url = f"http://{self.http_url}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout_s
-        try:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    time.sleep(0.2)  # let the pump read the last lines
-                    raise TritonStartError(
-                        f"tritonserver exited with code {self._process.returncode}: {self.failure_reason()}"
-                    )
-                try:
-                    if client.is_server_ready():
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                time.sleep(0.2)  # let the pump read the last lines
+                raise TritonStartError(
+                    f"tritonserver exited with code {self._process.returncode}: {self.failure_reason()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    if response.status == 200:
                         return
-                except Exception:
-                    pass
-                time.sleep(0.25)
-        finally:
-            client.close()
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.25)
         raise TritonStartError(f"tritonserver not ready after {self.startup_timeout_s:.0f}s: {self.failure_reason()}")
 
     def stop(self, timeout_s: float = 15.0) -> None:
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-                process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-            except ProcessLookupError:
-                pass
+        stop_process_group(process, timeout_s)
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None

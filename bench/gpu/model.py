@@ -1,0 +1,41 @@
+"""Triton Python-backend model for the GPU benchmark: the batch-agnostic TransNetV2 module in PyTorch on CUDA.
+
+(The production GPU path is the ONNX Runtime backend of NVIDIA's Triton container, configs/gpu.pbtxt; this
+one runs where only the pytriton wheel and PyTorch are at hand.)
+"""
+
+import json
+import sys
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        sys.path[:0] = [p for p in params.get("python_path", "").split(":") if p]
+        from videoapi.model.export import exportable_module
+
+        self.fp16 = params.get("precision") == "fp16"
+        self.device = torch.device(f"cuda:{args.get('model_instance_device_id', '0')}")
+        self.module = exportable_module("cuda").to(self.device).eval()
+
+    def execute(self, requests):
+        arrays = [pb_utils.get_input_tensor_by_name(r, "frames").as_numpy() for r in requests]
+        sizes = [len(a) for a in arrays]
+        batch = torch.from_numpy(np.concatenate(arrays) if len(arrays) > 1 else arrays[0]).to(self.device)
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+            single, many = self.module(batch)
+        single, many = single.float().cpu().numpy(), many.float().cpu().numpy()
+        responses, start = [], 0
+        for size in sizes:
+            tensors = [
+                pb_utils.Tensor("single_frame", np.array(single[start : start + size], copy=True)),
+                pb_utils.Tensor("many_hot", np.array(many[start : start + size], copy=True)),
+            ]
+            responses.append(pb_utils.InferenceResponse(output_tensors=tensors))
+            start += size
+        return responses

@@ -1,0 +1,196 @@
+"""GPU node benchmark (run on the device machine): TransNetV2 throughput direct and through Triton, fp32 and
+fp16, at batch sizes 1..256; OpenCV decode throughput with N parallel streams; end to end with N workers
+decoding and one Triton on the GPU. Prints tables, writes JSON to $OUT (or bench/results/).
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
+USEFUL = 50
+BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
+TRITON_BATCHES = [1, 4, 16, 64, 128, 256]
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def bench_direct(seconds: float) -> dict:
+    import torch
+
+    from videoapi.model.export import exportable_module
+
+    module = exportable_module("cuda").cuda().eval()
+    rows = {}
+    for precision in ("fp32", "fp16"):
+        rows[precision] = {}
+        for b in BATCHES:
+            x = torch.randint(0, 256, (b, 100, 27, 48, 3), dtype=torch.uint8, device="cuda")
+            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=precision == "fp16"):
+                for _ in range(3):
+                    module(x)
+                torch.cuda.synchronize()
+                n, t0 = 0, time.perf_counter()
+                while time.perf_counter() - t0 < seconds:
+                    module(x)
+                    n += b
+                torch.cuda.synchronize()
+            rows[precision][b] = n * USEFUL / (time.perf_counter() - t0)
+            log(f"direct {precision} batch {b}: {rows[precision][b]:,.0f} useful frames/s")
+    return rows
+
+
+def make_repository(root: Path) -> Path:
+    for precision in ("fp32", "fp16"):
+        model = root / f"transnetv2_{precision}"
+        (model / "1").mkdir(parents=True)
+        (model / "1" / "model.py").write_text((ROOT / "bench" / "gpu" / "model.py").read_text())
+        (model / "config.pbtxt").write_text(f"""
+name: "transnetv2_{precision}"
+backend: "python"
+max_batch_size: 256
+input {{ name: "frames" data_type: TYPE_UINT8 dims: [-1, 27, 48, 3] }}
+output {{ name: "single_frame" data_type: TYPE_FP32 dims: [-1, 1] }}
+output {{ name: "many_hot" data_type: TYPE_FP32 dims: [-1, 1] }}
+instance_group {{ count: 1 kind: KIND_CPU }}  # the model itself runs on CUDA (torch); I/O stays in host memory
+dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
+parameters {{ key: "precision" value {{ string_value: "{precision}" }} }}
+parameters {{ key: "python_path" value {{ string_value: "{os.environ.get("PYTHONPATH", "")}:{ROOT}" }} }}
+parameters {{ key: "single_frame_output" value {{ string_value: "single_frame" }} }}
+parameters {{ key: "many_hot_output" value {{ string_value: "many_hot" }} }}
+parameters {{ key: "outputs" value {{ string_value: "probabilities" }} }}
+""")
+    return root
+
+
+def _client_loop(url, model, b, seconds, queue):
+    from videoapi.triton.client import ShotModelClient
+
+    x = np.random.default_rng(0).integers(0, 256, (b, 100, 27, 48, 3), dtype=np.uint8)
+    with ShotModelClient(url, model=model, timeout_s=120) as c:
+        c.predict(x)
+        n, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            c.predict(x)
+            n += b
+    queue.put((n, time.perf_counter() - t0))
+
+
+def bench_triton(url: str, seconds: float, clients: int = 4) -> dict:
+    rows = {}
+    ctx = mp.get_context("spawn")
+    for precision in ("fp32", "fp16"):
+        rows[precision] = {}
+        for b in TRITON_BATCHES:
+            queue = ctx.Queue()
+            procs = [
+                ctx.Process(target=_client_loop, args=(url, f"transnetv2_{precision}", b, seconds, queue))
+                for _ in range(clients)
+            ]
+            for p in procs:
+                p.start()
+            results = [queue.get(timeout=120) for _ in procs]
+            for p in procs:
+                p.join()
+            rows[precision][b] = sum(n for n, _ in results) * USEFUL / max(t for _, t in results)
+            log(f"triton {precision} batch {b} x{clients} clients: {rows[precision][b]:,.0f} useful frames/s")
+    return rows
+
+
+def _decode(path, queue):
+    import cv2
+
+    from videoapi.decode import iter_model_frames
+
+    cv2.setNumThreads(1)
+    t0 = time.perf_counter()
+    n = sum(1 for _ in iter_model_frames(Path(path)))
+    queue.put((n, time.perf_counter() - t0))
+
+
+def in_parallel_streams(label: str, target, args: tuple, streams_list) -> dict:
+    """Run `target(*args, queue)` in N spawned processes at once for each N; frames/s over all and per stream."""
+    ctx = mp.get_context("spawn")
+    rows = {}
+    for streams in streams_list:
+        queue = ctx.Queue()
+        t0 = time.perf_counter()
+        procs = [ctx.Process(target=target, args=(*args, queue)) for _ in range(streams)]
+        for p in procs:
+            p.start()
+        results = [queue.get(timeout=300) for _ in procs]
+        for p in procs:
+            p.join()
+        wall = time.perf_counter() - t0
+        rows[streams] = {
+            "frames_per_s": sum(n for n, _ in results) / wall,
+            "per_stream": float(np.mean([n / t for n, t in results])),
+        }
+        log(
+            f"{label} {streams} streams: {rows[streams]['frames_per_s']:,.0f} frames/s total, "
+            f"{rows[streams]['per_stream']:,.0f} per stream"
+        )
+    return rows
+
+
+def bench_decode(path: Path, streams_list=(1, 2, 4, 8, 16)) -> dict:
+    return in_parallel_streams("decode", _decode, (str(path),), streams_list)
+
+
+def _worker(path, url, model, queue):
+    import cv2
+
+    from videoapi.decode import iter_model_frames
+    from videoapi.pipeline import predict_frames
+    from videoapi.triton.client import ShotModelClient
+
+    cv2.setNumThreads(1)
+    with ShotModelClient(url, model=model, timeout_s=300) as c:
+        t0 = time.perf_counter()
+        result = predict_frames(iter_model_frames(Path(path)), c, batch_windows=16, in_flight=3)
+    queue.put((result.frame_count, time.perf_counter() - t0))
+
+
+def bench_end_to_end(path: Path, url: str, streams_list=(1, 4, 8, 16)) -> dict:
+    return in_parallel_streams("end-to-end", _worker, (str(path), url, "transnetv2_fp16"), streams_list)
+
+
+def main() -> None:
+    import torch
+
+    from videoapi.triton.server import TritonServer
+
+    seconds = float(os.environ.get("BENCH_SECONDS", "3"))
+    clip = Path(sys.argv[1])
+    report = {"gpu": torch.cuda.get_device_name(0), "cpus": os.cpu_count(), "clip": clip.name}
+    log(report)
+    parts = os.environ.get("BENCH_PARTS", "direct,decode,triton").split(",")
+    if "direct" in parts:
+        report["direct"] = bench_direct(seconds)
+    if "decode" in parts:
+        report["decode"] = bench_decode(clip)
+    if "triton" in parts:
+        with tempfile.TemporaryDirectory() as tmp:
+            repo = make_repository(Path(tmp) / "repo")
+            with TritonServer(repo, startup_timeout_s=300) as server:
+                report["triton"] = bench_triton(server.grpc_url, seconds)
+                report["end_to_end"] = bench_end_to_end(clip, server.grpc_url)
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"gpu-{'-'.join(parts)}.json").write_text(json.dumps(report, indent=2))
+    log(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
