@@ -32,6 +32,13 @@ return 1
 """
 
 
+# Progress never moves back either: a redelivered job starts counting again from zero.
+_PROGRESS = """
+local current = tonumber(redis.call('HGET', KEYS[1], 'frames_done') or '0')
+if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'frames_done', ARGV[1]) end
+"""
+
+
 class JobNotFound(KeyError):
     pass
 
@@ -66,7 +73,8 @@ class Job:
             return 100.0
         if not self.frames_total:
             return 0.0
-        return round(min(100.0, 100.0 * self.frames_done / self.frames_total), 1)
+        # 100 means done: a redelivered segment can count frames twice, so stay below until the job succeeds
+        return round(min(99.9, 100.0 * self.frames_done / self.frames_total), 1)
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
@@ -118,6 +126,7 @@ class JobStore:
         self.redis = client
         self.ttl_s = ttl_s
         self._advance = client.register_script(_ADVANCE)
+        self._progress = client.register_script(_PROGRESS)
 
     @classmethod
     def from_url(cls, url: str) -> JobStore:
@@ -195,7 +204,7 @@ class JobStore:
         return self._move(job_id, JobStatus.running, started_at=time.time(), frames_total=frames_total)
 
     def set_progress(self, job_id: str, frames_done: int) -> None:
-        self.redis.hset(self._key(job_id), "frames_done", frames_done)
+        self._progress(keys=[self._key(job_id)], args=[frames_done])
 
     def add_progress(self, job_id: str, frames: int) -> None:
         self.redis.hincrby(self._key(job_id), "frames_done", frames)

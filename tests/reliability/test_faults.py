@@ -1,0 +1,136 @@
+"""Faults injected into the real stack: a worker killed mid-job, Redis crashing under the API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from functions.app import create_app
+from functions.deps import Services
+from videoapi.jobs import JobStatus, JobStore
+from videoapi.redis_server import RedisServer
+from videoapi.shots import score_transitions
+from videoapi.storage import Storage
+from videoapi.synthetic import write_video
+from workers.celery_app import create_app as create_celery
+from workers.process import WorkerProcess
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+
+
+def test_worker_killed_mid_job_is_redelivered_and_completes_once(stack_settings, tmp_path):
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    # a short visibility timeout, so the lost job comes back within the test (production: longer than any job)
+    settings = stack_settings.model_copy(update={"redis_url": f"{base}/7", "visibility_timeout_s": 8})
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "long.mp4"
+    cuts = write_video(video, [300, 250, 400, 350, 300], fps=25, seed=3)  # 1600 frames, one segment (< 27000)
+    settings = settings.model_copy(update={"segment_frames": 27_000})
+    key = "incoming/victim/long.mp4"
+    storage.put_bytes(key, video.read_bytes(), "video/mp4")
+    job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+    celery = create_celery(settings)
+    seen = []
+    with WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim:
+        celery.send_task("videoapi.detect_shots", args=[job.id])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = store.get(job.id)
+            seen.append((state.status, state.frames_done))
+            if state.status == JobStatus.running and state.frames_done >= 200:
+                break
+            time.sleep(0.1)
+        assert store.get(job.id).status == JobStatus.running, seen[-1]
+        victim.kill()  # SIGKILL, main process and pool: no chance to clean up or requeue
+    with WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"):
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            state = store.get(job.id)
+            seen.append((state.status, state.frames_done))
+            if state.status in (JobStatus.succeeded, JobStatus.failed):
+                break
+            time.sleep(0.2)
+    celery.close()
+    assert state.status == JobStatus.succeeded, (state.error_code, state.error_message)
+    rank = {JobStatus.queued: 0, JobStatus.running: 1, JobStatus.succeeded: 2}
+    assert [rank[s] for s, _ in seen] == sorted(rank[s] for s, _ in seen)  # status never went back
+    assert [f for _, f in seen] == sorted(f for _, f in seen)  # nor did progress
+    document = storage.get_json(state.result_key)
+    found = [(a["end_frame"], b["start_frame"]) for a, b in zip(document["shots"], document["shots"][1:])]
+    assert score_transitions(found, [(c - 1, c) for c in cuts]).f1 == 1.0
+    assert "videoapi.detect_shots" in (tmp_path / "rescuer.log").read_text()  # the rescuer ran it
+
+
+def test_redis_crash_gives_503_then_recovers_with_no_job_lost(stack_settings, tmp_path):
+    server = RedisServer(data_dir=tmp_path / "redis").start()
+    settings = stack_settings.model_copy(update={"redis_url": server.url})
+    services = Services.from_settings(settings)
+    http = TestClient(create_app(settings, services=services))
+    auth = {"X-API-Key": services.keys.create("carol")}
+    uploaded = http.put(
+        "/v1/uploads/direct",
+        params={"filename": "a.mp4"},
+        content=b"x" * 64,
+        headers={**auth, "Content-Type": "video/mp4"},
+    ).json()
+    job = http.post("/v1/jobs", json={"source": uploaded["key"]}, headers=auth).json()
+    time.sleep(1.5)  # AOF is fsynced every second
+    os.killpg(server._process.pid, signal.SIGKILL)  # a crash, not a clean shutdown
+    server._process.wait()
+    try:
+        for method, path, body in (("GET", f"/v1/jobs/{job['id']}", None), ("POST", "/v1/jobs", {"source": "x"})):
+            started = time.monotonic()
+            response = http.request(method, path, json=body, headers=auth)
+            assert response.status_code == 503 and time.monotonic() - started < 15
+            assert response.json()["error"]["code"] == "service_unavailable"
+        restarted = RedisServer(port=server.port, data_dir=tmp_path / "redis").start()
+        try:
+            status = http.get(f"/v1/jobs/{job['id']}", headers=auth)  # same API process: it reconnects by itself
+            assert status.status_code == 200 and status.json()["status"] == "queued"
+            assert services.jobs.store.redis.llen("shots") == 1  # the queued task survived too
+        finally:
+            restarted.stop()
+    finally:
+        server.stop()
+
+
+def test_triton_that_comes_back_lets_the_retried_job_finish(stack_settings, model_repository, tmp_path):
+    from videoapi.netutil import free_port
+    from videoapi.triton.server import TritonServer
+
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    port = free_port()
+    settings = stack_settings.model_copy(
+        update={
+            "redis_url": f"{base}/8",
+            "triton_url": f"127.0.0.1:{port}",
+            "triton_timeout_s": 5.0,
+            "task_max_retries": 8,
+            "task_retry_backoff_max_s": 3,
+        }
+    )
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "v.mp4"
+    write_video(video, [40, 40], fps=25)
+    storage.put_bytes("incoming/t/v.mp4", video.read_bytes(), "video/mp4")
+    job = store.create(bucket=storage.bucket, key="incoming/t/v.mp4", threshold=0.5)
+    celery = create_celery(settings)
+    log = tmp_path / "worker.log"
+    with WorkerProcess(settings, concurrency=1, name="patient", log_path=log):
+        celery.send_task("videoapi.detect_shots", args=[job.id])
+        deadline = time.monotonic() + 60
+        while "Retry in" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert "Retry in" in log.read_text()  # Triton is down: the task backs off
+        with TritonServer(model_repository, grpc_port=port):
+            deadline = time.monotonic() + 120
+            while store.get(job.id).status not in (JobStatus.succeeded, JobStatus.failed):
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+    celery.close()
+    state = store.get(job.id)
+    assert state.status == JobStatus.succeeded, (state.error_code, state.error_message)
