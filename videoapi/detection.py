@@ -6,6 +6,7 @@ in workers/ are thin adapters over `ShotDetector`.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -69,6 +70,10 @@ def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> l
         return [Segment(0, None)]
     starts = list(range(0, frame_count, length))
     return [Segment(s, s + length) for s in starts[:-1]] + [Segment(starts[-1], None)]
+
+
+def _npz(predictions: Predictions) -> bytes:
+    return npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot)
 
 
 def _result_keys(job_id: str) -> tuple[str, str]:
@@ -159,16 +164,14 @@ class ShotDetector:
         with self.fetched(job) as path:
             predictions = self.predict_file(path, segment, progress)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
-        self.storage.put_bytes(
-            key, npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot), "application/x-npz"
-        )
+        self.storage.put_bytes(key, _npz(predictions), "application/x-npz")
         return key
 
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
         parts = []
         for key in sorted(segment_keys):
-            with np.load(_bytes_io(self.storage.get_bytes(key))) as data:
+            with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"]))
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
@@ -218,7 +221,7 @@ class ShotDetector:
         }
         self.storage.put_bytes(
             probs_key,
-            npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot),
+            _npz(predictions),
             "application/x-npz",
         )
         self.storage.put_json(shots_key, document)
@@ -228,9 +231,3 @@ class ShotDetector:
 
     def fail(self, job_id: str, error: JobError) -> None:
         self.store.fail(job_id, error.code, error.message)
-
-
-def _bytes_io(data: bytes):
-    import io
-
-    return io.BytesIO(data)

@@ -288,7 +288,7 @@ class JobService:
             raise ApiError(409, "job_failed", f"the job failed ({job.error_code}): {job.error_message}")
         if job.status != JobStatus.succeeded:
             raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; poll its status")
-        document = self.storage.for_bucket(self.storage.bucket).get_json(job.result_key)
+        document = self.storage.get_json(job.result_key)
         if fmt == "json":
             return json.dumps(document).encode(), "application/json"
         if fmt == "csv":

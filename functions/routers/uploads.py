@@ -34,14 +34,13 @@ async def direct_upload(
     content_type: Annotated[str, Header()] = "application/octet-stream",
 ) -> dict:
     limit = services.settings.direct_upload_max_bytes
+    too_large = ApiError(413, "too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise ApiError(413, "too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")
+        raise too_large
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > limit:
-            raise ApiError(
-                413, "too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body"
-            )
+            raise too_large
     return services.jobs.direct_upload(client, filename, content_type.split(";")[0].strip(), bytes(data))
