@@ -3,13 +3,20 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test bench
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-install:
+.PHONY: install browser test bench
+
+install: browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[serve,export,dev]'
 	$(BIN)/videoapi model build
+
+# The web page's test drives a real Chromium: Debian's package (set VIDEOAPI_CHROMIUM to use another).
+browser:
+	@command -v chromium >/dev/null || [ -n "$$VIDEOAPI_CHROMIUM" ] || \
+		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 test:
 	$(BIN)/python -m pytest
@@ -20,7 +27,7 @@ bench:
 # `sam build` (BuildMethod: makefile): each function gets the package and its runtime dependencies.
 LAMBDA_PIP = $(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_x86_64 --only-binary=:all: --python-version 3.11
 
-build-UploadFunction build-JobsFunction build-S3TriggerFunction:
+build-UploadFunction build-JobsFunction build-S3TriggerFunction build-WebFunction:
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/.wheel" .
 	$(LAMBDA_PIP) "$(ARTIFACTS_DIR)"/.wheel/*.whl
 	rm -rf "$(ARTIFACTS_DIR)/.wheel"

@@ -10,12 +10,12 @@ from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException
 
 from functions.deps import Services
-from functions.routers import jobs, uploads
+from functions.routers import jobs, uploads, web
 from videoapi.settings import Settings
 from videoapi.storage import StorageError
 from videoapi.submission import ApiError
 
-ROUTERS = {"uploads": uploads.router, "jobs": jobs.router}
+ROUTERS = {"uploads": uploads.router, "jobs": jobs.router, "web": web.router}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:

@@ -30,3 +30,8 @@ def upload(event, context):
 def jobs(event, context):
     """Submit, status and result."""
     return _adapter("jobs")(event, context)
+
+
+def web(event, context):
+    """The result viewer page."""
+    return _adapter("web")(event, context)

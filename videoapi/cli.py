@@ -143,6 +143,7 @@ def local_up(
         fail("interrupted while starting; everything started was stopped", 130)
     print(f"ready: API {stack.api_url}  key {stack.api_key}", flush=True)
     err.print(f"  try: videoapi detect some.mp4   (or --api {stack.api_url} --api-key {stack.api_key})")
+    err.print(f"  or open {stack.api_url}/ui/#key={stack.api_key}  (upload, watch, browse the shots)")
     err.print("  Ctrl-C stops everything.")
     try:
         _wait_for_ctrl_c()
@@ -228,6 +229,8 @@ def detect(
                 job = client.wait(job["id"], on_progress=show, timeout_s=timeout)
             if job["status"] == "failed":
                 fail(f"job {job['id']} failed ({job['error']['code']}): {job['error']['message']}")
+            if job["status"] == "cancelled":
+                fail(f"job {job['id']} was cancelled")
             content = client.result(job["id"], format)
     except ApiClientError as exc:
         fail(str(exc))
@@ -252,6 +255,18 @@ def _client(api: str | None, api_key: str | None):
     return VideoApiClient(*target)
 
 
+def _print_job(job_id: str, api: str | None, api_key: str | None, action: str) -> None:
+    import json as _json
+
+    from videoapi.client import ApiClientError
+
+    try:
+        with _client(api, api_key) as client:
+            print(_json.dumps(getattr(client, action)(job_id), indent=2))
+    except ApiClientError as exc:
+        fail(str(exc))
+
+
 @jobs_app.command("status")
 def jobs_status(
     job_id: str,
@@ -259,15 +274,17 @@ def jobs_status(
     api_key: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """A job's status as JSON."""
-    import json as _json
+    _print_job(job_id, api, api_key, "status")
 
-    from videoapi.client import ApiClientError
 
-    try:
-        with _client(api, api_key) as client:
-            print(_json.dumps(client.status(job_id), indent=2))
-    except ApiClientError as exc:
-        fail(str(exc))
+@jobs_app.command("cancel")
+def jobs_cancel(
+    job_id: str,
+    api: Annotated[str | None, typer.Option()] = None,
+    api_key: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Cancel a queued or running job; prints its status."""
+    _print_job(job_id, api, api_key, "cancel")
 
 
 @jobs_app.command("list")

@@ -68,6 +68,9 @@ class VideoApiClient:
     def status(self, job_id: str) -> dict:
         return self._request("GET", f"/v1/jobs/{job_id}").json()
 
+    def cancel(self, job_id: str) -> dict:
+        return self._request("POST", f"/v1/jobs/{job_id}/cancel").json()
+
     def list(self, limit: int = 50) -> list[dict]:
         return self._request("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
 
@@ -87,7 +90,7 @@ class VideoApiClient:
             job = self.status(job_id)
             if on_progress:
                 on_progress(job)
-            if job["status"] in ("succeeded", "failed"):
+            if job["status"] in ("succeeded", "failed", "cancelled"):
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise ApiClientError(f"job {job_id} still {job['status']} after {timeout_s:.0f}s", "timeout")

@@ -7,6 +7,7 @@ in workers/ are thin adapters over `ShotDetector`.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import numpy as np
 from videoapi.decode import iter_model_frames
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
+from videoapi.preview import OVERVIEW_COLUMNS, OverviewSampler, keyframes, overview_png, thumbnail_sheet
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
 from videoapi.settings import Settings
 from videoapi.shots import ShotList
@@ -60,6 +62,12 @@ class Segment:
 
     start: int
     stop: int | None
+
+
+def _stop_if_cancelled(status: JobStatus) -> None:
+    """Called between batches: a cancelled job stops using the GPU within one batch."""
+    if status == JobStatus.cancelled:
+        raise JobError("cancelled", "the job was cancelled")
 
 
 def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> list[Segment]:
@@ -117,7 +125,7 @@ class ShotDetector:
         parallel; None when the job had already finished (a redelivery).
         """
         job = self.store.get(job_id)
-        if job.status in (JobStatus.succeeded, JobStatus.failed):
+        if job.status.finished:
             return None
         with self.fetched(job) as path:
             info = probe(path, self.limits)
@@ -127,8 +135,11 @@ class ShotDetector:
             segments = plan_segments(info.frame_count, self.settings.segment_frames, self.settings.window)
             if len(segments) > 1:
                 return segments
-            predictions = self.predict_file(path, segments[0], lambda done: self.store.set_progress(job_id, done))
-        return self.publish(job_id, predictions)
+            sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames)
+            predictions = self.predict_file(
+                path, segments[0], lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)), sampler
+            )
+            return self.publish(job_id, predictions, sampler.stride, sampler.arrays()[0], path)
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
@@ -137,11 +148,19 @@ class ShotDetector:
     def info(self, job_id: str) -> VideoInfo:
         return VideoInfo(**json.loads(self.store.redis.hget(f"job:{job_id}", "video_info")))
 
-    def predict_file(self, path: Path, segment: Segment, progress: Callable[[int], None]) -> Predictions:
+    def predict_file(
+        self,
+        path: Path,
+        segment: Segment,
+        progress: Callable[[int], None],
+        sampler: OverviewSampler | None = None,
+    ) -> Predictions:
+        """Probabilities for the segment's frames; `sampler` keeps the overview's frames on the way."""
         first = max(0, segment.start - MARGIN)
         last = None if segment.stop is None else segment.stop + MARGIN
+        frames = iter_model_frames(path, first, last)
         return predict_frames(
-            iter_model_frames(path, first, last),
+            sampler.tap(frames, first) if sampler else frames,
             self.model,
             window=self.settings.window,
             batch_windows=self.settings.batch_windows,
@@ -154,17 +173,27 @@ class ShotDetector:
     def run_segment(self, job_id: str, segment: Segment) -> str:
         """Predict one segment and park its probabilities in storage; returns their key."""
         job = self.store.get(job_id)
+        _stop_if_cancelled(job.status)
         reported = 0
 
         def progress(done: int) -> None:
             nonlocal reported
-            self.store.add_progress(job_id, done - reported)
+            status = self.store.add_progress(job_id, done - reported)
             reported = done
+            _stop_if_cancelled(status)
 
+        sampler = OverviewSampler.for_video(
+            self.info(job_id).frame_count, self.settings.overview_max_frames, segment.start, segment.stop
+        )
         with self.fetched(job) as path:
-            predictions = self.predict_file(path, segment, progress)
+            predictions = self.predict_file(path, segment, progress, sampler)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
-        self.storage.put_bytes(key, _npz(predictions), "application/x-npz")
+        overview, _ = sampler.arrays()
+        self.storage.put_bytes(
+            key,
+            npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot, overview=overview),
+            "application/x-npz",
+        )
         return key
 
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
@@ -172,19 +201,24 @@ class ShotDetector:
         parts = []
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
-                parts.append((data["single_frame"], data["many_hot"]))
+                parts.append((data["single_frame"], data["many_hot"], data["overview"]))
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
             np.concatenate([p[1] for p in parts]).astype(np.float32),
         )
-        document = self.publish(job_id, predictions)
+        stride = OverviewSampler.for_video(self.info(job_id).frame_count, self.settings.overview_max_frames).stride
+        with self.fetched(self.store.get(job_id)) as path:  # again: the keyframes are in it
+            document = self.publish(job_id, predictions, stride, np.concatenate([p[2] for p in parts]), path)
         for key in segment_keys:
             self.storage.delete(key)
         return document
 
-    def publish(self, job_id: str, predictions: Predictions) -> dict:
-        """Check the decode was complete, write shots.json and probabilities.npz, succeed the job."""
+    def publish(
+        self, job_id: str, predictions: Predictions, stride: int, overview: np.ndarray, video: Path
+    ) -> dict:
+        """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
         job, info = self.store.get(job_id), self.info(job_id)
+        _stop_if_cancelled(job.status)
         decoded = predictions.frame_count
         if decoded == 0:
             raise JobError("zero_frames", "no frame could be decoded")
@@ -195,6 +229,7 @@ class ShotDetector:
         fps = info.fps
         shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
         shots_key, probs_key = _result_keys(job_id)
+        previews = self._publish_previews(job_id, shots, predictions, stride, overview, video)
         served = getattr(self.model, "served_model", None)
         model = served() if callable(served) else None
         document = {
@@ -216,8 +251,13 @@ class ShotDetector:
             },
             "threshold": job.threshold,
             "shot_count": len(shots.shots),
-            "shots": shots.to_dicts(),
+            "shots": [
+                {**shot, "keyframe": frame}
+                for shot, frame in itertools.zip_longest(shots.to_dicts(), previews["thumbnails"]["keyframes"])
+                if shot
+            ],
             "probabilities": {"key": probs_key, "format": "npz", "arrays": ["single_frame", "many_hot"]},
+            "previews": previews,
         }
         self.storage.put_bytes(
             probs_key,
@@ -228,6 +268,22 @@ class ShotDetector:
         self.store.set_progress(job_id, decoded)
         self.store.succeed(job_id, shots_key)
         return document
+
+    def _publish_previews(
+        self, job_id: str, shots: ShotList, predictions: Predictions, stride: int, overview: np.ndarray, video: Path
+    ) -> dict:
+        """overview.png (frames and predictions) and thumbnails.jpg (a keyframe per shot); their keys and layout."""
+        overview_key, sheet_key = f"results/{job_id}/overview.png", f"results/{job_id}/thumbnails.jpg"
+        png = overview_png(overview, predictions.single_frame, predictions.many_hot, stride)
+        self.storage.put_bytes(overview_key, png, "image/png")
+        spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][: self.settings.max_thumbnails]
+        frames = keyframes(spans)
+        sheet = thumbnail_sheet(video, frames, columns=max(10, -(-len(frames) // 700)))
+        self.storage.put_bytes(sheet_key, sheet.jpeg, "image/jpeg")
+        return {
+            "overview": {"key": overview_key, "stride": stride, "columns": OVERVIEW_COLUMNS, "tiles": len(overview)},
+            "thumbnails": {"key": sheet_key, "keyframes": frames, **sheet.layout()},
+        }
 
     def fail(self, job_id: str, error: JobError) -> None:
         self.store.fail(job_id, error.code, error.message)

@@ -15,16 +15,19 @@ class JobStatus(StrEnum):
     running = "running"
     succeeded = "succeeded"
     failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
-_RANK = {JobStatus.queued: 0, JobStatus.running: 1, JobStatus.succeeded: 2, JobStatus.failed: 2}
-
-# Status moves only forward (queued -> running -> succeeded|failed), and a finished job never changes:
+# Status moves only forward (queued -> running -> succeeded|failed|cancelled), and a finished job never changes:
 # a redelivered task cannot turn a success back into "running".
 _ADVANCE = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return -1 end
-local rank = {queued=0, running=1, succeeded=2, failed=2}
+local rank = {queued=0, running=1, succeeded=2, failed=2, cancelled=2}
 if rank[current] >= 2 or rank[ARGV[1]] < rank[current] then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
@@ -33,9 +36,16 @@ return 1
 
 
 # Progress never moves back either: a redelivered job starts counting again from zero.
+# Both progress scripts return the status, so a worker learns of a cancellation at no extra round trip.
 _PROGRESS = """
 local current = tonumber(redis.call('HGET', KEYS[1], 'frames_done') or '0')
 if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'frames_done', ARGV[1]) end
+return redis.call('HGET', KEYS[1], 'status')
+"""
+
+_ADD_PROGRESS = """
+redis.call('HINCRBY', KEYS[1], 'frames_done', ARGV[1])
+return redis.call('HGET', KEYS[1], 'status')
 """
 
 
@@ -127,10 +137,12 @@ class JobStore:
         self.ttl_s = ttl_s
         self._advance = client.register_script(_ADVANCE)
         self._progress = client.register_script(_PROGRESS)
+        self._add_progress = client.register_script(_ADD_PROGRESS)
 
     @classmethod
-    def from_url(cls, url: str) -> JobStore:
-        return cls(redis.Redis.from_url(url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5))
+    def from_url(cls, url: str, ride_out_s: float = 0.0) -> JobStore:
+        """A store on its own connection pool; `ride_out_s` > 0 retries through a Redis restart that long."""
+        return cls(redis_client(url, ride_out_s))
 
     @staticmethod
     def _key(job_id: str) -> str:
@@ -203,14 +215,36 @@ class JobStore:
         """queued|running -> running; False if the job already finished (a late redelivery)."""
         return self._move(job_id, JobStatus.running, started_at=time.time(), frames_total=frames_total)
 
-    def set_progress(self, job_id: str, frames_done: int) -> None:
-        self._progress(keys=[self._key(job_id)], args=[frames_done])
+    def set_progress(self, job_id: str, frames_done: int) -> JobStatus:
+        """Raise frames_done to at least `frames_done`; returns the job's status."""
+        return JobStatus(self._progress(keys=[self._key(job_id)], args=[frames_done]))
 
-    def add_progress(self, job_id: str, frames: int) -> None:
-        self.redis.hincrby(self._key(job_id), "frames_done", frames)
+    def add_progress(self, job_id: str, frames: int) -> JobStatus:
+        return JobStatus(self._add_progress(keys=[self._key(job_id)], args=[frames]))
 
     def succeed(self, job_id: str, result_key: str) -> bool:
         return self._move(job_id, JobStatus.succeeded, finished_at=time.time(), result_key=result_key)
 
     def fail(self, job_id: str, code: str, message: str) -> bool:
         return self._move(job_id, JobStatus.failed, finished_at=time.time(), error_code=code, error_message=message)
+
+    def cancel(self, job_id: str) -> bool:
+        """queued|running -> cancelled; False if the job had already finished."""
+        return self._move(job_id, JobStatus.cancelled, finished_at=time.time())
+
+
+def redis_client(url: str, ride_out_s: float = 0.0) -> redis.Redis:
+    """A client that fails fast (API: answer 503) or, with ride_out_s, retries through a restart (workers)."""
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError, TimeoutError
+    from redis.retry import Retry
+
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=int(ride_out_s / 2) + 1 if ride_out_s else 0)
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=10,
+        socket_connect_timeout=2,
+        retry=retry,
+        retry_on_error=[ConnectionError, TimeoutError],
+    )

@@ -30,6 +30,7 @@ class VideoLimits:
     min_side: int = 16
     max_duration_s: float = 4 * 3600
     max_fps: float = 240.0
+    min_fps: float = 1.0  # below this there is no motion to cut: a slideshow, or no time base at all
 
 
 @dataclass(frozen=True)
@@ -95,13 +96,17 @@ def probe(path: Path, limits: VideoLimits = VideoLimits()) -> VideoInfo:
         if min(width, height) < limits.min_side:
             raise VideoRejected("resolution_too_small", f"{width}x{height} is below {limits.min_side} px a side")
         rate = _frame_rate(stream)
-        if rate is None or not 0 < rate <= limits.max_fps:
-            raise VideoRejected("bad_frame_rate", f"frame rate {rate} is not within 0..{limits.max_fps:g} fps")
+        if rate is None or not limits.min_fps <= rate <= limits.max_fps:
+            raise VideoRejected(
+                "bad_frame_rate", f"frame rate {rate} is not within {limits.min_fps:g}..{limits.max_fps:g} fps"
+            )
+        declared = [container.duration / 1e6] if container.duration else []
         if stream.duration and stream.time_base:
-            declared = float(stream.duration * stream.time_base)
-            if declared > limits.max_duration_s:
+            declared.append(float(stream.duration * stream.time_base))
+        for seconds in declared:
+            if seconds > limits.max_duration_s:
                 raise VideoRejected(
-                    "duration_too_long", f"declared duration {declared:.0f}s exceeds {limits.max_duration_s:.0f}s"
+                    "duration_too_long", f"declared duration {seconds:.0f}s exceeds {limits.max_duration_s:.0f}s"
                 )
         max_packets = int(limits.max_duration_s * float(rate)) + 1
         pts = []

@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     batch_windows: int = Field(4, ge=1, description="windows per Triton request")
     inflight_batches: int = Field(2, ge=1, description="requests waiting on Triton while decoding goes on")
     threshold: float = Field(0.5, gt=0, lt=1)
+    overview_max_frames: int = Field(3000, ge=25, description="frames on the overview PNG; longer videos are sampled")
+    max_thumbnails: int = Field(5000, ge=1, description="shots past this get no keyframe thumbnail")
 
     # Jobs: limits, long videos, reliability
     max_video_bytes: int = Field(20 * 1024**3, gt=0)
@@ -43,6 +45,7 @@ class Settings(BaseSettings):
     task_retry_backoff_max_s: int = Field(60, ge=1)
     task_time_limit_s: int = Field(4 * 3600, gt=0)
     visibility_timeout_s: int = Field(6 * 3600, gt=0, description="longer than the longest job")
+    redis_ride_out_s: float = Field(60.0, ge=0, description="workers retry Redis this long (a restart) before failing")
 
     # API
     api_key_header: str = "X-API-Key"

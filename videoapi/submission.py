@@ -6,14 +6,18 @@ Knows nothing of HTTP: errors are `ApiError`s carrying the status a web adapter 
 from __future__ import annotations
 
 import hashlib
+import io
 import ipaddress
 import json
 import re
 import socket
 import time
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from urllib.parse import urlparse
+
+import numpy as np
 
 from videoapi.exports import to_csv, to_edl
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
@@ -22,7 +26,7 @@ from videoapi.settings import Settings
 from videoapi.storage import ObjectNotFound, Storage
 
 RESULT_FORMATS = ("json", "csv", "edl")
-_SAFE_NAME = re.compile(r"^[\w\- .()\[\]+,@&'!]{1,200}$", re.UNICODE)
+RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -46,8 +50,11 @@ def safe_filename(name: str, field: str = "filename") -> str:
         raise ApiError(
             422, "invalid_filename", "file names may not contain '/', '\\', '..' or control characters", field
         )
-    if not _SAFE_NAME.match(name):
-        raise ApiError(422, "invalid_filename", "file name has characters that are not allowed", field)
+    # any printable Unicode is fine (S3 keys are UTF-8); invisible characters could disguise a name
+    if any(unicodedata.category(c)[0] == "C" for c in name) or len(name.encode()) > 255 or name != name.strip():
+        raise ApiError(
+            422, "invalid_filename", "file names must be printable, without edge spaces, at most 255 bytes", field
+        )
     return name
 
 
@@ -277,15 +284,26 @@ class JobService:
             raise ApiError(404, "job_not_found", f"no job {job_id!r}")
         return job
 
+    def cancel(self, client_id: str, job_id: str) -> Job:
+        """Cancel a queued or running job; workers stop it at their next batch. 409 once it has finished."""
+        job = self.get(client_id, job_id)
+        if not self.store.cancel(job.id) and job.status != JobStatus.cancelled:
+            job = self.store.get(job.id)
+            if job.status != JobStatus.cancelled:
+                raise ApiError(409, "job_finished", f"the job already {job.status.value}; nothing to cancel")
+        return self.store.get(job.id)
+
     def list(self, client_id: str, limit: int) -> list[Job]:
         return self.store.list_for(client_id, limit)
 
     def result(self, client_id: str, job_id: str, fmt: str) -> tuple[bytes, str]:
-        if fmt not in (*RESULT_FORMATS, "probabilities"):
+        if fmt not in (*RESULT_FORMATS, *RESULT_EXTRAS):
             raise ApiError(422, "invalid_format", f"format must be among {', '.join(RESULT_FORMATS)}", "format")
         job = self.get(client_id, job_id)
         if job.status == JobStatus.failed:
             raise ApiError(409, "job_failed", f"the job failed ({job.error_code}): {job.error_message}")
+        if job.status == JobStatus.cancelled:
+            raise ApiError(409, "job_cancelled", "the job was cancelled; it has no result")
         if job.status != JobStatus.succeeded:
             raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; poll its status")
         document = self.storage.get_json(job.result_key)
@@ -295,16 +313,44 @@ class JobService:
             return to_csv(document).encode(), "text/csv; charset=utf-8"
         if fmt == "edl":
             return to_edl(document).encode(), "text/plain; charset=utf-8"
+        if fmt == "curve":
+            return json.dumps(self._curve(document)).encode(), "application/json"
+        if fmt in ("overview", "thumbnails"):
+            previews = document.get("previews")
+            if not previews:
+                raise ApiError(404, "no_preview", f"this result has no {fmt} picture (made before pictures existed)")
+            media = "image/png" if fmt == "overview" else "image/jpeg"
+            return self.storage.get_bytes(previews[fmt]["key"]), media
         return self.storage.get_bytes(document["probabilities"]["key"]), "application/octet-stream"
+
+    def _curve(self, document: dict, max_points: int = 20_000) -> dict:
+        """Per-frame probabilities as JSON for plotting; long videos keep each stride's maximum."""
+        with np.load(io.BytesIO(self.storage.get_bytes(document["probabilities"]["key"]))) as arrays:
+            single, many = arrays["single_frame"], arrays["many_hot"]
+        stride = max(1, -(-len(single) // max_points))
+
+        def pooled(values: np.ndarray) -> list[float]:
+            padded = np.pad(values, (0, -len(values) % stride))
+            return np.round(padded.reshape(-1, stride).max(axis=1), 4).tolist()
+
+        return {
+            "fps": document["video"]["fps"],
+            "frame_count": len(single),
+            "threshold": document["threshold"],
+            "stride": stride,
+            "single_frame": pooled(single),
+            "many_hot": pooled(many),
+        }
 
 
 def job_view(job: Job, base: str = "/v1") -> dict:
     """The status representation of a job."""
     links = {"self": f"{base}/jobs/{job.id}"}
+    if not job.status.finished:
+        links["cancel"] = f"{base}/jobs/{job.id}/cancel"
     if job.status == JobStatus.succeeded:
-        for fmt in RESULT_FORMATS:
+        for fmt in (*RESULT_FORMATS, *RESULT_EXTRAS):
             links[fmt] = f"{base}/jobs/{job.id}/result?format={fmt}"
-        links["probabilities"] = f"{base}/jobs/{job.id}/result?format=probabilities"
     return {
         "id": job.id,
         "status": job.status.value,

@@ -134,3 +134,89 @@ def write_faststart_truncated(path: Path, keep: float = 0.5) -> None:
     data = full.read_bytes()
     full.unlink()
     path.write_bytes(data[: int(len(data) * keep)])
+
+
+def write_one_pixel(path: Path, frames: int = 10) -> None:
+    """A real 1x1 video (FFV1 in Matroska: x264 needs even sizes)."""
+    import av
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 1, 1, "yuv420p"
+        for i in range(frames):
+            rgb = np.full((1, 1, 3), i * 20, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def write_huge_declared(path: Path, side: int = 16000) -> None:
+    """A Motion-JPEG MP4 whose frames claim side x side pixels (decoding would allocate ~side² x 1.5 bytes each)."""
+    import struct
+
+    import av
+
+    with av.open(str(path), "w", format="mp4") as container:
+        stream = container.add_stream("mjpeg", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 16, 16, "yuvj420p"
+        for i in range(5):
+            frame = av.VideoFrame.from_ndarray(np.full((16, 16, 3), i * 40, np.uint8), format="rgb24")
+            for packet in stream.encode(frame.reformat(format="yuvj420p")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = bytearray(path.read_bytes())
+    entry = data.find(b"mp4v", data.find(b"stsd"))  # the sample entry's width and height, 28 bytes on
+    data[entry + 28 : entry + 32] = struct.pack(">HH", side, side)
+    at = data.find(b"\xff\xc0")  # every JPEG's start-of-frame: length(2) precision(1) height(2) width(2)
+    while at >= 0:
+        data[at + 5 : at + 9] = struct.pack(">HH", side, side)
+        at = data.find(b"\xff\xc0", at + 2)
+    path.write_bytes(bytes(data))
+
+
+def write_zero_timescale(path: Path) -> None:
+    """An H.264 MP4 whose track declares a time scale of 0 ticks a second: no frame rate at all."""
+    import struct
+
+    write_video(path, [30])
+    data = bytearray(path.read_bytes())
+    at = data.find(b"mdhd") + 4  # version(1) flags(3) creation(4) modification(4) timescale(4)
+    data[at + 12 : at + 16] = struct.pack(">I", 0)
+    path.write_bytes(bytes(data))
+
+
+def write_ten_hours_declared(path: Path, hours: float = 10.0) -> None:
+    """A short Matroska video whose header declares it lasts `hours` (the Segment Duration is a lie)."""
+    import struct
+
+    import av
+
+    with av.open(str(path), "w", format="matroska") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for rgb in _shot_frames(np.random.default_rng(4), 30, 64, 64):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    data = bytearray(path.read_bytes())
+    at = data.find(b"\x44\x89\x88")  # EBML Duration, an 8-byte float in TimestampScale units (1 ms)
+    data[at + 3 : at + 11] = struct.pack(">d", hours * 3600 * 1000)
+    path.write_bytes(bytes(data))
+
+
+def write_zip_bomb(path: Path, inflated_bytes: int = 256 * 1024**2) -> None:
+    """A zip archive that inflates to `inflated_bytes` of zeros, under a video's name."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    chunk = bytes(1024**2)
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        with archive.open("movie.mp4", "w", force_zip64=True) as member:
+            for _ in range(inflated_bytes // len(chunk)):
+                member.write(chunk)
+    path.write_bytes(buffer.getvalue())

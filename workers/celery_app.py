@@ -25,6 +25,9 @@ def create_app(settings: Settings) -> Celery:
         task_serializer="json",
         accept_content=["json"],
         broker_connection_retry_on_startup=True,
+        # jobs are idempotent: a task running when Redis drops finishes (its store retries through the
+        # outage) and the redelivered copy is skipped; cancelling it would throw the work away
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         worker_hijack_root_logger=False,
         task_default_queue="shots",
     )

@@ -29,7 +29,8 @@ def detector() -> ShotDetector:
             batch_windows=settings.batch_windows,
         )
 
-    return ShotDetector(settings, JobStore.from_url(settings.redis_url), Storage.from_settings(settings), model)
+    store = JobStore.from_url(settings.redis_url, ride_out_s=settings.redis_ride_out_s)
+    return ShotDetector(settings, store, Storage.from_settings(settings), model)
 
 
 class JobTask(Task):
@@ -56,7 +57,7 @@ class JobTask(Task):
             return
         job_id = self.job_id_of(args, kwargs)
         job = detector().store.get(job_id)
-        if job.status in ("succeeded", "failed") and job.extra.get("callback_url"):
+        if job.status.finished and job.extra.get("callback_url"):
             if detector().store.redis.hsetnx(f"job:{job_id}", "callback_queued", "1"):
                 deliver_callback.delay(job_id)
 

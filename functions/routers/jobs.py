@@ -52,16 +52,29 @@ def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
     return job_view(services.jobs.get(client, job_id))
 
 
-@router.get("/{job_id}/result", summary="Shots: JSON, CSV or EDL (CMX 3600); per-frame probabilities (npz)")
+@router.post("/{job_id}/cancel", summary="Cancel a queued or running job (409 once it has finished)")
+def cancel_job(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+    return job_view(services.jobs.cancel(client, job_id))
+
+
+_DOWNLOADS = {"csv": "csv", "edl": "edl", "probabilities": "npz", "overview": "png", "thumbnails": "jpg"}
+
+
+@router.get(
+    "/{job_id}/result",
+    summary="Shots: JSON, CSV or EDL (CMX 3600); probabilities (npz, or JSON `curve` for plots); "
+    "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON)",
+)
 def job_result(
     job_id: str,
     client: ClientDep,
     services: ServicesDep,
-    format: Annotated[Literal["json", "csv", "edl", "probabilities"], Query()] = "json",
+    format: Annotated[
+        Literal["json", "csv", "edl", "probabilities", "curve", "overview", "thumbnails"], Query()
+    ] = "json",
 ) -> Response:
     content, media_type = services.jobs.result(client, job_id, format)
     headers = {}
-    if format != "json":
-        suffix = {"csv": "csv", "edl": "edl", "probabilities": "npz"}[format]
-        headers["Content-Disposition"] = f'attachment; filename="{job_id}.{suffix}"'
+    if format in _DOWNLOADS:
+        headers["Content-Disposition"] = f'attachment; filename="{job_id}.{_DOWNLOADS[format]}"'
     return Response(content, media_type=media_type, headers=headers)

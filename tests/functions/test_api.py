@@ -7,6 +7,7 @@ import io
 import json
 from urllib.parse import parse_qs, urlparse
 
+import cv2
 import httpx
 import numpy as np
 import pytest
@@ -109,6 +110,24 @@ def test_submit_status_result_in_every_format(http, alice, video_bytes, run_job,
     probs = http.get(status["links"]["probabilities"], headers=alice)
     with np.load(io.BytesIO(probs.content)) as arrays:
         assert arrays["single_frame"].shape == (150,)
+        single = arrays["single_frame"]
+
+    curve = http.get(status["links"]["curve"], headers=alice).json()
+    assert curve["stride"] == 1 and curve["frame_count"] == 150 and curve["threshold"] == 0.5
+    assert np.allclose(curve["single_frame"], single, atol=1e-4) and len(curve["many_hot"]) == 150
+
+    overview = http.get(status["links"]["overview"], headers=alice)
+    assert overview.headers["content-type"] == "image/png"
+    picture = cv2.imdecode(np.frombuffer(overview.content, np.uint8), cv2.IMREAD_COLOR)
+    assert picture.shape == (6 * 28, 25 * 50, 3)  # 150 frames, 25 a row, 48x27 each with two bars and a gap
+
+    thumbnails = http.get(status["links"]["thumbnails"], headers=alice)
+    assert thumbnails.headers["content-type"] == "image/jpeg"
+    sheet = document["previews"]["thumbnails"]
+    assert sheet["count"] == 3 and sheet["keyframes"] == [s["keyframe"] for s in document["shots"]]
+    assert all(s["start_frame"] <= s["keyframe"] <= s["end_frame"] for s in document["shots"])
+    tiles = cv2.imdecode(np.frombuffer(thumbnails.content, np.uint8), cv2.IMREAD_COLOR)
+    assert tiles.shape == (sheet["tile_height"], 3 * sheet["tile_width"], 3) and sheet["tile_width"] == 160
 
 
 def test_idempotency_key(http, alice, video_bytes):
@@ -150,6 +169,8 @@ def test_a_client_sees_only_its_own_jobs_and_uploads(http, alice, bob, video_byt
         ("/v1/uploads", {"filename": "a.mp4", "size_bytes": 10**13}, 413, "too_large", "size_bytes"),
         ("/v1/uploads", {"filename": "../../etc/passwd", "size_bytes": 10}, 422, "invalid_filename", "filename"),
         ("/v1/uploads", {"filename": "a/b.mp4", "size_bytes": 10}, 422, "invalid_filename", "filename"),
+        ("/v1/uploads", {"filename": "evil\u202e4pm.exe", "size_bytes": 10}, 422, "invalid_filename", "filename"),
+        ("/v1/uploads", {"filename": "x" * 256 + ".mp4", "size_bytes": 10}, 422, "invalid_request", "filename"),
         ("/v1/uploads", {"filename": "a.mp4"}, 422, "invalid_request", "size_bytes"),
         ("/v1/uploads", {"filename": "a.mp4", "size_bytes": -1}, 422, "invalid_request", "size_bytes"),
         ("/v1/jobs", {}, 422, "invalid_request", "source"),
@@ -254,7 +275,46 @@ def test_failed_job_result_is_409_with_the_reason(http, alice, run_job):
     assert result.status_code == 409 and result.json()["error"]["code"] == "job_failed"
 
 
+def test_cancel_a_queued_job_only_by_its_owner(http, alice, bob, video_bytes, run_job):
+    job = http.post("/v1/jobs", json={"source": upload(http, alice, video_bytes)}, headers=alice).json()
+    assert job["links"]["cancel"] == f"/v1/jobs/{job['id']}/cancel"
+    stolen = http.post(f"/v1/jobs/{job['id']}/cancel", headers=bob)
+    assert stolen.status_code == 404 and stolen.json()["error"]["code"] == "job_not_found"
+    assert http.get(f"/v1/jobs/{job['id']}", headers=alice).json()["status"] == "queued"
+    cancelled = http.post(f"/v1/jobs/{job['id']}/cancel", headers=alice)
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    assert cancelled.json()["finished_at"] and "cancel" not in cancelled.json()["links"]
+    assert http.post(f"/v1/jobs/{job['id']}/cancel", headers=alice).json()["status"] == "cancelled"  # idempotent
+    assert run_job(job["id"]) is None  # the worker that picks it up drops it
+    result = http.get(f"/v1/jobs/{job['id']}/result", headers=alice)
+    assert result.status_code == 409 and result.json()["error"]["code"] == "job_cancelled"
+
+
+def test_a_finished_job_cannot_be_cancelled(http, alice, video_bytes, run_job):
+    job = http.post("/v1/jobs", json={"source": upload(http, alice, video_bytes)}, headers=alice).json()
+    run_job(job["id"])
+    refused = http.post(f"/v1/jobs/{job['id']}/cancel", headers=alice)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "job_finished"
+    assert http.get(f"/v1/jobs/{job['id']}", headers=alice).json()["status"] == "succeeded"
+
+
+@pytest.mark.parametrize("filename", ["Été 2024 — final cut.mp4", "spaces in name.mp4", "日本語.mov"])
+def test_unicode_and_spaces_in_file_names_round_trip(http, alice, video_bytes, run_job, filename):
+    key = upload(http, alice, video_bytes, filename=filename)
+    assert key.endswith(filename)
+    job = http.post("/v1/jobs", json={"source": key}, headers=alice).json()
+    run_job(job["id"])
+    status = http.get(f"/v1/jobs/{job['id']}", headers=alice).json()
+    assert status["status"] == "succeeded" and status["source"].endswith(filename)
+
+
 def test_openapi_and_unknown_routes(http):
+    page = http.get("/", follow_redirects=True)
+    assert page.status_code == 200 and "<title>Shot detection" in page.text and page.url.path == "/ui/"
+    for asset, kind in (("app.js", "text/javascript"), ("style.css", "text/css")):
+        served = http.get(f"/ui/{asset}")
+        assert served.status_code == 200 and served.headers["content-type"].startswith(kind)
+    assert http.get("/ui/../deps.py").status_code == 404 and http.get("/ui/secrets.py").status_code == 404
     spec = http.get("/openapi.json").json()
     assert {"/v1/uploads", "/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/result"} <= set(spec["paths"])
     missing = http.get("/v1/nothing")

@@ -57,14 +57,14 @@ def test_sam_translates_to_cloudformation(template):
     kinds = {r["Type"] for r in output["Resources"].values()}
     assert {"AWS::Lambda::Function", "AWS::ApiGatewayV2::Api", "AWS::S3::Bucket", "AWS::Lambda::Permission"} <= kinds
     functions = [r for r in output["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 3 and all(f["Properties"]["Timeout"] <= 60 for f in functions)
+    assert len(functions) == 4 and all(f["Properties"]["Timeout"] <= 60 for f in functions)
 
 
 def test_every_handler_exists_and_imports(template):
     handlers = [
         r["Properties"]["Handler"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
     ]
-    assert len(handlers) == 3
+    assert len(handlers) == 4
     for handler in handlers:
         module, function = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), function)), handler

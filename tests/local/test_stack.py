@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -180,6 +181,71 @@ def alive(pid: int) -> bool:
         return False
     status = Path(f"/proc/{pid}/status")
     return not (status.exists() and "State:\tZ" in status.read_text())
+
+
+def _chromium() -> str:
+    found = os.environ.get("VIDEOAPI_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    assert found, "no Chromium: install Debian's chromium package (.ci/run does) or set VIDEOAPI_CHROMIUM"
+    return found
+
+
+def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
+    """The page in a real headless Chromium: presigned upload, progress, timeline, plot, table, seek, download."""
+    from playwright.sync_api import sync_playwright
+
+    _, state, _ = stack
+    artifacts = Path(os.environ.get("VIDEOAPI_ARTIFACTS_DIR", Path(__file__).parents[2] / "test-artifacts"))
+    artifacts.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1100})
+        problems: list[str] = []
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        page.on(  # a media element aborting its reads of the local file is normal
+            "requestfailed",
+            lambda request: request.url.startswith("blob:") or problems.append(f"{request.url}: {request.failure}"),
+        )
+        external: list[str] = []
+        page.on("request", lambda r: r.url.startswith(("http://127.0.0.1", "blob:", "data:")) or external.append(r.url))
+        page.goto(f"{state['api_url']}/ui/#key={state['api_key']}")
+        assert "#key" not in page.url  # the key does not linger in the address bar
+        page.set_input_files("#file", str(reference_video))
+        page.click("#run")
+        page.wait_for_function("document.querySelector('#stage').textContent.startsWith('Detecting')", timeout=60_000)
+        seen = page.evaluate("document.querySelector('#bar').value")
+        page.wait_for_selector("#result:not([hidden])", timeout=300_000)
+        assert not problems, problems
+        assert not external, external  # no CDN: everything came from the stack
+
+        job_id = page.url.split("#job=")[1]
+        with VideoApiClient(state["api_url"], state["api_key"]) as client:
+            result = json.loads(client.result(job_id, "json"))
+        shots = result["shots"]
+        assert 0 <= seen <= 100 and page.evaluate("document.querySelector('#bar').value") == 100
+        assert page.locator("#timeline .shot").count() == len(shots) == result["shot_count"] > 90
+        assert page.locator("#shots tbody tr").count() == len(shots)
+        assert page.locator("#shots tbody tr").nth(10).locator("td").nth(1).inner_text() == shots[10]["start_timecode"]
+        backgrounds = page.eval_on_selector_all(".shot .thumb", "els => els.map(e => e.style.backgroundImage)")
+        assert all(b.startswith('url("blob:') for b in backgrounds)  # every tile shows its keyframe
+        drawn = page.evaluate(
+            """() => { const c = document.querySelector('#plot');
+                       const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                       let green = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 1] > 120 && d[i] < 80) green++;
+                       return green; }"""
+        )
+        assert drawn > 500  # the probability curve is on the canvas
+
+        page.locator("#timeline .shot").nth(10).click()
+        page.wait_for_function(
+            f"Math.abs(document.querySelector('#video').currentTime - {shots[10]['start_time']}) < 0.05", timeout=10_000
+        )
+        assert page.locator("#timeline .shot.current").count() == 1
+        assert "current" in page.locator("#shots tbody tr").nth(10).get_attribute("class")
+        with page.expect_download() as download:
+            page.click(".downloads button[data-format=csv]")
+        assert download.value.suggested_filename == f"{job_id}.csv"
+        page.screenshot(path=str(artifacts / "web-page.png"), full_page=True)
+        browser.close()
 
 
 def test_ctrl_c_stops_everything(stack, runtime):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -96,6 +97,59 @@ def test_redis_crash_gives_503_then_recovers_with_no_job_lost(stack_settings, tm
             restarted.stop()
     finally:
         server.stop()
+
+
+def test_redis_restarted_under_a_running_worker_loses_no_job(stack_settings, tmp_path):
+    """Redis is killed (no clean shutdown) while a job runs and two wait; it comes back from its AOF."""
+    server = RedisServer(data_dir=tmp_path / "redis").start()
+    settings = stack_settings.model_copy(
+        update={"redis_url": server.url, "segment_frames": 27_000, "visibility_timeout_s": 20}
+    )
+    services = Services.from_settings(settings)
+    http = TestClient(create_app(settings, services=services))
+    auth = {"X-API-Key": services.keys.create("dave")}
+    jobs = []
+    for i, lengths in enumerate(([300, 300, 300, 300], [80, 70], [60, 90])):
+        video = tmp_path / f"v{i}.mp4"
+        write_video(video, lengths, fps=25, seed=i, width=160, height=90)
+        uploaded = http.put(
+            "/v1/uploads/direct",
+            params={"filename": video.name},
+            content=video.read_bytes(),
+            headers={**auth, "Content-Type": "video/mp4"},
+        ).json()
+        jobs.append(http.post("/v1/jobs", json={"source": uploaded["key"]}, headers=auth).json()["id"])
+    store = services.jobs.store
+    restarted = None
+    try:
+        with WorkerProcess(settings, concurrency=1, name="steady", log_path=tmp_path / "worker.log"):
+            deadline = time.monotonic() + 60
+            while store.get(jobs[0]).frames_done < 100:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            time.sleep(1.5)  # AOF is fsynced every second
+            os.killpg(server._process.pid, signal.SIGKILL)
+            server._process.wait()
+            down = http.get(f"/v1/jobs/{jobs[0]}", headers=auth)
+            assert down.status_code == 503 and down.json()["error"]["code"] == "service_unavailable"
+            time.sleep(4)
+            restarted = RedisServer(port=server.port, data_dir=tmp_path / "redis").start()
+            deadline = time.monotonic() + 180
+            while not all(http.get(f"/v1/jobs/{j}", headers=auth).json()["status"] == "succeeded" for j in jobs):
+                views = [http.get(f"/v1/jobs/{j}", headers=auth).json() for j in jobs]
+                assert not [v for v in views if v["status"] == "failed"], views
+                assert time.monotonic() < deadline, views
+                time.sleep(0.5)
+        for job_id in jobs:
+            document = json.loads(http.get(f"/v1/jobs/{job_id}/result", headers=auth).content)
+            assert document["video"]["frame_count"] == store.get(job_id).frames_total
+        assert [
+            len(s["shots"]) for s in [json.loads(http.get(f"/v1/jobs/{j}/result", headers=auth).content) for j in jobs]
+        ] == [4, 2, 2]
+    finally:
+        for running in (restarted, server):
+            if running is not None:
+                running.stop()
 
 
 def test_triton_that_comes_back_lets_the_retried_job_finish(stack_settings, model_repository, tmp_path):

@@ -22,9 +22,14 @@ from videoapi.storage import Storage
 from videoapi.synthetic import (
     write_audio_only,
     write_faststart_truncated,
+    write_huge_declared,
+    write_one_pixel,
+    write_ten_hours_declared,
     write_variable_frame_rate,
     write_video,
     write_zero_frames,
+    write_zero_timescale,
+    write_zip_bomb,
 )
 from videoapi.triton.client import ShotModelClient
 from workers.celery_app import create_app
@@ -148,6 +153,11 @@ BAD_INPUTS = {
     "no_frames": ("no_video_stream", write_zero_frames),
     "tiny_8x8": ("resolution_too_small", lambda p: write_video(p, [10], width=8, height=8)),
     "variable_frame_rate": ("variable_frame_rate", write_variable_frame_rate),
+    "one_pixel": ("resolution_too_small", write_one_pixel),
+    "16000x16000_declared": ("resolution_too_large", write_huge_declared),
+    "zero_fps": ("bad_frame_rate", write_zero_timescale),
+    "ten_hours_declared": ("duration_too_long", write_ten_hours_declared),
+    "zip_bomb": ("not_a_video", write_zip_bomb),
 }
 
 
@@ -165,6 +175,43 @@ def test_bad_input_fails_the_job_with_a_code(worker, celery, store, storage, tmp
     job = wait(store, submit(celery, store, storage, path, name=f"{name}.mp4"), timeout_s=60)
     assert (job.status, job.error_code) == (JobStatus.failed, code), job.error_message
     assert job.error_message and job.finished_at
+
+
+def test_after_the_bad_inputs_the_workers_are_alive_and_small(worker, celery, store, storage, tmp_path):
+    """Runs after the corpus above (same module worker): no pool process died, none grew."""
+    import psutil
+
+    pool = psutil.Process(worker.pid).children()
+    assert len(pool) == 2 and all(p.is_running() for p in pool)
+    for process in [psutil.Process(worker.pid), *pool]:
+        with open(f"/proc/{process.pid}/status") as status:
+            peak_kb = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+        assert peak_kb < 1024 * 1024, f"{process.pid} peaked at {peak_kb // 1024} MiB"
+    video = tmp_path / "after.mp4"
+    write_video(video, [30, 30])
+    assert wait(store, submit(celery, store, storage, video)).status == JobStatus.succeeded
+    assert [p.pid for p in psutil.Process(worker.pid).children()] == [p.pid for p in pool]  # no pool restart
+
+
+def test_cancelling_a_running_job_stops_its_segments(worker, celery, store, storage, tmp_path):
+    video = tmp_path / "cancel-me.mp4"
+    write_video(video, [500] * 8, fps=25)  # 4000 frames: 8 segments, over 30 s of CPU inference
+    job_id = submit(celery, store, storage, video)
+    deadline = time.monotonic() + 60
+    while store.get(job_id).frames_done < 50:
+        assert time.monotonic() < deadline, store.get(job_id)
+        time.sleep(0.05)
+    assert store.cancel(job_id)
+    after = tmp_path / "after.mp4"
+    write_video(after, [30, 30])
+    # queued behind the cancelled segments: once it is done, they all are
+    assert wait(store, submit(celery, store, storage, after)).status == JobStatus.succeeded
+    job = store.get(job_id)
+    assert job.status == JobStatus.cancelled and job.finished_at
+    # the two segments running at the cancel stop at their next batch; the six others never decode a frame
+    assert job.frames_done < 1500, job.frames_done
+    assert worker.log_path.read_text().count("'error_code': 'cancelled'") >= 8
+    assert not storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"results/{job_id}/").get("KeyCount")
 
 
 def test_missing_object_fails_and_the_worker_goes_on(worker, celery, store, storage, tmp_path):

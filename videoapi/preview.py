@@ -1,0 +1,136 @@
+"""Pictures of a result: one keyframe per shot on a thumbnail sheet, and an overview PNG of frames and predictions.
+
+The overview follows the reference TransNetV2 visualisation: 48x27 frames, 25 to a row, each with a green bar
+(single-frame probability) and a blue bar (many-hot) on its right. Long videos show every k-th frame, with the
+highest probability of its k frames, so the picture and the memory it takes stay bounded.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+OVERVIEW_COLUMNS = 25
+
+
+@dataclass
+class OverviewSampler:
+    """Keeps every `stride`-th model frame (27x48x3) of frames start..stop-1, by global frame number."""
+
+    stride: int
+    start: int = 0
+    stop: int | None = None
+    frames: list[np.ndarray] = field(default_factory=list)
+    indices: list[int] = field(default_factory=list)
+
+    @classmethod
+    def for_video(cls, frame_count: int, max_frames: int, start: int = 0, stop: int | None = None) -> OverviewSampler:
+        return cls(stride=max(1, math.ceil(frame_count / max_frames)), start=start, stop=stop)
+
+    def tap(self, frames: Iterable[np.ndarray], first: int) -> Iterator[np.ndarray]:
+        """Pass `frames` (the first being frame number `first`) through, keeping the sampled ones."""
+        for index, frame in enumerate(frames, start=first):
+            if index % self.stride == 0 and index >= self.start and (self.stop is None or index < self.stop):
+                self.frames.append(frame.copy())
+                self.indices.append(index)
+            yield frame
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        frames = np.stack(self.frames) if self.frames else np.zeros((0, 27, 48, 3), np.uint8)
+        return frames, np.asarray(self.indices, dtype=np.int64)
+
+
+def overview_png(frames: np.ndarray, single_frame: np.ndarray, many_hot: np.ndarray, stride: int = 1) -> bytes:
+    """The reference's prediction visualisation as PNG; tile i is frame i*stride and its stride frames' maximum."""
+    count, height, width = frames.shape[:3]
+    bars = []
+    for probabilities in (single_frame, many_hot):
+        padded = np.pad(probabilities, (0, count * stride - len(probabilities)))[: count * stride]
+        bars.append(padded.reshape(count, stride).max(axis=1))
+    rows = max(1, math.ceil(count / OVERVIEW_COLUMNS))
+    tile_h, tile_w = height + 1, width + len(bars)
+    image = np.zeros((rows * tile_h, OVERVIEW_COLUMNS * tile_w, 3), np.uint8)
+    for i in range(count):
+        y, x = (i // OVERVIEW_COLUMNS) * tile_h, (i % OVERVIEW_COLUMNS) * tile_w
+        image[y : y + height, x : x + width] = frames[i]
+        for j, values in enumerate(bars):
+            length = round(float(values[i]) * (height - 1))
+            if length:
+                colour = [0, 0, 0]
+                colour[(j + 1) % 3] = 255  # green for single-frame, blue for many-hot, as the reference draws
+                image[y + height - length : y + height, x + width + j] = colour
+    ok, png = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    assert ok
+    return png.tobytes()
+
+
+def keyframes(spans: list[tuple[int, int]]) -> list[int]:
+    """The frame that stands for each shot: its middle one."""
+    return [(start + end) // 2 for start, end in spans]
+
+
+def read_frames_at(path: Path, wanted: list[int], seek_gap: int = 300) -> dict[int, np.ndarray]:
+    """Decode just the frames numbered in `wanted` (BGR, full size): reads through short gaps, seeks over long ones."""
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    found: dict[int, np.ndarray] = {}
+    try:
+        position = 0
+        for target in sorted(set(wanted)):
+            if target - position > seek_gap:
+                cap.set(cv2.CAP_PROP_POS_FRAMES, target)
+                position = int(cap.get(cv2.CAP_PROP_POS_FRAMES))
+            while position < target and cap.grab():  # grab decodes without converting: cheap
+                position += 1
+            ok, bgr = cap.read()
+            if not ok:
+                break
+            found[target] = bgr
+            position = target + 1
+    finally:
+        cap.release()
+    return found
+
+
+@dataclass(frozen=True)
+class ThumbnailSheet:
+    """One JPEG holding a tile per shot, left to right, top to bottom."""
+
+    jpeg: bytes
+    tile_width: int
+    tile_height: int
+    columns: int
+    count: int
+
+    def layout(self) -> dict:
+        return {
+            "tile_width": self.tile_width,
+            "tile_height": self.tile_height,
+            "columns": self.columns,
+            "count": self.count,
+        }
+
+
+def thumbnail_sheet(path: Path, frame_numbers: list[int], tile_height: int = 90, columns: int = 10) -> ThumbnailSheet:
+    """Keyframes of `path` at `frame_numbers`, scaled to `tile_height` (aspect kept), on one sheet."""
+    frames = read_frames_at(path, frame_numbers)
+    sample = next(iter(frames.values()), None)
+    aspect = sample.shape[1] / sample.shape[0] if sample is not None else 16 / 9
+    tile_width = int(np.clip(round(tile_height * aspect), 16, 4 * tile_height))
+    count = len(frame_numbers)
+    columns = max(1, min(columns, count))
+    rows = max(1, math.ceil(count / columns))
+    sheet = np.zeros((rows * tile_height, columns * tile_width, 3), np.uint8)
+    for i, number in enumerate(frame_numbers):
+        if number in frames:
+            y, x = (i // columns) * tile_height, (i % columns) * tile_width
+            sheet[y : y + tile_height, x : x + tile_width] = cv2.resize(
+                frames[number], (tile_width, tile_height), interpolation=cv2.INTER_AREA
+            )
+    ok, jpeg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 82])
+    assert ok
+    return ThumbnailSheet(jpeg.tobytes(), tile_width, tile_height, columns, count)
