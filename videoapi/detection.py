@@ -213,9 +213,7 @@ class ShotDetector:
             self.storage.delete(key)
         return document
 
-    def publish(
-        self, job_id: str, predictions: Predictions, stride: int, overview: np.ndarray, video: Path
-    ) -> dict:
+    def publish(self, job_id: str, predictions: Predictions, stride: int, overview: np.ndarray, video: Path) -> dict:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
         job, info = self.store.get(job_id), self.info(job_id)
         _stop_if_cancelled(job.status)

@@ -57,8 +57,11 @@ def test_thumbnail_sheet_has_a_tile_per_shot_showing_its_keyframe(video):
     every = _all_frames(path)
     for i, number in enumerate(frames):
         y, x = (i // 3) * 90, (i % 3) * 160
-        expected = cv2.resize(every[number], (160, 90), interpolation=cv2.INTER_AREA).astype(int)
-        others = [cv2.resize(every[n], (160, 90), interpolation=cv2.INTER_AREA).astype(int) for n in frames if n != number]
+
+        def small(n):
+            return cv2.resize(every[n], (160, 90), interpolation=cv2.INTER_AREA).astype(int)
+
+        expected, others = small(number), [small(n) for n in frames if n != number]
         tile = image[y : y + 90, x : x + 160].astype(int)
         error = np.abs(tile - expected).mean()
         assert error < 12 and all(error < np.abs(tile - o).mean() for o in others), (i, error)
