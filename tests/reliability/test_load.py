@@ -140,3 +140,4 @@ def test_500_jobs_in_bursts_to_two_workers(stack_settings, tmp_path, record_prop
     record_property("load", figures)
     (Path(os.environ.get("VIDEOAPI_FIGURES_DIR", tmp_path)) / "load.json").write_text(json.dumps(figures, indent=2))
     assert len(runs) == JOBS and not errors and min(per_worker) > 0
+    assert auth["X-API-Key"] not in worker_logs and settings.callback_secret not in worker_logs  # no secret logged
