@@ -52,3 +52,45 @@ def iter_model_frames(path: Path, start: int = 0, stop: int | None = None) -> It
             index += 1
     finally:
         cap.release()
+
+
+def iter_model_frames_pyav(
+    path: Path, start: int = 0, stop: int | None = None, *, skip_loop_filter: bool = True, threads: int = 0
+) -> Iterator[np.ndarray]:
+    """Like iter_model_frames, decoding with PyAV and scaling straight from YUV to 48x27 RGB in one swscale call.
+
+    At 48x27 the in-loop deblocking filter's work is invisible, so it can be skipped (H.264/HEVC honour it);
+    no full-size RGB frame is ever made. Frame numbers come from timestamps (the probe refused VFR).
+    """
+    import av
+    from av.video.reformatter import VideoReformatter
+
+    try:
+        container = av.open(str(path))
+    except av.FFmpegError as exc:
+        raise VideoRejected("not_a_video", f"{Path(path).name} is not a video FFmpeg can open") from exc
+    with container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        stream.codec_context.thread_count = threads
+        if skip_loop_filter:
+            stream.codec_context.options = {"skip_loop_filter": "all"}
+        rate = float(stream.average_rate or stream.guessed_rate)
+        base = stream.start_time or 0
+        tb = float(stream.time_base)
+        if start > 0:
+            container.seek(base + int(start / rate / tb), stream=stream, backward=True)
+        counted = None  # frames without timestamps are numbered by counting
+        scaler = VideoReformatter()  # one swscale context for the whole video (frame.reformat makes one per frame)
+        for frame in container.decode(stream):
+            if frame.pts is not None:
+                index = round((frame.pts - base) * tb * rate)
+            else:
+                index = 0 if counted is None else counted + 1
+            counted = index
+            if index < start:
+                continue
+            if stop is not None and index >= stop:
+                break
+            small = scaler.reformat(frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation="AREA")
+            yield small.to_ndarray()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.decode import iter_model_frames
+from videoapi.decode import iter_model_frames, iter_model_frames_pyav
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
 from videoapi.preview import OVERVIEW_COLUMNS, OverviewSampler, keyframes, overview_png, thumbnail_sheet
@@ -158,7 +158,16 @@ class ShotDetector:
         """Probabilities for the segment's frames; `sampler` keeps the overview's frames on the way."""
         first = max(0, segment.start - MARGIN)
         last = None if segment.stop is None else segment.stop + MARGIN
-        frames = iter_model_frames(path, first, last)
+        if self.settings.decoder == "pyav":
+            frames = iter_model_frames_pyav(
+                path,
+                first,
+                last,
+                skip_loop_filter=self.settings.skip_loop_filter,
+                threads=self.settings.decoder_threads,
+            )
+        else:
+            frames = iter_model_frames(path, first, last)
         return predict_frames(
             sampler.tap(frames, first) if sampler else frames,
             self.model,
