@@ -55,10 +55,18 @@ def iter_model_frames(path: Path, start: int = 0, stop: int | None = None) -> It
 
 
 def iter_model_frames_pyav(
-    path: Path, start: int = 0, stop: int | None = None, *, skip_loop_filter: bool = True, threads: int = 0
+    path: Path,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    skip_loop_filter: bool = True,
+    threads: int = 0,
+    interpolation: str = "BICUBIC",
 ) -> Iterator[np.ndarray]:
     """Like iter_model_frames, decoding with PyAV and scaling straight from YUV to 48x27 RGB in one swscale call.
 
+    Bicubic is what `ffmpeg -s 48x27` (the reference's decode) uses: the frames come out within a grey level or
+    so of the reference's, closer than OpenCV's area averaging.
     At 48x27 the in-loop deblocking filter's work is invisible, so it can be skipped (H.264/HEVC honour it);
     no full-size RGB frame is ever made. Frame numbers come from timestamps (the probe refused VFR).
     """
@@ -92,5 +100,7 @@ def iter_model_frames_pyav(
                 continue
             if stop is not None and index >= stop:
                 break
-            small = scaler.reformat(frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation="AREA")
+            small = scaler.reformat(
+                frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation=interpolation
+            )
             yield small.to_ndarray()

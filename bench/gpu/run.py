@@ -52,8 +52,8 @@ def bench_direct(seconds: float) -> dict:
     return rows
 
 
-def make_repository(root: Path) -> Path:
-    for precision in ("fp32", "fp16"):
+def make_repository(root: Path, precisions=("fp32", "fp16")) -> Path:
+    for precision in precisions:
         model = root / f"transnetv2_{precision}"
         (model / "1").mkdir(parents=True)
         (model / "1" / "model.py").write_text((ROOT / "bench" / "gpu" / "model.py").read_text())
@@ -88,10 +88,10 @@ def _client_loop(url, model, b, seconds, queue):
     queue.put((n, time.perf_counter() - t0))
 
 
-def bench_triton(url: str, seconds: float, clients: int = 4) -> dict:
+def bench_triton(url: str, seconds: float, precision: str, clients: int = 4) -> dict:
     rows = {}
     ctx = mp.get_context("spawn")
-    for precision in ("fp32", "fp16"):
+    if True:
         rows[precision] = {}
         for b in TRITON_BATCHES:
             queue = ctx.Queue()
@@ -149,22 +149,44 @@ def bench_decode(path: Path, streams_list=(1, 2, 4, 8, 16)) -> dict:
     return in_parallel_streams("decode", _decode, (str(path),), streams_list)
 
 
-def _worker(path, url, model, queue):
+def _decode_pyav(path, skip_loop_filter, queue):
+    from videoapi.decode import iter_model_frames_pyav
+
+    t0 = time.perf_counter()
+    n = sum(1 for _ in iter_model_frames_pyav(Path(path), skip_loop_filter=skip_loop_filter, threads=1))
+    queue.put((n, time.perf_counter() - t0))
+
+
+def bench_decoders(path: Path, streams_list=(1, 16)) -> dict:
+    """OpenCV (BGR at full size, then INTER_AREA) against PyAV scaling from YUV, with and without deblocking."""
+    return {
+        "opencv": in_parallel_streams("opencv", _decode, (str(path),), streams_list),
+        "pyav": in_parallel_streams("pyav", _decode_pyav, (str(path), False), streams_list),
+        "pyav_no_deblock": in_parallel_streams("pyav-no-deblock", _decode_pyav, (str(path), True), streams_list),
+    }
+
+
+def _worker(path, url, model, decoder, queue):
     import cv2
 
-    from videoapi.decode import iter_model_frames
+    from videoapi.decode import iter_model_frames, iter_model_frames_pyav
     from videoapi.pipeline import predict_frames
     from videoapi.triton.client import ShotModelClient
 
     cv2.setNumThreads(1)
+    if decoder == "pyav":
+        frames = iter_model_frames_pyav(Path(path), skip_loop_filter=True, threads=1)
+    else:
+        frames = iter_model_frames(Path(path))
     with ShotModelClient(url, model=model, timeout_s=300) as c:
         t0 = time.perf_counter()
-        result = predict_frames(iter_model_frames(Path(path)), c, batch_windows=16, in_flight=3)
+        result = predict_frames(frames, c, batch_windows=16, in_flight=3)
     queue.put((result.frame_count, time.perf_counter() - t0))
 
 
-def bench_end_to_end(path: Path, url: str, streams_list=(1, 4, 8, 16)) -> dict:
-    return in_parallel_streams("end-to-end", _worker, (str(path), url, "transnetv2_fp16"), streams_list)
+def bench_end_to_end(path: Path, url: str, streams_list=(1, 4, 8, 16), decoder: str = "opencv") -> dict:
+    args = (str(path), url, "transnetv2_fp16", decoder)
+    return in_parallel_streams(f"end-to-end ({decoder})", _worker, args, streams_list)
 
 
 def main() -> None:
@@ -181,12 +203,23 @@ def main() -> None:
         report["direct"] = bench_direct(seconds)
     if "decode" in parts:
         report["decode"] = bench_decode(clip)
-    if "triton" in parts:
+    if "decoders" in parts:
+        report["decoders"] = bench_decoders(clip)
+    if "e2e_pyav" in parts:
         with tempfile.TemporaryDirectory() as tmp:
-            repo = make_repository(Path(tmp) / "repo")
+            repo = make_repository(Path(tmp) / "repo", ["fp16"])
             with TritonServer(repo, startup_timeout_s=300) as server:
-                report["triton"] = bench_triton(server.grpc_url, seconds)
-                report["end_to_end"] = bench_end_to_end(clip, server.grpc_url)
+                report["end_to_end_pyav"] = bench_end_to_end(clip, server.grpc_url, (1, 8, 16, 32), "pyav")
+    if "triton" in parts:
+        report["triton"] = {}
+        # one server per precision: PyTorch's caching allocator in one model instance would starve the other
+        for precision in ("fp32", "fp16"):
+            with tempfile.TemporaryDirectory() as tmp:
+                repo = make_repository(Path(tmp) / "repo", [precision])
+                with TritonServer(repo, startup_timeout_s=300) as server:
+                    report["triton"].update(bench_triton(server.grpc_url, seconds, precision))
+                    if precision == "fp16":
+                        report["end_to_end"] = bench_end_to_end(clip, server.grpc_url)
     OUT.mkdir(parents=True, exist_ok=True)
     (OUT / f"gpu-{'-'.join(parts)}.json").write_text(json.dumps(report, indent=2))
     log(json.dumps(report))
