@@ -8,7 +8,7 @@ highest probability of its k frames, so the picture and the memory it takes stay
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,8 +74,13 @@ def keyframes(spans: list[tuple[int, int]]) -> list[int]:
     return [(start + end) // 2 for start, end in spans]
 
 
-def read_frames_at(path: Path, wanted: list[int], seek_gap: int = 300) -> dict[int, np.ndarray]:
-    """Decode just the frames numbered in `wanted` (BGR, full size): reads through short gaps, seeks over long ones."""
+def read_frames_at(
+    path: Path, wanted: list[int], seek_gap: int = 300, shrink: Callable[[np.ndarray], np.ndarray] | None = None
+) -> dict[int, np.ndarray]:
+    """Decode just the frames numbered in `wanted` (BGR): reads through short gaps, seeks over long ones.
+
+    `shrink` is applied to each frame as it is read, so thousands of keyframes never sit in memory at full size.
+    """
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     found: dict[int, np.ndarray] = {}
     try:
@@ -89,7 +94,7 @@ def read_frames_at(path: Path, wanted: list[int], seek_gap: int = 300) -> dict[i
             ok, bgr = cap.read()
             if not ok:
                 break
-            found[target] = bgr
+            found[target] = shrink(bgr) if shrink else bgr
             position = target + 1
     finally:
         cap.release()
@@ -117,10 +122,16 @@ class ThumbnailSheet:
 
 def thumbnail_sheet(path: Path, frame_numbers: list[int], tile_height: int = 90, columns: int = 10) -> ThumbnailSheet:
     """Keyframes of `path` at `frame_numbers`, scaled to `tile_height` (aspect kept), on one sheet."""
-    frames = read_frames_at(path, frame_numbers)
-    sample = next(iter(frames.values()), None)
-    aspect = sample.shape[1] / sample.shape[0] if sample is not None else 16 / 9
+    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
+    cap.release()
+    aspect = width / height if width and height else 16 / 9
     tile_width = int(np.clip(round(tile_height * aspect), 16, 4 * tile_height))
+
+    def shrink(bgr: np.ndarray) -> np.ndarray:
+        return cv2.resize(bgr, (tile_width, tile_height), interpolation=cv2.INTER_AREA)
+
+    frames = read_frames_at(path, frame_numbers, shrink=shrink)
     count = len(frame_numbers)
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
@@ -128,9 +139,7 @@ def thumbnail_sheet(path: Path, frame_numbers: list[int], tile_height: int = 90,
     for i, number in enumerate(frame_numbers):
         if number in frames:
             y, x = (i // columns) * tile_height, (i % columns) * tile_width
-            sheet[y : y + tile_height, x : x + tile_width] = cv2.resize(
-                frames[number], (tile_width, tile_height), interpolation=cv2.INTER_AREA
-            )
+            sheet[y : y + tile_height, x : x + tile_width] = frames[number]
     ok, jpeg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 82])
     assert ok
     return ThumbnailSheet(jpeg.tobytes(), tile_width, tile_height, columns, count)
