@@ -80,10 +80,6 @@ def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> l
     return [Segment(s, s + length) for s in starts[:-1]] + [Segment(starts[-1], None)]
 
 
-def _npz(predictions: Predictions) -> bytes:
-    return npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot)
-
-
 def _result_keys(job_id: str) -> tuple[str, str]:
     return f"results/{job_id}/shots.json", f"results/{job_id}/probabilities.npz"
 
@@ -268,7 +264,7 @@ class ShotDetector:
         }
         self.storage.put_bytes(
             probs_key,
-            _npz(predictions),
+            npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot),
             "application/x-npz",
         )
         self.storage.put_json(shots_key, document)

@@ -15,6 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from videoapi.shots import max_per_stride
+
 OVERVIEW_COLUMNS = 25
 
 
@@ -48,10 +50,7 @@ class OverviewSampler:
 def overview_png(frames: np.ndarray, single_frame: np.ndarray, many_hot: np.ndarray, stride: int = 1) -> bytes:
     """The reference's prediction visualisation as PNG; tile i is frame i*stride and its stride frames' maximum."""
     count, height, width = frames.shape[:3]
-    bars = []
-    for probabilities in (single_frame, many_hot):
-        padded = np.pad(probabilities, (0, count * stride - len(probabilities)))[: count * stride]
-        bars.append(padded.reshape(count, stride).max(axis=1))
+    bars = [max_per_stride(probabilities, stride)[:count] for probabilities in (single_frame, many_hot)]
     rows = max(1, math.ceil(count / OVERVIEW_COLUMNS))
     tile_h, tile_w = height + 1, width + len(bars)
     image = np.zeros((rows * tile_h, OVERVIEW_COLUMNS * tile_w, 3), np.uint8)

@@ -8,6 +8,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 
+def max_per_stride(values: np.ndarray, stride: int) -> np.ndarray:
+    """The highest value of each run of `stride` values (the last run zero-padded): probabilities for a plot."""
+    padded = np.pad(np.asarray(values), (0, -len(values) % stride))
+    return padded.reshape(-1, stride).max(axis=1)
+
+
 def shot_spans(single_frame: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
     """(start, end) frame pairs, end inclusive: the reference TransNetV2 rule, exactly.
 

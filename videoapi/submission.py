@@ -23,6 +23,7 @@ from videoapi.exports import to_csv, to_edl
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
 from videoapi.settings import Settings
+from videoapi.shots import max_per_stride
 from videoapi.storage import ObjectNotFound, Storage
 
 RESULT_FORMATS = ("json", "csv", "edl")
@@ -286,19 +287,21 @@ class JobService:
 
     def cancel(self, client_id: str, job_id: str) -> Job:
         """Cancel a queued or running job; workers stop it at their next batch. 409 once it has finished."""
-        job = self.get(client_id, job_id)
-        if not self.store.cancel(job.id) and job.status != JobStatus.cancelled:
-            job = self.store.get(job.id)
-            if job.status != JobStatus.cancelled:
-                raise ApiError(409, "job_finished", f"the job already {job.status.value}; nothing to cancel")
-        return self.store.get(job.id)
+        self.get(client_id, job_id)  # 404 unless it is this client's
+        cancelled = self.store.cancel(job_id)
+        job = self.store.get(job_id)
+        if not cancelled and job.status != JobStatus.cancelled:  # cancelling twice is fine
+            raise ApiError(409, "job_finished", f"the job already {job.status.value}; nothing to cancel")
+        return job
 
     def list(self, client_id: str, limit: int) -> list[Job]:
         return self.store.list_for(client_id, limit)
 
     def result(self, client_id: str, job_id: str, fmt: str) -> tuple[bytes, str]:
         if fmt not in (*RESULT_FORMATS, *RESULT_EXTRAS):
-            raise ApiError(422, "invalid_format", f"format must be among {', '.join(RESULT_FORMATS)}", "format")
+            raise ApiError(
+                422, "invalid_format", f"format must be among {', '.join((*RESULT_FORMATS, *RESULT_EXTRAS))}", "format"
+            )
         job = self.get(client_id, job_id)
         if job.status == JobStatus.failed:
             raise ApiError(409, "job_failed", f"the job failed ({job.error_code}): {job.error_message}")
@@ -328,18 +331,13 @@ class JobService:
         with np.load(io.BytesIO(self.storage.get_bytes(document["probabilities"]["key"]))) as arrays:
             single, many = arrays["single_frame"], arrays["many_hot"]
         stride = max(1, -(-len(single) // max_points))
-
-        def pooled(values: np.ndarray) -> list[float]:
-            padded = np.pad(values, (0, -len(values) % stride))
-            return np.round(padded.reshape(-1, stride).max(axis=1), 4).tolist()
-
         return {
             "fps": document["video"]["fps"],
             "frame_count": len(single),
             "threshold": document["threshold"],
             "stride": stride,
-            "single_frame": pooled(single),
-            "many_hot": pooled(many),
+            "single_frame": np.round(max_per_stride(single, stride), 4).tolist(),
+            "many_hot": np.round(max_per_stride(many, stride), 4).tolist(),
         }
 
 
