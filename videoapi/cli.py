@@ -6,7 +6,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 from rich.console import Console
@@ -36,6 +36,12 @@ def model_build(
     single_frame_output: Annotated[str | None, typer.Option(help="name of the single-frame output")] = None,
     max_batch_size: Annotated[int, typer.Option(help="max windows per batch (CPU config)")] = 8,
     gpu_max_batch_size: Annotated[int, typer.Option(help="max windows per batch (GPU config)")] = 256,
+    cpu_runtime: Annotated[
+        Literal["auto", "openvino", "onnxruntime"], typer.Option(help="CPU config: auto is OpenVINO when installed")
+    ] = "auto",
+    cpu_precision: Annotated[
+        Literal["auto", "f32", "bf16"], typer.Option(help="CPU config, OpenVINO: auto is bf16 where the CPU has it")
+    ] = "f32",
 ) -> None:
     """Export TransNetV2 to ONNX (or take --onnx) and write the Triton configurations."""
     from videoapi.model.repository import ModelFileError, build_model_repository
@@ -56,6 +62,8 @@ def model_build(
             single_frame_output=single_frame_output,
             max_batch_size=max_batch_size,
             gpu_max_batch_size=gpu_max_batch_size,
+            cpu_runtime=cpu_runtime,
+            cpu_precision=cpu_precision,
         )
     except ModelFileError as exc:
         fail(str(exc))

@@ -1,9 +1,10 @@
-"""Decode a video with OpenCV, frame by frame, into TransNetV2's 48x27 RGB input."""
+"""Decode a video (PyAV or OpenCV), frame by frame, into TransNetV2's 48x27 RGB input."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -11,6 +12,16 @@ import numpy as np
 from videoapi.probe import VideoRejected
 
 MODEL_WIDTH, MODEL_HEIGHT = 48, 27
+
+
+class TileTap(Protocol):
+    """Takes small BGR copies of some frames while they are decoded (the keyframe candidates of a job)."""
+
+    size: tuple[int, int]  # width, height
+
+    def wants(self, index: int) -> bool: ...
+
+    def add(self, index: int, bgr: np.ndarray) -> None: ...
 
 
 def to_model_frame(bgr: np.ndarray) -> np.ndarray:
@@ -34,8 +45,10 @@ def _seek(cap: cv2.VideoCapture, start: int) -> int:
     return index
 
 
-def iter_model_frames(path: Path, start: int = 0, stop: int | None = None) -> Iterator[np.ndarray]:
-    """Yield frames start..stop-1 as 27x48x3 RGB uint8, holding one decoded frame at a time."""
+def iter_model_frames(
+    path: Path, start: int = 0, stop: int | None = None, *, tiles: TileTap | None = None
+) -> Iterator[np.ndarray]:
+    """Yield frames start..stop-1 as 27x48x3 RGB uint8, holding one decoded frame at a time; `tiles` taps some."""
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
@@ -48,6 +61,8 @@ def iter_model_frames(path: Path, start: int = 0, stop: int | None = None) -> It
             ok, bgr = cap.read()
             if not ok:
                 break
+            if tiles is not None and tiles.wants(index):
+                tiles.add(index, cv2.resize(bgr, tiles.size, interpolation=cv2.INTER_AREA))
             yield to_model_frame(bgr)
             index += 1
     finally:
@@ -62,6 +77,7 @@ def iter_model_frames_pyav(
     skip_loop_filter: bool = True,
     threads: int = 0,
     interpolation: str = "BICUBIC",
+    tiles: TileTap | None = None,
 ) -> Iterator[np.ndarray]:
     """Like iter_model_frames, decoding with PyAV and scaling straight from YUV to 48x27 RGB in one swscale call.
 
@@ -90,6 +106,7 @@ def iter_model_frames_pyav(
             container.seek(base + int(start / rate / tb), stream=stream, backward=True)
         counted = None  # frames without timestamps are numbered by counting
         scaler = VideoReformatter()  # one swscale context for the whole video (frame.reformat makes one per frame)
+        tile_scaler = VideoReformatter()
         for frame in container.decode(stream):
             if frame.pts is not None:
                 index = round((frame.pts - base) * tb * rate)
@@ -100,6 +117,10 @@ def iter_model_frames_pyav(
                 continue
             if stop is not None and index >= stop:
                 break
+            if tiles is not None and tiles.wants(index):
+                width, height = tiles.size
+                tile = tile_scaler.reformat(frame, width=width, height=height, format="bgr24", interpolation="AREA")
+                tiles.add(index, tile.to_ndarray())
             small = scaler.reformat(
                 frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation=interpolation
             )

@@ -11,7 +11,7 @@ import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,7 +20,14 @@ import numpy as np
 from videoapi.decode import iter_model_frames, iter_model_frames_pyav
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
-from videoapi.preview import OVERVIEW_COLUMNS, OverviewSampler, keyframes, overview_png, thumbnail_sheet
+from videoapi.preview import (
+    OVERVIEW_COLUMNS,
+    KeyframeCandidates,
+    OverviewSampler,
+    keyframe_tiles,
+    overview_png,
+    thumbnail_sheet,
+)
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
 from videoapi.settings import Settings
 from videoapi.shots import ShotList
@@ -132,10 +139,16 @@ class ShotDetector:
             if len(segments) > 1:
                 return segments
             sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames)
+            candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
             predictions = self.predict_file(
-                path, segments[0], lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)), sampler
+                path,
+                segments[0],
+                lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)),
+                sampler,
+                candidates,
             )
-            return self.publish(job_id, predictions, sampler.stride, sampler.arrays()[0], path)
+            overview = sampler.arrays()[0]
+            return self.publish(job_id, predictions, sampler.stride, overview, candidates, lambda: nullcontext(path))
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
@@ -150,8 +163,9 @@ class ShotDetector:
         segment: Segment,
         progress: Callable[[int], None],
         sampler: OverviewSampler | None = None,
+        candidates: KeyframeCandidates | None = None,
     ) -> Predictions:
-        """Probabilities for the segment's frames; `sampler` keeps the overview's frames on the way."""
+        """Probabilities for the segment's frames; `sampler` and `candidates` keep the pictures' frames on the way."""
         first = max(0, segment.start - MARGIN)
         last = None if segment.stop is None else segment.stop + MARGIN
         if self.settings.decoder == "pyav":
@@ -161,9 +175,10 @@ class ShotDetector:
                 last,
                 skip_loop_filter=self.settings.skip_loop_filter,
                 threads=self.settings.decoder_threads,
+                tiles=candidates,
             )
         else:
-            frames = iter_model_frames(path, first, last)
+            frames = iter_model_frames(path, first, last, tiles=candidates)
         return predict_frames(
             sampler.tap(frames, first) if sampler else frames,
             self.model,
@@ -187,38 +202,50 @@ class ShotDetector:
             reported = done
             _stop_if_cancelled(status)
 
-        sampler = OverviewSampler.for_video(
-            self.info(job_id).frame_count, self.settings.overview_max_frames, segment.start, segment.stop
-        )
+        info = self.info(job_id)
+        span = {"start": segment.start, "stop": segment.stop}
+        sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
+        candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
         with self.fetched(job) as path:
-            predictions = self.predict_file(path, segment, progress, sampler)
+            predictions = self.predict_file(path, segment, progress, sampler, candidates)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
         overview, _ = sampler.arrays()
-        self.storage.put_bytes(
-            key,
-            npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot, overview=overview),
-            "application/x-npz",
-        )
+        arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot, "overview": overview}
+        self.storage.put_bytes(key, npz_bytes(**arrays, **candidates.arrays()), "application/x-npz")
         return key
 
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
+        info = self.info(job_id)
+        candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
         parts = []
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
+                if "candidate_frames" in data.files:  # a segment from an older worker has none
+                    candidates.merge(data)
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
             np.concatenate([p[1] for p in parts]).astype(np.float32),
         )
-        stride = OverviewSampler.for_video(self.info(job_id).frame_count, self.settings.overview_max_frames).stride
-        with self.fetched(self.store.get(job_id)) as path:  # again: the keyframes are in it
-            document = self.publish(job_id, predictions, stride, np.concatenate([p[2] for p in parts]), path)
+        stride = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames).stride
+        overview = np.concatenate([p[2] for p in parts])
+        job = self.store.get(job_id)
+        # the video is fetched again only for shots shorter than the candidates' stride
+        document = self.publish(job_id, predictions, stride, overview, candidates, lambda: self.fetched(job))
         for key in segment_keys:
             self.storage.delete(key)
         return document
 
-    def publish(self, job_id: str, predictions: Predictions, stride: int, overview: np.ndarray, video: Path) -> dict:
+    def publish(
+        self,
+        job_id: str,
+        predictions: Predictions,
+        stride: int,
+        overview: np.ndarray,
+        candidates: KeyframeCandidates,
+        open_video: Callable[[], AbstractContextManager[Path]],
+    ) -> dict:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
         job, info = self.store.get(job_id), self.info(job_id)
         _stop_if_cancelled(job.status)
@@ -232,7 +259,7 @@ class ShotDetector:
         fps = info.fps
         shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
         shots_key, probs_key = _result_keys(job_id)
-        previews = self._publish_previews(job_id, shots, predictions, stride, overview, video)
+        previews = self._publish_previews(job_id, shots, predictions, stride, overview, candidates, open_video)
         served = getattr(self.model, "served_model", None)
         model = served() if callable(served) else None
         document = {
@@ -273,15 +300,22 @@ class ShotDetector:
         return document
 
     def _publish_previews(
-        self, job_id: str, shots: ShotList, predictions: Predictions, stride: int, overview: np.ndarray, video: Path
+        self,
+        job_id: str,
+        shots: ShotList,
+        predictions: Predictions,
+        stride: int,
+        overview: np.ndarray,
+        candidates: KeyframeCandidates,
+        open_video: Callable[[], AbstractContextManager[Path]],
     ) -> dict:
         """overview.png (frames and predictions) and thumbnails.jpg (a keyframe per shot); their keys and layout."""
         overview_key, sheet_key = f"results/{job_id}/overview.png", f"results/{job_id}/thumbnails.jpg"
         png = overview_png(overview, predictions.single_frame, predictions.many_hot, stride)
         self.storage.put_bytes(overview_key, png, "image/png")
         spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][: self.settings.max_thumbnails]
-        frames = keyframes(spans)
-        sheet = thumbnail_sheet(video, frames, columns=max(10, -(-len(frames) // 700)))
+        frames, tiles = keyframe_tiles(candidates, spans, open_video)
+        sheet = thumbnail_sheet(tiles, candidates.size, columns=max(10, -(-len(frames) // 700)))
         self.storage.put_bytes(sheet_key, sheet.jpeg, "image/jpeg")
         return {
             "overview": {"key": overview_key, "stride": stride, "columns": OVERVIEW_COLUMNS, "tiles": len(overview)},

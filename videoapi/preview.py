@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +101,100 @@ def read_frames_at(
     return found
 
 
+KEYFRAME_MIN_STRIDE = 4  # a candidate every 4th frame: about 2% of the decode's time at 1080p
+KEYFRAME_MAX_CANDIDATES = 20_000  # about 80 MB of JPEG tiles at most, however long the video
+
+
+@dataclass
+class KeyframeCandidates:
+    """Tile-sized JPEGs of every `stride`-th frame of start..stop-1, taken during the job's one decode.
+
+    Each shot's keyframe is the candidate inside it nearest its middle, so the video is not decoded
+    a second time for the thumbnails; only a shot shorter than the stride has none, and is read
+    from the video afterwards (`keyframe_tiles`). Implements decode.TileTap.
+    """
+
+    stride: int
+    size: tuple[int, int]  # tile width, height
+    start: int = 0
+    stop: int | None = None
+    jpegs: dict[int, bytes] = field(default_factory=dict)
+
+    @classmethod
+    def for_video(
+        cls,
+        width: int,
+        height: int,
+        frame_count: int,
+        *,
+        tile_height: int = 90,
+        start: int = 0,
+        stop: int | None = None,
+    ) -> KeyframeCandidates:
+        aspect = width / height if width and height else 16 / 9
+        tile_width = int(np.clip(round(tile_height * aspect), 16, 4 * tile_height))
+        stride = max(KEYFRAME_MIN_STRIDE, math.ceil(frame_count / KEYFRAME_MAX_CANDIDATES))
+        return cls(stride, (tile_width, tile_height), start, stop)
+
+    def wants(self, index: int) -> bool:
+        return index % self.stride == 0 and index >= self.start and (self.stop is None or index < self.stop)
+
+    def add(self, index: int, bgr: np.ndarray) -> None:
+        ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
+        assert ok
+        self.jpegs[index] = jpeg.tobytes()
+
+    def tile(self, index: int) -> np.ndarray:
+        return cv2.imdecode(np.frombuffer(self.jpegs[index], np.uint8), cv2.IMREAD_COLOR)
+
+    def shrink(self, bgr: np.ndarray) -> np.ndarray:
+        return cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
+
+    def pick(self, spans: list[tuple[int, int]]) -> list[int | None]:
+        """Per shot (first, last frame), the candidate inside it nearest its middle; None where there is none."""
+        numbers = np.asarray(sorted(self.jpegs), dtype=np.int64)
+        chosen: list[int | None] = []
+        for (first, last), middle in zip(spans, keyframes(spans)):
+            at = int(np.searchsorted(numbers, middle))
+            near = [int(numbers[i]) for i in (at - 1, at) if 0 <= i < len(numbers) and first <= numbers[i] <= last]
+            chosen.append(min(near, key=lambda n: (abs(n - middle), n)) if near else None)
+        return chosen
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The candidates as three arrays (frame numbers, JPEG byte offsets, the bytes), for a segment's npz."""
+        numbers = sorted(self.jpegs)
+        blobs = [self.jpegs[n] for n in numbers]
+        return {
+            "candidate_frames": np.asarray(numbers, dtype=np.int64),
+            "candidate_offsets": np.cumsum([0, *map(len, blobs)], dtype=np.int64),
+            "candidate_jpegs": np.frombuffer(b"".join(blobs), np.uint8),
+        }
+
+    def merge(self, arrays: dict[str, np.ndarray]) -> None:
+        """Add the candidates of `arrays()` (another segment's)."""
+        frames, offsets, blob = arrays["candidate_frames"], arrays["candidate_offsets"], arrays["candidate_jpegs"]
+        for k, number in enumerate(frames):
+            self.jpegs[int(number)] = blob[offsets[k] : offsets[k + 1]].tobytes()
+
+
+def keyframe_tiles(
+    candidates: KeyframeCandidates,
+    spans: list[tuple[int, int]],
+    open_video: Callable[[], AbstractContextManager[Path]],
+) -> tuple[list[int], list[np.ndarray | None]]:
+    """Each shot's keyframe number and tile: from the candidates, or read from the video for shots without one."""
+    chosen = candidates.pick(spans)
+    middles = keyframes(spans)
+    missing = [middle for middle, pick in zip(middles, chosen) if pick is None]
+    read: dict[int, np.ndarray] = {}
+    if missing:
+        with open_video() as path:
+            read = read_frames_at(path, missing, shrink=candidates.shrink)
+    frames = [middle if pick is None else pick for middle, pick in zip(middles, chosen)]
+    tiles = [read.get(middle) if pick is None else candidates.tile(pick) for middle, pick in zip(middles, chosen)]
+    return frames, tiles
+
+
 @dataclass(frozen=True)
 class ThumbnailSheet:
     """One JPEG holding a tile per shot, left to right, top to bottom."""
@@ -119,26 +214,17 @@ class ThumbnailSheet:
         }
 
 
-def thumbnail_sheet(path: Path, frame_numbers: list[int], tile_height: int = 90, columns: int = 10) -> ThumbnailSheet:
-    """Keyframes of `path` at `frame_numbers`, scaled to `tile_height` (aspect kept), on one sheet."""
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    width, height = cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
-    cap.release()
-    aspect = width / height if width and height else 16 / 9
-    tile_width = int(np.clip(round(tile_height * aspect), 16, 4 * tile_height))
-
-    def shrink(bgr: np.ndarray) -> np.ndarray:
-        return cv2.resize(bgr, (tile_width, tile_height), interpolation=cv2.INTER_AREA)
-
-    frames = read_frames_at(path, frame_numbers, shrink=shrink)
-    count = len(frame_numbers)
+def thumbnail_sheet(tiles: list[np.ndarray | None], size: tuple[int, int], columns: int = 10) -> ThumbnailSheet:
+    """The tiles (BGR, `size` = width, height; None stays black) on one sheet, `columns` to a row."""
+    tile_width, tile_height = size
+    count = len(tiles)
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
     sheet = np.zeros((rows * tile_height, columns * tile_width, 3), np.uint8)
-    for i, number in enumerate(frame_numbers):
-        if number in frames:
+    for i, tile in enumerate(tiles):
+        if tile is not None:
             y, x = (i // columns) * tile_height, (i % columns) * tile_width
-            sheet[y : y + tile_height, x : x + tile_width] = frames[number]
+            sheet[y : y + tile_height, x : x + tile_width] = tile
     ok, jpeg = cv2.imencode(".jpg", sheet, [cv2.IMWRITE_JPEG_QUALITY, 82])
     assert ok
     return ThumbnailSheet(jpeg.tobytes(), tile_width, tile_height, columns, count)

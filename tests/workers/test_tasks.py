@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -17,6 +18,7 @@ from videoapi.callbacks import signature
 from videoapi.detection import Segment, ShotDetector
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.netutil import free_port
+from videoapi.preview import KEYFRAME_MIN_STRIDE
 from videoapi.shots import score_transitions, shot_spans
 from videoapi.storage import Storage
 from videoapi.synthetic import (
@@ -136,6 +138,22 @@ def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, sto
         assert np.abs(stitched["single_frame"] - single.single_frame).max() < 1e-5
         assert np.abs(stitched["many_hot"] - single.many_hot).max() < 1e-5
     assert [(s["start_frame"], s["end_frame"]) for s in doc["shots"]] == shot_spans(single.single_frame)
+    # keyframes were taken by the segments' own decode (candidates every 4th frame), not by a second pass
+    for shot in doc["shots"]:
+        middle = (shot["start_frame"] + shot["end_frame"]) // 2
+        assert shot["keyframe"] % KEYFRAME_MIN_STRIDE == 0 and abs(shot["keyframe"] - middle) <= 2, shot
+    sheet = cv2.imdecode(np.frombuffer(storage.get_bytes(doc["previews"]["thumbnails"]["key"]), np.uint8), 1)
+    layout = doc["previews"]["thumbnails"]
+    cap = cv2.VideoCapture(str(video))
+    every = [cap.read()[1] for _ in range(1260)]
+    for i in range(len(doc["shots"])):
+        y, x = (i // layout["columns"]) * 90, (i % layout["columns"]) * 160
+        tile = sheet[y : y + 90, x : x + 160].astype(int)
+        errors = [
+            np.abs(tile - cv2.resize(every[s["keyframe"]], (160, 90), interpolation=cv2.INTER_AREA)).mean()
+            for s in doc["shots"]
+        ]
+        assert int(np.argmin(errors)) == i, (i, errors)
     assert not [
         k for k in storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"work/{job.id}/").get("Contents", [])
     ]  # segment scratch files are cleaned up

@@ -108,10 +108,26 @@ def inspect_onnx(path: Path, *, single_frame_output: str | None = None) -> Model
     )
 
 
+CPU_RUNTIMES = ("auto", "openvino", "onnxruntime")
+CPU_PRECISIONS = ("auto", "f32", "bf16")
+
+
 def triton_config(
-    signature: ModelSignature, *, name: str, max_batch_size: int, gpu: bool, queue_delay_us: int = 2000
+    signature: ModelSignature,
+    *,
+    name: str,
+    max_batch_size: int,
+    gpu: bool,
+    queue_delay_us: int = 2000,
+    cpu_runtime: str = "auto",
+    cpu_precision: str = "f32",
 ) -> str:
-    """config.pbtxt text: the Python backend (portable default) or, with gpu, Triton's ONNX Runtime backend."""
+    """config.pbtxt text: the Python backend (portable default) or, with gpu, Triton's ONNX Runtime backend.
+
+    On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`.
+    """
+    if cpu_runtime not in CPU_RUNTIMES or cpu_precision not in CPU_PRECISIONS:
+        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, cpu_precision one of {CPU_PRECISIONS}")
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
 
@@ -137,6 +153,8 @@ def triton_config(
     else:
         config.backend = "python"
         config.parameters["onnx_file"].string_value = MODEL_FILE
+        config.parameters["runtime"].string_value = cpu_runtime
+        config.parameters["cpu_precision"].string_value = cpu_precision
     config.parameters["single_frame_output"].string_value = signature.single_frame.name
     config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
     config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"
@@ -151,6 +169,8 @@ def build_model_repository(
     single_frame_output: str | None = None,
     max_batch_size: int = 8,
     gpu_max_batch_size: int = 256,
+    cpu_runtime: str = "auto",
+    cpu_precision: str = "f32",
 ) -> ModelSignature:
     """Export (or copy a user's) ONNX into repository/name/1/ and write both configurations."""
     model_dir = repository / name
@@ -171,9 +191,43 @@ def build_model_repository(
         shutil.copyfile(onnx_file, staging)
     staging.replace(target)
     (model_dir / "config.pbtxt").write_text(
-        triton_config(signature, name=name, max_batch_size=max_batch_size, gpu=False)
+        triton_config(
+            signature,
+            name=name,
+            max_batch_size=max_batch_size,
+            gpu=False,
+            cpu_runtime=cpu_runtime,
+            cpu_precision=cpu_precision,
+        )
     )
     (model_dir / "configs").mkdir(exist_ok=True)
     gpu_text = triton_config(signature, name=name, max_batch_size=gpu_max_batch_size, gpu=True)
     (model_dir / "configs" / f"{GPU_CONFIG_NAME}.pbtxt").write_text(gpu_text)
     return signature
+
+
+def cpu_variant(
+    repository: Path, target: Path, *, name: str = "transnetv2", cpu_runtime: str, cpu_precision: str
+) -> Path:
+    """target/ as a repository serving repository/name with another CPU runtime or precision.
+
+    The version folder's files are linked, not copied; only config.pbtxt differs. For side-by-side
+    benchmarks and tests, so one build serves every variant.
+    """
+    from google.protobuf import text_format
+    from tritonclient.grpc import model_config_pb2 as mc
+
+    if cpu_runtime not in CPU_RUNTIMES or cpu_precision not in CPU_PRECISIONS:
+        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, cpu_precision one of {CPU_PRECISIONS}")
+    source = repository / name
+    config = text_format.Parse((source / "config.pbtxt").read_text(), mc.ModelConfig())
+    config.parameters["runtime"].string_value = cpu_runtime
+    config.parameters["cpu_precision"].string_value = cpu_precision
+    version = target / name / "1"
+    version.mkdir(parents=True, exist_ok=True)
+    for file in (source / "1").iterdir():
+        if file.is_file():
+            (version / file.name).unlink(missing_ok=True)
+            (version / file.name).symlink_to(file.resolve())
+    (target / name / "config.pbtxt").write_text(text_format.MessageToString(config))
+    return target

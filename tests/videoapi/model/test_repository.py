@@ -12,6 +12,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 from videoapi.model.repository import (
     ModelFileError,
     build_model_repository,
+    cpu_variant,
     inspect_onnx,
     triton_config,
 )
@@ -135,3 +136,38 @@ def test_a_model_of_the_wrong_shape_is_refused(tmp_path):
 def test_an_unknown_single_frame_output_is_named(model_repository):
     with pytest.raises(ModelFileError, match="no output named 'nope'; outputs are"):
         inspect_onnx(model_repository / ONNX, single_frame_output="nope")
+
+
+@pytest.mark.parametrize(
+    "runtime,precision,tolerance",
+    [("onnxruntime", "f32", 1e-5), ("openvino", "f32", 1e-4), ("openvino", "bf16", 0.01)],
+)
+def test_each_cpu_runtime_serves_the_reference_probabilities(
+    model_repository, reference_model, reference_frames, tmp_path, runtime, precision, tolerance
+):
+    import torch
+
+    windows = np.stack([reference_frames[s : s + 100] for s in (0, 700, 2100, 3500)])
+    with torch.no_grad():
+        expected, _ = reference_model.predict_raw(torch.from_numpy(windows))
+    expected = expected.numpy()[..., 0]
+    repo = cpu_variant(model_repository, tmp_path, cpu_runtime=runtime, cpu_precision=precision)
+    with TritonServer(repo) as server, ShotModelClient(server.grpc_url) as client:
+        single, _ = client.predict(windows)
+    assert f"transnetv2: {runtime} on CPU" in server.log_tail(200)
+    drift = np.abs(single - expected).max()
+    print(f"{runtime} {precision}: max drift from the reference module {drift:.2e}")
+    assert drift < tolerance
+    # the decisions agree: the same frames cross the 0.5 threshold, bar those within the drift of it
+    near = np.abs(expected - 0.5) < tolerance
+    assert ((single > 0.5) == (expected > 0.5))[~near].all()
+
+
+def test_an_unknown_runtime_parameter_fails_the_load_with_its_name(model_repository, tmp_path):
+    from videoapi.triton.server import TritonStartError
+
+    repo = cpu_variant(model_repository, tmp_path, cpu_runtime="openvino", cpu_precision="f32")
+    config = repo / "transnetv2" / "config.pbtxt"
+    config.write_text(config.read_text().replace('string_value: "openvino"', 'string_value: "tensorflow"'))
+    with pytest.raises(TritonStartError, match="runtime 'tensorflow': expected auto, openvino or onnxruntime"):
+        TritonServer(repo).start()
