@@ -113,7 +113,7 @@ def main(
 ) -> None:
     from videoapi.model.export import load_reference
 
-    console = Console()
+    console = Console(emoji=False)
     work = Path(tempfile.mkdtemp(prefix="videoapi-accuracy-"))
     sets: dict[str, list[tuple[Path, list]]] = {}
     for kind in SETS:

@@ -91,7 +91,7 @@ def main(
 
     from videoapi.model.export import load_reference
 
-    console = Console()
+    console = Console(emoji=False)
     work = Path(tempfile.mkdtemp(prefix="videoapi-speed-"))
     clip = work / "clip1080.mp4"
     truth = write_testset_video(clip, "cuts", seed=7, shots=shots, width=1920, height=1080)

@@ -41,7 +41,7 @@ def model_build(
     ] = "auto",
     cpu_precision: Annotated[
         Literal["auto", "f32", "bf16"], typer.Option(help="CPU config, OpenVINO: auto is bf16 where the CPU has it")
-    ] = "f32",
+    ] = "auto",
 ) -> None:
     """Export TransNetV2 to ONNX (or take --onnx) and write the Triton configurations."""
     from videoapi.model.repository import ModelFileError, build_model_repository

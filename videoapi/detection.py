@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +25,7 @@ from videoapi.preview import (
     OVERVIEW_COLUMNS,
     KeyframeCandidates,
     OverviewSampler,
+    TileSource,
     keyframe_tiles,
     overview_png,
     thumbnail_sheet,
@@ -85,6 +87,32 @@ def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> l
         return [Segment(0, None)]
     starts = list(range(0, frame_count, length))
     return [Segment(s, s + length) for s in starts[:-1]] + [Segment(starts[-1], None)]
+
+
+def _tiles_key(segment_key: str) -> str:
+    return segment_key.removesuffix(".npz") + "-tiles.npz"
+
+
+class StoredCandidates:
+    """The keyframe candidates the segments left in storage (a TileSource): every frame number in memory,
+    the tiles of one segment at a time, so stitching holds the same whatever the video's length."""
+
+    def __init__(self, size: tuple[int, int], numbers: dict[str, np.ndarray], load: Callable[[str], Any]):
+        self.size, self._load = size, load
+        self._owner = {int(n): key for key, frames in numbers.items() for n in frames}
+        self._loaded: tuple[str, KeyframeCandidates] | None = None
+
+    def numbers(self) -> np.ndarray:
+        return np.asarray(sorted(self._owner), dtype=np.int64)
+
+    def tile(self, index: int) -> np.ndarray:
+        key = self._owner[index]
+        if self._loaded is None or self._loaded[0] != key:
+            segment = KeyframeCandidates(stride=1, size=self.size)
+            with self._load(key) as data:
+                segment.merge(data)
+            self._loaded = (key, segment)
+        return self._loaded[1].tile(index)
 
 
 def _result_keys(job_id: str) -> tuple[str, str]:
@@ -211,19 +239,23 @@ class ShotDetector:
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
         overview, _ = sampler.arrays()
         arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot, "overview": overview}
-        self.storage.put_bytes(key, npz_bytes(**arrays, **candidates.arrays()), "application/x-npz")
+        # the tiles go apart, so that stitching reads all segments' numbers but one segment's tiles at a time
+        self.storage.put_bytes(_tiles_key(key), npz_bytes(**candidates.arrays()), "application/x-npz")
+        arrays["candidate_frames"] = candidates.numbers()
+        self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
         return key
 
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
         info = self.info(job_id)
-        candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
-        parts = []
+        parts, numbers = [], {}
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
                 if "candidate_frames" in data.files:  # a segment from an older worker has none
-                    candidates.merge(data)
+                    numbers[_tiles_key(key)] = data["candidate_frames"]
+        size = KeyframeCandidates.for_video(info.width, info.height, info.frame_count).size
+        candidates = StoredCandidates(size, numbers, lambda key: np.load(io.BytesIO(self.storage.get_bytes(key))))
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
             np.concatenate([p[1] for p in parts]).astype(np.float32),
@@ -235,6 +267,7 @@ class ShotDetector:
         document = self.publish(job_id, predictions, stride, overview, candidates, lambda: self.fetched(job))
         for key in segment_keys:
             self.storage.delete(key)
+            self.storage.delete(_tiles_key(key))
         return document
 
     def publish(
@@ -243,7 +276,7 @@ class ShotDetector:
         predictions: Predictions,
         stride: int,
         overview: np.ndarray,
-        candidates: KeyframeCandidates,
+        candidates: TileSource,
         open_video: Callable[[], AbstractContextManager[Path]],
     ) -> dict:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
@@ -306,7 +339,7 @@ class ShotDetector:
         predictions: Predictions,
         stride: int,
         overview: np.ndarray,
-        candidates: KeyframeCandidates,
+        candidates: TileSource,
         open_video: Callable[[], AbstractContextManager[Path]],
     ) -> dict:
         """overview.png (frames and predictions) and thumbnails.jpg (a keyframe per shot); their keys and layout."""

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -147,18 +148,8 @@ class KeyframeCandidates:
     def tile(self, index: int) -> np.ndarray:
         return cv2.imdecode(np.frombuffer(self.jpegs[index], np.uint8), cv2.IMREAD_COLOR)
 
-    def shrink(self, bgr: np.ndarray) -> np.ndarray:
-        return cv2.resize(bgr, self.size, interpolation=cv2.INTER_AREA)
-
-    def pick(self, spans: list[tuple[int, int]]) -> list[int | None]:
-        """Per shot (first, last frame), the candidate inside it nearest its middle; None where there is none."""
-        numbers = np.asarray(sorted(self.jpegs), dtype=np.int64)
-        chosen: list[int | None] = []
-        for (first, last), middle in zip(spans, keyframes(spans)):
-            at = int(np.searchsorted(numbers, middle))
-            near = [int(numbers[i]) for i in (at - 1, at) if 0 <= i < len(numbers) and first <= numbers[i] <= last]
-            chosen.append(min(near, key=lambda n: (abs(n - middle), n)) if near else None)
-        return chosen
+    def numbers(self) -> np.ndarray:
+        return np.asarray(sorted(self.jpegs), dtype=np.int64)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The candidates as three arrays (frame numbers, JPEG byte offsets, the bytes), for a segment's npz."""
@@ -177,19 +168,46 @@ class KeyframeCandidates:
             self.jpegs[int(number)] = blob[offsets[k] : offsets[k + 1]].tobytes()
 
 
+class TileSource(Protocol):
+    """Where keyframe candidates are: their frame numbers, and their tiles one by one in increasing order."""
+
+    size: tuple[int, int]
+
+    def numbers(self) -> np.ndarray: ...
+
+    def tile(self, index: int) -> np.ndarray: ...
+
+
+def pick_candidates(numbers: np.ndarray, spans: list[tuple[int, int]]) -> list[int | None]:
+    """Per shot (first, last frame), the candidate (sorted `numbers`) inside it nearest its middle, or None."""
+    chosen: list[int | None] = []
+    for (first, last), middle in zip(spans, keyframes(spans)):
+        at = int(np.searchsorted(numbers, middle))
+        near = [int(numbers[i]) for i in (at - 1, at) if 0 <= i < len(numbers) and first <= numbers[i] <= last]
+        chosen.append(min(near, key=lambda n: (abs(n - middle), n)) if near else None)
+    return chosen
+
+
 def keyframe_tiles(
-    candidates: KeyframeCandidates,
+    candidates: TileSource,
     spans: list[tuple[int, int]],
     open_video: Callable[[], AbstractContextManager[Path]],
 ) -> tuple[list[int], list[np.ndarray | None]]:
-    """Each shot's keyframe number and tile: from the candidates, or read from the video for shots without one."""
-    chosen = candidates.pick(spans)
+    """Each shot's keyframe number and tile: from the candidates, or read from the video for shots without one.
+
+    Tiles are asked for in frame order, so a source may keep just one segment's candidates at a time.
+    """
+    chosen = pick_candidates(candidates.numbers(), spans)
     middles = keyframes(spans)
     missing = [middle for middle, pick in zip(middles, chosen) if pick is None]
     read: dict[int, np.ndarray] = {}
     if missing:
+
+        def shrink(bgr: np.ndarray) -> np.ndarray:
+            return cv2.resize(bgr, candidates.size, interpolation=cv2.INTER_AREA)
+
         with open_video() as path:
-            read = read_frames_at(path, missing, shrink=candidates.shrink)
+            read = read_frames_at(path, missing, shrink=shrink)
     frames = [middle if pick is None else pick for middle, pick in zip(middles, chosen)]
     tiles = [read.get(middle) if pick is None else candidates.tile(pick) for middle, pick in zip(middles, chosen)]
     return frames, tiles

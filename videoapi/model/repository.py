@@ -120,7 +120,7 @@ def triton_config(
     gpu: bool,
     queue_delay_us: int = 2000,
     cpu_runtime: str = "auto",
-    cpu_precision: str = "f32",
+    cpu_precision: str = "auto",
 ) -> str:
     """config.pbtxt text: the Python backend (portable default) or, with gpu, Triton's ONNX Runtime backend.
 
@@ -170,7 +170,7 @@ def build_model_repository(
     max_batch_size: int = 8,
     gpu_max_batch_size: int = 256,
     cpu_runtime: str = "auto",
-    cpu_precision: str = "f32",
+    cpu_precision: str = "auto",
 ) -> ModelSignature:
     """Export (or copy a user's) ONNX into repository/name/1/ and write both configurations."""
     model_dir = repository / name

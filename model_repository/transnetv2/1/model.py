@@ -68,7 +68,7 @@ class TritonPythonModel:
             runtime = "openvino" if not on_gpu and importlib.util.find_spec("openvino") else "onnxruntime"
         try:
             if runtime == "openvino":
-                self.run, self.float_inputs, where = _openvino(path, params.get("cpu_precision", "f32"), threads)
+                self.run, self.float_inputs, where = _openvino(path, params.get("cpu_precision", "auto"), threads)
             elif runtime == "onnxruntime":
                 gpu_device = int(args.get("model_instance_device_id", "0")) if on_gpu else None
                 self.run, self.float_inputs, where = _onnxruntime(path, threads, gpu_device)
