@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -25,10 +24,12 @@ from videoapi.preview import (
     OVERVIEW_COLUMNS,
     KeyframeCandidates,
     OverviewSampler,
+    StoredCandidates,
     TileSource,
     keyframe_tiles,
     overview_png,
     thumbnail_sheet,
+    tile_size,
 )
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
 from videoapi.settings import Settings
@@ -90,29 +91,7 @@ def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> l
 
 
 def _tiles_key(segment_key: str) -> str:
-    return segment_key.removesuffix(".npz") + "-tiles.npz"
-
-
-class StoredCandidates:
-    """The keyframe candidates the segments left in storage (a TileSource): every frame number in memory,
-    the tiles of one segment at a time, so stitching holds the same whatever the video's length."""
-
-    def __init__(self, size: tuple[int, int], numbers: dict[str, np.ndarray], load: Callable[[str], Any]):
-        self.size, self._load = size, load
-        self._owner = {int(n): key for key, frames in numbers.items() for n in frames}
-        self._loaded: tuple[str, KeyframeCandidates] | None = None
-
-    def numbers(self) -> np.ndarray:
-        return np.asarray(sorted(self._owner), dtype=np.int64)
-
-    def tile(self, index: int) -> np.ndarray:
-        key = self._owner[index]
-        if self._loaded is None or self._loaded[0] != key:
-            segment = KeyframeCandidates(stride=1, size=self.size)
-            with self._load(key) as data:
-                segment.merge(data)
-            self._loaded = (key, segment)
-        return self._loaded[1].tile(index)
+    return segment_key.removesuffix(".npz") + "-tiles.bin"
 
 
 def _result_keys(job_id: str) -> tuple[str, str]:
@@ -168,15 +147,20 @@ class ShotDetector:
                 return segments
             sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames)
             candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
-            predictions = self.predict_file(
-                path,
-                segments[0],
-                lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)),
-                sampler,
-                candidates,
-            )
-            overview = sampler.arrays()[0]
-            return self.publish(job_id, predictions, sampler.stride, overview, candidates, lambda: nullcontext(path))
+            try:
+                predictions = self.predict_file(
+                    path,
+                    segments[0],
+                    lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)),
+                    sampler,
+                    candidates,
+                )
+                overview = sampler.arrays()[0]
+                return self.publish(
+                    job_id, predictions, sampler.stride, overview, candidates, lambda: nullcontext(path)
+                )
+            finally:
+                candidates.close()
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
@@ -234,28 +218,29 @@ class ShotDetector:
         span = {"start": segment.start, "stop": segment.stop}
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
         candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
-        with self.fetched(job) as path:
-            predictions = self.predict_file(path, segment, progress, sampler, candidates)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
-        overview, _ = sampler.arrays()
-        arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot, "overview": overview}
-        # the tiles go apart, so that stitching reads all segments' numbers but one segment's tiles at a time
-        self.storage.put_bytes(_tiles_key(key), npz_bytes(**candidates.arrays()), "application/x-npz")
-        arrays["candidate_frames"] = candidates.numbers()
+        try:
+            with self.fetched(job) as path:
+                predictions = self.predict_file(path, segment, progress, sampler, candidates)
+            # the keyframe tiles' spill file goes as it is; the npz says where each tile lies in it
+            self.storage.upload_fileobj(candidates.spill, _tiles_key(key), "application/octet-stream")
+            arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot}
+            arrays |= {"overview": sampler.arrays()[0], **candidates.index_arrays()}
+        finally:
+            candidates.close()
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
         return key
 
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
         info = self.info(job_id)
-        parts, numbers = [], {}
+        parts, tiles = [], {}
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
-                if "candidate_frames" in data.files:  # a segment from an older worker has none
-                    numbers[_tiles_key(key)] = data["candidate_frames"]
-        size = KeyframeCandidates.for_video(info.width, info.height, info.frame_count).size
-        candidates = StoredCandidates(size, numbers, lambda key: np.load(io.BytesIO(self.storage.get_bytes(key))))
+                if "candidate_places" in data.files:  # a segment from an older worker has none
+                    tiles[_tiles_key(key)] = {name: data[name] for name in ("candidate_frames", "candidate_places")}
+        candidates = StoredCandidates(tile_size(info.width, info.height), tiles, self.storage.download)
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
             np.concatenate([p[1] for p in parts]).astype(np.float32),
@@ -263,8 +248,10 @@ class ShotDetector:
         stride = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames).stride
         overview = np.concatenate([p[2] for p in parts])
         job = self.store.get(job_id)
-        # the video is fetched again only for shots shorter than the candidates' stride
-        document = self.publish(job_id, predictions, stride, overview, candidates, lambda: self.fetched(job))
+        try:  # the video is fetched again only for shots shorter than the candidates' stride
+            document = self.publish(job_id, predictions, stride, overview, candidates, lambda: self.fetched(job))
+        finally:
+            candidates.close()
         for key in segment_keys:
             self.storage.delete(key)
             self.storage.delete(_tiles_key(key))

@@ -7,12 +7,14 @@ highest probability of its k frames, so the picture and the memory it takes stay
 
 from __future__ import annotations
 
+import io
 import math
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import cv2
 import numpy as np
@@ -112,14 +114,16 @@ class KeyframeCandidates:
 
     Each shot's keyframe is the candidate inside it nearest its middle, so the video is not decoded
     a second time for the thumbnails; only a shot shorter than the stride has none, and is read
-    from the video afterwards (`keyframe_tiles`). Implements decode.TileTap.
+    from the video afterwards (`keyframe_tiles`). The JPEGs go to a spill file as they are taken,
+    so memory holds their offsets alone. Implements decode.TileTap and TileSource.
     """
 
     stride: int
     size: tuple[int, int]  # tile width, height
     start: int = 0
     stop: int | None = None
-    jpegs: dict[int, bytes] = field(default_factory=dict)
+    spill: BinaryIO = field(default_factory=lambda: tempfile.TemporaryFile(prefix="videoapi-tiles-"))
+    places: dict[int, tuple[int, int]] = field(default_factory=dict)  # frame number: (offset, length) in spill
 
     @classmethod
     def for_video(
@@ -132,10 +136,7 @@ class KeyframeCandidates:
         start: int = 0,
         stop: int | None = None,
     ) -> KeyframeCandidates:
-        aspect = width / height if width and height else 16 / 9
-        tile_width = int(np.clip(round(tile_height * aspect), 16, 4 * tile_height))
-        stride = max(KEYFRAME_MIN_STRIDE, math.ceil(frame_count / KEYFRAME_MAX_CANDIDATES))
-        return cls(stride, (tile_width, tile_height), start, stop)
+        return cls(candidate_stride(frame_count), tile_size(width, height, tile_height), start, stop)
 
     def wants(self, index: int) -> bool:
         return index % self.stride == 0 and index >= self.start and (self.stop is None or index < self.stop)
@@ -143,29 +144,76 @@ class KeyframeCandidates:
     def add(self, index: int, bgr: np.ndarray) -> None:
         ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
-        self.jpegs[index] = jpeg.tobytes()
-
-    def tile(self, index: int) -> np.ndarray:
-        return cv2.imdecode(np.frombuffer(self.jpegs[index], np.uint8), cv2.IMREAD_COLOR)
+        offset = self.spill.seek(0, io.SEEK_END)
+        self.spill.write(jpeg.tobytes())
+        self.places[index] = (offset, len(jpeg))
 
     def numbers(self) -> np.ndarray:
-        return np.asarray(sorted(self.jpegs), dtype=np.int64)
+        return np.asarray(sorted(self.places), dtype=np.int64)
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        """The candidates as three arrays (frame numbers, JPEG byte offsets, the bytes), for a segment's npz."""
-        numbers = sorted(self.jpegs)
-        blobs = [self.jpegs[n] for n in numbers]
-        return {
-            "candidate_frames": np.asarray(numbers, dtype=np.int64),
-            "candidate_offsets": np.cumsum([0, *map(len, blobs)], dtype=np.int64),
-            "candidate_jpegs": np.frombuffer(b"".join(blobs), np.uint8),
-        }
+    def tile(self, index: int) -> np.ndarray:
+        offset, length = self.places[index]
+        self.spill.seek(offset)
+        return cv2.imdecode(np.frombuffer(self.spill.read(length), np.uint8), cv2.IMREAD_COLOR)
 
-    def merge(self, arrays: dict[str, np.ndarray]) -> None:
-        """Add the candidates of `arrays()` (another segment's)."""
-        frames, offsets, blob = arrays["candidate_frames"], arrays["candidate_offsets"], arrays["candidate_jpegs"]
-        for k, number in enumerate(frames):
-            self.jpegs[int(number)] = blob[offsets[k] : offsets[k + 1]].tobytes()
+    def index_arrays(self) -> dict[str, np.ndarray]:
+        """Where each JPEG lies in the spill file (frame numbers, offsets, lengths), for a segment's npz."""
+        numbers = self.numbers()
+        places = np.asarray([self.places[int(n)] for n in numbers], dtype=np.int64).reshape(-1, 2)
+        return {"candidate_frames": numbers, "candidate_places": places}
+
+    def close(self) -> None:
+        self.spill.close()
+
+
+def candidate_stride(frame_count: int) -> int:
+    return max(KEYFRAME_MIN_STRIDE, math.ceil(frame_count / KEYFRAME_MAX_CANDIDATES))
+
+
+def tile_size(width: int, height: int, tile_height: int = 90) -> tuple[int, int]:
+    aspect = width / height if width and height else 16 / 9
+    return int(np.clip(round(tile_height * aspect), 16, 4 * tile_height)), tile_height
+
+
+class StoredCandidates:
+    """The keyframe candidates of several segments, each segment's spill file stored elsewhere (a TileSource).
+
+    Every frame number is in memory; a segment's spill file is fetched (to a temporary file) when a tile of
+    it is first asked for, one segment at a time, so memory stays the same whatever the video's length.
+    """
+
+    def __init__(
+        self, size: tuple[int, int], segments: dict[str, dict[str, np.ndarray]], fetch: Callable[[str, Path], Path]
+    ):
+        self.size, self._fetch = size, fetch
+        self._places: dict[int, tuple[str, int, int]] = {}
+        for key, arrays in segments.items():
+            for number, (offset, length) in zip(arrays["candidate_frames"], arrays["candidate_places"]):
+                self._places[int(number)] = (key, int(offset), int(length))
+        self._tmp = tempfile.TemporaryDirectory(prefix="videoapi-tiles-")
+        self._open: tuple[str, BinaryIO] | None = None
+
+    def numbers(self) -> np.ndarray:
+        return np.asarray(sorted(self._places), dtype=np.int64)
+
+    def tile(self, index: int) -> np.ndarray:
+        key, offset, length = self._places[index]
+        if self._open is None or self._open[0] != key:
+            self._close_segment()
+            path = self._fetch(key, Path(self._tmp.name) / "segment-tiles")
+            self._open = (key, path.open("rb"))
+        spill = self._open[1]
+        spill.seek(offset)
+        return cv2.imdecode(np.frombuffer(spill.read(length), np.uint8), cv2.IMREAD_COLOR)
+
+    def _close_segment(self) -> None:
+        if self._open is not None:
+            self._open[1].close()
+            self._open = None
+
+    def close(self) -> None:
+        self._close_segment()
+        self._tmp.cleanup()
 
 
 class TileSource(Protocol):

@@ -6,6 +6,7 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -68,6 +69,19 @@ class Storage:
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         self._guard(
             "upload", key, self.client.upload_file, str(path), self.bucket, key, ExtraArgs={"ContentType": content_type}
+        )
+
+    def upload_fileobj(self, fileobj: BinaryIO, key: str, content_type: str) -> None:
+        """Stream an open binary file (from its start) to an object."""
+        fileobj.seek(0)
+        self._guard(
+            "upload",
+            key,
+            self.client.upload_fileobj,
+            fileobj,
+            self.bucket,
+            key,
+            ExtraArgs={"ContentType": content_type},
         )
 
     def put_bytes(self, key: str, data: bytes, content_type: str) -> None:

@@ -149,12 +149,18 @@ def bench_decode(path: Path, streams_list=(1, 2, 4, 8, 16)) -> dict:
     return in_parallel_streams("decode", _decode, (str(path),), streams_list)
 
 
-def _decode_pyav(path, skip_loop_filter, queue):
+def _decode_pyav(path, skip_loop_filter, queue, keyframe_tiles=False):
     from videoapi.decode import iter_model_frames_pyav
+    from videoapi.preview import KeyframeCandidates
 
+    tiles = KeyframeCandidates.for_video(1920, 1080, 10**5) if keyframe_tiles else None
     t0 = time.perf_counter()
-    n = sum(1 for _ in iter_model_frames_pyav(Path(path), skip_loop_filter=skip_loop_filter, threads=1))
+    n = sum(1 for _ in iter_model_frames_pyav(Path(path), skip_loop_filter=skip_loop_filter, threads=1, tiles=tiles))
     queue.put((n, time.perf_counter() - t0))
+
+
+def _decode_pyav_tiles(path, queue):
+    _decode_pyav(path, True, queue, keyframe_tiles=True)
 
 
 def bench_decoders(path: Path, streams_list=(1, 16)) -> dict:
@@ -163,6 +169,10 @@ def bench_decoders(path: Path, streams_list=(1, 16)) -> dict:
         "opencv": in_parallel_streams("opencv", _decode, (str(path),), streams_list),
         "pyav": in_parallel_streams("pyav", _decode_pyav, (str(path), False), streams_list),
         "pyav_no_deblock": in_parallel_streams("pyav-no-deblock", _decode_pyav, (str(path), True), streams_list),
+        # what a worker decodes: also the keyframe candidates' tiles (every 4th frame, 160x90 JPEG)
+        "pyav_no_deblock_tiles": in_parallel_streams(
+            "pyav-no-deblock+tiles", _decode_pyav_tiles, (str(path),), streams_list
+        ),
     }
 
 

@@ -16,6 +16,7 @@ from videoapi.preview import (
     OVERVIEW_COLUMNS,
     KeyframeCandidates,
     OverviewSampler,
+    StoredCandidates,
     keyframe_tiles,
     keyframes,
     overview_png,
@@ -76,7 +77,7 @@ def test_keyframes_come_from_the_one_decode_and_make_the_sheet(video, decoder):
     assert (candidates.stride, candidates.size) == (KEYFRAME_MIN_STRIDE, (160, 90))
     decode = iter_model_frames_pyav if decoder == "pyav" else iter_model_frames
     assert sum(1 for _ in decode(path, tiles=candidates)) == 1020
-    assert sorted(candidates.jpegs) == list(range(0, 1020, KEYFRAME_MIN_STRIDE))
+    assert candidates.numbers().tolist() == list(range(0, 1020, KEYFRAME_MIN_STRIDE))
 
     frames, tiles = keyframe_tiles(candidates, spans, _no_second_decode)
     for (first, last), middle, frame in zip(spans, keyframes(spans), frames):
@@ -106,19 +107,35 @@ def test_a_shot_shorter_than_the_stride_is_read_from_the_video(video):
     _tiles_show_frames(cv2.imdecode(np.frombuffer(image.jpeg, np.uint8), cv2.IMREAD_COLOR), frames, _all_frames(path))
 
 
-def test_segments_candidates_travel_in_their_npz_and_merge(video):
+def test_segments_spill_files_serve_their_tiles_one_segment_at_a_time(video, tmp_path):
     path, _ = video
     whole = KeyframeCandidates.for_video(320, 180, 1020)
     list(iter_model_frames(path, tiles=whole))
-    merged = KeyframeCandidates.for_video(320, 180, 1020)
+    stored, segments = {}, {}
     for first, stop in ((0, 500), (500, None)):
         part = KeyframeCandidates.for_video(320, 180, 1020, start=first, stop=stop)
         list(iter_model_frames(path, max(0, first - 25), None if stop is None else stop + 25, tiles=part))
-        with np.load(io.BytesIO(npz_bytes(**part.arrays()))) as data:
-            merged.merge(data)
-    assert merged.jpegs.keys() == whole.jpegs.keys()
-    for number in (0, 496, 500, 1016):
-        assert np.abs(merged.tile(number).astype(int) - whole.tile(number)).mean() < 1.0
+        part.spill.seek(0)
+        stored[f"segment-{first}"] = part.spill.read()  # what the worker uploads
+        with np.load(io.BytesIO(npz_bytes(**part.index_arrays()))) as data:
+            segments[f"segment-{first}"] = {name: data[name] for name in data.files}
+        part.close()
+    fetched = []
+
+    def fetch(key, target):
+        fetched.append(key)
+        target.write_bytes(stored[key])
+        return target
+
+    candidates = StoredCandidates((160, 90), segments, fetch)
+    try:
+        assert candidates.numbers().tolist() == whole.numbers().tolist()
+        for number in (0, 496, 500, 1016):
+            assert np.abs(candidates.tile(number).astype(int) - whole.tile(number)).mean() < 1.0
+    finally:
+        candidates.close()
+        whole.close()
+    assert fetched == ["segment-0", "segment-500"]  # in frame order: each segment's file fetched once
 
 
 def test_long_videos_get_a_sparser_grid_of_bounded_size():
