@@ -74,6 +74,17 @@ class Segment:
     stop: int | None
 
 
+@dataclass(frozen=True)
+class DecodedVideo:
+    """What decoding a whole video gave (in one pass or stitched from segments): the result's makings."""
+
+    predictions: Predictions
+    overview_stride: int
+    overview: np.ndarray  # every overview_stride-th model frame
+    candidates: TileSource  # keyframe candidates
+    open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
+
+
 def _stop_if_cancelled(status: JobStatus) -> None:
     """Called between batches: a cancelled job stops using the GPU within one batch."""
     if status == JobStatus.cancelled:
@@ -156,9 +167,10 @@ class ShotDetector:
                     candidates,
                 )
                 overview = sampler.arrays()[0]
-                return self.publish(
-                    job_id, predictions, sampler.stride, overview, candidates, lambda: nullcontext(path)
+                decoded_video = DecodedVideo(
+                    predictions, sampler.stride, overview, candidates, lambda: nullcontext(path)
                 )
+                return self.publish(job_id, decoded_video)
             finally:
                 candidates.close()
 
@@ -249,7 +261,8 @@ class ShotDetector:
         overview = np.concatenate([p[2] for p in parts])
         job = self.store.get(job_id)
         try:  # the video is fetched again only for shots shorter than the candidates' stride
-            document = self.publish(job_id, predictions, stride, overview, candidates, lambda: self.fetched(job))
+            decoded_video = DecodedVideo(predictions, stride, overview, candidates, lambda: self.fetched(job))
+            document = self.publish(job_id, decoded_video)
         finally:
             candidates.close()
         for key in segment_keys:
@@ -257,16 +270,9 @@ class ShotDetector:
             self.storage.delete(_tiles_key(key))
         return document
 
-    def publish(
-        self,
-        job_id: str,
-        predictions: Predictions,
-        stride: int,
-        overview: np.ndarray,
-        candidates: TileSource,
-        open_video: Callable[[], AbstractContextManager[Path]],
-    ) -> dict:
+    def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
+        predictions = decoded_video.predictions
         job, info = self.store.get(job_id), self.info(job_id)
         _stop_if_cancelled(job.status)
         decoded = predictions.frame_count
@@ -279,7 +285,7 @@ class ShotDetector:
         fps = info.fps
         shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
         shots_key, probs_key = _result_keys(job_id)
-        previews = self._publish_previews(job_id, shots, predictions, stride, overview, candidates, open_video)
+        previews = self._publish_previews(job_id, shots, decoded_video)
         served = getattr(self.model, "served_model", None)
         model = served() if callable(served) else None
         document = {
@@ -319,22 +325,14 @@ class ShotDetector:
         self.store.succeed(job_id, shots_key)
         return document
 
-    def _publish_previews(
-        self,
-        job_id: str,
-        shots: ShotList,
-        predictions: Predictions,
-        stride: int,
-        overview: np.ndarray,
-        candidates: TileSource,
-        open_video: Callable[[], AbstractContextManager[Path]],
-    ) -> dict:
+    def _publish_previews(self, job_id: str, shots: ShotList, video: DecodedVideo) -> dict:
         """overview.png (frames and predictions) and thumbnails.jpg (a keyframe per shot); their keys and layout."""
         overview_key, sheet_key = f"results/{job_id}/overview.png", f"results/{job_id}/thumbnails.jpg"
-        png = overview_png(overview, predictions.single_frame, predictions.many_hot, stride)
+        stride, overview, candidates = video.overview_stride, video.overview, video.candidates
+        png = overview_png(overview, video.predictions.single_frame, video.predictions.many_hot, stride)
         self.storage.put_bytes(overview_key, png, "image/png")
         spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][: self.settings.max_thumbnails]
-        frames, tiles = keyframe_tiles(candidates, spans, open_video)
+        frames, tiles = keyframe_tiles(candidates, spans, video.open_video)
         sheet = thumbnail_sheet(tiles, candidates.size, columns=max(10, -(-len(frames) // 700)))
         self.storage.put_bytes(sheet_key, sheet.jpeg, "image/jpeg")
         return {

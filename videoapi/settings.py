@@ -47,6 +47,9 @@ class Settings(BaseSettings):
         27_000, ge=50, description="videos longer than this are split into segments run in parallel"
     )
     task_max_retries: int = Field(5, ge=0)
+    worker_malloc_arenas: int = Field(
+        2, ge=0, description="glibc malloc arenas in a worker (0: glibc's default, 8 per core); few keep RSS flat"
+    )
     task_retry_backoff_max_s: int = Field(60, ge=1)
     task_time_limit_s: int = Field(4 * 3600, gt=0)
     visibility_timeout_s: int = Field(6 * 3600, gt=0, description="longer than the longest job")
