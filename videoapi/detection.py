@@ -333,7 +333,7 @@ class ShotDetector:
         self.storage.put_bytes(overview_key, png, "image/png")
         spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][: self.settings.max_thumbnails]
         frames, tiles = keyframe_tiles(candidates, spans, video.open_video)
-        sheet = thumbnail_sheet(tiles, candidates.size, columns=max(10, -(-len(frames) // 700)))
+        sheet = thumbnail_sheet(tiles, len(frames), candidates.size, columns=max(10, -(-len(frames) // 700)))
         self.storage.put_bytes(sheet_key, sheet.jpeg, "image/jpeg")
         return {
             "overview": {"key": overview_key, "stride": stride, "columns": OVERVIEW_COLUMNS, "tiles": len(overview)},

@@ -240,10 +240,11 @@ def keyframe_tiles(
     candidates: TileSource,
     spans: list[tuple[int, int]],
     open_video: Callable[[], AbstractContextManager[Path]],
-) -> tuple[list[int], list[np.ndarray | None]]:
-    """Each shot's keyframe number and tile: from the candidates, or read from the video for shots without one.
+) -> tuple[list[int], Iterator[np.ndarray | None]]:
+    """Each shot's keyframe number, and their tiles: from the candidates, or read from the video for shots
+    without one.
 
-    Tiles are asked for in frame order, so a source may keep just one segment's candidates at a time.
+    The tiles come one at a time in frame order, so neither they nor a source's segments pile up in memory.
     """
     chosen = pick_candidates(candidates.numbers(), spans)
     middles = keyframes(spans)
@@ -257,7 +258,7 @@ def keyframe_tiles(
         with open_video() as path:
             read = read_frames_at(path, missing, shrink=shrink)
     frames = [middle if pick is None else pick for middle, pick in zip(middles, chosen)]
-    tiles = [read.get(middle) if pick is None else candidates.tile(pick) for middle, pick in zip(middles, chosen)]
+    tiles = (read.get(middle) if pick is None else candidates.tile(pick) for middle, pick in zip(middles, chosen))
     return frames, tiles
 
 
@@ -280,10 +281,11 @@ class ThumbnailSheet:
         }
 
 
-def thumbnail_sheet(tiles: list[np.ndarray | None], size: tuple[int, int], columns: int = 10) -> ThumbnailSheet:
-    """The tiles (BGR, `size` = width, height; None stays black) on one sheet, `columns` to a row."""
+def thumbnail_sheet(
+    tiles: Iterable[np.ndarray | None], count: int, size: tuple[int, int], columns: int = 10
+) -> ThumbnailSheet:
+    """`count` tiles (BGR, `size` = width, height; None stays black) on one sheet, `columns` to a row."""
     tile_width, tile_height = size
-    count = len(tiles)
     columns = max(1, min(columns, count))
     rows = max(1, math.ceil(count / columns))
     sheet = np.zeros((rows * tile_height, columns * tile_width, 3), np.uint8)

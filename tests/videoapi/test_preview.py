@@ -82,7 +82,7 @@ def test_keyframes_come_from_the_one_decode_and_make_the_sheet(video, decoder):
     frames, tiles = keyframe_tiles(candidates, spans, _no_second_decode)
     for (first, last), middle, frame in zip(spans, keyframes(spans), frames):
         assert first <= frame <= last and abs(frame - middle) <= KEYFRAME_MIN_STRIDE // 2
-    sheet = thumbnail_sheet(tiles, candidates.size, columns=3)
+    sheet = thumbnail_sheet(tiles, len(frames), candidates.size, columns=3)
     assert (sheet.count, sheet.columns, sheet.tile_width, sheet.tile_height) == (4, 3, 160, 90)
     image = cv2.imdecode(np.frombuffer(sheet.jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert image.shape == (2 * 90, 3 * 160, 3)
@@ -103,7 +103,7 @@ def test_a_shot_shorter_than_the_stride_is_read_from_the_video(video):
 
     frames, tiles = keyframe_tiles(candidates, spans, open_video)
     assert len(opened) == 1 and frames[1] == 202
-    image = thumbnail_sheet(tiles, candidates.size, columns=3)
+    image = thumbnail_sheet(tiles, len(frames), candidates.size, columns=3)
     _tiles_show_frames(cv2.imdecode(np.frombuffer(image.jpeg, np.uint8), cv2.IMREAD_COLOR), frames, _all_frames(path))
 
 
