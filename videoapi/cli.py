@@ -112,6 +112,9 @@ def _interrupt(signum, frame) -> None:
 def _wait_for_ctrl_c() -> None:
     """Block until Ctrl-C or SIGTERM (children keep their own signal handling)."""
     signal.signal(signal.SIGTERM, _interrupt)
+    # explicitly: a shell that starts a command in the background makes it ignore SIGINT, and Python
+    # then installs no KeyboardInterrupt handler of its own
+    signal.signal(signal.SIGINT, _interrupt)
     try:
         while True:
             time.sleep(3600)
