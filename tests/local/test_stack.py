@@ -50,9 +50,13 @@ def stack(runtime, tmp_path_factory):
         assert line.startswith("ready: API "), f"{line!r}\n{log.read_text()}"
         state = json.loads((runtime / "videoapi" / "local-stack.json").read_text())
         yield process, state, log
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        if process.poll() is None:  # a test failed before Ctrl-C: SIGTERM stops the stack's children too
+            process.terminate()
+            try:
+                process.wait(timeout=90)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_predictions, tmp_path):
