@@ -105,7 +105,7 @@ def read_frames_at(
 
 
 KEYFRAME_MIN_STRIDE = 4  # a candidate every 4th frame: about 2% of the decode's time at 1080p
-KEYFRAME_MAX_CANDIDATES = 20_000  # about 80 MB of JPEG tiles at most, however long the video
+KEYFRAME_MAX_CANDIDATES = 20_000  # about 80 MB of spilled JPEG tiles at most, however long the video
 
 
 @dataclass
@@ -152,9 +152,7 @@ class KeyframeCandidates:
         return np.asarray(sorted(self.places), dtype=np.int64)
 
     def tile(self, index: int) -> np.ndarray:
-        offset, length = self.places[index]
-        self.spill.seek(offset)
-        return cv2.imdecode(np.frombuffer(self.spill.read(length), np.uint8), cv2.IMREAD_COLOR)
+        return _read_tile(self.spill, *self.places[index])
 
     def index_arrays(self) -> dict[str, np.ndarray]:
         """Where each JPEG lies in the spill file (frame numbers, offsets, lengths), for a segment's npz."""
@@ -164,6 +162,12 @@ class KeyframeCandidates:
 
     def close(self) -> None:
         self.spill.close()
+
+
+def _read_tile(spill: BinaryIO, offset: int, length: int) -> np.ndarray:
+    """The JPEG at `offset` in a spill file, decoded (BGR)."""
+    spill.seek(offset)
+    return cv2.imdecode(np.frombuffer(spill.read(length), np.uint8), cv2.IMREAD_COLOR)
 
 
 def candidate_stride(frame_count: int) -> int:
@@ -202,9 +206,7 @@ class StoredCandidates:
             self._close_segment()
             path = self._fetch(key, Path(self._tmp.name) / "segment-tiles")
             self._open = (key, path.open("rb"))
-        spill = self._open[1]
-        spill.seek(offset)
-        return cv2.imdecode(np.frombuffer(spill.read(length), np.uint8), cv2.IMREAD_COLOR)
+        return _read_tile(self._open[1], offset, length)
 
     def _close_segment(self) -> None:
         if self._open is not None:

@@ -112,6 +112,14 @@ CPU_RUNTIMES = ("auto", "openvino", "onnxruntime")
 CPU_PRECISIONS = ("auto", "f32", "bf16")
 
 
+def _set_cpu_options(config, cpu_runtime: str, cpu_precision: str) -> None:
+    """The parameters model.py reads to pick its CPU runtime and precision, checked."""
+    if cpu_runtime not in CPU_RUNTIMES or cpu_precision not in CPU_PRECISIONS:
+        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, cpu_precision one of {CPU_PRECISIONS}")
+    config.parameters["runtime"].string_value = cpu_runtime
+    config.parameters["cpu_precision"].string_value = cpu_precision
+
+
 def triton_config(
     signature: ModelSignature,
     *,
@@ -126,8 +134,6 @@ def triton_config(
 
     On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`.
     """
-    if cpu_runtime not in CPU_RUNTIMES or cpu_precision not in CPU_PRECISIONS:
-        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, cpu_precision one of {CPU_PRECISIONS}")
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
 
@@ -153,8 +159,7 @@ def triton_config(
     else:
         config.backend = "python"
         config.parameters["onnx_file"].string_value = MODEL_FILE
-        config.parameters["runtime"].string_value = cpu_runtime
-        config.parameters["cpu_precision"].string_value = cpu_precision
+        _set_cpu_options(config, cpu_runtime, cpu_precision)
     config.parameters["single_frame_output"].string_value = signature.single_frame.name
     config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
     config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"
@@ -217,12 +222,9 @@ def cpu_variant(
     from google.protobuf import text_format
     from tritonclient.grpc import model_config_pb2 as mc
 
-    if cpu_runtime not in CPU_RUNTIMES or cpu_precision not in CPU_PRECISIONS:
-        raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, cpu_precision one of {CPU_PRECISIONS}")
     source = repository / name
     config = text_format.Parse((source / "config.pbtxt").read_text(), mc.ModelConfig())
-    config.parameters["runtime"].string_value = cpu_runtime
-    config.parameters["cpu_precision"].string_value = cpu_precision
+    _set_cpu_options(config, cpu_runtime, cpu_precision)
     version = target / name / "1"
     version.mkdir(parents=True, exist_ok=True)
     for file in (source / "1").iterdir():
