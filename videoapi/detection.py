@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from videoapi.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
 from videoapi.preview import (
@@ -83,6 +84,7 @@ class DecodedVideo:
     overview: np.ndarray  # every overview_stride-th model frame
     candidates: TileSource  # keyframe candidates
     open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
+    features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
 
 
 def _stop_if_cancelled(status: JobStatus) -> None:
@@ -158,6 +160,7 @@ class ShotDetector:
                 return segments
             sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames)
             candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
+            features = FeatureTap(frame_features(self.settings))
             try:
                 predictions = self.predict_file(
                     path,
@@ -165,10 +168,11 @@ class ShotDetector:
                     lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)),
                     sampler,
                     candidates,
+                    features,
                 )
                 overview = sampler.arrays()[0]
                 decoded_video = DecodedVideo(
-                    predictions, sampler.stride, overview, candidates, lambda: nullcontext(path)
+                    predictions, sampler.stride, overview, candidates, lambda: nullcontext(path), features.arrays()
                 )
                 return self.publish(job_id, decoded_video)
             finally:
@@ -188,8 +192,9 @@ class ShotDetector:
         progress: Callable[[int], None],
         sampler: OverviewSampler | None = None,
         candidates: KeyframeCandidates | None = None,
+        features: FeatureTap | None = None,
     ) -> Predictions:
-        """Probabilities for the segment's frames; `sampler` and `candidates` keep the pictures' frames on the way."""
+        """Probabilities for the segment's frames; `sampler`, `candidates` and `features` take theirs on the way."""
         first = max(0, segment.start - MARGIN)
         last = None if segment.stop is None else segment.stop + MARGIN
         if self.settings.decoder == "pyav":
@@ -203,6 +208,8 @@ class ShotDetector:
             )
         else:
             frames = iter_model_frames(path, first, last, tiles=candidates)
+        if features is not None:
+            frames = features.tap(frames, first)
         return predict_frames(
             sampler.tap(frames, first) if sampler else frames,
             self.model,
@@ -230,14 +237,15 @@ class ShotDetector:
         span = {"start": segment.start, "stop": segment.stop}
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
         candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
+        features = FeatureTap(frame_features(self.settings), **span)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
         try:
             with self.fetched(job) as path:
-                predictions = self.predict_file(path, segment, progress, sampler, candidates)
+                predictions = self.predict_file(path, segment, progress, sampler, candidates, features)
             # the keyframe tiles' spill file goes as it is; the npz says where each tile lies in it
             self.storage.upload_fileobj(candidates.spill, _tiles_key(key), "application/octet-stream")
             arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot}
-            arrays |= {"overview": sampler.arrays()[0], **candidates.index_arrays()}
+            arrays |= {"overview": sampler.arrays()[0], **candidates.index_arrays(), **stored(features.arrays())}
         finally:
             candidates.close()
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
@@ -246,10 +254,11 @@ class ShotDetector:
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
         info = self.info(job_id)
-        parts, tiles = [], {}
+        parts, tiles, feature_parts = [], {}, []
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
+                feature_parts.append({name: data[name] for name in data.files if name.startswith(FEATURE_PREFIX)})
                 if "candidate_places" in data.files:  # a segment from an older worker has none
                     tiles[_tiles_key(key)] = {name: data[name] for name in ("candidate_frames", "candidate_places")}
         candidates = StoredCandidates(tile_size(info.width, info.height), tiles, self.storage.download)
@@ -261,7 +270,9 @@ class ShotDetector:
         overview = np.concatenate([p[2] for p in parts])
         job = self.store.get(job_id)
         try:  # the video is fetched again only for shots shorter than the candidates' stride
-            decoded_video = DecodedVideo(predictions, stride, overview, candidates, lambda: self.fetched(job))
+            decoded_video = DecodedVideo(
+                predictions, stride, overview, candidates, lambda: self.fetched(job), concatenated(feature_parts)
+            )
             document = self.publish(job_id, decoded_video)
         finally:
             candidates.close()

@@ -1,0 +1,74 @@
+"""Per-frame features taken from the 48x27 model frames as they stream to the model: no second decode.
+
+A feature (post-processing's picture statistics, the technical cues' luma figures, ...) sees every
+frame of its span once, in order, and ends as named arrays whose first axis is the frame. A
+segment keeps its arrays in its npz (prefixed with FEATURE_PREFIX); stitching concatenates them, so
+a split job sees the same arrays as a single pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from videoapi.settings import Settings
+
+FEATURE_PREFIX = "feature_"
+
+
+class FrameFeature(Protocol):
+    """Accumulates per-frame values over consecutive model frames (uint8 [27, 48, 3], RGB)."""
+
+    def update(self, frame: np.ndarray) -> None: ...
+
+    def arrays(self) -> dict[str, np.ndarray]: ...
+
+
+class FeatureTap:
+    """Feeds frames start..stop-1 (by global frame number) to each feature while passing every frame on."""
+
+    def __init__(self, features: Sequence[FrameFeature], start: int = 0, stop: int | None = None):
+        self.features, self.start, self.stop = list(features), start, stop
+
+    def tap(self, frames: Iterable[np.ndarray], first: int) -> Iterator[np.ndarray]:
+        """Pass `frames` (the first being frame number `first`) through, feeding those of the span to the features."""
+        if not self.features:
+            yield from frames
+            return
+        for index, frame in enumerate(frames, start=first):
+            if index >= self.start and (self.stop is None or index < self.stop):
+                for feature in self.features:
+                    feature.update(frame)
+            yield frame
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every feature's arrays by name (names are unique across features)."""
+        merged: dict[str, np.ndarray] = {}
+        for feature in self.features:
+            for name, values in feature.arrays().items():
+                if name in merged:
+                    raise ValueError(f"two frame features both produce {name!r}")
+                merged[name] = values
+        return merged
+
+
+def frame_features(settings: Settings) -> list[FrameFeature]:
+    """The features a job computes, fresh for each video or segment."""
+    return []
+
+
+def stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Feature arrays named for a segment's npz."""
+    return {FEATURE_PREFIX + name: values for name, values in arrays.items()}
+
+
+def concatenated(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """One video's feature arrays from its segments' npz contents, in segment order."""
+    collected: dict[str, list[np.ndarray]] = {}
+    for part in parts:
+        for name, values in part.items():
+            if name.startswith(FEATURE_PREFIX):
+                collected.setdefault(name.removeprefix(FEATURE_PREFIX), []).append(np.asarray(values))
+    return {name: np.concatenate(values) for name, values in collected.items()}
