@@ -3,6 +3,11 @@
 
 const $ = (selector) => document.querySelector(selector);
 const state = { key: "", job: null, result: null, curve: null, videoUrl: null, thumbs: null, current: -1 };
+// Colours of transition types and technical-cue types, on the span tracks, the curve, the badges and the legend.
+const SPAN_COLOURS = {
+  cut: "#1d232b", dissolve: "#e08a17", fade: "#8a4fd6", fade_in: "#8a4fd6", fade_out: "#8a4fd6",
+  BlackFrames: "#000000", ColorBars: "#d2233c", FrozenFrames: "#1769e0", Silence: "#9aa3ad", Content: "#9fd3a8",
+};
 
 function apiKey() {
   return $("#api-key").value.trim();
@@ -120,6 +125,7 @@ async function show(jobId) {
   if (state.videoUrl) player.src = state.videoUrl;
   player.hidden = !state.videoUrl;
   renderTimeline();
+  renderSpans();
   renderTable();
   drawPlot();
 }
@@ -152,10 +158,72 @@ function renderTimeline() {
       thumb.style.backgroundSize = `${sheet.columns * sheet.tile_width * scale}px auto`;
       thumb.style.backgroundPosition = `-${column * sheet.tile_width * scale}px -${row * sheet.tile_height * scale}px`;
     }
-    tile.append(thumb, shot.start_timecode);
+    const transition = openingTransition(shot);
+    const label = document.createElement("span");
+    if (transition) label.append(badge(transition));
+    label.append(shot.start_timecode);
+    tile.append(thumb, label);
     tile.onclick = () => seek(shot);
     strip.append(tile);
   }
+}
+
+function openingTransition(shot) {
+  const transitions = state.result.transitions || [];
+  return shot.transition === undefined ? null : transitions[shot.transition] || null;
+}
+
+function spanFrames(span) {
+  return span.end_frame - span.start_frame + 1;
+}
+
+function badge(transition) {
+  const mark = document.createElement("span");
+  mark.className = `badge ${transition.type}`;
+  mark.style.background = SPAN_COLOURS[transition.type] || "";
+  mark.textContent = transition.type === "cut" ? "cut" : `${transition.type} ${spanFrames(transition)}f`;
+  return mark;
+}
+
+function spanTitle(kind, span) {
+  return `${kind} ${span.start_frame}–${span.end_frame} (${spanFrames(span)} frames), confidence ${span.confidence}`;
+}
+
+function renderSpans() {
+  const { result } = state;
+  const transitions = result.transitions || [];
+  const cues = result.technical_cues || [];
+  const total = Math.max(1, result.video.frame_count);
+  const place = (track, kind, span) => {
+    const block = document.createElement("button");
+    block.className = `span ${kind}`;
+    block.style.left = `${(100 * span.start_frame) / total}%`;
+    block.style.width = `${(100 * spanFrames(span)) / total}%`;
+    block.style.background = SPAN_COLOURS[kind] || "#888";
+    block.title = spanTitle(kind, span);
+    block.onclick = () => {
+      const player = $("#video");
+      if (player.src) player.currentTime = (span.start_frame + 0.5) / result.video.fps;
+    };
+    track.append(block);
+  };
+  const transitionTrack = $("#transition-track");
+  const cueTrack = $("#cue-track");
+  transitionTrack.replaceChildren();
+  cueTrack.replaceChildren();
+  transitions.forEach((t) => place(transitionTrack, t.type, t));
+  cues.forEach((c) => place(cueTrack, c.type, c));
+  $("#spans").hidden = !transitions.length && !cues.length;
+  const kinds = [...new Set([...transitions.map((t) => t.type), ...cues.map((c) => c.type)])];
+  const legend = $("#legend");
+  legend.replaceChildren();
+  for (const kind of kinds) {
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = SPAN_COLOURS[kind] || "#888";
+    legend.append(swatch, kind);
+  }
+  legend.hidden = !kinds.length;
 }
 
 function renderTable() {
@@ -170,10 +238,12 @@ function renderTable() {
       `${shot.start_frame}–${shot.end_frame}`,
       `${(shot.end_time - shot.start_time).toFixed(2)} s`,
       shot.confidence.toFixed(3),
+      openingTransition(shot) ? badge(openingTransition(shot)) : "",
     ];
     for (const value of cells) {
       const cell = document.createElement("td");
-      cell.textContent = value;
+      if (value instanceof Node) cell.append(value);
+      else cell.textContent = value;
       row.append(cell);
     }
     row.onclick = () => seek(shot);
@@ -193,6 +263,18 @@ function drawPlot() {
   const x = (i) => (i / Math.max(1, n - 1)) * w;
   const y = (p) => h - pad - p * (h - 2 * pad);
   ctx.clearRect(0, 0, w, h);
+  // transitions shade their frames' column; cues are a band along the bottom
+  const shade = (span, colour, top, height) => {
+    const left = x(span.start_frame / curve.stride);
+    const right = x((span.end_frame + 1) / curve.stride);
+    ctx.fillStyle = colour;
+    ctx.fillRect(left, top, Math.max(ratio, right - left), height);
+  };
+  ctx.globalAlpha = 0.22;
+  for (const t of result.transitions || []) if (t.type !== "cut") shade(t, SPAN_COLOURS[t.type] || "#888", 0, h);
+  ctx.globalAlpha = 0.8;
+  for (const c of result.technical_cues || []) shade(c, SPAN_COLOURS[c.type] || "#888", h - pad, pad);
+  ctx.globalAlpha = 1;
   const line = (values, colour) => {
     ctx.beginPath();
     values.forEach((p, i) => (i ? ctx.lineTo(x(i), y(p)) : ctx.moveTo(x(i), y(p))));

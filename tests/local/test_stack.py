@@ -238,6 +238,13 @@ def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
                        return green; }"""
         )
         assert drawn > 500  # the probability curve is on the canvas
+        transitions, cues = result.get("transitions", []), result.get("technical_cues", [])
+        opened = [shot for shot in shots if "transition" in shot]
+        assert page.locator("#timeline .shot .badge").count() == len(opened)  # each tile names its transition
+        assert page.locator("#transition-track .span").count() == len(transitions)
+        assert page.locator("#cue-track .span").count() == len(cues)
+        for kind in {t["type"] for t in transitions} | {c["type"] for c in cues}:
+            assert kind in page.inner_text("#legend")
 
         page.locator("#timeline .shot").nth(10).click()
         page.wait_for_function(
