@@ -1,11 +1,11 @@
-# Two commands: `make install` (venv, dependencies, model build) and `make test`.
+# Two commands: `make install` (venv, dependencies, model build) and `make test`; `make lint`, `make test-fast` beside them.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install browser test bench
+.PHONY: install browser test test-fast lint bench
 
 install: browser
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,15 @@ browser:
 
 test:
 	$(BIN)/python -m pytest
+
+# The tests not marked slow (no whole stack, no Celery worker): a few minutes.
+test-fast:
+	$(BIN)/python -m pytest -m "not slow"
+
+# The same checks as CI and the pre-commit hooks.
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench:
 	$(BIN)/python bench/inference.py
