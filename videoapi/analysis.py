@@ -87,6 +87,7 @@ def predict_file(
     sampler: OverviewSampler | None = None,
     candidates: KeyframeCandidates | None = None,
     features: FeatureTap | None = None,
+    on_predictions: Callable[[np.ndarray], None] | None = None,
 ) -> Predictions:
     """Probabilities for the segment's frames; `sampler`, `candidates` and `features` take theirs on the way."""
     first = max(0, segment.start - MARGIN)
@@ -113,19 +114,27 @@ def predict_file(
         on_progress=progress,
         start=segment.start,
         stop=segment.stop,
+        on_predictions=on_predictions,
     )
 
 
 @contextmanager
 def decode_whole(
-    path: Path, info: VideoInfo, settings: Settings, model: FrameModel, progress: Callable[[int], None] | None = None
+    path: Path,
+    info: VideoInfo,
+    settings: Settings,
+    model: FrameModel,
+    progress: Callable[[int], None] | None = None,
+    on_predictions: Callable[[np.ndarray], None] | None = None,
 ) -> Iterator[DecodedVideo]:
     """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends."""
     sampler = OverviewSampler.for_video(info.frame_count, settings.overview_max_frames)
     candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
     features = FeatureTap(frame_features(settings))
     try:
-        predictions = predict_file(path, WHOLE_VIDEO, settings, model, progress, sampler, candidates, features)
+        predictions = predict_file(
+            path, WHOLE_VIDEO, settings, model, progress, sampler, candidates, features, on_predictions
+        )
         overview = sampler.arrays()[0]
         yield DecodedVideo(
             predictions, sampler.stride, overview, candidates, lambda: nullcontext(path), features.arrays()
