@@ -62,13 +62,16 @@ class LocalModel:
     def __init__(self, model_dir: Path, *, cache_dir: Path | None = None):
         from videoapi.model.runtime import load_model
 
-        versions = sorted((int(p.name) for p in model_dir.iterdir() if p.name.isdigit()), reverse=True)
+        folders = model_dir.iterdir() if model_dir.is_dir() else []
+        versions = sorted((int(p.name) for p in folders if p.name.isdigit()), reverse=True)
         config = model_dir / "config.pbtxt"
         params = model_parameters(config.read_text()) if config.is_file() else {}
         onnx_name = params.get("onnx_file", "model.onnx")
         found = [v for v in versions if (model_dir / str(v) / onnx_name).is_file()]
         if not found or not config.is_file():
-            raise ModelNotBuilt(f"no model in {model_dir}: run `videoapi model build`")
+            raise ModelNotBuilt(
+                f"no model in {model_dir}: run `videoapi model build` (or set VIDEOAPI_MODEL_REPOSITORY to a built one)"
+            )
         self.version = str(found[0])
         self.path = model_dir / self.version / onnx_name
         if cache_dir is not None:
