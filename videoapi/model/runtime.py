@@ -61,10 +61,28 @@ def _onnxruntime(path: str, threads: int, gpu_device: int | None) -> LoadedModel
     )
 
 
+def _import_openvino():
+    """`import openvino`, without its model-conversion tools: importing those forks a process that sends
+    usage telemetry, and only compile_model (ONNX read natively) is needed here."""
+    import sys
+
+    if "openvino" in sys.modules:
+        return sys.modules["openvino"]
+    blocked = "openvino.tools.ovc" not in sys.modules
+    if blocked:
+        sys.modules["openvino.tools.ovc"] = None  # openvino/__init__.py skips it on ImportError
+    try:
+        import openvino
+    finally:
+        if blocked and sys.modules.get("openvino.tools.ovc", 0) is None:
+            del sys.modules["openvino.tools.ovc"]  # an explicit import later still works
+    return openvino
+
+
 def _openvino(path: str, precision: str, threads: int, cache_dir: str | None) -> LoadedModel:
     import threading
 
-    import openvino as ov
+    ov = _import_openvino()
 
     core = ov.Core()
     if precision == "auto":
