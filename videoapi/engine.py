@@ -322,16 +322,26 @@ class Detector:
         """(video, result or the error that stopped it) for each file, in order; files decoded in parallel."""
         paths = [Path(v) for v in videos]
         workers = workers or max(1, min(len(paths), os.cpu_count() or 1))
+        stop = threading.Event()  # set when the caller stops reading (Ctrl-C, a break): the others stop too
 
         def one(path: Path) -> ShotResult | Exception:
+            def report(done: int, total: int) -> None:
+                if stop.is_set():
+                    raise _Stop
+                if progress is not None:
+                    progress(path, done, total)
+
             try:
-                report = (lambda done, total: progress(path, done, total)) if progress else None
                 return self.detect(path, threshold=threshold, progress=report)
             except Exception as exc:  # one bad file does not stop the batch
                 return exc
 
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect") as pool:
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect")
+        try:
             yield from zip(paths, pool.map(one, paths))
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _FinalShots:
