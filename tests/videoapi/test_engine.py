@@ -240,3 +240,18 @@ def test_the_engine_equals_the_service(stack_settings, triton, detector, tmp_pat
         drift = np.abs(getattr(engine.predictions, name) - probabilities[name]).max()
         print(f"{kind} {name}: max drift between the engine and the service {drift:.1e}")
         assert drift < DRIFT
+
+
+def test_the_engine_path_imports_no_service_library():
+    """Start-up time: the CLI and the engine load neither Celery, boto3, FastAPI, Redis nor the Triton client."""
+    import subprocess
+
+    code = (
+        "import sys, videoapi, videoapi.cli, videoapi.engine; "
+        "assert videoapi.detect is videoapi.engine.detect and videoapi.Detector is videoapi.engine.Detector; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'celery', 'boto3', 'botocore', 'fastapi', 'redis', 'tritonclient', 'grpc', 'torch'}))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
