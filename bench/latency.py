@@ -90,7 +90,7 @@ def main(
     clip = work / "short.mp4"
     cuts = write_video(clip, [45, 40, 40], fps=25)
     console.print(f"5-second clip: 320x180, 125 frames, cuts at {[c / 25 for c in cuts]} s")
-    table = Table("5 s 320x180 clip, a fresh process each", "wall s (median)", "peak RSS MiB")
+    table = Table("5 s 320x180 clip, a fresh process each", "wall s (median)", "peak RSS MiB (largest process)")
     short: dict[str, tuple[float, float]] = {}
     cold_env = env | {"VIDEOAPI_ENGINE_CACHE_DIR": str(work / "cold-cache")}
     short["videoapi detect (in process), first run: no compiled-model cache"] = measured(
