@@ -110,7 +110,7 @@ class LocalModel:
 def load_local_model(settings: Settings, *, on_status: Callable[[str], None] | None = None) -> LocalModel:
     """The repository's model, built first when missing and `settings.engine_build_model` allows it."""
     model_dir = settings.model_repository / settings.model_name
-    cache = settings.engine_cache_dir
+    cache = settings.engine_cache_dir if settings.engine_cache_dir not in (None, Path("")) else None
     try:
         return LocalModel(model_dir, cache_dir=cache)
     except ModelNotBuilt:
@@ -127,7 +127,10 @@ def load_local_model(settings: Settings, *, on_status: Callable[[str], None] | N
         on_status(f"no model file in {model_dir}: building it now (first use only; about a minute)")
     from videoapi.model.repository import build_model_repository
 
-    build_model_repository(settings.model_repository, name=settings.model_name)
+    try:
+        build_model_repository(settings.model_repository, name=settings.model_name)
+    except Exception as exc:  # an export that fails says why, in the engine's one error type
+        raise ModelNotBuilt(f"building the model into {model_dir} failed: {str(exc).splitlines()[0]}") from exc
     return LocalModel(model_dir, cache_dir=cache)
 
 
