@@ -255,3 +255,17 @@ def test_the_engine_path_imports_no_service_library():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_missing_model_is_built_on_first_use_and_says_so(tmp_path, four_shots, detector):
+    """The export from the reference weights (the `export` extra), as `videoapi model build` does it."""
+    said = []
+    fresh = Detector(Settings(model_repository=tmp_path / "fresh"), on_status=said.append)
+    assert len(said) == 1 and said[0].startswith("no model file in") and "building it now" in said[0]
+    assert (tmp_path / "fresh" / "transnetv2" / "1" / "model.onnx").is_file()
+    path, cuts = four_shots
+    result = fresh.detect(path)
+    assert [shot.start_frame for shot in result.shots[1:]] == cuts
+    expected = detector.detect(path).predictions.single_frame
+    assert np.abs(result.predictions.single_frame - expected).max() < DRIFT
