@@ -139,6 +139,7 @@ class DetectedShot(Shot):
     """A shot of the result, with the frame its thumbnail shows (None past max_thumbnails)."""
 
     keyframe: int | None = None
+    transition: int | None = None  # index into `transitions` of the one that opens it, where the document has them
 
 
 @dataclass(frozen=True)
