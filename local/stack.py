@@ -22,18 +22,12 @@ import httpx
 from functions.deps import Services
 from functions.s3_trigger import handle_event
 from videoapi.netutil import free_port, port_is_open, stop_process_group
-from videoapi.settings import PROJECT_ROOT, Settings
+from videoapi.settings import PROJECT_ROOT, Settings, state_file
 from videoapi.storage import Storage
 
 
 class StackError(RuntimeError):
     """A part of the stack could not start; the message says which and why, in one line."""
-
-
-def state_file() -> Path:
-    """Where a running stack says where it is, for `videoapi detect` to find it."""
-    base = Path(os.environ.get("XDG_RUNTIME_DIR") or Path.home() / ".cache")
-    return base / "videoapi" / "local-stack.json"
 
 
 @dataclass

@@ -168,7 +168,7 @@ def _api_target(api: str | None, api_key: str | None):
     import json as _json
     import os
 
-    from local.stack import state_file
+    from videoapi.settings import state_file
 
     api = api or os.environ.get("VIDEOAPI_API_URL")
     api_key = api_key or os.environ.get("VIDEOAPI_API_KEY")
@@ -187,34 +187,142 @@ def _api_target(api: str | None, api_key: str | None):
     return None
 
 
-@app.command("detect")
-def detect(
-    video: Annotated[Path, typer.Argument(help="the video file")],
-    api: Annotated[str | None, typer.Option(help="API base URL (default: the local stack)")] = None,
-    api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
-    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
-    timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 3600.0,
-) -> None:
-    """Upload VIDEO, wait for its shots with a progress bar, print them."""
+DETECT_FORMATS = ("json", "csv", "edl")
+Engine = Literal["auto", "inprocess", "stack"]
+
+
+def _outputs(videos: list[Path], output: Path | None, format: str) -> list[Path | None]:
+    """Where each video's result goes: stdout (None) for one video without -o, else a file (DIR/<name>.<format>)."""
+    if output is None:
+        if len(videos) > 1:
+            fail("several videos need -o DIR (one result file each)")
+        return [None]
+    if len(videos) == 1 and not output.is_dir():
+        return [output]
+    output.mkdir(parents=True, exist_ok=True)
+    taken: dict[str, int] = {}
+    paths = []
+    for video in videos:
+        taken[video.stem] = taken.get(video.stem, 0) + 1
+        suffix = "" if taken[video.stem] == 1 else f"-{taken[video.stem]}"
+        paths.append(output / f"{video.stem}{suffix}.{format}")
+    return paths
+
+
+def _emit(content: bytes, destination: Path | None, label: str) -> None:
+    if destination is None:
+        sys.stdout.write(content.decode())
+        if not content.endswith(b"\n"):
+            sys.stdout.write("\n")
+    else:
+        destination.write_bytes(content)
+        err.print(f"{label}: written to {destination}", highlight=False)
+
+
+def _progress_bar():
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
+    return Progress(*columns, console=err, transient=True)
+
+
+def _detect_in_process(videos: list[Path], destinations: list[Path | None], format: str, threshold) -> int:
+    """Every video through the in-process engine, the model loaded once; the number that failed."""
+    from videoapi.engine import DetectionFailed, Detector, ModelNotBuilt
+    from videoapi.probe import VideoRejected
+
+    try:
+        detector = Detector(get_settings(), on_status=lambda line: err.print(line, highlight=False))
+    except ModelNotBuilt as exc:
+        fail(str(exc))
+    failed = 0
+    with _progress_bar() as bar:
+        tasks = {video: bar.add_task(f"{video.name}: queued", total=None) for video in videos}
+
+        def show(video: Path, done: int, total: int) -> None:
+            bar.update(tasks[video], completed=done, total=max(total, done, 1), description=video.name)
+
+        results = detector.detect_many(videos, threshold=threshold, progress=show)
+        for (video, result), destination in zip(results, destinations):
+            bar.remove_task(tasks[video])
+            if isinstance(result, VideoRejected):
+                err.print(f"[bold red]error:[/] {video} cannot be processed ({result.code}): {result.message}")
+            elif isinstance(result, DetectionFailed):
+                err.print(f"[bold red]error:[/] {video} failed ({result.code}): {result.message}")
+            elif isinstance(result, Exception):
+                err.print(f"[bold red]error:[/] {video} failed: {type(result).__name__}: {result}")
+            else:
+                _emit(result.export(format).encode(), destination, video.name)
+                continue
+            failed += 1
+    return failed
+
+
+def _detect_via_api(target, video: Path, format: str, threshold, timeout: float) -> bytes:
+    """Upload one video, wait for its job with a progress bar, return its result in `format`."""
     from videoapi.client import ApiClientError, VideoApiClient
+
+    try:
+        with VideoApiClient(*target) as client:
+            key = client.upload(video)
+            job = client.submit(key, threshold=threshold, tag=video.name)
+            with _progress_bar() as bar:
+                task = bar.add_task(f"{video.name}: queued", total=100)
+
+                def show(state: dict) -> None:
+                    bar.update(task, completed=state["progress"], description=f"{video.name}: {state['status']}")
+
+                job = client.wait(job["id"], on_progress=show, timeout_s=timeout)
+            if job["status"] == "failed":
+                fail(f"job {job['id']} failed ({job['error']['code']}): {job['error']['message']}")
+            if job["status"] == "cancelled":
+                fail(f"job {job['id']} was cancelled")
+            return client.result(job["id"], format)
+    except ApiClientError as exc:
+        fail(str(exc))
+
+
+@app.command("detect")
+def detect(
+    videos: Annotated[list[Path], typer.Argument(help="video files (several: -o DIR gets one result each)")],
+    api: Annotated[str | None, typer.Option(help="API base URL (default: the local stack)")] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="auto: --api, else a running `videoapi local up`, else in this process; "
+            "inprocess: always here; stack: through the service (an ephemeral stack when none runs)"
+        ),
+    ] = "auto",
+    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write here instead of stdout (a folder for several)")
+    ] = None,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for a job (service path)")] = 3600.0,
+) -> None:
+    """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
     from videoapi.probe import VideoRejected, probe
 
-    if format not in ("json", "csv", "edl"):
-        fail(f"--format must be json, csv or edl, not {format!r}")
-    if not video.exists():
-        fail(f"no such file: {video}")
-    if video.is_dir():
-        fail(f"{video} is a directory, not a video file")
-    try:
-        probe(video)  # fail fast, before an upload, on what the service would refuse
-    except VideoRejected as exc:
-        fail(f"{video} cannot be processed ({exc.code}): {exc.message}")
+    if format not in DETECT_FORMATS:
+        fail(f"--format must be {', '.join(DETECT_FORMATS[:-1])} or {DETECT_FORMATS[-1]}, not {format!r}")
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        fail(f"--threshold must be between 0 and 1 (exclusive), not {threshold}")
+    for video in videos:
+        if not video.exists():
+            fail(f"no such file: {video}")
+        if video.is_dir():
+            fail(f"{video} is a directory, not a video file")
+        try:
+            probe(video)  # fail fast, before loading a model or an upload, on what the service would refuse
+        except VideoRejected as exc:
+            fail(f"{video} cannot be processed ({exc.code}): {exc.message}")
+    destinations = _outputs(videos, output, format)
 
-    target = _api_target(api, api_key)
+    target = None if engine == "inprocess" else _api_target(api, api_key)
+    if target is None and engine != "stack":
+        raise typer.Exit(1 if _detect_in_process(videos, destinations, format, threshold) else 0)
+
     stack = None
     if target is None:
         from local.stack import LocalStack, StackError, StackPorts
@@ -227,34 +335,11 @@ def detect(
             fail(str(exc))
         target = (stack.api_url, stack.api_key)
     try:
-        with VideoApiClient(*target) as client:
-            key = client.upload(video)
-            job = client.submit(key, threshold=threshold, tag=video.name)
-            columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
-            with Progress(*columns, console=err, transient=True) as bar:
-                task = bar.add_task(f"{video.name}: queued", total=100)
-
-                def show(state: dict) -> None:
-                    bar.update(task, completed=state["progress"], description=f"{video.name}: {state['status']}")
-
-                job = client.wait(job["id"], on_progress=show, timeout_s=timeout)
-            if job["status"] == "failed":
-                fail(f"job {job['id']} failed ({job['error']['code']}): {job['error']['message']}")
-            if job["status"] == "cancelled":
-                fail(f"job {job['id']} was cancelled")
-            content = client.result(job["id"], format)
-    except ApiClientError as exc:
-        fail(str(exc))
+        for video, destination in zip(videos, destinations):
+            _emit(_detect_via_api(target, video, format, threshold, timeout), destination, video.name)
     finally:
         if stack is not None:
             stack.stop()
-    if output:
-        output.write_bytes(content)
-        err.print(f"{job['id']}: written to {output}")
-    else:
-        sys.stdout.write(content.decode())
-        if not content.endswith(b"\n"):
-            sys.stdout.write("\n")
 
 
 def _client(api: str | None, api_key: str | None):

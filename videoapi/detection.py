@@ -7,47 +7,35 @@ in workers/ are thin adapters over `ShotDetector`.
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
-from videoapi.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.analysis import (
+    DecodedVideo,
+    JobError,
+    Segment,
+    decode_whole,
+    detect_result,
+    predict_file,
+)
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import Job, JobStatus, JobStore
-from videoapi.pipeline import FrameModel, Predictions, predict_frames
-from videoapi.preview import (
-    OVERVIEW_COLUMNS,
-    KeyframeCandidates,
-    OverviewSampler,
-    StoredCandidates,
-    TileSource,
-    keyframe_tiles,
-    overview_png,
-    thumbnail_sheet,
-    tile_size,
-)
+from videoapi.pipeline import FrameModel, Predictions
+from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, tile_size
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
+from videoapi.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
 from videoapi.settings import Settings
-from videoapi.shots import ShotList
 from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
 from videoapi.triton.client import InferenceError, InferenceUnavailable
-from videoapi.windows import MARGIN, step_for
+from videoapi.windows import step_for
 
-RESULT_SCHEMA = "videoapi.shots/1"
-
-
-class JobError(Exception):
-    """Ends a job as failed with a machine-readable code, unless `transient` (then it is retried)."""
-
-    def __init__(self, code: str, message: str, *, transient: bool = False):
-        super().__init__(message)
-        self.code, self.message, self.transient = code, message, transient
+__all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector", "as_job_error", "plan_segments"]
 
 
 def as_job_error(exc: BaseException) -> JobError:
@@ -65,26 +53,6 @@ def as_job_error(exc: BaseException) -> JobError:
     if isinstance(exc, InferenceError):
         return JobError("inference_error", str(exc))
     return JobError("internal_error", f"{type(exc).__name__}: {exc}")
-
-
-@dataclass(frozen=True)
-class Segment:
-    """Frames start..stop-1 (stop None: to the end of the video)."""
-
-    start: int
-    stop: int | None
-
-
-@dataclass(frozen=True)
-class DecodedVideo:
-    """What decoding a whole video gave (in one pass or stitched from segments): the result's makings."""
-
-    predictions: Predictions
-    overview_stride: int
-    overview: np.ndarray  # every overview_stride-th model frame
-    candidates: TileSource  # keyframe candidates
-    open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
-    features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
 
 
 def _stop_if_cancelled(status: JobStatus) -> None:
@@ -107,8 +75,8 @@ def _tiles_key(segment_key: str) -> str:
     return segment_key.removesuffix(".npz") + "-tiles.bin"
 
 
-def _result_keys(job_id: str) -> tuple[str, str]:
-    return f"results/{job_id}/shots.json", f"results/{job_id}/probabilities.npz"
+def _result_keys(job_id: str) -> ResultKeys:
+    return ResultKeys.under(f"results/{job_id}/")
 
 
 class ShotDetector:
@@ -158,25 +126,12 @@ class ShotDetector:
             segments = plan_segments(info.frame_count, self.settings.segment_frames, self.settings.window)
             if len(segments) > 1:
                 return segments
-            sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames)
-            candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
-            features = FeatureTap(frame_features(self.settings))
-            try:
-                predictions = self.predict_file(
-                    path,
-                    segments[0],
-                    lambda done: _stop_if_cancelled(self.store.set_progress(job_id, done)),
-                    sampler,
-                    candidates,
-                    features,
-                )
-                overview = sampler.arrays()[0]
-                decoded_video = DecodedVideo(
-                    predictions, sampler.stride, overview, candidates, lambda: nullcontext(path), features.arrays()
-                )
+
+            def progress(done: int) -> None:
+                _stop_if_cancelled(self.store.set_progress(job_id, done))
+
+            with decode_whole(path, info, self.settings, self.model, progress) as decoded_video:
                 return self.publish(job_id, decoded_video)
-            finally:
-                candidates.close()
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
@@ -194,32 +149,8 @@ class ShotDetector:
         candidates: KeyframeCandidates | None = None,
         features: FeatureTap | None = None,
     ) -> Predictions:
-        """Probabilities for the segment's frames; `sampler`, `candidates` and `features` take theirs on the way."""
-        first = max(0, segment.start - MARGIN)
-        last = None if segment.stop is None else segment.stop + MARGIN
-        if self.settings.decoder == "pyav":
-            frames = iter_model_frames_pyav(
-                path,
-                first,
-                last,
-                skip_loop_filter=self.settings.skip_loop_filter,
-                threads=self.settings.decoder_threads,
-                tiles=candidates,
-            )
-        else:
-            frames = iter_model_frames(path, first, last, tiles=candidates)
-        if features is not None:
-            frames = features.tap(frames, first)
-        return predict_frames(
-            sampler.tap(frames, first) if sampler else frames,
-            self.model,
-            window=self.settings.window,
-            batch_windows=self.settings.batch_windows,
-            in_flight=self.settings.inflight_batches,
-            on_progress=progress,
-            start=segment.start,
-            stop=segment.stop,
-        )
+        """Probabilities for the segment's frames (videoapi.analysis.predict_file with this worker's model)."""
+        return predict_file(path, segment, self.settings, self.model, progress, sampler, candidates, features)
 
     def run_segment(self, job_id: str, segment: Segment) -> str:
         """Predict one segment and park its probabilities in storage; returns their key."""
@@ -283,73 +214,36 @@ class ShotDetector:
 
     def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
-        predictions = decoded_video.predictions
         job, info = self.store.get(job_id), self.info(job_id)
         _stop_if_cancelled(job.status)
-        decoded = predictions.frame_count
-        if decoded == 0:
-            raise JobError("zero_frames", "no frame could be decoded")
-        if decoded < info.frame_count - max(2, info.frame_count // 200):
-            raise JobError(
-                "truncated_video", f"only {decoded} of {info.frame_count} frames could be decoded: truncated or corrupt"
-            )
-        fps = info.fps
-        shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
-        shots_key, probs_key = _result_keys(job_id)
-        previews = self._publish_previews(job_id, shots, decoded_video)
+        keys = _result_keys(job_id)
+        detection = detect_result(
+            decoded_video,
+            info,
+            self.settings,
+            threshold=job.threshold,
+            job_id=job_id,
+            source=f"s3://{job.bucket}/{job.key}",
+            keys=keys,
+            model=self.model_identity(),
+        )
+        self.storage.put_bytes(keys.overview, detection.overview_png, "image/png")
+        self.storage.put_bytes(keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg")
+        self.storage.put_bytes(keys.probabilities, detection.probabilities_npz(), "application/x-npz")
+        self.storage.put_json(keys.shots, detection.document)
+        self.store.set_progress(job_id, detection.predictions.frame_count)
+        self.store.succeed(job_id, keys.shots)
+        return detection.document
+
+    def model_identity(self) -> ModelIdentity:
+        """The served model's name and version, as the document names them."""
         served = getattr(self.model, "served_model", None)
         model = served() if callable(served) else None
-        document = {
-            "schema": RESULT_SCHEMA,
-            "job_id": job_id,
-            "video": {
-                "source": f"s3://{job.bucket}/{job.key}",
-                "fps": fps,
-                "frame_count": decoded,
-                "duration": round(decoded / fps, 6),
-                "width": info.width,
-                "height": info.height,
-                "codec": info.codec,
-            },
-            "model": {
-                "name": model.name if model else self.settings.model_name,
-                "version": model.version if model else "",
-                "window": self.settings.window,
-            },
-            "threshold": job.threshold,
-            "shot_count": len(shots.shots),
-            "shots": [
-                {**shot, "keyframe": frame}
-                for shot, frame in itertools.zip_longest(shots.to_dicts(), previews["thumbnails"]["keyframes"])
-                if shot
-            ],
-            "probabilities": {"key": probs_key, "format": "npz", "arrays": ["single_frame", "many_hot"]},
-            "previews": previews,
-        }
-        self.storage.put_bytes(
-            probs_key,
-            npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot),
-            "application/x-npz",
+        return ModelIdentity(
+            name=model.name if model else self.settings.model_name,
+            version=model.version if model else "",
+            window=self.settings.window,
         )
-        self.storage.put_json(shots_key, document)
-        self.store.set_progress(job_id, decoded)
-        self.store.succeed(job_id, shots_key)
-        return document
-
-    def _publish_previews(self, job_id: str, shots: ShotList, video: DecodedVideo) -> dict:
-        """overview.png (frames and predictions) and thumbnails.jpg (a keyframe per shot); their keys and layout."""
-        overview_key, sheet_key = f"results/{job_id}/overview.png", f"results/{job_id}/thumbnails.jpg"
-        stride, overview, candidates = video.overview_stride, video.overview, video.candidates
-        png = overview_png(overview, video.predictions.single_frame, video.predictions.many_hot, stride)
-        self.storage.put_bytes(overview_key, png, "image/png")
-        spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][: self.settings.max_thumbnails]
-        frames, tiles = keyframe_tiles(candidates, spans, video.open_video)
-        sheet = thumbnail_sheet(tiles, len(frames), candidates.size, columns=max(10, -(-len(frames) // 700)))
-        self.storage.put_bytes(sheet_key, sheet.jpeg, "image/jpeg")
-        return {
-            "overview": {"key": overview_key, "stride": stride, "columns": OVERVIEW_COLUMNS, "tiles": len(overview)},
-            "thumbnails": {"key": sheet_key, "keyframes": frames, **sheet.layout()},
-        }
 
     def fail(self, job_id: str, error: JobError) -> None:
         self.store.fail(job_id, error.code, error.message)

@@ -45,12 +45,14 @@ def predict_frames(
     on_progress: Callable[[int], None] | None = None,
     start: int = 0,
     stop: int | None = None,
+    on_predictions: Callable[[np.ndarray], None] | None = None,
 ) -> Predictions:
     """Run TransNetV2 over a frame stream; at most `in_flight` batches wait on the model while decoding goes on.
 
     Memory holds one window being filled plus `in_flight` batches, whatever the length.
     With start/stop, `frames` begins at frame start - 25 and the predictions are
     those of frames start..stop-1 of a single pass (see iter_windows).
+    `on_predictions` gets each batch's single-frame probabilities, in frame order, as they come.
     """
     singles: list[np.ndarray] = []
     manys: list[np.ndarray] = []
@@ -61,10 +63,13 @@ def predict_frames(
         nonlocal done
         batch, future = pending.popleft()
         single, many = future.result()
+        first = len(singles)
         for k, win in enumerate(batch):
             singles.append(kept(single[k], win, MARGIN))
             manys.append(kept(many[k], win, MARGIN) if many is not None else np.zeros(win.count, np.float32))
             done += win.count
+        if on_predictions is not None and len(singles) > first:
+            on_predictions(np.concatenate(singles[first:]))
         if on_progress is not None:
             on_progress(done)
 

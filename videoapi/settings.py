@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -24,6 +25,16 @@ class Settings(BaseSettings):
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_timeout_s: float = Field(60.0, gt=0)
+
+    # The in-process engine (videoapi.engine)
+    engine_cache_dir: Path | None = Field(
+        Path.home() / ".cache" / "videoapi" / "openvino",
+        description="OpenVINO's compiled-model cache: later starts skip most of the compile (empty: none)",
+    )
+    engine_batch_windows: int = Field(
+        1, ge=1, description="windows per model call in process: on a CPU one is as fast as more, with least memory"
+    )
+    engine_build_model: bool = Field(True, description="build the model on first use when the repository has none")
 
     # Inference
     window: int = Field(100, ge=51, description="frames per model window; margins stay 25 frames")
@@ -92,6 +103,12 @@ class Settings(BaseSettings):
             for k, v in self.model_dump(mode="json").items()
             if v is not None
         }
+
+
+def state_file() -> Path:
+    """Where a running local stack says where it is, for `videoapi detect` to find it."""
+    base = Path(os.environ.get("XDG_RUNTIME_DIR") or Path.home() / ".cache")
+    return base / "videoapi" / "local-stack.json"
 
 
 @lru_cache

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
+from videoapi.result import npz_bytes  # noqa: F401 - where the result files were written from before
 from videoapi.settings import Settings
 
 
@@ -107,11 +107,3 @@ class Storage:
             self.client.head_bucket(Bucket=self.bucket)
         except ClientError:
             self._guard("create bucket", "", self.client.create_bucket, Bucket=self.bucket)
-
-
-def npz_bytes(**arrays) -> bytes:
-    import numpy as np
-
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()

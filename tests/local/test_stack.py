@@ -150,11 +150,11 @@ def test_stack_that_cannot_start_says_why(tmp_path):
     assert done.stderr.strip().splitlines()[-1].startswith("error: Triton: model repository not found")
 
 
-def test_detect_with_no_stack_brings_up_an_ephemeral_one(tmp_path):
+def test_detect_engine_stack_with_no_stack_brings_up_an_ephemeral_one(tmp_path):
     video = tmp_path / "clip.mp4"
     write_video(video, [45, 55], fps=25)
     done = subprocess.run(
-        [*CLI, "detect", str(video), "--format", "csv"],
+        [*CLI, "detect", str(video), "--format", "csv", "--engine", "stack"],
         env=cli_env(tmp_path / "empty"),
         capture_output=True,
         text=True,

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from videoapi.model import runtime
+from videoapi.model.runtime import PRECISIONS, RUNTIME_MODULE, RUNTIMES
+
 MODEL_FILE = "model.onnx"
 GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/gpu.pbtxt
 FRAME_SHAPE = (27, 48, 3)
@@ -108,8 +111,15 @@ def inspect_onnx(path: Path, *, single_frame_output: str | None = None) -> Model
     )
 
 
-CPU_RUNTIMES = ("auto", "openvino", "onnxruntime")
-CPU_PRECISIONS = ("auto", "f32", "bf16")
+CPU_RUNTIMES = RUNTIMES
+CPU_PRECISIONS = PRECISIONS
+
+
+def install_runtime(version_dir: Path) -> Path:
+    """Copy videoapi.model.runtime beside model.py, which imports it (Triton may lack the package)."""
+    target = version_dir / RUNTIME_MODULE
+    shutil.copyfile(runtime.__file__, target)
+    return target
 
 
 def _set_cpu_options(config, cpu_runtime: str, cpu_precision: str) -> None:
@@ -195,6 +205,7 @@ def build_model_repository(
         signature = inspect_onnx(Path(onnx_file), single_frame_output=single_frame_output)
         shutil.copyfile(onnx_file, staging)
     staging.replace(target)
+    install_runtime(model_dir / "1")
     (model_dir / "config.pbtxt").write_text(
         triton_config(
             signature,

@@ -1,56 +1,27 @@
 """Triton Python-backend model: runs the TransNetV2 ONNX file beside it.
 
-Runtime (config parameter `runtime`): `auto` takes OpenVINO on a CPU instance
-when it is installed (1.7x ONNX Runtime's speed on this network in f32, 3.4x
-in bf16; bench/speed.py) and ONNX Runtime otherwise, with CUDA on a GPU
-instance. `cpu_precision` (OpenVINO only): f32, bf16, or auto, which is bf16
-where the CPU computes it natively. Names and types come from the model
-configuration, which `videoapi model build` derives from the ONNX file itself.
+Runtime (config parameter `runtime`) and `cpu_precision` are chosen by
+videoapi/model/runtime.py (copied beside this file), the same code the
+in-process engine runs: `auto` is OpenVINO on a CPU when installed (bf16 where
+native, else f32), ONNX Runtime otherwise, with CUDA on a GPU instance. Names
+and types come from the model configuration, which `videoapi model build`
+derives from the ONNX file itself.
 """
 
-import importlib.util
 import json
 import os
+import sys
 
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-
-def _onnxruntime(path, threads, gpu_device):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    if threads > 0:
-        options.intra_op_num_threads = threads
-    providers = ["CPUExecutionProvider"]
-    if gpu_device is not None and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu_device}))
-    session = ort.InferenceSession(path, sess_options=options, providers=providers)
-    float_inputs = {i.name for i in session.get_inputs() if i.type == "tensor(float)"}
-    where = "CUDA" if providers[0] != "CPUExecutionProvider" else "CPU"
-    return (lambda names, feed: session.run(names, feed)), float_inputs, where
-
-
-def _openvino(path, precision, threads):
-    import openvino as ov
-
-    core = ov.Core()
-    if precision == "auto":
-        precision = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
-    if precision not in ("f32", "bf16"):
-        raise ValueError(f"cpu_precision {precision!r}: expected f32, bf16 or auto")
-    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
-    if threads > 0:
-        config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(path, "CPU", config)
-    float_inputs = {i.get_any_name() for i in compiled.inputs if i.get_element_type() == ov.Type.f32}
-    request = compiled.create_infer_request()
-
-    def run(names, feed):
-        results = request.infer(feed)
-        return [results[compiled.output(name)] for name in names]
-
-    return run, float_inputs, f"CPU {precision}"
+# The runtime choice is videoapi.model.runtime's: `videoapi model build` copies it here, since
+# Triton's interpreter may not have the videoapi package.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+try:
+    from transnetv2_runtime import load_model
+except ImportError:
+    from videoapi.model.runtime import load_model
 
 
 class TritonPythonModel:
@@ -64,19 +35,19 @@ class TritonPythonModel:
         threads = int(params.get("intra_op_threads", "0"))
         on_gpu = args.get("model_instance_kind") == "GPU"
         runtime = params.get("runtime", "auto")
-        if runtime == "auto":
-            runtime = "openvino" if not on_gpu and importlib.util.find_spec("openvino") else "onnxruntime"
+        gpu_device = int(args.get("model_instance_device_id", "0")) if on_gpu else None
         try:
-            if runtime == "openvino":
-                self.run, self.float_inputs, where = _openvino(path, params.get("cpu_precision", "auto"), threads)
-            elif runtime == "onnxruntime":
-                gpu_device = int(args.get("model_instance_device_id", "0")) if on_gpu else None
-                self.run, self.float_inputs, where = _onnxruntime(path, threads, gpu_device)
-            else:
-                raise ValueError(f"runtime {runtime!r}: expected auto, openvino or onnxruntime")
+            runtime, loaded = load_model(
+                path,
+                runtime=runtime,
+                precision=params.get("cpu_precision", "auto"),
+                threads=threads,
+                gpu_device=gpu_device,
+            )
         except Exception as exc:  # a corrupt file, a runtime not installed, a bad parameter: say which and why
             raise pb_utils.TritonModelException(f"cannot load ONNX file {path} with {runtime}: {exc}") from exc
-        print(f"transnetv2: {runtime} on {where}", flush=True)
+        self.run, self.float_inputs = loaded.run, loaded.float_inputs
+        print(f"transnetv2: {runtime} on {loaded.where}", flush=True)
 
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]

