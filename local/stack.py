@@ -159,7 +159,9 @@ class LocalStack:
             self._stack.callback(worker.stop)
             self.worker_metrics_urls.append(worker.metrics_url)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
-        self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton http://127.0.0.1:{triton.metrics_port}/metrics")
+        self.on_status(
+            f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton http://127.0.0.1:{triton.metrics_port}/metrics"
+        )
         self._finish_start(settings, api_port, logs)
 
     def _finish_start(self, settings: Settings, api_port: int, logs: Path) -> None:

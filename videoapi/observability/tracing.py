@@ -91,6 +91,20 @@ def _instrument_libraries() -> None:
             instrumentor.instrument()
 
 
+def uninstrument_libraries() -> None:
+    """Undo the library instrumentations (a test that configured tracing in-process cleans up)."""
+    global _configured
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+    from opentelemetry.instrumentation.celery import CeleryInstrumentor
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), BotocoreInstrumentor(), HTTPXClientInstrumentor()):
+        if instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.uninstrument()
+    _configured = False
+
+
 def instrument_fastapi(app) -> None:
     """Server spans for every route of the app (a no-op while tracing is off)."""
     if _configured:
