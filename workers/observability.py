@@ -59,6 +59,7 @@ def start_worker_observability(settings) -> int | None:
 
 def observe_task_start(store: JobStore, task_name: str, job_id: str, retries: int) -> None:
     """Queue wait, once per job: when the entry task first finds it queued."""
+    log.info("task %s started (retries: %d)", task_name, retries)
     if task_name != "videoapi.detect_shots" or retries:
         return
     job = store.get(job_id)
@@ -82,6 +83,13 @@ def observe_job_end(store: JobStore, job: Job) -> None:
     """Count a finished job exactly once across workers and redeliveries."""
     if not job.status.finished or not store.redis.hsetnx(f"job:{job.id}", "metrics_counted", "1"):
         return
+    log.info(
+        "job %s: %d frames in %.2fs",
+        job.status.value if not job.error_code else f"{job.status.value} ({job.error_code})",
+        job.frames_total,
+        (job.finished_at or 0) - (job.started_at or job.finished_at or 0),
+        extra={"job_id": job.id, "status": job.status.value, "error_code": job.error_code},
+    )
     metrics.observe_job_finished(
         job.status.value, job.error_code, job.started_at, job.finished_at, job.frames_total if job.started_at else 0
     )

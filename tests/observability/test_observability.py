@@ -145,4 +145,6 @@ def test_one_job_is_one_trace_from_the_api_through_celery_to_triton(api_spans, f
     # and the worker's JSON log lines of this job carry its id and this trace id
     lines = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
     joined = [line for line in lines if line.get("job_id") == finished_job["id"]]
-    assert joined and all(line["trace_id"] == format(trace_id, "032x") for line in joined)
+    assert {"workers.observability"} <= {line["logger"] for line in joined}
+    assert any(line["message"].startswith("job succeeded: 150 frames") for line in joined)
+    assert all(line["trace_id"] == format(trace_id, "032x") for line in joined)
