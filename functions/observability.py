@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 import time
 
 from fastapi import FastAPI, Request, Response
@@ -13,6 +15,7 @@ from videoapi.queue import QUEUE
 from videoapi.settings import Settings
 
 SUBMIT_ROUTE = ("POST", "/v1/jobs")
+EMF_NAMESPACE = "videoapi"
 
 
 class RequestMetrics:
@@ -21,8 +24,8 @@ class RequestMetrics:
     Plain ASGI rather than BaseHTTPMiddleware: it adds no task per request (status polling is the hot path).
     """
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, emf: bool = False):
+        self.app, self.emf = app, emf
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -49,10 +52,44 @@ class RequestMetrics:
             if route != "/metrics":
                 method = scope["method"]
                 client = scope.get("state", {}).get("client_id", "")
+                seconds = time.perf_counter() - started
+                submitted = (method, route) == SUBMIT_ROUTE and status == 202  # 200 is an idempotent replay
                 metrics.HTTP_REQUESTS.labels(route, method, str(status), client).inc()
-                metrics.HTTP_LATENCY.labels(route, method).observe(time.perf_counter() - started)
-                if (method, route) == SUBMIT_ROUTE and status == 202:  # 200 is an idempotent replay
+                metrics.HTTP_LATENCY.labels(route, method).observe(seconds)
+                if submitted:
                     metrics.JOBS_SUBMITTED.labels(client).inc()
+                if self.emf:
+                    sys.stdout.write(emf_line(route, method, status, seconds, submitted) + "\n")
+
+
+def emf_line(route: str, method: str, status: int, seconds: float, submitted: bool) -> str:
+    """One request in CloudWatch's embedded metric format: Lambda's log turns it into metrics, no agent needed."""
+    return json.dumps(
+        {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": EMF_NAMESPACE,
+                        "Dimensions": [["Route", "Status"], []],
+                        "Metrics": [
+                            {"Name": "Requests", "Unit": "Count"},
+                            {"Name": "Latency", "Unit": "Milliseconds"},
+                            {"Name": "ServerErrors", "Unit": "Count"},
+                            {"Name": "JobsSubmitted", "Unit": "Count"},
+                        ],
+                    }
+                ],
+            },
+            "Route": f"{method} {route}",
+            "Status": str(status),
+            "Requests": 1,
+            "Latency": round(seconds * 1000, 3),
+            "ServerErrors": int(status >= 500),
+            "JobsSubmitted": int(submitted),
+        },
+        separators=(",", ":"),
+    )
 
 
 def _job_id_in(path: str) -> str:
@@ -69,7 +106,7 @@ def configure_process(settings: Settings) -> None:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Request metrics always; /metrics when `api_metrics` is on; FastAPI spans when tracing is configured."""
-    app.add_middleware(RequestMetrics)
+    app.add_middleware(RequestMetrics, emf=settings.emf_metrics)
     instrument_fastapi(app)
     if not settings.api_metrics:
         return

@@ -8,8 +8,6 @@ and the scrape sums them.
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -102,14 +100,6 @@ class _ProcessRegistry:
 def exposition(registry: CollectorRegistry) -> bytes:
     """The text format Prometheus scrapes."""
     return generate_latest(registry)
-
-
-def reset_multiproc_dir(path: str | Path) -> None:
-    """Empty the directory of a previous run's files (a restarted worker or Gunicorn must not add old counts)."""
-    path = Path(path)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
 
 
 def mark_process_dead(pid: int) -> None:
