@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -51,9 +52,15 @@ def configure_logging(log_format: str = "text", level: str = "INFO") -> None:
     for handler in list(root.handlers):
         if handler.get_name() == _HANDLER_NAME:
             root.removeHandler(handler)
+    root.setLevel(level.upper())
+    if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and root.handlers:
+        # Lambda's runtime has its handler on the root logger already: format its lines rather than add a second
+        for handler in root.handlers:
+            handler.setFormatter(formatter(log_format))
+            handler.addFilter(ContextFilter())
+        return
     handler = logging.StreamHandler(sys.stderr)
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(ContextFilter())
     root.addHandler(handler)
-    root.setLevel(level.upper())
