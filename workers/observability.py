@@ -52,7 +52,11 @@ def start_worker_observability(settings) -> int | None:
     else:
         log.warning("%s is not set: pool processes' metrics will not be served", metrics.MULTIPROC_ENV)
     store = JobStore.from_url(settings.redis_url)
-    port = metrics.serve(settings.worker_metrics_port, metrics.QueueDepthCollector(store.redis, QUEUE))
+    try:
+        port = metrics.serve(settings.worker_metrics_port, metrics.QueueDepthCollector(store.redis, QUEUE))
+    except OSError as exc:  # the port is taken: the worker still works, unobserved, and says so
+        log.error("worker metrics not served on port %d: %s", settings.worker_metrics_port, exc)
+        return None
     log.info("worker metrics at http://0.0.0.0:%d/metrics", port)
     return port
 
@@ -62,7 +66,10 @@ def observe_task_start(store: JobStore, task_name: str, job_id: str, retries: in
     log.info("task %s started (retries: %d)", task_name, retries)
     if task_name != "videoapi.detect_shots" or retries:
         return
-    job = store.get(job_id)
+    try:
+        job = store.get(job_id)
+    except Exception:  # a missing job or Redis down: the task itself reports it; a metric never fails a job
+        return
     if job.status == JobStatus.queued:
         metrics.QUEUE_WAIT.observe(max(0.0, time.time() - job.created_at))
 

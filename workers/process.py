@@ -64,7 +64,8 @@ class WorkerProcess:
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         # the pool processes' metrics meet in a directory of this worker's own, read by its /metrics
         self._metrics_dir = Path(tempfile.mkdtemp(prefix=f"videoapi-{self.name}-metrics-"))
-        self.metrics_port = self.settings.worker_metrics_port or free_port()
+        # a free port always: several workers share this machine (the local stack, the tests)
+        self.metrics_port = free_port()
         observability_env = {
             "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir),
             "VIDEOAPI_WORKER_METRICS_PORT": str(self.metrics_port),
