@@ -39,6 +39,7 @@ def api_spans():
     tracing.configure_tracing("videoapi-api", exporter=exporter, batch=False)
     yield exporter
     tracing.uninstrument_libraries()
+    tracing.shutdown_tracing()  # later tests' spans (the Triton client's own) go nowhere
 
 
 @pytest.fixture(scope="module")
