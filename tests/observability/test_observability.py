@@ -30,7 +30,7 @@ FRAMES = 150
 def obs_settings(stack_settings):
     base = stack_settings.redis_url.rsplit("/", 1)[0]
     # a database of its own: this module's worker takes only this module's jobs
-    return stack_settings.model_copy(update={"redis_url": f"{base}/7", "api_metrics": True, "worker_metrics_port": 0})
+    return stack_settings.model_copy(update={"redis_url": f"{base}/12", "api_metrics": True, "worker_metrics_port": 0})
 
 
 @pytest.fixture(scope="module")
