@@ -110,7 +110,8 @@ def instrument_fastapi(app) -> None:
     if _configured:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics")
+        # the ASGI send/receive spans (two more per request) say nothing the request span does not
+        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics", exclude_spans=["receive", "send"])
 
 
 @contextmanager
