@@ -68,6 +68,7 @@ class LocalStack:
     api_url: str = ""
     api_key: str = ""
     worker_metrics_urls: list[str] = field(default_factory=list)
+    triton_metrics_url: str = ""
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
@@ -159,9 +160,8 @@ class LocalStack:
             self._stack.callback(worker.stop)
             self.worker_metrics_urls.append(worker.metrics_url)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
-        self.on_status(
-            f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton http://127.0.0.1:{triton.metrics_port}/metrics"
-        )
+        self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
+        self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton {self.triton_metrics_url}")
         self._finish_start(settings, api_port, logs)
 
     def _finish_start(self, settings: Settings, api_port: int, logs: Path) -> None:
