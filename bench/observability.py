@@ -121,16 +121,20 @@ def main(
     repeats: Annotated[int, typer.Option(help="runs per arm")] = 3,
     seconds: Annotated[float, typer.Option(help="seconds of status load per run")] = 10.0,
     concurrency: int = 16,
+    parts: Annotated[str, typer.Option(help="what to measure: end_to_end_s, status_rps or both")] = "both",
     out: Path = Path("bench/results/observability.json"),
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="videoapi-obs-"))
     clip = work / "clip1080.mp4"
-    write_testset_video(clip, "cuts", seed=7, shots=shots, width=1920, height=1080)
+    if parts != "status_rps":
+        write_testset_video(clip, "cuts", seed=7, shots=shots, width=1920, height=1080)
     runs: dict[str, dict[str, list[float]]] = {name: {"off": [], "on": []} for name in ("end_to_end_s", "status_rps")}
-    for _ in range(repeats):
+    wanted = {"end_to_end_s", "status_rps"} if parts == "both" else {parts}
+    runs = {name: arms for name, arms in runs.items() if name in wanted}
+    for _ in range(repeats if "end_to_end_s" in wanted else 0):
         for on in (False, True):
             runs["end_to_end_s"]["on" if on else "off"].append(end_to_end(clip, on, work))
-    for _ in range(repeats):
+    for _ in range(repeats if "status_rps" in wanted else 0):
         for on in (False, True):
             runs["status_rps"]["on" if on else "off"].append(status_throughput(on, work, seconds, concurrency))
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"
@@ -152,6 +156,7 @@ def main(
         )
     Console().print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
+    out = out.with_name(f"{out.stem}-{parts}{out.suffix}") if parts != "both" else out
     out.write_text(json.dumps({"machine": machine, "shots": shots, "results": summary}, indent=2))
     print(f"written: {out}")
 

@@ -126,6 +126,7 @@ def test_metrics_count_the_job_in_the_api_and_the_worker(api, worker, finished_j
 def test_one_job_is_one_trace_from_the_api_through_celery_to_triton(api_spans, finished_job, trace_file, worker):
     submit = next(s for s in api_spans.get_finished_spans() if s.name == "POST /v1/jobs" and s.kind.name == "SERVER")
     trace_id = submit.context.trace_id
+    assert not [s for s in api_spans.get_finished_spans() if s.name == tracing.STATUS_POLL_SPAN]  # not sampled
     publish = [s for s in api_spans.get_finished_spans() if s.name == "apply_async/videoapi.detect_shots"]
     assert publish and all(s.context.trace_id == trace_id for s in publish)
 

@@ -7,12 +7,13 @@ spans go, as in every OpenTelemetry SDK; VIDEOAPI_TRACE_FILE also writes them as
 
 from __future__ import annotations
 
-import json
 import os
 from contextlib import contextmanager
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.trace import SpanKind
 
 TRACE_FILE_ENV = "VIDEOAPI_TRACE_FILE"
 _tracer = trace.get_tracer("videoapi")
@@ -62,15 +63,37 @@ def configure_tracing(service_name: str, *, exporter=None, batch: bool = True) -
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+    from opentelemetry.sdk.trace.sampling import ParentBased
 
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", service_name)})
-    provider = TracerProvider(resource=resource)
+    # OTEL_TRACES_SAMPLER, when set, is the SDK's to read; ours otherwise
+    sampler = None if os.environ.get("OTEL_TRACES_SAMPLER") else ParentBased(JobTraces())
+    provider = TracerProvider(resource=resource, sampler=sampler)
     for each in [exporter] if exporter is not None else _exporters():
         provider.add_span_processor(BatchSpanProcessor(each) if batch else SimpleSpanProcessor(each))
     trace.set_tracer_provider(provider)
     _instrument_libraries()
     _configured = True
     return True
+
+
+STATUS_POLL_SPAN = "GET /v1/jobs/{job_id}"
+
+
+class JobTraces(Sampler):
+    """Which traces start: requests and tasks, not status polls nor stray client calls.
+
+    A status poll is the API's most frequent request and says nothing a metric does not; a Redis or S3 call
+    with no request or task around it (a background loop) would be a trace of one span. Leaving both out
+    keeps tracing's cost on the status endpoint small; inside a kept trace, every span is kept.
+    """
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        keep = kind in (SpanKind.SERVER, SpanKind.CONSUMER, SpanKind.PRODUCER) and name != STATUS_POLL_SPAN
+        return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP, None, trace_state)
+
+    def get_description(self) -> str:
+        return "JobTraces"
 
 
 def shutdown_tracing() -> None:
@@ -134,7 +157,7 @@ class JsonLinesSpanExporter(SpanExporter):
         self.path = path
 
     def export(self, spans):
-        lines = "".join(json.dumps(json.loads(s.to_json()), separators=(",", ":")) + "\n" for s in spans)
+        lines = "".join(s.to_json(indent=None) + "\n" for s in spans)
         # O_APPEND writes of a few KiB land whole, so processes writing at once do not interleave lines
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
