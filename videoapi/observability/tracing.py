@@ -78,6 +78,8 @@ def configure_tracing(service_name: str, *, exporter=None, batch: bool = True) -
 
 
 STATUS_POLL_SPAN = "GET /v1/jobs/{job_id}"
+# scrapes and status polls skip the FastAPI instrumentation altogether (the sampler would drop them, later)
+UNTRACED_URLS = r"/metrics$,/v1/jobs/job_[0-9a-f]+$"
 
 
 class JobTraces(Sampler):
@@ -134,7 +136,7 @@ def instrument_fastapi(app) -> None:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
         # the ASGI send/receive spans (two more per request) say nothing the request span does not
-        FastAPIInstrumentor.instrument_app(app, excluded_urls="/metrics", exclude_spans=["receive", "send"])
+        FastAPIInstrumentor.instrument_app(app, excluded_urls=UNTRACED_URLS, exclude_spans=["receive", "send"])
 
 
 @contextmanager
