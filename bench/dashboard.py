@@ -3,8 +3,8 @@
 Starts the local stack (Triton on CPU, one worker), submits a generated clip every few seconds (one in six a
 file that is not a video), scrapes the API's, the worker's and Triton's /metrics every 2 s, and draws what
 infra/grafana/videoapi-dashboard.json's main panels show, computed the way PromQL's rate() and
-histogram_quantile() compute them. Triton on CPU has no GPU utilisation: that panel shows Triton's
-inferences/s instead.
+histogram_quantile() compute them. Triton on CPU has no GPU utilisation: that panel shows Triton's CPU
+utilisation (nv_cpu_utilization) instead.
 
 Run: `python bench/dashboard.py [--seconds 120]` (needs matplotlib, the bench extra); writes
 docs/dashboard.png and bench/results/dashboard-scrapes.json.
@@ -179,10 +179,7 @@ def draw(history, out: Path, plt) -> None:
             "frames/s worker1",
             (total(b["worker"], "videoapi_frames_total") - total(a["worker"], "videoapi_frames_total")) / dt,
         )
-        put(
-            "triton inferences/s",
-            (total(b["triton"], "nv_inference_count") - total(a["triton"], "nv_inference_count")) / dt,
-        )
+        put("triton CPU utilisation", total(b["triton"], "nv_cpu_utilization"))
         put(
             "triton p95 (worker side)",
             quantile(
@@ -212,7 +209,7 @@ def draw(history, out: Path, plt) -> None:
         ("Queue wait (submitted to started)", ["wait p50", "wait p95"], "s"),
         ("Job duration", ["duration p50", "duration p95"], "s"),
         ("Frames per second, per node", ["frames/s worker1"], "frames/s"),
-        ("Triton (CPU here: inferences/s, no GPU)", ["triton inferences/s"], "inferences/s"),
+        ("Triton utilisation (CPU here: no GPU)", ["triton CPU utilisation"], "fraction"),
     ]
     for ax, (title, names, unit) in zip(axes.flat, panels):
         for name in names:

@@ -26,6 +26,7 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 _JOB_BUCKETS = (0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
+_WAIT_BUCKETS = (0.05, 0.1, 0.25, *_JOB_BUCKETS)  # an idle queue is a wait of a fraction of a second
 _FPS_BUCKETS = (10, 25, 50, 100, 250, 500, 1000, 2000, 4000, 8000)
 
 HTTP_REQUESTS = Counter(
@@ -39,7 +40,7 @@ HTTP_LATENCY = Histogram(
 JOBS_SUBMITTED = Counter("videoapi_jobs_submitted", "Jobs accepted by the API", ["client"])
 JOBS_FINISHED = Counter("videoapi_jobs_finished", "Jobs finished, by status and error code", ["status", "error_code"])
 QUEUE_WAIT = Histogram(
-    "videoapi_job_queue_wait_seconds", "From submission to a worker starting the job", buckets=_JOB_BUCKETS
+    "videoapi_job_queue_wait_seconds", "From submission to a worker starting the job", buckets=_WAIT_BUCKETS
 )
 JOB_DURATION = Histogram("videoapi_job_duration_seconds", "From start to finish of a job", buckets=_JOB_BUCKETS)
 JOB_FPS = Histogram("videoapi_job_frames_per_second", "A finished job's frames over its duration", buckets=_FPS_BUCKETS)
