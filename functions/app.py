@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException
 
+from functions import observability
 from functions.deps import Services
 from functions.routers import jobs, uploads, web
 from videoapi.settings import Settings
@@ -58,4 +59,5 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
     async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
         return _error(503, "storage_unavailable", "object storage is unreachable; retry shortly")
 
+    observability.install(app, settings)
     return app

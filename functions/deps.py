@@ -48,6 +48,7 @@ def require_client(request: Request, services: ServicesDep) -> str:
     client_id = services.keys.client_for(request.headers.get(header))
     if client_id is None:
         raise ApiError(401, "unauthorized", f"a valid API key is required in the {header} header", header)
+    request.state.client_id = client_id  # the request metrics' client label
     return client_id
 
 

@@ -10,11 +10,13 @@ from functools import cache
 from mangum import Mangum
 
 from functions.app import create_app
+from functions.observability import configure_process
 from videoapi.settings import get_settings
 
 
 @cache
 def _adapter(*routers: str) -> Mangum:
+    configure_process(get_settings())
     return Mangum(create_app(get_settings(), routers=list(routers) or None), lifespan="off")
 
 

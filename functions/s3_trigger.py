@@ -10,12 +10,14 @@ from functools import cache
 from urllib.parse import unquote_plus
 
 from functions.deps import Services
+from functions.observability import configure_process
 from videoapi.settings import get_settings
 from videoapi.submission import ApiError
 
 
 @cache
 def _services() -> Services:
+    configure_process(get_settings())
     return Services.from_settings(get_settings())
 
 

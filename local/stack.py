@@ -61,6 +61,8 @@ class LocalStack:
     on_status: callable = print
     api_url: str = ""
     api_key: str = ""
+    worker_metrics_urls: list[str] = field(default_factory=list)
+    triton_metrics_url: str = ""
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
@@ -150,7 +152,10 @@ class LocalStack:
             except WorkerStartError as exc:
                 raise StackError(f"Celery worker: {exc} (log: {logs / f'worker{n + 1}.log'})") from exc
             self._stack.callback(worker.stop)
+            self.worker_metrics_urls.append(worker.metrics_url)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
+        self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
+        self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton {self.triton_metrics_url}")
         self._finish_start(settings, api_port, logs)
 
     def _finish_start(self, settings: Settings, api_port: int, logs: Path) -> None:
@@ -191,7 +196,8 @@ class LocalStack:
                 "--no-access-log",
             ],
             cwd=PROJECT_ROOT,
-            env={**os.environ, **settings.to_env()},
+            # loopback only, so the API's /metrics is on here (off by default in the deployed configurations)
+            env={**os.environ, **settings.to_env(), "VIDEOAPI_API_METRICS": "true"},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -204,7 +210,7 @@ class LocalStack:
                 raise StackError(f"API exited with code {process.returncode} (log: {logs / 'api.log'})")
             try:
                 if httpx.get(f"{self.api_url}/v1/health", timeout=2).status_code == 200:
-                    self.on_status(f"API          {self.api_url}  (docs: {self.api_url}/docs)")
+                    self.on_status(f"API          {self.api_url}  (docs: {self.api_url}/docs, metrics: /metrics)")
                     return
             except httpx.HTTPError:
                 pass

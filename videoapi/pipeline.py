@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,7 +78,8 @@ def predict_frames(
         try:
             for batch in _batches(iter_windows(frames, window, MARGIN, start=start, stop=stop), batch_windows):
                 stacked = np.stack([w.frames for w in batch])
-                pending.append((batch, pool.submit(model.predict, stacked)))
+                # in the caller's context: the job's trace and log fields reach the inference calls
+                pending.append((batch, pool.submit(contextvars.copy_context().run, model.predict, stacked)))
                 while len(pending) >= max(1, in_flight):
                     collect()
             while pending:

@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     bucket: str = "videoapi"
 
+    # Observability (traces are configured by the standard OTEL_* variables)
+    log_format: Literal["text", "json"] = Field("text", description="json in containers: job and trace id on each line")
+    log_level: str = "INFO"
+    api_metrics: bool = Field(False, description="serve Prometheus metrics at the API's /metrics (keep it private)")
+    emf_metrics: bool = Field(False, description="Lambda: each request's metrics as a CloudWatch EMF line on stdout")
+    worker_metrics_port: int = Field(9808, ge=0, le=65535, description="each worker's /metrics (0: a free port)")
+
     def to_env(self) -> dict[str, str]:
         """Environment variables that make another process read these same settings."""
         return {

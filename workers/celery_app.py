@@ -11,6 +11,7 @@ from celery import Celery
 from celery.signals import worker_init
 
 from videoapi.settings import Settings, get_settings
+from workers import observability  # noqa: F401  (connects the worker's metrics, traces and logs to its signals)
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 

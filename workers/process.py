@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videoapi.netutil import stop_process_group
+from videoapi.netutil import free_port, stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings
 
 
@@ -27,6 +29,8 @@ class WorkerProcess:
     name: str = "worker1"
     log_path: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    metrics_port: int = field(default=0, init=False)
+    _metrics_dir: Path | None = field(default=None, init=False, repr=False)
     _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
     _log: object = field(default=None, init=False, repr=False)
 
@@ -58,10 +62,18 @@ class WorkerProcess:
             "--without-mingle",
         ]
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        # the pool processes' metrics meet in a directory of this worker's own, read by its /metrics
+        self._metrics_dir = Path(tempfile.mkdtemp(prefix=f"videoapi-{self.name}-metrics-"))
+        # a free port always: several workers share this machine (the local stack, the tests)
+        self.metrics_port = free_port()
+        observability_env = {
+            "PROMETHEUS_MULTIPROC_DIR": str(self._metrics_dir),
+            "VIDEOAPI_WORKER_METRICS_PORT": str(self.metrics_port),
+        }
         self._process = subprocess.Popen(
             args,
             cwd=PROJECT_ROOT,
-            env={**os.environ, **self.settings.to_env(), **self.extra_env},
+            env={**os.environ, **self.settings.to_env(), **observability_env, **self.extra_env},
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -82,6 +94,10 @@ class WorkerProcess:
         finally:
             app.close()
 
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), as a crash would."""
         if self._process is not None:
@@ -94,6 +110,9 @@ class WorkerProcess:
         stop_process_group(process, timeout_s)
         if self._log not in (None, subprocess.DEVNULL):
             self._log.close()
+        if self._metrics_dir is not None:
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            self._metrics_dir = None
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

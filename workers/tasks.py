@@ -10,8 +10,10 @@ from celery.exceptions import SoftTimeLimitExceeded
 from videoapi import callbacks
 from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
 from videoapi.jobs import JobStore
+from videoapi.observability.logging import job_context
 from videoapi.storage import Storage
 from videoapi.triton.client import ShotModelClient
+from workers import observability
 from workers.celery_app import app
 
 
@@ -37,6 +39,12 @@ class JobTask(Task):
     """Transient errors are retried with exponential backoff; anything else, or the last retry, fails the job."""
 
     def __call__(self, *args, **kwargs):
+        job_id = self.job_id_of(args, kwargs)
+        with job_context(job_id):
+            observability.observe_task_start(detector().store, self.name, job_id, self.request.retries)
+            return self._run_job(args, kwargs)
+
+    def _run_job(self, args, kwargs):
         try:
             return self.run(*args, **kwargs)
         except SoftTimeLimitExceeded:
@@ -45,6 +53,7 @@ class JobTask(Task):
             return {"job_id": self.job_id_of(args, kwargs), "status": "failed", "error_code": error.code}
         except Exception as exc:
             error = as_job_error(exc)
+            observability.observe_task_error(exc, error.code, error.transient)
             if error.transient and self.request.retries < self.max_retries:
                 backoff = min(app.conf.videoapi_settings.task_retry_backoff_max_s, 2 ** (self.request.retries + 1))
                 raise self.retry(exc=error, countdown=backoff) from exc
@@ -57,6 +66,7 @@ class JobTask(Task):
             return
         job_id = self.job_id_of(args, kwargs)
         job = detector().store.get(job_id)
+        observability.observe_job_end(detector().store, job)
         if job.status.finished and job.extra.get("callback_url"):
             if detector().store.redis.hsetnx(f"job:{job_id}", "callback_queued", "1"):
                 deliver_callback.delay(job_id)
@@ -83,12 +93,16 @@ def detect_shots(self, job_id: str) -> dict:
         segments = [detect_segment.s(job_id, s.start, s.stop) for s in outcome]
         chord(segments)(stitch_segments.s(job_id))
         return {"job_id": job_id, "status": "running", "segments": len(outcome)}
+    if outcome:
+        observability.observe_frames(outcome["video"]["frame_count"])
     return {"job_id": job_id, "status": "succeeded" if outcome else "skipped"}
 
 
 @app.task(name="videoapi.detect_segment", max_retries=_retries(), **_policy)
 def detect_segment(self, job_id: str, start: int, stop: int | None) -> str:
-    return detector().run_segment(job_id, Segment(start, stop))
+    key = detector().run_segment(job_id, Segment(start, stop))
+    observability.observe_frames((detector().info(job_id).frame_count if stop is None else stop) - start)
+    return key
 
 
 @app.task(name="videoapi.stitch_segments", max_retries=_retries(), **_policy)

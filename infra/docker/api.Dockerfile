@@ -10,6 +10,8 @@ COPY local/ local/
 COPY infra/api/gunicorn.conf.py infra/api/gunicorn.conf.py
 RUN pip install --no-cache-dir . "gunicorn>=22"
 USER 10001
-EXPOSE 8080
+# JSON logs (job and trace ids on each line); metrics on 9808 from Gunicorn's master (gunicorn.conf.py)
+ENV VIDEOAPI_LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/videoapi-api-metrics VIDEOAPI_API_METRICS_PORT=9808
+EXPOSE 8080 9808
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v1/health', timeout=2)"
 CMD ["gunicorn", "-c", "infra/api/gunicorn.conf.py", "functions.local:app"]

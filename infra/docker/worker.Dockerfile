@@ -15,5 +15,8 @@ COPY workers/ workers/
 COPY local/ local/
 RUN pip install --no-cache-dir .
 USER 10001
+# JSON logs (job and trace ids on each line); the pool processes' metrics meet here, served on 9808
+ENV VIDEOAPI_LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/videoapi-metrics VIDEOAPI_WORKER_METRICS_PORT=9808
+EXPOSE 9808
 # One task at a time per process: jobs are long; scale with replicas and --concurrency.
 CMD ["celery", "-A", "workers.celery_app", "worker", "-Q", "shots", "--concurrency", "4", "--loglevel", "INFO", "--without-gossip", "--without-mingle"]

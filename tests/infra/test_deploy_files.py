@@ -108,3 +108,66 @@ def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
     if "nvidia/cuda" not in parser.baseimage and "tritonserver" not in parser.baseimage:
         assert any(i["instruction"] == "USER" for i in instructions), "run as a non-root user"
     assert re.search(r":[\w.\-]+", parser.baseimage), "pin the base image"
+
+
+def _dockerfile_env(name: str) -> dict[str, str]:
+    return DockerfileParser(path=str(INFRA / "docker" / name)).envs
+
+
+def test_prometheus_scrapes_the_api_the_workers_and_triton_on_their_metrics_ports():
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    expected = {
+        ("Deployment", "api"): int(_dockerfile_env("api.Dockerfile")["VIDEOAPI_API_METRICS_PORT"]),
+        ("Deployment", "worker"): int(_dockerfile_env("worker.Dockerfile")["VIDEOAPI_WORKER_METRICS_PORT"]),
+        ("DaemonSet", "triton"): 8002,  # tritonserver's default --metrics-port
+    }
+    for name, port in expected.items():
+        pod = docs[name]["spec"]["template"]
+        annotations = pod["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true" and annotations["prometheus.io/path"] == "/metrics"
+        assert int(annotations["prometheus.io/port"]) == port
+        ports = {p["containerPort"]: p["name"] for p in pod["spec"]["containers"][0]["ports"]}
+        assert ports.get(port) == "metrics", name
+    # the API's public Service does not reach the metrics port
+    assert {p["targetPort"] for p in docs[("Service", "api")]["spec"]["ports"]} == {8080}
+    assert _dockerfile_env("worker.Dockerfile")["VIDEOAPI_WORKER_METRICS_PORT"] == str(Settings().worker_metrics_port)
+
+
+@pytest.mark.parametrize("dockerfile", ["api.Dockerfile", "worker.Dockerfile"])
+def test_images_log_json_and_gather_metrics_across_processes(dockerfile: str):
+    env = _dockerfile_env(dockerfile)
+    assert env["VIDEOAPI_LOG_FORMAT"] == "json" and env["PROMETHEUS_MULTIPROC_DIR"].startswith("/tmp/")
+
+
+def _exposed_names() -> set[str]:
+    from prometheus_client import Counter, Histogram
+
+    from videoapi.observability import metrics
+
+    names = {"videoapi_queue_depth"}
+    for metric in vars(metrics).values():
+        if isinstance(metric, Counter):
+            names.add(f"{metric._name}_total")
+        elif isinstance(metric, Histogram):
+            names |= {f"{metric._name}_{suffix}" for suffix in ("bucket", "sum", "count")}
+    return names
+
+
+# Triton's own metrics the dashboard reads, as the tritonserver here names them (its counters end in _total)
+TRITON_METRICS = {"nv_gpu_utilization", "nv_inference_queue_duration_us_total", "nv_inference_request_success_total"}
+
+
+def test_grafana_dashboard_shows_what_the_issue_asks_with_metrics_that_exist():
+    import json
+
+    dashboard = json.loads((INFRA / "grafana" / "videoapi-dashboard.json").read_text())
+    titles = {p["title"] for p in dashboard["panels"]}
+    for wanted in ("Jobs per second", "Queue wait", "Job duration", "Frames per second", "GPU utilisation", "Errors"):
+        assert any(t.startswith(wanted) for t in titles), wanted
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"] and len({t["refId"] for t in panel["targets"]}) == len(panel["targets"])
+        for target in panel["targets"]:
+            used |= set(re.findall(r"\b(?:videoapi|nv)_[a-z_]+", target["expr"]))
+    assert used - _exposed_names() - TRITON_METRICS == set()
+    assert {"videoapi_job_queue_wait_seconds_bucket", "videoapi_frames_total", "nv_gpu_utilization"} <= used

@@ -109,3 +109,16 @@ def test_least_privilege(template):
                     assert arn.endswith("-media") or arn.rsplit("/", 2)[-2] in ("uploads", "incoming", "results")
     upload_actions = resources["UploadFunction"]["Properties"]["Policies"][0]["Statement"][0]["Action"]
     assert upload_actions == ["s3:PutObject"]
+
+
+def test_lambda_api_logs_json_and_sends_request_metrics_as_emf(template):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    ours = ("VIDEOAPI_LOG_FORMAT", "VIDEOAPI_EMF_METRICS")
+    settings = Settings(**{k.removeprefix("VIDEOAPI_").lower(): env[k] for k in ours})
+    assert settings.log_format == "json" and settings.emf_metrics is True
+    filters = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::Logs::MetricFilter"}
+    assert filters
+    for resource in filters.values():
+        group = resource["Properties"]["LogGroupName"]["Ref"]
+        assert template["Resources"][group]["Type"] == "AWS::Logs::LogGroup"
+        assert "$.level" in resource["Properties"]["FilterPattern"]  # a field of our JSON log lines

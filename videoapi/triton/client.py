@@ -7,9 +7,13 @@ with any TransNetV2 file the repository was built from.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from videoapi.observability.metrics import TRITON_BATCH, TRITON_ERRORS, TRITON_LATENCY
+from videoapi.observability.tracing import span
 
 FRAME_SHAPE = (27, 48, 3)
 
@@ -165,7 +169,16 @@ class ShotModelClient:
         names = [n for n in (served.single_frame_output, served.many_hot_output) if n]
         outputs = [self._tc.InferRequestedOutput(n) for n in names]
         timeout = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
-        result = self._call("inference", self._client.infer, served.name, [inp], outputs=outputs, **timeout)
+        # one span of our own for both protocols, with the batch size (no gRPC instrumentation needed)
+        with span("triton.infer", **{"triton.model": served.name, "triton.batch_windows": len(batch)}):
+            started = time.perf_counter()
+            try:
+                result = self._call("inference", self._client.infer, served.name, [inp], outputs=outputs, **timeout)
+            except InferenceError as exc:
+                TRITON_ERRORS.labels(type(exc).__name__).inc()
+                raise
+            TRITON_LATENCY.observe(time.perf_counter() - started)
+            TRITON_BATCH.observe(len(batch))
         arrays = [result.as_numpy(n).reshape(len(batch), -1) for n in names]
         if served.outputs_are_logits:
             arrays = [_sigmoid(a.astype(np.float32)) for a in arrays]

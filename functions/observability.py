@@ -1,0 +1,117 @@
+"""The API's metrics, traces and logs: request counters and latencies, /metrics, FastAPI spans."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from fastapi import FastAPI, Request, Response
+
+from videoapi.observability import metrics
+from videoapi.observability.logging import configure_logging, job_context
+from videoapi.observability.tracing import configure_tracing, instrument_fastapi
+from videoapi.queue import QUEUE
+from videoapi.settings import Settings
+
+SUBMIT_ROUTE = ("POST", "/v1/jobs")
+EMF_NAMESPACE = "videoapi"
+
+
+class RequestMetrics:
+    """ASGI middleware: counts each request by route template, method, status and client, and times it.
+
+    Plain ASGI rather than BaseHTTPMiddleware: it adds no task per request (status polling is the hot path).
+    """
+
+    def __init__(self, app, emf: bool = False):
+        self.app, self.emf = app, emf
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        job_id = _job_id_in(scope["path"])
+        try:
+            if job_id:
+                with job_context(job_id):
+                    await self.app(scope, receive, send_status)
+            else:
+                await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            if route != "/metrics":
+                method = scope["method"]
+                client = scope.get("state", {}).get("client_id", "")
+                seconds = time.perf_counter() - started
+                submitted = (method, route) == SUBMIT_ROUTE and status == 202  # 200 is an idempotent replay
+                metrics.HTTP_REQUESTS.labels(route, method, str(status), client).inc()
+                metrics.HTTP_LATENCY.labels(route, method).observe(seconds)
+                if submitted:
+                    metrics.JOBS_SUBMITTED.labels(client).inc()
+                if self.emf:
+                    sys.stdout.write(emf_line(route, method, status, seconds, submitted) + "\n")
+
+
+def emf_line(route: str, method: str, status: int, seconds: float, submitted: bool) -> str:
+    """One request in CloudWatch's embedded metric format: Lambda's log turns it into metrics, no agent needed."""
+    return json.dumps(
+        {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": EMF_NAMESPACE,
+                        "Dimensions": [["Route", "Status"], []],
+                        "Metrics": [
+                            {"Name": "Requests", "Unit": "Count"},
+                            {"Name": "Latency", "Unit": "Milliseconds"},
+                            {"Name": "ServerErrors", "Unit": "Count"},
+                            {"Name": "JobsSubmitted", "Unit": "Count"},
+                        ],
+                    }
+                ],
+            },
+            "Route": f"{method} {route}",
+            "Status": str(status),
+            "Requests": 1,
+            "Latency": round(seconds * 1000, 3),
+            "ServerErrors": int(status >= 500),
+            "JobsSubmitted": int(submitted),
+        },
+        separators=(",", ":"),
+    )
+
+
+def _job_id_in(path: str) -> str:
+    parts = path.split("/")
+    # /v1/jobs/{job_id}[/...]
+    return parts[3] if len(parts) > 3 and parts[1:3] == ["v1", "jobs"] and parts[3].startswith("job_") else ""
+
+
+def configure_process(settings: Settings) -> None:
+    """Logs and traces for an API process (uvicorn, Gunicorn worker, Lambda container); before create_app."""
+    configure_logging(settings.log_format, settings.log_level)
+    configure_tracing("videoapi-api")
+
+
+def install(app: FastAPI, settings: Settings) -> None:
+    """Request metrics always; /metrics when `api_metrics` is on; FastAPI spans when tracing is configured."""
+    app.add_middleware(RequestMetrics, emf=settings.emf_metrics)
+    instrument_fastapi(app)
+    if not settings.api_metrics:
+        return
+    depth = metrics.QueueDepthCollector(app.state.services.jobs.store.redis, QUEUE)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:
+        return Response(metrics.exposition(metrics.scrape_registry(depth)), media_type=metrics.CONTENT_TYPE)
