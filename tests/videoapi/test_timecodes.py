@@ -3,7 +3,7 @@
 import pytest
 from opentimelineio import opentime
 
-from videoapi.shots import smpte_timecode
+from videoapi.shots import smpte_timecode, timecode_frames, timecode_rate
 
 
 def hand_written_smpte_timecode(frame: int, fps: float) -> str:
@@ -43,3 +43,20 @@ def test_rounded_rates_from_containers_give_the_same_timecodes(rate):
     exact = {23.976: 24000 / 1001, 29.97: 30000 / 1001, 59.94: 60000 / 1001}[rate]
     for frame in range(0, 200_000, 13):
         assert smpte_timecode(frame, rate) == smpte_timecode(frame, exact) == hand_written_smpte_timecode(frame, rate)
+
+
+def test_start_timecode_offsets_and_bad_ones_are_refused():
+    assert smpte_timecode(0, 25, "01:00:00:00") == "01:00:00:00"
+    assert smpte_timecode(1800, 30000 / 1001, "01:00:00;00") == "01:01:00;02"
+    assert timecode_frames("01:00:00:00", 25) == 90_000
+    for bad in ("1:00", "01:00:00:25", "24:00:00:00", "01:00:00;00", "x"):
+        with pytest.raises(ValueError):
+            timecode_frames(bad, 25)
+
+
+def test_rates_smpte_does_not_define_count_non_drop_at_the_whole_rate():
+    assert timecode_rate(15) is None and timecode_rate(23.976) == pytest.approx(24000 / 1001)
+    assert smpte_timecode(15, 15) == "00:00:01:00"
+    assert smpte_timecode(20, 15, "01:00:00:00") == "01:00:01:05"
+    with pytest.raises(ValueError):
+        timecode_frames("00:00:00:15", 15)
