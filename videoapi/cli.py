@@ -21,6 +21,7 @@ app.add_typer(local_app, name="local")
 jobs_app = typer.Typer(help="Look at jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 err = Console(stderr=True, soft_wrap=True)
+FORMATS_HELP = "json, csv, edl (CMX 3600), otio (OpenTimelineIO), fcpxml (Final Cut Pro X), xml (Final Cut Pro 7), qp"
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -192,8 +193,11 @@ def detect(
     video: Annotated[Path, typer.Argument(help="the video file")],
     api: Annotated[str | None, typer.Option(help="API base URL (default: the local stack)")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
+    start_timecode: Annotated[
+        str | None, typer.Option(help="first timecode of timeline formats, e.g. 01:00:00:00")
+    ] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 3600.0,
 ) -> None:
@@ -202,9 +206,10 @@ def detect(
 
     from videoapi.client import ApiClientError, VideoApiClient
     from videoapi.probe import VideoRejected, probe
+    from videoapi.submission import RESULT_FORMATS
 
-    if format not in ("json", "csv", "edl"):
-        fail(f"--format must be json, csv or edl, not {format!r}")
+    if format not in RESULT_FORMATS:
+        fail(f"--format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
     if not video.exists():
         fail(f"no such file: {video}")
     if video.is_dir():
@@ -242,7 +247,7 @@ def detect(
                 fail(f"job {job['id']} failed ({job['error']['code']}): {job['error']['message']}")
             if job["status"] == "cancelled":
                 fail(f"job {job['id']} was cancelled")
-            content = client.result(job["id"], format)
+            content = client.result(job["id"], format, start_timecode)
     except ApiClientError as exc:
         fail(str(exc))
     finally:
@@ -323,8 +328,9 @@ def jobs_list(
 @jobs_app.command("result")
 def jobs_result(
     job_id: str,
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    start_timecode: Annotated[str | None, typer.Option(help="first timecode of timeline formats")] = None,
     api: Annotated[str | None, typer.Option()] = None,
     api_key: Annotated[str | None, typer.Option()] = None,
 ) -> None:
@@ -333,7 +339,7 @@ def jobs_result(
 
     try:
         with _client(api, api_key) as client:
-            content = client.result(job_id, format)
+            content = client.result(job_id, format, start_timecode)
     except ApiClientError as exc:
         fail(str(exc))
     if output:

@@ -19,14 +19,14 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from videoapi.exports import to_csv, to_edl
+from videoapi.exports import EXPORT_FILES, ExportError, export
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
 from videoapi.storage import ObjectNotFound, Storage
 
-RESULT_FORMATS = ("json", "csv", "edl")
+RESULT_FORMATS = ("json", *EXPORT_FILES)  # json, csv, edl, otio, fcpxml, xml, qp
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -297,7 +297,8 @@ class JobService:
     def list(self, client_id: str, limit: int) -> list[Job]:
         return self.store.list_for(client_id, limit)
 
-    def result(self, client_id: str, job_id: str, fmt: str) -> tuple[bytes, str]:
+    def result(self, client_id: str, job_id: str, fmt: str, start_timecode: str | None = None) -> tuple[bytes, str]:
+        """A finished job's result in `fmt`; `start_timecode` offsets the timeline formats (otio, fcpxml, xml, edl)."""
         if fmt not in (*RESULT_FORMATS, *RESULT_EXTRAS):
             raise ApiError(
                 422, "invalid_format", f"format must be among {', '.join((*RESULT_FORMATS, *RESULT_EXTRAS))}", "format"
@@ -312,10 +313,12 @@ class JobService:
         document = self.storage.get_json(job.result_key)
         if fmt == "json":
             return json.dumps(document).encode(), "application/json"
-        if fmt == "csv":
-            return to_csv(document).encode(), "text/csv; charset=utf-8"
-        if fmt == "edl":
-            return to_edl(document).encode(), "text/plain; charset=utf-8"
+        if fmt in EXPORT_FILES:
+            try:
+                return export(document, fmt, start_timecode), EXPORT_FILES[fmt][1]
+            except ExportError as exc:
+                code = "invalid_start_timecode" if exc.field == "start_timecode" else "unsupported_frame_rate"
+                raise ApiError(422, code, str(exc), exc.field) from exc
         if fmt == "curve":
             return json.dumps(self._curve(document)).encode(), "application/json"
         if fmt in ("overview", "thumbnails"):

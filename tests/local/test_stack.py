@@ -85,6 +85,46 @@ def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_p
     assert edl.returncode == 0 and edl.stdout.startswith("TITLE: test.mp4")
 
 
+def test_detect_writes_timelines_that_opentimelineio_reads_back(stack, runtime, tmp_path):
+    """`videoapi detect VIDEO --format otio -o x.otio`, then the same job as FCPXML and FCP7 XML: exact ranges."""
+    import opentimelineio as otio
+
+    video = tmp_path / "three shots.mp4"
+    write_video(video, [40, 55, 45], fps=25, seed=11)
+    out = tmp_path / "x.otio"
+    done = subprocess.run(
+        [*CLI, "detect", str(video), "--format", "otio", "-o", str(out), "--start-timecode", "01:00:00:00"],
+        env=cli_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    job_id = done.stderr.strip().splitlines()[-1].split(":")[0]
+    with VideoApiClient(stack[1]["api_url"], stack[1]["api_key"]) as client:
+        document = json.loads(client.result(job_id, "json"))
+    expected = [(90_000 + s["start_frame"], s["end_frame"] - s["start_frame"] + 1) for s in document["shots"]]
+    assert len(expected) == 3
+
+    def ranges(timeline) -> list[tuple[int, int]]:
+        return [
+            (c.source_range.start_time.to_frames(), c.source_range.duration.to_frames()) for c in timeline.find_clips()
+        ]
+
+    assert ranges(otio.adapters.read_from_file(str(out))) == expected
+    for fmt, adapter in (("fcpxml", "fcpx_xml"), ("xml", "fcp_xml")):
+        path = tmp_path / f"x.{fmt}"
+        done = subprocess.run(
+            [*CLI, "jobs", "result", job_id, "-f", fmt, "-o", str(path), "--start-timecode", "01:00:00:00"],
+            env=cli_env(runtime),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert ranges(otio.adapters.read_from_string(path.read_text(), adapter)) == expected
+
+
 def test_a_file_dropped_under_the_trigger_prefix_starts_a_job(stack, tmp_path):
     _, state, _ = stack
     video = tmp_path / "dropped clip.mp4"
@@ -118,7 +158,7 @@ def test_cli_bad_inputs_give_one_line_and_non_zero(runtime, tmp_path):
         (["detect", str(tmp_path / "missing.mp4")], "no such file"),
         (["detect", str(tmp_path)], "is a directory"),
         (["detect", str(junk)], "cannot be processed (not_a_video)"),
-        (["detect", str(junk), "--format", "pdf"], "--format must be json, csv or edl"),
+        (["detect", str(junk), "--format", "pdf"], "--format must be one of json, csv, edl"),
     ):
         done = subprocess.run([*CLI, *args], env=cli_env(runtime), capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
