@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from functions.deps import ClientDep, ServicesDep
 from videoapi.exports import EXPORT_FILES
-from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, SubmitRequest, job_view
+from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, ClipsRequest, SubmitRequest, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -56,6 +56,32 @@ def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job (409 once it has finished)")
 def cancel_job(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
     return job_view(services.jobs.cancel(client, job_id))
+
+
+class ClipsBody(BaseModel):
+    mode: Literal["copy", "exact"] = Field(
+        "exact", description="copy: stream copy cut at the keyframes around each shot; exact: re-encoded, frame-exact"
+    )
+    shots: list[Annotated[int, Field(ge=0)]] | Literal["all"] = Field(
+        "all", max_length=100_000, description="shot indexes, or all"
+    )
+    trim_transitions: bool = Field(False, description="leave out the frames of dissolves and fades at either end")
+
+
+@router.post("/{job_id}/clips", status_code=202, summary="Cut a finished job's shots into clips (a job of its own)")
+def request_clips(job_id: str, body: ClipsBody, client: ClientDep, services: ServicesDep) -> JSONResponse:
+    request = ClipsRequest(
+        mode=body.mode,
+        shots=None if body.shots == "all" else tuple(body.shots),
+        trim_transitions=body.trim_transitions,
+    )
+    job = services.jobs.request_clips(client, job_id, request)
+    return JSONResponse(job_view(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/{job_id}/video", summary="A presigned GET of the job's source video (to play it)")
+def job_video(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+    return services.jobs.video_url(client, job_id)
 
 
 _DOWNLOADS = {
