@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as _json
 import signal
 import sys
 import time
@@ -200,8 +201,13 @@ def detect(
     ] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 3600.0,
+    split: Annotated[Path | None, typer.Option(help="also write one clip per shot into this folder")] = None,
+    split_mode: Annotated[
+        str, typer.Option(help="exact (re-encoded, frame-exact) or copy (stream copy cut at keyframes)")
+    ] = "exact",
+    trim_transitions: Annotated[bool, typer.Option(help="with --split: leave dissolve and fade frames out")] = False,
 ) -> None:
-    """Upload VIDEO, wait for its shots with a progress bar, print them."""
+    """Upload VIDEO, wait for its shots with a progress bar, print them (and with --split, cut it into clips)."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     from videoapi.client import ApiClientError, VideoApiClient
@@ -210,6 +216,10 @@ def detect(
 
     if format not in RESULT_FORMATS:
         fail(f"--format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
+    if split_mode not in ("exact", "copy"):
+        fail(f"--split-mode must be exact or copy, not {split_mode!r}")
+    if split is not None and split.exists() and not split.is_dir():
+        fail(f"--split {split} exists and is not a folder")
     if not video.exists():
         fail(f"no such file: {video}")
     if video.is_dir():
@@ -248,11 +258,14 @@ def detect(
             if job["status"] == "cancelled":
                 fail(f"job {job['id']} was cancelled")
             content = client.result(job["id"], format, start_timecode)
+            document = _json.loads(content if format == "json" else client.result(job["id"], "json"))
     except ApiClientError as exc:
         fail(str(exc))
     finally:
         if stack is not None:
             stack.stop()
+    if split is not None:
+        _split_locally(video, document, split, split_mode, trim_transitions)
     if output:
         output.write_bytes(content)
         err.print(f"{job['id']}: written to {output}")
@@ -260,6 +273,19 @@ def detect(
         sys.stdout.write(content.decode())
         if not content.endswith(b"\n"):
             sys.stdout.write("\n")
+
+
+def _split_locally(video: Path, document: dict, folder: Path, mode: str, trim_transitions: bool) -> None:
+    """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
+    from videoapi.clips import ClipError, clip_spans, cut_clips
+
+    try:
+        clips = cut_clips(video, clip_spans(document, None, trim_transitions), folder, mode)
+    except ClipError as exc:
+        fail(f"cannot split {video.name} ({exc.code}): {exc.message}")
+    manifest = {"mode": mode, "trim_transitions": trim_transitions, "clips": [c.__dict__ for c in clips]}
+    (folder / "clips.json").write_text(_json.dumps(manifest, indent=2))
+    err.print(f"{len(clips)} clips ({mode}) written to {folder}")
 
 
 def _client(api: str | None, api_key: str | None):

@@ -86,14 +86,28 @@ def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_p
 
 
 def test_detect_writes_timelines_that_opentimelineio_reads_back(stack, runtime, tmp_path):
-    """`videoapi detect VIDEO --format otio -o x.otio`, then the same job as FCPXML and FCP7 XML: exact ranges."""
+    """`videoapi detect VIDEO --format otio -o x.otio --split DIR`, then the job as FCPXML and FCP7 XML: exact ranges;
+    the clips written locally hold each shot's frames."""
+    import av
     import opentimelineio as otio
 
     video = tmp_path / "three shots.mp4"
     write_video(video, [40, 55, 45], fps=25, seed=11)
-    out = tmp_path / "x.otio"
+    out, clips = tmp_path / "x.otio", tmp_path / "clips"
     done = subprocess.run(
-        [*CLI, "detect", str(video), "--format", "otio", "-o", str(out), "--start-timecode", "01:00:00:00"],
+        [
+            *CLI,
+            "detect",
+            str(video),
+            "-f",
+            "otio",
+            "-o",
+            str(out),
+            "--start-timecode",
+            "01:00:00:00",
+            "--split",
+            str(clips),
+        ],
         env=cli_env(runtime),
         capture_output=True,
         text=True,
@@ -112,6 +126,11 @@ def test_detect_writes_timelines_that_opentimelineio_reads_back(stack, runtime, 
         ]
 
     assert ranges(otio.adapters.read_from_file(str(out))) == expected
+    manifest = json.loads((clips / "clips.json").read_text())
+    assert manifest["mode"] == "exact" and len(manifest["clips"]) == 3
+    for clip, (_, length) in zip(manifest["clips"], expected):
+        with av.open(str(clips / clip["file"])) as container:
+            assert sum(1 for _ in container.decode(video=0)) == length == clip["frame_count"]
     for fmt, adapter in (("fcpxml", "fcpx_xml"), ("xml", "fcp_xml")):
         path = tmp_path / f"x.{fmt}"
         done = subprocess.run(
