@@ -193,39 +193,45 @@ def exact_clips(
         by_start.setdefault(span.start_frame, []).append(span)
     open_clips: list[tuple[ClipSpan, object, object, Path]] = []
     written: list[Clip] = []
+    finished: set = set()
     last_needed = max((s.end_frame for s in spans), default=-1)
     with av.open(str(path)) as probe:
         stream = probe.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
-    for index, frame in enumerate(_frames(path)):
-        if index > last_needed:
-            break
-        for span in by_start.get(index, []):
-            target = out_dir / f"shot_{span.shot:05d}.mp4"
-            sink = av.open(str(target), "w")
-            out = sink.add_stream("libx264", rate=rate)
-            out.width, out.height, out.pix_fmt = frame.width, frame.height, "yuv420p"
-            out.options = {"crf": str(crf), "preset": "veryfast"}
-            open_clips.append((span, sink, out, target))
-        still_open = []
-        for span, sink, out, target in open_clips:
-            picture = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
-            picture = av.VideoFrame.from_ndarray(picture.to_ndarray(), format="yuv420p")
-            picture.pts = index - span.start_frame
-            for packet in out.encode(picture):
-                sink.mux(packet)
-            if index == span.end_frame:
-                for packet in out.encode():
+    try:
+        for index, frame in enumerate(_frames(path)):
+            if index > last_needed:
+                break
+            for span in by_start.get(index, []):
+                target = out_dir / f"shot_{span.shot:05d}.mp4"
+                sink = av.open(str(target), "w")
+                out = sink.add_stream("libx264", rate=rate)
+                out.width, out.height, out.pix_fmt = frame.width, frame.height, "yuv420p"
+                out.options = {"crf": str(crf), "preset": "veryfast"}
+                open_clips.append((span, sink, out, target))
+            still_open = []
+            for span, sink, out, target in open_clips:
+                picture = frame.reformat(format="yuv420p") if frame.format.name != "yuv420p" else frame
+                picture = av.VideoFrame.from_ndarray(picture.to_ndarray(), format="yuv420p")
+                picture.pts = index - span.start_frame
+                for packet in out.encode(picture):
                     sink.mux(packet)
+                if index == span.end_frame:
+                    for packet in out.encode():
+                        sink.mux(packet)
+                    sink.close()
+                    finished.add(sink)
+                    on_frames(span.end_frame - span.start_frame + 1)
+                    written.append(_clip_exact(span, target, rate))
+                else:
+                    still_open.append((span, sink, out, target))
+            open_clips = still_open
+    finally:  # on an error, or when the video ends early: no encoder left open
+        for _, sink, _, _ in open_clips:
+            if sink not in finished:
                 sink.close()
-                on_frames(span.end_frame - span.start_frame + 1)
-                written.append(_clip_exact(span, target, rate))
-            else:
-                still_open.append((span, sink, out, target))
-        open_clips = still_open
-    for span, sink, _, _ in open_clips:  # the video ended before the document said it would
-        sink.close()
-        raise ClipError("video_shorter_than_result", f"the video ends before shot {span.shot}'s last frame")
+    if open_clips:
+        raise ClipError("video_shorter_than_result", f"the video ends before shot {open_clips[0][0].shot}'s last frame")
     return sorted(written, key=lambda c: c.shot)
 
 

@@ -9,7 +9,7 @@ import av
 import numpy as np
 import pytest
 
-from videoapi.clips import ClipError, clip_spans, cut_clips
+from videoapi.clips import ClipError, ClipSpan, clip_spans, cut_clips
 from videoapi.synthetic import write_video
 
 
@@ -126,3 +126,6 @@ def test_bad_requests_are_clip_errors_naming_the_field(video, tmp_path):
     with pytest.raises(ClipError) as error:
         clip_spans(shots_document([5, 10, 30], transitions=swallowed + swallowed), [1], trim_transitions=True)
     assert error.value.field == "trim_transitions"
+    with pytest.raises(ClipError) as error:  # a document that does not fit the video
+        cut_clips(path, [ClipSpan(3, 250, sum(lengths) + 20)], tmp_path / "short", "exact")
+    assert error.value.code == "video_shorter_than_result"
