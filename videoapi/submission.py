@@ -365,9 +365,10 @@ class JobService:
         return {"url": url, "expires_in": expires, "expires_at": iso(time.time() + expires)}
 
     def _presigned_get(self, key: str, expires: int) -> str:
-        return self.storage.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.storage.bucket, "Key": key}, ExpiresIn=expires
-        )
+        """A GET that downloads as a file (browsers ignore `download` on links to another origin)."""
+        disposition = f'attachment; filename="{key.rsplit("/", 1)[-1]}"'
+        params = {"Bucket": self.storage.bucket, "Key": key, "ResponseContentDisposition": disposition}
+        return self.storage.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
 
     def list(self, client_id: str, limit: int) -> list[Job]:
         return self.store.list_for(client_id, limit)

@@ -59,7 +59,9 @@ def test_exact_clips_land_in_s3_with_presigned_urls_and_a_zip(http, alice, servi
     manifest = make_clips(http, services, api_settings, alice, job_id, {"mode": "exact"})
     assert [c["shot"] for c in manifest["clips"]] == [s["index"] for s in document["shots"]]
     for clip, shot in zip(manifest["clips"], document["shots"]):
-        frames = decoded(httpx.get(clip["url"]).content)
+        response = httpx.get(clip["url"])
+        assert response.headers["content-disposition"] == f'attachment; filename="{clip["file"]}"'  # a download
+        frames = decoded(response.content)
         assert len(frames) == clip["frame_count"] == shot["end_frame"] - shot["start_frame"] + 1
         assert np.abs(frames[0].astype(int) - source[shot["start_frame"]]).mean() < 3
     archive = zipfile.ZipFile(io.BytesIO(httpx.get(manifest["zip"]["url"]).content))

@@ -253,7 +253,10 @@ def _chromium() -> str:
 
 
 def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
-    """The page in a real headless Chromium: presigned upload, progress, timeline, plot, table, seek, download."""
+    """The page in a real headless Chromium: presigned upload, progress, timeline, plot, table, seek, downloads
+    (read back with OTIO); reopened by #job=, it plays the video from storage and downloads each shot's clip."""
+    import av
+    import opentimelineio as otio
     from playwright.sync_api import sync_playwright
 
     _, state, _ = stack
@@ -307,7 +310,44 @@ def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
         with page.expect_download() as download:
             page.click(".downloads button[data-format=csv]")
         assert download.value.suggested_filename == f"{job_id}.csv"
+        for fmt, adapter in (("otio", "otio_json"), ("fcpxml", "fcpx_xml")):
+            with page.expect_download() as download:
+                page.click(f".downloads button[data-format={fmt}]")
+            assert download.value.suggested_filename == f"{job_id}.{fmt}"
+            timeline = otio.adapters.read_from_file(download.value.path(), adapter)
+            assert len(list(timeline.find_clips())) == len(shots)
         page.screenshot(path=str(artifacts / "web-page.png"), full_page=True)
+
+        # reopened by its address alone, the job plays its video from storage (a presigned GET)
+        reopened = browser.new_page(viewport={"width": 1280, "height": 1100})
+        reopened.on("pageerror", lambda error: problems.append(str(error)))
+        reopened.goto(f"{state['api_url']}/ui/#key={state['api_key']}")  # a new context: the key, kept by the page
+        reopened.goto("about:blank")
+        reopened.goto(f"{state['api_url']}/ui/#job={job_id}")
+        reopened.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        src = reopened.evaluate("document.querySelector('#video').src")
+        assert src.startswith(state["s3_endpoint_url"]) and "X-Amz-Signature" in src
+        reopened.wait_for_function("document.querySelector('#video').readyState >= 1", timeout=30_000)
+        duration = reopened.evaluate("document.querySelector('#video').duration")
+        assert abs(duration - result["video"]["duration"]) < 0.5
+        reopened.locator("#timeline .shot").nth(10).click()
+        reopened.wait_for_function(
+            f"Math.abs(document.querySelector('#video').currentTime - {shots[10]['start_time']}) < 0.05", timeout=10_000
+        )
+
+        # each shot row downloads its clip once the clips are made
+        assert reopened.locator("#shots tbody tr").nth(10).locator("td.clip a").count() == 0
+        reopened.click("#make-clips")
+        reopened.wait_for_selector("#shots tbody tr td.clip a", timeout=300_000)
+        assert reopened.locator("#shots tbody td.clip a").count() == len(shots)
+        with reopened.expect_download() as download:
+            reopened.locator("#shots tbody tr").nth(10).locator("td.clip a").click()
+        with av.open(download.value.path()) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames == shots[10]["end_frame"] - shots[10]["start_frame"] + 1
+        assert not reopened.locator("#clips-zip").is_hidden()
+        assert not problems, problems
+        reopened.screenshot(path=str(artifacts / "web-page-reopened.png"), full_page=True)
         browser.close()
 
 
