@@ -111,18 +111,19 @@ def timeline(document: dict, start_timecode: str | None = None) -> otio.schema.T
     for shot in document["shots"]:
         gap = shot["start_frame"] - previous_end - 1
         opening = transitions[shot["transition"]] if shot.get("transition") is not None else None
-        if opening and opening["type"] in GRADUAL_TRANSITIONS and gap > 0 and previous_end >= 0:
+        blend = _blend(opening, gap, shot["start_frame"]) if opening and previous_end >= 0 else None
+        if gap > 0 and blend is None:
+            track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(gap, rate))))
+        if blend:
             track.append(
                 otio.schema.Transition(
                     name=opening["type"],
                     transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
-                    in_offset=RationalTime(gap // 2, rate),
-                    out_offset=RationalTime(gap - gap // 2, rate),
+                    in_offset=RationalTime(blend[0], rate),
+                    out_offset=RationalTime(blend[1], rate),
                     metadata={"videoapi": {"transition": opening["index"], "type": opening["type"]}},
                 )
             )
-        elif gap > 0:
-            track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(gap, rate))))
         reference = otio.schema.ExternalReference(target_url=source, available_range=media_range)
         reference.name = media_name
         reel = re.sub(r"[^A-Za-z0-9]", "", PurePosixPath(media_name).stem).upper()[:8] or "AX"
@@ -142,6 +143,20 @@ def timeline(document: dict, start_timecode: str | None = None) -> otio.schema.T
         )
         previous_end = shot["end_frame"]
     return result
+
+
+def _blend(transition: dict, gap: int, cut: int) -> tuple[int, int] | None:
+    """(in_offset, out_offset) in frames of a gradual transition at `cut` (the next shot's first frame).
+
+    Blended frames between the shots (`gap` of them) are split across the cut; when the shots hold the
+    blend themselves, the offsets are the transition's frames on either side of the cut.
+    """
+    if transition["type"] not in GRADUAL_TRANSITIONS:
+        return None
+    if gap > 0:
+        return gap // 2, gap - gap // 2
+    before, after = max(0, cut - transition["start_frame"]), max(0, transition["end_frame"] + 1 - cut)
+    return (before, after) if before + after > 0 else None
 
 
 def to_timeline(document: dict, fmt: str, start_timecode: str | None = None) -> str:

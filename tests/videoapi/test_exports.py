@@ -135,6 +135,17 @@ def test_dissolves_become_otio_transitions_and_edl_d_events():
         assert len(list(otio.adapters.read_from_string(to_timeline(doc, fmt), ADAPTERS[fmt]).find_clips())) == 3
 
 
+def test_a_dissolve_inside_tiling_shots_overlaps_their_own_frames():
+    spans = [(0, 102), (103, 199)]  # shots that hold the blended frames 100..105 themselves
+    transitions = [{"index": 0, "type": "dissolve", "start_frame": 100, "end_frame": 105, "confidence": 0.8}]
+    tl = otio.adapters.read_from_string(to_timeline(document(25.0, spans, transitions), "otio"), "otio_json")
+    items = list(tl.tracks[0])
+    assert [type(i).__name__ for i in items] == ["Clip", "Transition", "Clip"]
+    assert (items[1].in_offset.to_frames(), items[1].out_offset.to_frames()) == (3, 3)
+    assert [c.source_range.duration.to_frames() for c in tl.find_clips()] == [103, 97]
+    assert " D " in to_timeline(document(25.0, spans, transitions), "edl")
+
+
 def test_frames_between_cut_shots_stay_as_gaps_so_record_time_is_source_time():
     tl = otio.adapters.read_from_string(to_timeline(document(25.0, SPANS), "otio"), "otio_json")
     track = tl.tracks[0]
