@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json as _json
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ app.add_typer(local_app, name="local")
 jobs_app = typer.Typer(help="Look at jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
 err = Console(stderr=True, soft_wrap=True)
+FORMATS_HELP = "json, csv, edl (CMX 3600), otio (OpenTimelineIO), fcpxml (Final Cut Pro X), xml (Final Cut Pro 7), qp"
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -187,7 +189,6 @@ def _api_target(api: str | None, api_key: str | None):
     return None
 
 
-DETECT_FORMATS = ("json", "csv", "edl")
 Engine = Literal["auto", "inprocess", "stack"]
 
 
@@ -226,7 +227,9 @@ def _progress_bar():
     return Progress(*columns, console=err, transient=True)
 
 
-def _detect_in_process(videos: list[Path], destinations: list[Path | None], format: str, threshold) -> int:
+def _detect_in_process(
+    videos: list[Path], destinations: list[Path | None], format: str, threshold, start_timecode, split_to
+) -> int:
     """Every video through the in-process engine, the model loaded once; the number that failed."""
     from videoapi.engine import DetectionFailed, Detector, ModelNotBuilt
     from videoapi.probe import VideoRejected
@@ -252,14 +255,16 @@ def _detect_in_process(videos: list[Path], destinations: list[Path | None], form
             elif isinstance(result, Exception):
                 err.print(f"[bold red]error:[/] {video} failed: {type(result).__name__}: {result}")
             else:
-                _emit(result.export(format).encode(), destination, video.name)
+                _emit(result.export(format, start_timecode).encode(), destination, video.name)
+                if split_to is not None:
+                    _split_locally(video, result.document, *split_to)
                 continue
             failed += 1
     return failed
 
 
-def _detect_via_api(target, video: Path, format: str, threshold, timeout: float) -> bytes:
-    """Upload one video, wait for its job with a progress bar, return its result in `format`."""
+def _detect_via_api(target, video: Path, format: str, threshold, timeout: float, start_timecode) -> tuple[bytes, dict]:
+    """Upload one video, wait for its job with a progress bar; its result in `format` and its JSON document."""
     from videoapi.client import ApiClientError, VideoApiClient
 
     try:
@@ -277,7 +282,8 @@ def _detect_via_api(target, video: Path, format: str, threshold, timeout: float)
                 fail(f"job {job['id']} failed ({job['error']['code']}): {job['error']['message']}")
             if job["status"] == "cancelled":
                 fail(f"job {job['id']} was cancelled")
-            return client.result(job["id"], format)
+            content = client.result(job["id"], format, start_timecode)
+            return content, _json.loads(content if format == "json" else client.result(job["id"], "json"))
     except ApiClientError as exc:
         fail(str(exc))
 
@@ -294,20 +300,35 @@ def detect(
             "inprocess: always here; stack: through the service (an ephemeral stack when none runs)"
         ),
     ] = "auto",
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "json",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="write here instead of stdout (a folder for several)")
     ] = None,
+    start_timecode: Annotated[
+        str | None, typer.Option(help="first timecode of timeline formats, e.g. 01:00:00:00")
+    ] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for a job (service path)")] = 3600.0,
+    split: Annotated[Path | None, typer.Option(help="also write one clip per shot into this folder")] = None,
+    split_mode: Annotated[
+        str, typer.Option(help="exact (re-encoded, frame-exact) or copy (stream copy cut at keyframes)")
+    ] = "exact",
+    trim_transitions: Annotated[bool, typer.Option(help="with --split: leave dissolve and fade frames out")] = False,
 ) -> None:
     """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
+    from videoapi.engine import ENGINE_FORMATS
     from videoapi.probe import VideoRejected, probe
 
-    if format not in DETECT_FORMATS:
-        fail(f"--format must be {', '.join(DETECT_FORMATS[:-1])} or {DETECT_FORMATS[-1]}, not {format!r}")
+    if format not in ENGINE_FORMATS:
+        fail(f"--format must be one of {', '.join(ENGINE_FORMATS)}, not {format!r}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         fail(f"--threshold must be between 0 and 1 (exclusive), not {threshold}")
+    if split_mode not in ("exact", "copy"):
+        fail(f"--split-mode must be exact or copy, not {split_mode!r}")
+    if split is not None and len(videos) > 1:
+        fail("--split takes one video")
+    if split is not None and split.exists() and not split.is_dir():
+        fail(f"--split {split} exists and is not a folder")
     for video in videos:
         if not video.exists():
             fail(f"no such file: {video}")
@@ -318,10 +339,12 @@ def detect(
         except VideoRejected as exc:
             fail(f"{video} cannot be processed ({exc.code}): {exc.message}")
     destinations = _outputs(videos, output, format)
+    split_to = (split, split_mode, trim_transitions) if split is not None else None
 
     target = None if engine == "inprocess" else _api_target(api, api_key)
     if target is None and engine != "stack":
-        raise typer.Exit(1 if _detect_in_process(videos, destinations, format, threshold) else 0)
+        failed = _detect_in_process(videos, destinations, format, threshold, start_timecode, split_to)
+        raise typer.Exit(1 if failed else 0)
 
     stack = None
     if target is None:
@@ -336,10 +359,26 @@ def detect(
         target = (stack.api_url, stack.api_key)
     try:
         for video, destination in zip(videos, destinations):
-            _emit(_detect_via_api(target, video, format, threshold, timeout), destination, video.name)
+            content, document = _detect_via_api(target, video, format, threshold, timeout, start_timecode)
+            _emit(content, destination, video.name)
+            if split_to is not None:
+                _split_locally(video, document, *split_to)
     finally:
         if stack is not None:
             stack.stop()
+
+
+def _split_locally(video: Path, document: dict, folder: Path, mode: str, trim_transitions: bool) -> None:
+    """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
+    from videoapi.clips import ClipError, clip_spans, cut_clips
+
+    try:
+        clips = cut_clips(video, clip_spans(document, None, trim_transitions), folder, mode)
+    except ClipError as exc:
+        fail(f"cannot split {video.name} ({exc.code}): {exc.message}")
+    manifest = {"mode": mode, "trim_transitions": trim_transitions, "clips": [c.__dict__ for c in clips]}
+    (folder / "clips.json").write_text(_json.dumps(manifest, indent=2))
+    err.print(f"{len(clips)} clips ({mode}) written to {folder}")
 
 
 def _client(api: str | None, api_key: str | None):
@@ -408,8 +447,9 @@ def jobs_list(
 @jobs_app.command("result")
 def jobs_result(
     job_id: str,
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help=FORMATS_HELP)] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
+    start_timecode: Annotated[str | None, typer.Option(help="first timecode of timeline formats")] = None,
     api: Annotated[str | None, typer.Option()] = None,
     api_key: Annotated[str | None, typer.Option()] = None,
 ) -> None:
@@ -418,7 +458,7 @@ def jobs_result(
 
     try:
         with _client(api, api_key) as client:
-            content = client.result(job_id, format)
+            content = client.result(job_id, format, start_timecode)
     except ApiClientError as exc:
         fail(str(exc))
     if output:

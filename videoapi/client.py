@@ -74,8 +74,9 @@ class VideoApiClient:
     def list(self, limit: int = 50) -> list[dict]:
         return self._request("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
 
-    def result(self, job_id: str, fmt: str = "json") -> bytes:
-        return self._request("GET", f"/v1/jobs/{job_id}/result", params={"format": fmt}).content
+    def result(self, job_id: str, fmt: str = "json", start_timecode: str | None = None) -> bytes:
+        params = {"format": fmt, **({"start_timecode": start_timecode} if start_timecode else {})}
+        return self._request("GET", f"/v1/jobs/{job_id}/result", params=params).content
 
     def wait(
         self,

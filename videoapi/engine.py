@@ -24,14 +24,14 @@ from pathlib import Path
 import numpy as np
 
 from videoapi.analysis import JobError, decode_whole, detect_result
-from videoapi.exports import to_csv, to_edl
+from videoapi.exports import EXPORT_FILES, export
 from videoapi.pipeline import Predictions
 from videoapi.probe import VideoInfo, VideoLimits, probe
 from videoapi.result import ModelIdentity, ResultKeys
 from videoapi.settings import Settings
 from videoapi.shots import Shot, ShotList
 
-ENGINE_FORMATS = {"json": lambda doc: json.dumps(doc), "csv": to_csv, "edl": to_edl}  # as the service renders them
+ENGINE_FORMATS = ("json", *EXPORT_FILES)  # as the service renders them
 _PARAMETER = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"\s*\}\s*\}')
 
 
@@ -171,11 +171,13 @@ class ShotResult:
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.document, indent=indent)
 
-    def export(self, fmt: str) -> str:
-        """The document as the service's `?format=` renders it: json, csv or edl."""
+    def export(self, fmt: str, start_timecode: str | None = None) -> str:
+        """The document as the service's `?format=` renders it (ENGINE_FORMATS); timelines from start_timecode."""
         if fmt not in ENGINE_FORMATS:
             raise ValueError(f"format must be among {', '.join(ENGINE_FORMATS)}, not {fmt!r}")
-        return ENGINE_FORMATS[fmt](self.document)
+        if fmt == "json":
+            return json.dumps(self.document)
+        return export(self.document, fmt, start_timecode).decode()
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write shots.json, probabilities.npz, overview.png and thumbnails.jpg (the document's names) into folder."""

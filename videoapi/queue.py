@@ -5,6 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 DETECT_TASK = "videoapi.detect_shots"
+CLIPS_TASK = "videoapi.make_clips"
 QUEUE = "shots"
 
 
@@ -19,8 +20,14 @@ class TaskQueue:
         )
 
     def enqueue_detection(self, job_id: str) -> None:
+        self._send(DETECT_TASK, job_id)
+
+    def enqueue_clips(self, job_id: str) -> None:
+        self._send(CLIPS_TASK, job_id)
+
+    def _send(self, task: str, job_id: str) -> None:
         self.app.send_task(
-            DETECT_TASK,
+            task,
             args=[job_id],
             queue=QUEUE,
             retry=True,

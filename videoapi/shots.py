@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from opentimelineio.opentime import RationalTime, from_timecode, to_timecode
 
 
 def max_per_stride(values: np.ndarray, stride: int) -> np.ndarray:
@@ -36,20 +38,43 @@ def shot_spans(single_frame: np.ndarray, threshold: float = 0.5) -> list[tuple[i
     return spans or [(0, n - 1)]
 
 
-def smpte_timecode(frame: int, fps: float) -> str:
-    """HH:MM:SS:FF; drop-frame (HH:MM:SS;FF) for 29.97 and 59.94 fps, as editors expect."""
+def timecode_rate(fps: float) -> float | None:
+    """The SMPTE timecode rate `fps` stands for (23.976 is 24000/1001), or None where SMPTE defines none."""
+    rate = RationalTime.nearest_smpte_timecode_rate(fps)
+    return rate if abs(rate - fps) < 0.01 else None
+
+
+_TIMECODE = re.compile(r"([01]\d|2[0-3]):([0-5]\d):([0-5]\d)[:;](\d\d)")
+
+
+def timecode_frames(timecode: str, fps: float) -> int:
+    """Frames from 00:00:00:00 to `timecode` at this rate; ValueError for what is not a timecode of it."""
+    match = _TIMECODE.fullmatch(timecode)
+    if not match:
+        raise ValueError(f"{timecode!r} is not a timecode HH:MM:SS:FF (HH:MM:SS;FF drop-frame) under 24:00:00:00")
+    rate = timecode_rate(fps)
+    if rate is not None:
+        return from_timecode(timecode, rate).to_frames()
+    hours, minutes, seconds, frames = map(int, match.groups())
     nominal = max(1, round(fps))
-    drop = abs(fps * 1001 / 1000 - nominal) < 0.01 and nominal in (30, 60)
-    if drop:
-        dropped = nominal // 15  # 2 at 29.97, 4 at 59.94
-        per_10min = nominal * 600 - dropped * 9
-        per_min = nominal * 60 - dropped
-        tens, rest = divmod(frame, per_10min)
-        extra = dropped * 9 * tens + (dropped * ((rest - dropped) // per_min) if rest > dropped else 0)
-        frame += extra
-    ff = frame % nominal
-    total_s = frame // nominal
-    return f"{total_s // 3600:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}{';' if drop else ':'}{ff:02d}"
+    if frames >= nominal or ";" in timecode:
+        raise ValueError(f"{timecode!r} is not a non-drop timecode at {nominal} fps")
+    return ((hours * 60 + minutes) * 60 + seconds) * nominal + frames
+
+
+def smpte_timecode(frame: int, fps: float, start: str | None = None) -> str:
+    """HH:MM:SS:FF from opentime; drop-frame (HH:MM:SS;FF) at 29.97 and 59.94 fps, as editors expect.
+
+    `start` (a timecode such as 01:00:00:00) offsets it. At rates SMPTE does not define (e.g. 15 fps)
+    frames are counted non-drop at the nearest whole rate, as FFmpeg does.
+    """
+    frame += timecode_frames(start, fps) if start else 0
+    rate = timecode_rate(fps)
+    if rate is not None:
+        return to_timecode(RationalTime(frame, rate), rate)
+    nominal = max(1, round(fps))
+    seconds, ff = divmod(frame, nominal)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"
 
 
 @dataclass(frozen=True)

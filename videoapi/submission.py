@@ -19,14 +19,15 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from videoapi.exports import to_csv, to_edl
+from videoapi.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
+from videoapi.exports import EXPORT_FILES, ExportError, export
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
 from videoapi.storage import ObjectNotFound, Storage
 
-RESULT_FORMATS = ("json", "csv", "edl")
+RESULT_FORMATS = ("json", *EXPORT_FILES)  # json, csv, edl, otio, fcpxml, xml, qp
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -92,6 +93,15 @@ def check_callback_url(url: str, allow_private: bool) -> str:
                 "callback_url",
             )
     return url
+
+
+@dataclass(frozen=True)
+class ClipsRequest:
+    """Per-shot clips of a finished job: `copy` (keyframe-aligned stream copy) or `exact` (re-encoded)."""
+
+    mode: str = "exact"
+    shots: tuple[int, ...] | None = None  # None: every shot
+    trim_transitions: bool = False
 
 
 @dataclass(frozen=True)
@@ -294,15 +304,86 @@ class JobService:
             raise ApiError(409, "job_finished", f"the job already {job.status.value}; nothing to cancel")
         return job
 
+    def _finished_detection(self, client_id: str, job_id: str) -> Job:
+        job = self.get(client_id, job_id)
+        if is_clips_job(job):
+            raise ApiError(409, "not_a_detection_job", f"{job_id} is a clips job; use its detection job")
+        if job.status != JobStatus.succeeded:
+            raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; clips need its shots")
+        return job
+
+    def request_clips(self, client_id: str, job_id: str, request: ClipsRequest) -> Job:
+        """A clips job of its own over a finished detection job; checked here so the worker meets no bad request."""
+        parent = self._finished_detection(client_id, job_id)
+        if request.mode not in ("copy", "exact"):
+            raise ApiError(422, "invalid_mode", "mode must be copy or exact", "mode")
+        try:
+            clip_spans(self.storage.get_json(parent.result_key), request.shots, request.trim_transitions)
+        except ClipError as exc:
+            raise ApiError(422, exc.code, exc.message, exc.field) from exc
+        options = {
+            "parent": parent.id,
+            "mode": request.mode,
+            "shots": list(request.shots) if request.shots is not None else None,
+            "trim_transitions": request.trim_transitions,
+        }
+        job = self.store.create(
+            bucket=parent.bucket,
+            key=parent.key,
+            threshold=parent.threshold,
+            client_id=client_id,
+            tag=parent.tag,
+            kind=CLIPS_JOB_KIND,
+            parent=parent.id,
+            clip_options=json.dumps(options),
+        )
+        self.queue.enqueue_clips(job.id)
+        return self.store.get(job.id)  # with the clips fields the new record holds
+
+    def clips_result(self, client_id: str, job_id: str) -> dict:
+        """A finished clips job's manifest with presigned GET URLs for every clip and the zip."""
+        job = self.get(client_id, job_id)
+        if not is_clips_job(job):
+            raise ApiError(409, "not_a_clips_job", f"{job_id} is not a clips job")
+        if job.status != JobStatus.succeeded:
+            raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; poll its status")
+        manifest = self.storage.get_json(job.result_key)
+        expires = self.settings.presign_expiry_s
+        for item in (*manifest["clips"], manifest["zip"]):
+            item["url"] = self._presigned_get(item["key"], expires)
+        manifest["expires_in"], manifest["expires_at"] = expires, iso(time.time() + expires)
+        return manifest
+
+    def video_url(self, client_id: str, job_id: str) -> dict:
+        """A presigned GET of the job's source video, to play it (the page reopening a job)."""
+        job = self.get(client_id, job_id)
+        expires = self.settings.presign_expiry_s
+        storage = self.storage.for_bucket(job.bucket)
+        url = storage.client.generate_presigned_url(
+            "get_object", Params={"Bucket": job.bucket, "Key": job.key}, ExpiresIn=expires
+        )
+        return {"url": url, "expires_in": expires, "expires_at": iso(time.time() + expires)}
+
+    def _presigned_get(self, key: str, expires: int) -> str:
+        """A GET that downloads as a file (browsers ignore `download` on links to another origin)."""
+        disposition = f'attachment; filename="{key.rsplit("/", 1)[-1]}"'
+        params = {"Bucket": self.storage.bucket, "Key": key, "ResponseContentDisposition": disposition}
+        return self.storage.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+
     def list(self, client_id: str, limit: int) -> list[Job]:
         return self.store.list_for(client_id, limit)
 
-    def result(self, client_id: str, job_id: str, fmt: str) -> tuple[bytes, str]:
+    def result(self, client_id: str, job_id: str, fmt: str, start_timecode: str | None = None) -> tuple[bytes, str]:
+        """A finished job's result in `fmt`; `start_timecode` offsets the timeline formats (otio, fcpxml, xml, edl)."""
         if fmt not in (*RESULT_FORMATS, *RESULT_EXTRAS):
             raise ApiError(
                 422, "invalid_format", f"format must be among {', '.join((*RESULT_FORMATS, *RESULT_EXTRAS))}", "format"
             )
         job = self.get(client_id, job_id)
+        if is_clips_job(job) and job.status == JobStatus.succeeded:
+            if fmt != "json":
+                raise ApiError(422, "invalid_format", "a clips job's result is its JSON manifest", "format")
+            return json.dumps(self.clips_result(client_id, job_id)).encode(), "application/json"
         if job.status == JobStatus.failed:
             raise ApiError(409, "job_failed", f"the job failed ({job.error_code}): {job.error_message}")
         if job.status == JobStatus.cancelled:
@@ -312,10 +393,12 @@ class JobService:
         document = self.storage.get_json(job.result_key)
         if fmt == "json":
             return json.dumps(document).encode(), "application/json"
-        if fmt == "csv":
-            return to_csv(document).encode(), "text/csv; charset=utf-8"
-        if fmt == "edl":
-            return to_edl(document).encode(), "text/plain; charset=utf-8"
+        if fmt in EXPORT_FILES:
+            try:
+                return export(document, fmt, start_timecode), EXPORT_FILES[fmt][1]
+            except ExportError as exc:
+                code = "invalid_start_timecode" if exc.field == "start_timecode" else "unsupported_frame_rate"
+                raise ApiError(422, code, str(exc), exc.field) from exc
         if fmt == "curve":
             return json.dumps(self._curve(document)).encode(), "application/json"
         if fmt in ("overview", "thumbnails"):
@@ -346,10 +429,14 @@ def job_view(job: Job, base: str = "/v1") -> dict:
     links = {"self": f"{base}/jobs/{job.id}"}
     if not job.status.finished:
         links["cancel"] = f"{base}/jobs/{job.id}/cancel"
+    clips = is_clips_job(job)
     if job.status == JobStatus.succeeded:
-        for fmt in (*RESULT_FORMATS, *RESULT_EXTRAS):
+        for fmt in ("json",) if clips else (*RESULT_FORMATS, *RESULT_EXTRAS):
             links[fmt] = f"{base}/jobs/{job.id}/result?format={fmt}"
-    return {
+        if not clips:
+            links["clips"] = f"{base}/jobs/{job.id}/clips"
+    links["video"] = f"{base}/jobs/{job.id}/video"
+    view = {
         "id": job.id,
         "status": job.status.value,
         "progress": job.progress,
@@ -364,3 +451,6 @@ def job_view(job: Job, base: str = "/v1") -> dict:
         "error": {"code": job.error_code, "message": job.error_message} if job.status == JobStatus.failed else None,
         "links": links,
     }
+    if clips:
+        view["kind"], view["parent_job_id"] = "clips", job.extra.get("parent")
+    return view

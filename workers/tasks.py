@@ -8,9 +8,11 @@ from celery import Task, chord
 from celery.exceptions import SoftTimeLimitExceeded
 
 from videoapi import callbacks
+from videoapi.clips import ClipError, ClipMaker
 from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
 from videoapi.jobs import JobStore
 from videoapi.observability.logging import job_context
+from videoapi.queue import CLIPS_TASK
 from videoapi.storage import Storage
 from videoapi.triton.client import ShotModelClient
 from workers import observability
@@ -111,6 +113,21 @@ def stitch_segments(self, segment_keys: list, job_id: str) -> dict:
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
     detector().stitch(job_id, segment_keys)
     return {"job_id": job_id, "status": "succeeded"}
+
+
+@cache
+def clip_maker() -> ClipMaker:
+    return ClipMaker(app.conf.videoapi_settings, detector().store, detector().storage)
+
+
+@app.task(name=CLIPS_TASK, max_retries=_retries(), **_policy)
+def make_clips(self, job_id: str) -> dict:
+    """A clips job: every asked shot as its own file, uploaded under the detection job's results."""
+    try:
+        manifest = clip_maker().run(job_id)
+    except ClipError as exc:
+        raise JobError(exc.code, exc.message) from exc
+    return {"job_id": job_id, "status": "succeeded" if manifest else "skipped"}
 
 
 @app.task(

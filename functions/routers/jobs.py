@@ -9,7 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from functions.deps import ClientDep, ServicesDep
-from videoapi.submission import SubmitRequest, job_view
+from videoapi.exports import EXPORT_FILES
+from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, ClipsRequest, SubmitRequest, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -19,7 +20,7 @@ class JobRequest(BaseModel):
         min_length=1, max_length=1100, description="key returned by POST /v1/uploads, or s3://bucket/key"
     )
     threshold: float | None = Field(None, gt=0, lt=1)
-    formats: list[Literal["json", "csv", "edl"]] = ["json"]
+    formats: list[Literal[RESULT_FORMATS]] = ["json"]
     tag: str = Field("", max_length=200, description="your own label, returned with the job")
     callback_url: str | None = Field(None, max_length=2000, description="POSTed the job's status when it ends")
 
@@ -57,23 +58,57 @@ def cancel_job(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
     return job_view(services.jobs.cancel(client, job_id))
 
 
-_DOWNLOADS = {"csv": "csv", "edl": "edl", "probabilities": "npz", "overview": "png", "thumbnails": "jpg"}
+class ClipsBody(BaseModel):
+    mode: Literal["copy", "exact"] = Field(
+        "exact", description="copy: stream copy cut at the keyframes around each shot; exact: re-encoded, frame-exact"
+    )
+    shots: list[Annotated[int, Field(ge=0)]] | Literal["all"] = Field(
+        "all", max_length=100_000, description="shot indexes, or all"
+    )
+    trim_transitions: bool = Field(False, description="leave out the frames of dissolves and fades at either end")
+
+
+@router.post("/{job_id}/clips", status_code=202, summary="Cut a finished job's shots into clips (a job of its own)")
+def request_clips(job_id: str, body: ClipsBody, client: ClientDep, services: ServicesDep) -> JSONResponse:
+    request = ClipsRequest(
+        mode=body.mode,
+        shots=None if body.shots == "all" else tuple(body.shots),
+        trim_transitions=body.trim_transitions,
+    )
+    job = services.jobs.request_clips(client, job_id, request)
+    return JSONResponse(job_view(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@router.get("/{job_id}/video", summary="A presigned GET of the job's source video (to play it)")
+def job_video(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+    return services.jobs.video_url(client, job_id)
+
+
+_DOWNLOADS = {
+    **{fmt: extension for fmt, (extension, _) in EXPORT_FILES.items()},
+    "probabilities": "npz",
+    "overview": "png",
+    "thumbnails": "jpg",
+}
 
 
 @router.get(
     "/{job_id}/result",
-    summary="Shots: JSON, CSV or EDL (CMX 3600); probabilities (npz, or JSON `curve` for plots); "
+    summary="Shots: JSON, CSV, timelines (OpenTimelineIO `otio`, Final Cut Pro X `fcpxml`, Final Cut Pro 7 `xml`, "
+    "CMX 3600 `edl`; `start_timecode` offsets them), x264/x265 `qp` file; "
+    "probabilities (npz, or JSON `curve` for plots); "
     "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON)",
 )
 def job_result(
     job_id: str,
     client: ClientDep,
     services: ServicesDep,
-    format: Annotated[
-        Literal["json", "csv", "edl", "probabilities", "curve", "overview", "thumbnails"], Query()
-    ] = "json",
+    format: Annotated[Literal[(*RESULT_FORMATS, *RESULT_EXTRAS)], Query()] = "json",
+    start_timecode: Annotated[
+        str | None, Query(max_length=11, description="first timecode of timeline exports, e.g. 01:00:00:00")
+    ] = None,
 ) -> Response:
-    content, media_type = services.jobs.result(client, job_id, format)
+    content, media_type = services.jobs.result(client, job_id, format, start_timecode)
     headers = {}
     if format in _DOWNLOADS:
         headers["Content-Disposition"] = f'attachment; filename="{job_id}.{_DOWNLOADS[format]}"'

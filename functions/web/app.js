@@ -2,7 +2,9 @@
 "use strict";
 
 const $ = (selector) => document.querySelector(selector);
-const state = { key: "", job: null, result: null, curve: null, videoUrl: null, thumbs: null, current: -1 };
+const state = {
+  key: "", job: null, result: null, curve: null, videoUrl: null, thumbs: null, current: -1, clips: null,
+};
 // Colours of transition types and technical-cue types, on the span tracks, the curve, the badges and the legend.
 const SPAN_COLOURS = {
   cut: "#1d232b", dissolve: "#e08a17", fade: "#8a4fd6", fade_in: "#8a4fd6", fade_out: "#8a4fd6",
@@ -122,8 +124,13 @@ async function show(jobId) {
     `${video.width}×${video.height} ${video.codec}, ${video.fps} fps, ${video.frame_count} frames · ` +
     `threshold ${result.threshold} · ${result.model.name} v${result.model.version}`;
   const player = $("#video");
-  if (state.videoUrl) player.src = state.videoUrl;
-  player.hidden = !state.videoUrl;
+  // a reopened job (#job=) plays its video from storage through a presigned GET
+  const source = state.videoUrl || (await api(`/v1/jobs/${jobId}/video`).then((r) => r.json())).url;
+  if (player.src !== source) player.src = source;
+  player.hidden = false;
+  state.clips = null;
+  $("#clips-status").textContent = "";
+  $("#clips-zip").hidden = true;
   renderTimeline();
   renderSpans();
   renderTable();
@@ -246,6 +253,16 @@ function renderTable() {
       else cell.textContent = value;
       row.append(cell);
     }
+    const clipCell = document.createElement("td");
+    clipCell.className = "clip";
+    const clip = state.clips && state.clips.get(shot.index);
+    if (clip) {
+      const link = Object.assign(document.createElement("a"), { href: clip.url, download: clip.file, textContent: "clip" });
+      link.title = `frames ${clip.start_frame}–${clip.end_frame}`;
+      link.onclick = (event) => event.stopPropagation(); // a download, not a seek
+      clipCell.append(link);
+    }
+    row.append(clipCell);
     row.onclick = () => seek(shot);
     body.append(row);
   }
@@ -322,7 +339,7 @@ function highlight(index) {
 async function download(format) {
   try {
     const blob = await (await api(`/v1/jobs/${state.job}/result?format=${format}`)).blob();
-    const suffix = { json: "json", csv: "csv", edl: "edl", overview: "png" }[format];
+    const suffix = { overview: "png" }[format] || format;
     const link = Object.assign(document.createElement("a"), {
       href: URL.createObjectURL(blob),
       download: `${state.job}.${suffix}`,
@@ -331,6 +348,37 @@ async function download(format) {
     setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
   } catch (error) {
     showError(error.message);
+  }
+}
+
+async function makeClips() {
+  const jobId = state.job;
+  const mode = $("#clips-mode").value;
+  const status = $("#clips-status");
+  $("#make-clips").disabled = true;
+  try {
+    let job = await (await api(`/v1/jobs/${jobId}/clips`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ mode, shots: "all" }),
+    })).json();
+    while (!["succeeded", "failed", "cancelled"].includes(job.status)) {
+      status.textContent = `cutting clips: ${job.progress.toFixed(0)}%`;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      job = await (await api(`/v1/jobs/${job.id}`)).json();
+    }
+    if (job.status !== "succeeded") throw new Error(`The clips job ${job.status}${job.error ? `: ${job.error.message}` : ""}`);
+    const manifest = await (await api(`/v1/jobs/${job.id}/result?format=json`)).json();
+    if (state.job !== jobId) return; // another job was opened meanwhile
+    state.clips = new Map(manifest.clips.map((clip) => [clip.shot, clip]));
+    status.textContent = `${manifest.clips.length} clips (${mode})`;
+    Object.assign($("#clips-zip"), { href: manifest.zip.url, hidden: false });
+    renderTable();
+  } catch (error) {
+    status.textContent = "";
+    showError(error.message);
+  } finally {
+    $("#make-clips").disabled = false;
   }
 }
 
@@ -345,6 +393,7 @@ function init() {
   $("#file").onchange = () => ($("#run").disabled = !$("#file").files.length);
   $("#run").onclick = run;
   document.querySelectorAll(".downloads button").forEach((b) => (b.onclick = () => download(b.dataset.format)));
+  $("#make-clips").onclick = makeClips;
   $("#video").ontimeupdate = () => {
     if (!state.result) return;
     const frame = $("#video").currentTime * state.result.video.fps;

@@ -10,11 +10,11 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import httpx
 import numpy as np
+import opentimelineio as otio
 import pytest
 
 from videoapi.detection import as_job_error
 from videoapi.probe import VideoRejected
-from videoapi.shots import smpte_timecode
 from videoapi.synthetic import write_video
 
 
@@ -99,13 +99,22 @@ def test_submit_status_result_in_every_format(http, alice, video_bytes, run_job,
         "start_timecode"
     ]
 
-    edl = http.get(status["links"]["edl"], headers=alice).text.splitlines()
-    assert edl[0] == "TITLE: clip.mp4" and edl[1] == "FCM: NON-DROP FRAME"
-    events = [line.split() for line in edl if line[:3].isdigit()]
-    assert len(events) == 3
-    for number, (event, shot) in enumerate(zip(events, document["shots"]), start=1):
-        start, end = smpte_timecode(shot["start_frame"], 25), smpte_timecode(shot["end_frame"] + 1, 25)
-        assert event == [f"{number:03d}", "AX", "V", "C", start, end, start, end]
+    # every timeline export read back with OpenTimelineIO: a clip per shot, exact source ranges
+    for fmt, adapter in (("edl", "cmx_3600"), ("otio", "otio_json"), ("xml", "fcp_xml"), ("fcpxml", "fcpx_xml")):
+        for start, offset in ((None, 0), ("01:00:00:00", 90_000)):
+            query = f"&start_timecode={start}" if start else ""
+            response = http.get(status["links"][fmt] + query, headers=alice)
+            assert response.status_code == 200, response.text
+            assert response.headers["content-disposition"].endswith(f'.{fmt}"')
+            timeline = otio.adapters.read_from_string(response.text, adapter, **({"rate": 25} if fmt == "edl" else {}))
+            clips = list(timeline.find_clips())
+            assert [(c.source_range.start_time.to_frames(), c.source_range.duration.to_frames()) for c in clips] == [
+                (offset + s["start_frame"], s["end_frame"] - s["start_frame"] + 1) for s in document["shots"]
+            ]
+    bad = http.get(status["links"]["otio"] + "&start_timecode=01:00:00:25", headers=alice)
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "start_timecode"
+    qp = http.get(status["links"]["qp"], headers=alice).text.splitlines()
+    assert qp == [f"{s['start_frame']} I -1" for s in document["shots"]]
 
     probs = http.get(status["links"]["probabilities"], headers=alice)
     with np.load(io.BytesIO(probs.content)) as arrays:

@@ -85,6 +85,65 @@ def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_p
     assert edl.returncode == 0 and edl.stdout.startswith("TITLE: test.mp4")
 
 
+def test_detect_writes_timelines_that_opentimelineio_reads_back(stack, runtime, tmp_path):
+    """`videoapi detect VIDEO --format otio -o x.otio --split DIR`, then the job as FCPXML and FCP7 XML: exact ranges;
+    the clips written locally hold each shot's frames."""
+    import av
+    import opentimelineio as otio
+
+    video = tmp_path / "three shots.mp4"
+    write_video(video, [40, 55, 45], fps=25, seed=11)
+    out, clips = tmp_path / "x.otio", tmp_path / "clips"
+    done = subprocess.run(
+        [
+            *CLI,
+            "detect",
+            str(video),
+            "-f",
+            "otio",
+            "-o",
+            str(out),
+            "--start-timecode",
+            "01:00:00:00",
+            "--split",
+            str(clips),
+        ],
+        env=cli_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    job_id = done.stderr.strip().splitlines()[-1].split(":")[0]
+    with VideoApiClient(stack[1]["api_url"], stack[1]["api_key"]) as client:
+        document = json.loads(client.result(job_id, "json"))
+    expected = [(90_000 + s["start_frame"], s["end_frame"] - s["start_frame"] + 1) for s in document["shots"]]
+    assert len(expected) == 3
+
+    def ranges(timeline) -> list[tuple[int, int]]:
+        return [
+            (c.source_range.start_time.to_frames(), c.source_range.duration.to_frames()) for c in timeline.find_clips()
+        ]
+
+    assert ranges(otio.adapters.read_from_file(str(out))) == expected
+    manifest = json.loads((clips / "clips.json").read_text())
+    assert manifest["mode"] == "exact" and len(manifest["clips"]) == 3
+    for clip, (_, length) in zip(manifest["clips"], expected):
+        with av.open(str(clips / clip["file"])) as container:
+            assert sum(1 for _ in container.decode(video=0)) == length == clip["frame_count"]
+    for fmt, adapter in (("fcpxml", "fcpx_xml"), ("xml", "fcp_xml")):
+        path = tmp_path / f"x.{fmt}"
+        done = subprocess.run(
+            [*CLI, "jobs", "result", job_id, "-f", fmt, "-o", str(path), "--start-timecode", "01:00:00:00"],
+            env=cli_env(runtime),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
+        assert ranges(otio.adapters.read_from_string(path.read_text(), adapter)) == expected
+
+
 def test_a_file_dropped_under_the_trigger_prefix_starts_a_job(stack, tmp_path):
     _, state, _ = stack
     video = tmp_path / "dropped clip.mp4"
@@ -118,7 +177,7 @@ def test_cli_bad_inputs_give_one_line_and_non_zero(runtime, tmp_path):
         (["detect", str(tmp_path / "missing.mp4")], "no such file"),
         (["detect", str(tmp_path)], "is a directory"),
         (["detect", str(junk)], "cannot be processed (not_a_video)"),
-        (["detect", str(junk), "--format", "pdf"], "--format must be json, csv or edl"),
+        (["detect", str(junk), "--format", "pdf"], "--format must be one of json, csv, edl"),
     ):
         done = subprocess.run([*CLI, *args], env=cli_env(runtime), capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
@@ -194,7 +253,10 @@ def _chromium() -> str:
 
 
 def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
-    """The page in a real headless Chromium: presigned upload, progress, timeline, plot, table, seek, download."""
+    """The page in a real headless Chromium: presigned upload, progress, timeline, plot, table, seek, downloads
+    (read back with OTIO); reopened by #job=, it plays the video from storage and downloads each shot's clip."""
+    import av
+    import opentimelineio as otio
     from playwright.sync_api import sync_playwright
 
     _, state, _ = stack
@@ -255,7 +317,44 @@ def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
         with page.expect_download() as download:
             page.click(".downloads button[data-format=csv]")
         assert download.value.suggested_filename == f"{job_id}.csv"
+        for fmt, adapter in (("otio", "otio_json"), ("fcpxml", "fcpx_xml")):
+            with page.expect_download() as download:
+                page.click(f".downloads button[data-format={fmt}]")
+            assert download.value.suggested_filename == f"{job_id}.{fmt}"
+            timeline = otio.adapters.read_from_file(download.value.path(), adapter)
+            assert len(list(timeline.find_clips())) == len(shots)
         page.screenshot(path=str(artifacts / "web-page.png"), full_page=True)
+
+        # reopened by its address alone, the job plays its video from storage (a presigned GET)
+        reopened = browser.new_page(viewport={"width": 1280, "height": 1100})
+        reopened.on("pageerror", lambda error: problems.append(str(error)))
+        reopened.goto(f"{state['api_url']}/ui/#key={state['api_key']}")  # a new context: the key, kept by the page
+        reopened.goto("about:blank")
+        reopened.goto(f"{state['api_url']}/ui/#job={job_id}")
+        reopened.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        src = reopened.evaluate("document.querySelector('#video').src")
+        assert src.startswith(state["s3_endpoint_url"]) and "X-Amz-Signature" in src
+        reopened.wait_for_function("document.querySelector('#video').readyState >= 1", timeout=30_000)
+        duration = reopened.evaluate("document.querySelector('#video').duration")
+        assert abs(duration - result["video"]["duration"]) < 0.5
+        reopened.locator("#timeline .shot").nth(10).click()
+        reopened.wait_for_function(
+            f"Math.abs(document.querySelector('#video').currentTime - {shots[10]['start_time']}) < 0.05", timeout=10_000
+        )
+
+        # each shot row downloads its clip once the clips are made
+        assert reopened.locator("#shots tbody tr").nth(10).locator("td.clip a").count() == 0
+        reopened.click("#make-clips")
+        reopened.wait_for_selector("#shots tbody tr td.clip a", timeout=300_000)
+        assert reopened.locator("#shots tbody td.clip a").count() == len(shots)
+        with reopened.expect_download() as download:
+            reopened.locator("#shots tbody tr").nth(10).locator("td.clip a").click()
+        with av.open(download.value.path()) as container:
+            frames = sum(1 for _ in container.decode(video=0))
+        assert frames == shots[10]["end_frame"] - shots[10]["start_frame"] + 1
+        assert not reopened.locator("#clips-zip").is_hidden()
+        assert not problems, problems
+        reopened.screenshot(path=str(artifacts / "web-page-reopened.png"), full_page=True)
         browser.close()
 
 

@@ -303,3 +303,39 @@ def test_callback_is_posted_once_signed_and_retried_while_the_receiver_fails(
     payload = json.loads(body)
     assert payload["event"] == "job.succeeded" and payload["job"]["id"] == job.id
     assert headers["X-Videoapi-Signature"] == signature(stack_settings.callback_secret, body)
+
+
+def test_clips_job_runs_in_the_worker_with_progress(worker, celery, store, storage, tmp_path):
+    import av
+
+    video = tmp_path / "for clips.mp4"
+    write_video(video, [45, 60, 40], fps=25, width=160, height=96, seed=5)
+    parent = wait(store, submit(celery, store, storage, video))
+    assert parent.status == JobStatus.succeeded
+    shots = storage.get_json(parent.result_key)["shots"]
+    options = {"parent": parent.id, "mode": "exact", "shots": None, "trim_transitions": False}
+    job = store.create(
+        bucket=parent.bucket, key=parent.key, threshold=0.5, kind="clips", clip_options=json.dumps(options)
+    )
+    celery.send_task("videoapi.make_clips", args=[job.id])
+    seen = []
+    done = wait(store, job.id, seen=seen)
+    assert done.status == JobStatus.succeeded, (done.error_code, done.error_message)
+    assert done.frames_total == sum(s["end_frame"] - s["start_frame"] + 1 for s in shots) == 145
+    manifest = storage.get_json(done.result_key)
+    assert done.result_key.startswith(f"results/{parent.id}/clips/{job.id}/")
+    for clip, shot in zip(manifest["clips"], shots, strict=True):
+        with av.open(io.BytesIO(storage.get_bytes(clip["key"]))) as container:
+            assert sum(1 for _ in container.decode(video=0)) == shot["end_frame"] - shot["start_frame"] + 1
+    assert storage.size(manifest["zip"]["key"]) > 0
+
+    broken = store.create(
+        bucket=parent.bucket,
+        key=parent.key,
+        threshold=0.5,
+        kind="clips",
+        clip_options=json.dumps({**options, "shots": [0, 42]}),
+    )
+    celery.send_task("videoapi.make_clips", args=[broken.id])
+    failed = wait(store, broken.id)
+    assert (failed.status, failed.error_code) == (JobStatus.failed, "invalid_shots")
