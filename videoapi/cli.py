@@ -192,7 +192,7 @@ def detect(
     video: Annotated[Path, typer.Argument(help="the video file")],
     api: Annotated[str | None, typer.Option(help="API base URL (default: the local stack)")] = None,
     api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help="json, csv, edl or rekognition")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o", help="write here instead of stdout")] = None,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 3600.0,
@@ -202,9 +202,10 @@ def detect(
 
     from videoapi.client import ApiClientError, VideoApiClient
     from videoapi.probe import VideoRejected, probe
+    from videoapi.submission import RESULT_FORMATS
 
-    if format not in ("json", "csv", "edl"):
-        fail(f"--format must be json, csv or edl, not {format!r}")
+    if format not in RESULT_FORMATS:
+        fail(f"--format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
     if not video.exists():
         fail(f"no such file: {video}")
     if video.is_dir():
@@ -323,7 +324,7 @@ def jobs_list(
 @jobs_app.command("result")
 def jobs_result(
     job_id: str,
-    format: Annotated[str, typer.Option("--format", "-f", help="json, csv or edl")] = "json",
+    format: Annotated[str, typer.Option("--format", "-f", help="json, csv, edl or rekognition")] = "json",
     output: Annotated[Path | None, typer.Option("--output", "-o")] = None,
     api: Annotated[str | None, typer.Option()] = None,
     api_key: Annotated[str | None, typer.Option()] = None,

@@ -22,11 +22,12 @@ import numpy as np
 from videoapi.exports import to_csv, to_edl
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
+from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
 from videoapi.storage import ObjectNotFound, Storage
 
-RESULT_FORMATS = ("json", "csv", "edl")
+RESULT_FORMATS = ("json", "csv", "edl", "rekognition")
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -101,10 +102,12 @@ class SubmitRequest:
     formats: tuple[str, ...] = ("json",)
     tag: str = ""
     callback_url: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # kept on the job record (e.g. a Rekognition request's options)
 
     def fingerprint(self) -> str:
         body = json.dumps(
-            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url], separators=(",", ":")
+            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url, sorted(self.attributes)],
+            separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -236,6 +239,7 @@ class JobService:
             tag=request.tag,
             formats=",".join(request.formats),
             callback_url=request.callback_url or "",
+            **dict(request.attributes),
         )
         self.queue.enqueue_detection(job.id)
         return job, True
@@ -316,6 +320,8 @@ class JobService:
             return to_csv(document).encode(), "text/csv; charset=utf-8"
         if fmt == "edl":
             return to_edl(document).encode(), "text/plain; charset=utf-8"
+        if fmt == "rekognition":
+            return json.dumps(self.rekognition_document(job, document)).encode(), "application/json"
         if fmt == "curve":
             return json.dumps(self._curve(document)).encode(), "application/json"
         if fmt in ("overview", "thumbnails"):
@@ -325,6 +331,23 @@ class JobService:
             media = "image/png" if fmt == "overview" else "image/jpeg"
             return self.storage.get_bytes(previews[fmt]["key"]), media
         return self.storage.get_bytes(document["probabilities"]["key"]), "application/octet-stream"
+
+    def rekognition_document(self, job: Job, document: dict | None = None) -> dict:
+        """The job as GetSegmentDetection returns it: status, and once it succeeded every segment."""
+        options = json.loads(job.extra.get(REKOGNITION_OPTIONS, "{}"))
+        response: dict = {"JobId": job.id, "Video": {"S3Object": {"Bucket": job.bucket, "Name": job.key}}}
+        if options.get("job_tag"):
+            response["JobTag"] = options["job_tag"]
+        if job.status in (JobStatus.failed, JobStatus.cancelled):
+            message = f"{job.error_code}: {job.error_message}" if job.status == JobStatus.failed else "cancelled"
+            return {"JobStatus": "FAILED", "StatusMessage": message, **response}
+        if job.status != JobStatus.succeeded:
+            return {"JobStatus": "IN_PROGRESS", **response}
+        document = document or self.storage.get_json(job.result_key)
+        kwargs = {k: options[k] for k in ("shot_min_confidence", "cue_min_confidence") if k in options}
+        if "segment_types" in options:
+            kwargs["segment_types"] = tuple(options["segment_types"])
+        return {**segment_detection(document, **kwargs), **response}
 
     def _curve(self, document: dict, max_points: int = 20_000) -> dict:
         """Per-frame probabilities as JSON for plotting; long videos keep each stride's maximum."""

@@ -19,7 +19,7 @@ class JobRequest(BaseModel):
         min_length=1, max_length=1100, description="key returned by POST /v1/uploads, or s3://bucket/key"
     )
     threshold: float | None = Field(None, gt=0, lt=1)
-    formats: list[Literal["json", "csv", "edl"]] = ["json"]
+    formats: list[Literal["json", "csv", "edl", "rekognition"]] = ["json"]
     tag: str = Field("", max_length=200, description="your own label, returned with the job")
     callback_url: str | None = Field(None, max_length=2000, description="POSTed the job's status when it ends")
 
@@ -63,14 +63,15 @@ _DOWNLOADS = {"csv": "csv", "edl": "edl", "probabilities": "npz", "overview": "p
 @router.get(
     "/{job_id}/result",
     summary="Shots: JSON, CSV or EDL (CMX 3600); probabilities (npz, or JSON `curve` for plots); "
-    "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON)",
+    "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON); "
+    "`rekognition`: AWS Rekognition's GetSegmentDetection document",
 )
 def job_result(
     job_id: str,
     client: ClientDep,
     services: ServicesDep,
     format: Annotated[
-        Literal["json", "csv", "edl", "probabilities", "curve", "overview", "thumbnails"], Query()
+        Literal["json", "csv", "edl", "rekognition", "probabilities", "curve", "overview", "thumbnails"], Query()
     ] = "json",
 ) -> Response:
     content, media_type = services.jobs.result(client, job_id, format)

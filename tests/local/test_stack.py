@@ -118,7 +118,7 @@ def test_cli_bad_inputs_give_one_line_and_non_zero(runtime, tmp_path):
         (["detect", str(tmp_path / "missing.mp4")], "no such file"),
         (["detect", str(tmp_path)], "is a directory"),
         (["detect", str(junk)], "cannot be processed (not_a_video)"),
-        (["detect", str(junk), "--format", "pdf"], "--format must be json, csv or edl"),
+        (["detect", str(junk), "--format", "pdf"], "--format must be one of json, csv, edl, rekognition"),
     ):
         done = subprocess.run([*CLI, *args], env=cli_env(runtime), capture_output=True, text=True, timeout=60)
         assert done.returncode != 0
