@@ -34,35 +34,35 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class S3Object(_Model):
+class S3ObjectParam(_Model):
     Bucket: str = Field(min_length=3, max_length=255, pattern=r"^[0-9A-Za-z\.\-_]*$")
     Name: str = Field(min_length=1, max_length=1024)
     Version: str | None = Field(None, min_length=1, max_length=1024)
 
 
-class Video(_Model):
-    S3Object: S3Object
+class VideoParam(_Model):
+    S3Object: S3ObjectParam
 
 
-class ConfidenceFilter(_Model):
+class ConfidenceFilterParam(_Model):
     MinSegmentConfidence: float | None = Field(None, ge=50, le=100)
 
 
-class BlackFrame(_Model):
+class BlackFrameParam(_Model):
     MaxPixelThreshold: float | None = Field(None, ge=0, le=1)
     MinCoveragePercentage: float | None = Field(None, ge=0, le=100)
 
 
-class TechnicalCueFilter(ConfidenceFilter):
-    BlackFrame: BlackFrame | None = None
+class TechnicalCueFilterParam(ConfidenceFilterParam):
+    BlackFrame: BlackFrameParam | None = None
 
 
-class Filters(_Model):
-    ShotFilter: ConfidenceFilter | None = None
-    TechnicalCueFilter: TechnicalCueFilter | None = None
+class FiltersParam(_Model):
+    ShotFilter: ConfidenceFilterParam | None = None
+    TechnicalCueFilter: TechnicalCueFilterParam | None = None
 
 
-class NotificationChannel(_Model):
+class NotificationChannelParam(_Model):
     SNSTopicArn: str = Field(pattern=r"^arn:aws:sns:.*:\w{12}:.+$")
     RoleArn: str = Field(pattern=r"^arn:aws:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 
@@ -70,12 +70,12 @@ class NotificationChannel(_Model):
 class StartSegmentDetection(_Model):
     """The operation's request, with the model's constraints."""
 
-    Video: Video
+    Video: VideoParam
     SegmentTypes: list[Literal["TECHNICAL_CUE", "SHOT"]] = Field(min_length=1)
     ClientRequestToken: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[a-zA-Z0-9-_]+$")
-    NotificationChannel: NotificationChannel | None = None
+    NotificationChannel: NotificationChannelParam | None = None
     JobTag: str | None = Field(None, min_length=1, max_length=1024, pattern=r"^[a-zA-Z0-9_.\-:+=/]+$")
-    Filters: Filters | None = None
+    Filters: FiltersParam | None = None
 
 
 class GetSegmentDetection(_Model):
@@ -95,9 +95,9 @@ def _parse(model: type[BaseModel], params: dict) -> BaseModel:
 
 def segment_options(request: StartSegmentDetection) -> dict:
     """Start's SegmentTypes and Filters under the names of videoapi.cues.SegmentOptions (Rekognition's units)."""
-    filters = request.Filters or Filters()
-    shot, cue = filters.ShotFilter or ConfidenceFilter(), filters.TechnicalCueFilter or TechnicalCueFilter()
-    black = cue.BlackFrame or BlackFrame()
+    filters = request.Filters or FiltersParam()
+    shot, cue = filters.ShotFilter or ConfidenceFilterParam(), filters.TechnicalCueFilter or TechnicalCueFilterParam()
+    black = cue.BlackFrame or BlackFrameParam()
     options = {
         "segment_types": [kind for kind in SEGMENT_TYPES if kind in request.SegmentTypes],
         "shot_min_confidence": shot.MinSegmentConfidence,
