@@ -86,3 +86,26 @@ def test_secrets_are_encrypted_at_rest_under_the_server_key_and_rotate(services)
     rotated = sealed.rotate(pair.access_key_id)
     assert rotated.client_id == "carol" and rotated.access_key_id != pair.access_key_id
     assert sealed.lookup(pair.access_key_id) is None and sealed.lookup(rotated.access_key_id) == rotated
+
+
+def test_a_job_that_fails_is_failed_with_our_reason(at_root, http, alice, pair, api_settings, run_job):
+    from videoapi.detection import as_job_error
+    from videoapi.probe import VideoRejected
+
+    key = http.put(
+        "/v1/uploads/direct",
+        params={"filename": "junk.mp4"},
+        content=b"not a video" * 100,
+        headers={**alice, "Content-Type": "video/mp4"},
+    ).json()["key"]
+    start = {"Video": {"S3Object": {"Bucket": api_settings.bucket, "Name": key}}, "SegmentTypes": ["SHOT"]}
+    job_id = call(at_root, pair, "StartSegmentDetection", {**start, "JobTag": "junk"}).json()["JobId"]
+    queued = call(at_root, pair, "GetSegmentDetection", {"JobId": job_id}).json()
+    assert queued["JobStatus"] == "IN_PROGRESS" and "Segments" not in queued and queued["JobTag"] == "junk"
+    with pytest.raises(VideoRejected) as caught:
+        run_job(job_id)
+    error = as_job_error(caught.value)  # what the worker's task adapter records
+    http.app.state.services.jobs.store.fail(job_id, error.code, error.message)
+    failed = call(at_root, pair, "GetSegmentDetection", {"JobId": job_id}).json()
+    assert failed["JobStatus"] == "FAILED" and failed["StatusMessage"].startswith("not_a_video: ")
+    assert http.get(f"/v1/jobs/{job_id}", headers=alice).json()["status"] == "failed"  # the HTTP API sees it too
