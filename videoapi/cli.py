@@ -410,7 +410,13 @@ def keys_rotate(
 @keys_app.command("revoke")
 def keys_revoke(access_key_id: str) -> None:
     """Revoke a key pair: requests signed with it are refused from now on."""
-    if not _key_pairs().revoke(access_key_id):
+    import redis
+
+    try:
+        revoked = _key_pairs().revoke(access_key_id)
+    except redis.RedisError as exc:
+        fail(f"cannot reach Redis: {exc}")
+    if not revoked:
         fail(f"no key pair {access_key_id}")
 
 
