@@ -141,13 +141,12 @@ class RekognitionService:
     def start_segment_detection(self, client_id: str, params: dict) -> dict:
         request = _parse(StartSegmentDetection, params)
         s3 = request.Video.S3Object
-        if s3.Version is not None:
-            raise AwsError("InvalidParameterException", "Video.S3Object.Version: object versions are not supported")
         attributes = {REKOGNITION_OPTIONS: json.dumps({**segment_options(request), "job_tag": request.JobTag or ""})}
         if request.NotificationChannel:
             attributes[NOTIFICATION_FIELD] = request.NotificationChannel.model_dump_json()
         submit = SubmitRequest(
             source=f"s3://{s3.Bucket}/{s3.Name}",
+            source_version=s3.Version,
             tag=request.JobTag or "",
             attributes=tuple(sorted(attributes.items())),
         )

@@ -25,7 +25,7 @@ from videoapi.queue import TaskQueue
 from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
-from videoapi.storage import ObjectNotFound, Storage
+from videoapi.storage import ObjectNotFound, Storage, StorageError
 
 RESULT_FORMATS = ("json", "csv", "edl", "rekognition")
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
@@ -98,6 +98,7 @@ def check_callback_url(url: str, allow_private: bool) -> str:
 @dataclass(frozen=True)
 class SubmitRequest:
     source: str  # an object key in the service bucket, or s3://bucket/key
+    source_version: str | None = None  # an S3 object version (a versioned bucket); None: the latest
     threshold: float | None = None
     formats: tuple[str, ...] = ("json",)
     tag: str = ""
@@ -106,7 +107,15 @@ class SubmitRequest:
 
     def fingerprint(self) -> str:
         body = json.dumps(
-            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url, sorted(self.attributes)],
+            [
+                self.source,
+                self.source_version,
+                self.threshold,
+                sorted(self.formats),
+                self.tag,
+                self.callback_url,
+                sorted(self.attributes),
+            ],
             separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
@@ -184,7 +193,7 @@ class JobService:
         return {"key": key, "size_bytes": len(data)}
 
     # jobs --------------------------------------------------------------------------------------
-    def _resolve_source(self, client_id: str, source: str) -> tuple[str, str]:
+    def _resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
         if source.startswith("s3://"):
             bucket, _, key = source[5:].partition("/")
             check_key(key)
@@ -198,9 +207,16 @@ class JobService:
             # keys in the service bucket belong to whoever uploaded them
             raise ApiError(404, "source_not_found", "no such object among this client's uploads", "source")
         try:
-            size = self.storage.for_bucket(bucket).size(key)
+            size = self.storage.for_bucket(bucket).size(key, version)
         except ObjectNotFound as exc:
             raise ApiError(404, "source_not_found", f"s3://{bucket}/{key} does not exist", "source") from exc
+        except StorageError as exc:
+            if not version:
+                raise
+            # S3 answers a version id it does not know with 400, not 404
+            raise ApiError(
+                404, "source_not_found", f"s3://{bucket}/{key} has no version {version!r}", "source"
+            ) from exc
         if size > self.settings.max_video_bytes:
             raise ApiError(
                 413, "too_large", f"the object is {size} bytes, over {self.settings.max_video_bytes}", "source"
@@ -215,7 +231,7 @@ class JobService:
         threshold = self.settings.threshold if request.threshold is None else request.threshold
         if request.callback_url:
             check_callback_url(request.callback_url, self.settings.allow_private_callbacks)
-        bucket, key = self._resolve_source(client_id, request.source)
+        bucket, key = self._resolve_source(client_id, request.source, request.source_version)
         job_id = new_job_id()
         if idempotency_key:
             marker = f"idem:{client_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
@@ -239,6 +255,7 @@ class JobService:
             tag=request.tag,
             formats=",".join(request.formats),
             callback_url=request.callback_url or "",
+            source_version=request.source_version or "",
             **dict(request.attributes),
         )
         self.queue.enqueue_detection(job.id)
@@ -335,7 +352,10 @@ class JobService:
     def rekognition_document(self, job: Job, document: dict | None = None) -> dict:
         """The job as GetSegmentDetection returns it: status, and once it succeeded every segment."""
         options = json.loads(job.extra.get(REKOGNITION_OPTIONS, "{}"))
-        response: dict = {"JobId": job.id, "Video": {"S3Object": {"Bucket": job.bucket, "Name": job.key}}}
+        s3_object = {"Bucket": job.bucket, "Name": job.key}
+        if job.extra.get("source_version"):
+            s3_object["Version"] = job.extra["source_version"]
+        response: dict = {"JobId": job.id, "Video": {"S3Object": s3_object}}
         if options.get("job_tag"):
             response["JobTag"] = options["job_tag"]
         if job.status in (JobStatus.failed, JobStatus.cancelled):

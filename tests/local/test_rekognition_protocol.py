@@ -273,3 +273,27 @@ def test_detect_format_rekognition_end_to_end(stack, runtime, tmp_path):
     assert not report.has_errors(), report.generate_report()
     assert document["JobStatus"] == "SUCCEEDED"
     assert [(s["StartFrameNumber"], s["EndFrameNumber"]) for s in document["Segments"]] == [(0, 39), (40, 89)]
+
+
+def test_a_given_object_version_is_the_one_detected(stack, dev_pair, tmp_path):
+    state, _ = stack
+    s3 = aws_client(stack, "s3")
+    s3.put_bucket_versioning(Bucket=state["bucket"], VersioningConfiguration={"Status": "Enabled"})
+    key, versions = "uploads/dev/rekognition/versioned.mp4", []
+    for n, shots in enumerate(([40, 50], [30, 30, 30])):
+        video = tmp_path / f"v{n}.mp4"
+        write_video(video, shots, fps=25, seed=n)
+        versions.append(s3.put_object(Bucket=state["bucket"], Key=key, Body=video.read_bytes())["VersionId"])
+    client = rekognition(stack, dev_pair)
+    s3_object = {"Bucket": state["bucket"], "Name": key}
+    first = client.start_segment_detection(
+        Video={"S3Object": {**s3_object, "Version": versions[0]}}, SegmentTypes=["SHOT"]
+    )
+    latest = client.start_segment_detection(Video={"S3Object": s3_object}, SegmentTypes=["SHOT"])
+    assert len(wait_until_finished(client, first["JobId"])["Segments"]) == 2
+    assert len(wait_until_finished(client, latest["JobId"])["Segments"]) == 3
+    with pytest.raises(ClientError) as missing:
+        client.start_segment_detection(
+            Video={"S3Object": {**s3_object, "Version": "no-such-version"}}, SegmentTypes=["SHOT"]
+        )
+    assert missing.value.response["Error"]["Code"] == "InvalidS3ObjectException"
