@@ -22,6 +22,7 @@ from videoapi.storage import StorageError
 SERVICE = "rekognition"
 TARGET_PREFIX = "RekognitionService."
 CONTENT_TYPE = "application/x-amz-json-1.1"
+MAX_BODY_BYTES = 64 * 1024  # the two operations' parameters fit in a few KiB
 OPERATIONS = {
     "StartSegmentDetection": RekognitionService.start_segment_detection,
     "GetSegmentDetection": RekognitionService.get_segment_detection,
@@ -50,7 +51,14 @@ def _received_url(request: Request) -> str:
 
 
 async def _rekognition(request: Request, services: ServicesDep) -> Response:
-    body = await request.body()
+    declared = request.headers.get("content-length", "0")
+    if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+        return _error("InvalidParameterException", f"the request body must be at most {MAX_BODY_BYTES} bytes", 413)
+    body = b""
+    async for chunk in request.stream():  # a chunked body is read only up to the limit
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return _error("InvalidParameterException", f"the request body must be at most {MAX_BODY_BYTES} bytes", 413)
     target = request.headers.get("x-amz-target", "")
     try:
         pair = verify_request(

@@ -70,6 +70,8 @@ def test_parameters_are_checked_against_the_models_constraints(at_root, pair):
 def test_unknown_operations_and_unsigned_requests(at_root, pair):
     unknown = call(at_root, pair, "DetectLabels", {})
     assert unknown.status_code == 400 and unknown.json()["__type"].endswith("#UnknownOperationException")
+    huge = at_root.post("/", content=b" " * 100_000, headers={"X-Amz-Target": "RekognitionService.GetSegmentDetection"})
+    assert huge.status_code == 413 and huge.json()["__type"] == "InvalidParameterException"
     unsigned = at_root.post("/", content=b"{}", headers={"X-Amz-Target": "RekognitionService.GetSegmentDetection"})
     assert unsigned.status_code == 403 and unsigned.json()["__type"] == "MissingAuthenticationTokenException"
 
