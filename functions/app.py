@@ -11,12 +11,12 @@ from starlette.exceptions import HTTPException
 
 from functions import observability
 from functions.deps import Services
-from functions.routers import jobs, uploads, web
+from functions.routers import jobs, rekognition, uploads, web
 from videoapi.settings import Settings
 from videoapi.storage import StorageError
 from videoapi.submission import ApiError
 
-ROUTERS = {"uploads": uploads.router, "jobs": jobs.router, "web": web.router}
+ROUTERS = {"uploads": uploads.router, "jobs": jobs.router, "web": web.router, "rekognition": rekognition.router}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -29,6 +29,8 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
     app.state.services = services or Services.from_settings(settings)
     for name in routers or list(ROUTERS):
         app.include_router(ROUTERS[name])
+    if settings.rekognition_at_root and (routers is None or "rekognition" in routers):
+        app.include_router(rekognition.root_router)
 
     @app.get("/v1/health", tags=["health"])
     def health() -> dict:

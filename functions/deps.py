@@ -9,6 +9,7 @@ import redis
 from fastapi import Depends, Request
 
 from videoapi.api_keys import ApiKeys
+from videoapi.aws_keys import KeyPairs
 from videoapi.jobs import JobStore
 from videoapi.queue import TaskQueue
 from videoapi.settings import Settings
@@ -21,6 +22,7 @@ class Services:
     settings: Settings
     jobs: JobService
     keys: ApiKeys
+    key_pairs: KeyPairs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -32,7 +34,8 @@ class Services:
         keys = ApiKeys(client)
         for key, client_id in settings.api_keys.items():
             keys.add(key, client_id)
-        return cls(settings, JobService(settings, store, Storage.from_settings(settings), queue), keys)
+        jobs = JobService(settings, store, Storage.from_settings(settings), queue)
+        return cls(settings, jobs, keys, KeyPairs(client, settings.aws_secret_key))
 
 
 def get_services(request: Request) -> Services:

@@ -21,6 +21,7 @@ import httpx
 
 from functions.deps import Services
 from functions.s3_trigger import handle_event
+from videoapi.aws_keys import KeyPair
 from videoapi.netutil import free_port, port_is_open, stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings, state_file
 from videoapi.storage import Storage
@@ -63,6 +64,7 @@ class LocalStack:
     api_key: str = ""
     worker_metrics_urls: list[str] = field(default_factory=list)
     triton_metrics_url: str = ""
+    key_pair: KeyPair | None = None  # for Rekognition's protocol (SigV4)
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
@@ -112,7 +114,11 @@ class LocalStack:
         if not self.with_inference:
             self._finish_start(
                 self.settings.model_copy(
-                    update={"redis_url": redis_url, "s3_endpoint_url": f"http://127.0.0.1:{s3_port}"}
+                    update={
+                        "redis_url": redis_url,
+                        "s3_endpoint_url": f"http://127.0.0.1:{s3_port}",
+                        "sns_endpoint_url": f"http://127.0.0.1:{s3_port}",
+                    }
                 ),
                 api_port,
                 logs,
@@ -136,6 +142,7 @@ class LocalStack:
             update={
                 "redis_url": redis_url,
                 "s3_endpoint_url": f"http://127.0.0.1:{s3_port}",
+                "sns_endpoint_url": f"http://127.0.0.1:{s3_port}",  # moto's server serves SNS (and SQS) too
                 "triton_url": triton.grpc_url,
                 "triton_protocol": "grpc",
             }
@@ -162,6 +169,7 @@ class LocalStack:
         Storage.from_settings(settings).ensure_bucket()
         services = Services.from_settings(settings)
         self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
+        self.key_pair = services.key_pairs.create(services.keys.client_for(self.api_key) or "dev")
         self._start_api(settings, api_port, logs)
         threading.Thread(target=self._emulate_s3_trigger, args=(services,), daemon=True).start()
         self._stack.callback(self._stop.set)
@@ -172,6 +180,7 @@ class LocalStack:
                 "api_url": self.api_url,
                 "api_key": self.api_key,
                 "s3_endpoint_url": settings.s3_endpoint_url,
+                "redis_url": settings.redis_url,
                 "bucket": settings.bucket,
                 "trigger_prefix": settings.trigger_prefix,
                 "pid": os.getpid(),

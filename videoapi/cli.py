@@ -21,8 +21,13 @@ local_app = typer.Typer(help="The whole stack on this machine.", no_args_is_help
 app.add_typer(local_app, name="local")
 jobs_app = typer.Typer(help="Look at jobs.", no_args_is_help=True)
 app.add_typer(jobs_app, name="jobs")
+keys_app = typer.Typer(help="AWS-style key pairs for Rekognition's protocol (SigV4).", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 err = Console(stderr=True, soft_wrap=True)
-FORMATS_HELP = "json, csv, edl (CMX 3600), otio (OpenTimelineIO), fcpxml (Final Cut Pro X), xml (Final Cut Pro 7), qp"
+FORMATS_HELP = (
+    "json, csv, edl (CMX 3600), otio (OpenTimelineIO), fcpxml (Final Cut Pro X), xml (Final Cut Pro 7), qp, "
+    "rekognition (GetSegmentDetection's document)"
+)
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -155,6 +160,9 @@ def local_up(
     except KeyboardInterrupt:
         fail("interrupted while starting; everything started was stopped", 130)
     print(f"ready: API {stack.api_url}  key {stack.api_key}", flush=True)
+    pair = stack.key_pair
+    print(f"aws_access_key_id={pair.access_key_id} aws_secret_access_key={pair.secret_access_key}", flush=True)
+    err.print(f"  Rekognition: boto3.client('rekognition', endpoint_url='{stack.api_url}/rekognition', ...)")
     err.print(f"  try: videoapi detect some.mp4   (or --api {stack.api_url} --api-key {stack.api_key})")
     err.print(f"  or open {stack.api_url}/ui/#key={stack.api_key}  (upload, watch, browse the shots)")
     err.print("  Ctrl-C stops everything.")
@@ -318,6 +326,7 @@ def detect(
     """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
     from videoapi.engine import ENGINE_FORMATS
     from videoapi.probe import VideoRejected, probe
+    from videoapi.submission import RESULT_FORMATS
 
     if format not in ENGINE_FORMATS:
         fail(f"--format must be one of {', '.join(ENGINE_FORMATS)}, not {format!r}")
@@ -465,6 +474,78 @@ def jobs_result(
         output.write_bytes(content)
     else:
         sys.stdout.write(content.decode() + ("" if content.endswith(b"\n") else "\n"))
+
+
+def _key_pairs():
+    """The key pairs in the deployment's Redis: VIDEOAPI_REDIS_URL / REDIS_URL, else the running local stack's."""
+    import json as _json
+    import os
+
+    import redis
+
+    from local.stack import state_file
+    from videoapi.aws_keys import KeyPairs
+
+    settings = get_settings()
+    url = settings.redis_url
+    path = state_file()
+    if not (os.environ.get("VIDEOAPI_REDIS_URL") or os.environ.get("REDIS_URL")) and path.is_file():
+        url = _json.loads(path.read_text()).get("redis_url", url)
+    return KeyPairs(redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2), settings.aws_secret_key)
+
+
+def _print_pair(pair, as_json: bool) -> None:
+    import json as _json
+
+    if as_json:
+        fields = {"client_id": pair.client_id, "aws_access_key_id": pair.access_key_id}
+        print(_json.dumps({**fields, "aws_secret_access_key": pair.secret_access_key}))
+    else:
+        print(f"aws_access_key_id={pair.access_key_id} aws_secret_access_key={pair.secret_access_key}")
+        err.print(f"for client {pair.client_id}; the secret is shown only now")
+
+
+@keys_app.command("create")
+def keys_create(
+    client: Annotated[str, typer.Argument(help="the client the pair acts for (its jobs are that client's)")],
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Issue an access key id and secret for CLIENT; the secret is printed once."""
+    import redis
+
+    try:
+        _print_pair(_key_pairs().create(client), as_json)
+    except redis.RedisError as exc:
+        fail(f"cannot reach Redis: {exc}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    access_key_id: str, as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False
+) -> None:
+    """Issue a new pair for the same client and revoke ACCESS_KEY_ID."""
+    import redis
+
+    try:
+        pair = _key_pairs().rotate(access_key_id)
+    except redis.RedisError as exc:
+        fail(f"cannot reach Redis: {exc}")
+    if pair is None:
+        fail(f"no key pair {access_key_id}")
+    _print_pair(pair, as_json)
+
+
+@keys_app.command("revoke")
+def keys_revoke(access_key_id: str) -> None:
+    """Revoke a key pair: requests signed with it are refused from now on."""
+    import redis
+
+    try:
+        revoked = _key_pairs().revoke(access_key_id)
+    except redis.RedisError as exc:
+        fail(f"cannot reach Redis: {exc}")
+    if not revoked:
+        fail(f"no key pair {access_key_id}")
 
 
 def main() -> None:  # pragma: no cover - console entry

@@ -102,11 +102,12 @@ class ShotDetector:
     def fetched(self, job: Job) -> Iterator[Path]:
         """The job's video in a temporary file, deleted afterwards."""
         storage = self.storage.for_bucket(job.bucket)
-        size = storage.size(job.key)
+        version = job.extra.get("source_version") or None
+        size = storage.size(job.key, version)
         if size > self.settings.max_video_bytes:
             raise JobError("file_too_large", f"{size} bytes exceeds the limit of {self.settings.max_video_bytes}")
         with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
-            yield storage.download(job.key, Path(tmp) / "video")
+            yield storage.download(job.key, Path(tmp) / "video", version)
 
     def begin(self, job_id: str) -> list[Segment] | dict | None:
         """Fetch and probe the video and mark the job running.

@@ -31,7 +31,7 @@ from videoapi.result import ModelIdentity, ResultKeys
 from videoapi.settings import Settings
 from videoapi.shots import Shot, ShotList
 
-ENGINE_FORMATS = ("json", *EXPORT_FILES)  # as the service renders them
+ENGINE_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # as the service renders them
 _PARAMETER = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"\s*\}\s*\}')
 
 
@@ -177,6 +177,10 @@ class ShotResult:
             raise ValueError(f"format must be among {', '.join(ENGINE_FORMATS)}, not {fmt!r}")
         if fmt == "json":
             return json.dumps(self.document)
+        if fmt == "rekognition":
+            from videoapi.rekognition import segment_detection
+
+            return json.dumps(segment_detection(self.document))
         return export(self.document, fmt, start_timecode).decode()
 
     def save(self, folder: str | os.PathLike) -> Path:

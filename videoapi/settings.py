@@ -90,6 +90,15 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = 24 * 3600
     callback_secret: str = Field("", description="if set, callbacks carry X-Videoapi-Signature: sha256=HMAC")
 
+    # AWS Rekognition's protocol (StartSegmentDetection / GetSegmentDetection, SigV4-signed)
+    rekognition_at_root: bool = Field(
+        False, description="also answer Rekognition's calls on POST / (not only /rekognition/)"
+    )
+    aws_secret_key: str = Field(
+        "", description="server key encrypting issued AWS secrets at rest (SigV4 needs them back); unset: plain"
+    )
+    sns_endpoint_url: str | None = Field(None, description="SNS for Rekognition's NotificationChannel (None: AWS)")
+
     # Redis (broker and job state) and S3
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("VIDEOAPI_REDIS_URL", "REDIS_URL"))
     s3_endpoint_url: str | None = None

@@ -57,13 +57,15 @@ class Storage:
         """The same client on another bucket."""
         return self if bucket == self.bucket else Storage(client=self.client, bucket=bucket)
 
-    def size(self, key: str) -> int:
-        head = self._guard("head", key, self.client.head_object, Bucket=self.bucket, Key=key)
+    def size(self, key: str, version_id: str | None = None) -> int:
+        version = {"VersionId": version_id} if version_id else {}
+        head = self._guard("head", key, self.client.head_object, Bucket=self.bucket, Key=key, **version)
         return int(head["ContentLength"])
 
-    def download(self, key: str, path: Path) -> Path:
-        """Stream an object to a local file (multipart, chunked: never whole in memory)."""
-        self._guard("download", key, self.client.download_file, self.bucket, key, str(path))
+    def download(self, key: str, path: Path, version_id: str | None = None) -> Path:
+        """Stream an object (a given version of it) to a local file (multipart, chunked: never whole in memory)."""
+        extra = {"ExtraArgs": {"VersionId": version_id}} if version_id else {}
+        self._guard("download", key, self.client.download_file, self.bucket, key, str(path), **extra)
         return path
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None:

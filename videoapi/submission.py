@@ -23,11 +23,12 @@ from videoapi.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
 from videoapi.exports import EXPORT_FILES, ExportError, export
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
+from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
-from videoapi.storage import ObjectNotFound, Storage
+from videoapi.storage import ObjectNotFound, Storage, StorageError
 
-RESULT_FORMATS = ("json", *EXPORT_FILES)  # json, csv, edl, otio, fcpxml, xml, qp
+RESULT_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # json, csv, edl, otio, fcpxml, xml, qp, rekognition
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -107,14 +108,25 @@ class ClipsRequest:
 @dataclass(frozen=True)
 class SubmitRequest:
     source: str  # an object key in the service bucket, or s3://bucket/key
+    source_version: str | None = None  # an S3 object version (a versioned bucket); None: the latest
     threshold: float | None = None
     formats: tuple[str, ...] = ("json",)
     tag: str = ""
     callback_url: str | None = None
+    attributes: tuple[tuple[str, str], ...] = ()  # kept on the job record (e.g. a Rekognition request's options)
 
     def fingerprint(self) -> str:
         body = json.dumps(
-            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url], separators=(",", ":")
+            [
+                self.source,
+                self.source_version,
+                self.threshold,
+                sorted(self.formats),
+                self.tag,
+                self.callback_url,
+                sorted(self.attributes),
+            ],
+            separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -191,7 +203,7 @@ class JobService:
         return {"key": key, "size_bytes": len(data)}
 
     # jobs --------------------------------------------------------------------------------------
-    def _resolve_source(self, client_id: str, source: str) -> tuple[str, str]:
+    def _resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
         if source.startswith("s3://"):
             bucket, _, key = source[5:].partition("/")
             check_key(key)
@@ -205,9 +217,16 @@ class JobService:
             # keys in the service bucket belong to whoever uploaded them
             raise ApiError(404, "source_not_found", "no such object among this client's uploads", "source")
         try:
-            size = self.storage.for_bucket(bucket).size(key)
+            size = self.storage.for_bucket(bucket).size(key, version)
         except ObjectNotFound as exc:
             raise ApiError(404, "source_not_found", f"s3://{bucket}/{key} does not exist", "source") from exc
+        except StorageError as exc:
+            if not version:
+                raise
+            # S3 answers a version id it does not know with 400, not 404
+            raise ApiError(
+                404, "source_not_found", f"s3://{bucket}/{key} has no version {version!r}", "source"
+            ) from exc
         if size > self.settings.max_video_bytes:
             raise ApiError(
                 413, "too_large", f"the object is {size} bytes, over {self.settings.max_video_bytes}", "source"
@@ -222,7 +241,7 @@ class JobService:
         threshold = self.settings.threshold if request.threshold is None else request.threshold
         if request.callback_url:
             check_callback_url(request.callback_url, self.settings.allow_private_callbacks)
-        bucket, key = self._resolve_source(client_id, request.source)
+        bucket, key = self._resolve_source(client_id, request.source, request.source_version)
         job_id = new_job_id()
         if idempotency_key:
             marker = f"idem:{client_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
@@ -246,6 +265,8 @@ class JobService:
             tag=request.tag,
             formats=",".join(request.formats),
             callback_url=request.callback_url or "",
+            source_version=request.source_version or "",
+            **dict(request.attributes),
         )
         self.queue.enqueue_detection(job.id)
         return job, True
@@ -399,6 +420,8 @@ class JobService:
             except ExportError as exc:
                 code = "invalid_start_timecode" if exc.field == "start_timecode" else "unsupported_frame_rate"
                 raise ApiError(422, code, str(exc), exc.field) from exc
+        if fmt == "rekognition":
+            return json.dumps(self.rekognition_document(job, document)).encode(), "application/json"
         if fmt == "curve":
             return json.dumps(self._curve(document)).encode(), "application/json"
         if fmt in ("overview", "thumbnails"):
@@ -408,6 +431,26 @@ class JobService:
             media = "image/png" if fmt == "overview" else "image/jpeg"
             return self.storage.get_bytes(previews[fmt]["key"]), media
         return self.storage.get_bytes(document["probabilities"]["key"]), "application/octet-stream"
+
+    def rekognition_document(self, job: Job, document: dict | None = None) -> dict:
+        """The job as GetSegmentDetection returns it: status, and once it succeeded every segment."""
+        options = json.loads(job.extra.get(REKOGNITION_OPTIONS, "{}"))
+        s3_object = {"Bucket": job.bucket, "Name": job.key}
+        if job.extra.get("source_version"):
+            s3_object["Version"] = job.extra["source_version"]
+        response: dict = {"JobId": job.id, "Video": {"S3Object": s3_object}}
+        if options.get("job_tag"):
+            response["JobTag"] = options["job_tag"]
+        if job.status in (JobStatus.failed, JobStatus.cancelled):
+            message = f"{job.error_code}: {job.error_message}" if job.status == JobStatus.failed else "cancelled"
+            return {"JobStatus": "FAILED", "StatusMessage": message, **response}
+        if job.status != JobStatus.succeeded:
+            return {"JobStatus": "IN_PROGRESS", **response}
+        document = document or self.storage.get_json(job.result_key)
+        kwargs = {k: options[k] for k in ("shot_min_confidence", "cue_min_confidence") if k in options}
+        if "segment_types" in options:
+            kwargs["segment_types"] = tuple(options["segment_types"])
+        return {**segment_detection(document, **kwargs), **response}
 
     def _curve(self, document: dict, max_points: int = 20_000) -> dict:
         """Per-frame probabilities as JSON for plotting; long videos keep each stride's maximum."""

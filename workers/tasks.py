@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
 from celery.exceptions import SoftTimeLimitExceeded
 
@@ -13,6 +14,7 @@ from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
 from videoapi.jobs import JobStore
 from videoapi.observability.logging import job_context
 from videoapi.queue import CLIPS_TASK
+from videoapi.rekognition_api import NOTIFICATION_FIELD, publish_completion
 from videoapi.storage import Storage
 from videoapi.triton.client import ShotModelClient
 from workers import observability
@@ -64,7 +66,7 @@ class JobTask(Task):
 
     def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
         """Once the job is over (whichever task ended it), queue its callback, exactly once."""
-        if self.name == deliver_callback.name:
+        if self.name in (deliver_callback.name, publish_rekognition_completion.name):
             return
         job_id = self.job_id_of(args, kwargs)
         job = detector().store.get(job_id)
@@ -72,6 +74,9 @@ class JobTask(Task):
         if job.status.finished and job.extra.get("callback_url"):
             if detector().store.redis.hsetnx(f"job:{job_id}", "callback_queued", "1"):
                 deliver_callback.delay(job_id)
+        if job.status.finished and job.extra.get(NOTIFICATION_FIELD):
+            if detector().store.redis.hsetnx(f"job:{job_id}", "sns_queued", "1"):
+                publish_rekognition_completion.delay(job_id)
 
     @staticmethod
     def job_id_of(args, kwargs) -> str:
@@ -143,3 +148,27 @@ def deliver_callback(job_id: str) -> int:
     job = detector().store.get(job_id)
     settings = app.conf.videoapi_settings
     return callbacks.deliver(job.extra["callback_url"], job, secret=settings.callback_secret)
+
+
+@cache
+def sns_client(region: str):
+    """boto3's SNS client for a region: moto's in the local stack, AWS's in production."""
+    import boto3
+    from botocore.config import Config
+
+    settings = app.conf.videoapi_settings
+    config = Config(retries={"max_attempts": 5, "mode": "standard"})
+    return boto3.client("sns", endpoint_url=settings.sns_endpoint_url, region_name=region, config=config)
+
+
+@app.task(
+    name="videoapi.publish_rekognition_completion",
+    autoretry_for=(ClientError, BotoCoreError),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    max_retries=8,
+    acks_late=True,
+)
+def publish_rekognition_completion(job_id: str) -> str | None:
+    """Publish Rekognition's completion message to the job's NotificationChannel topic (SNS)."""
+    return publish_completion(sns_client, detector().store.get(job_id))

@@ -95,7 +95,7 @@ _DOWNLOADS = {
 @router.get(
     "/{job_id}/result",
     summary="Shots: JSON, CSV, timelines (OpenTimelineIO `otio`, Final Cut Pro X `fcpxml`, Final Cut Pro 7 `xml`, "
-    "CMX 3600 `edl`; `start_timecode` offsets them), x264/x265 `qp` file; "
+    "CMX 3600 `edl`; `start_timecode` offsets them), x264/x265 `qp` file; `rekognition` (AWS Rekognition's GetSegmentDetection document); "
     "probabilities (npz, or JSON `curve` for plots); "
     "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON)",
 )
