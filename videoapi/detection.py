@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
@@ -32,9 +32,9 @@ from videoapi.preview import (
     thumbnail_sheet,
     tile_size,
 )
-from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
+from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, frame_times, probe_timeline
 from videoapi.settings import Settings
-from videoapi.shots import ShotList
+from videoapi.shots import FrameClock, ShotList
 from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
 from videoapi.triton.client import InferenceError, InferenceUnavailable
 from videoapi.windows import MARGIN, step_for
@@ -85,6 +85,9 @@ class DecodedVideo:
     candidates: TileSource  # keyframe candidates
     open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
     features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
+    frame_pts: np.ndarray | None = None  # every frame's timestamp in presentation order (the probe's)
+    decode_errors: int = 0  # packets the decoder refused
+    decode_damaged: np.ndarray = np.zeros(0, dtype=np.int64)  # frame numbers at the damage
 
 
 def _stop_if_cancelled(status: JobStatus) -> None:
@@ -105,6 +108,10 @@ def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> l
 
 def _tiles_key(segment_key: str) -> str:
     return segment_key.removesuffix(".npz") + "-tiles.bin"
+
+
+def _frame_pts_key(job_id: str) -> str:
+    return f"work/{job_id}/frame-pts.npz"
 
 
 def _result_keys(job_id: str) -> tuple[str, str]:
@@ -151,16 +158,19 @@ class ShotDetector:
         if job.status.finished:
             return None
         with self.fetched(job) as path:
-            info = probe(path, self.limits)
+            info, frame_pts = probe_timeline(path, self.limits)
             if not self.store.start(job_id, info.frame_count):
                 return None
             self.store.redis.hset(f"job:{job_id}", "video_info", json.dumps(asdict(info)))
             segments = plan_segments(info.frame_count, self.settings.segment_frames, self.settings.window)
             if len(segments) > 1:
+                # the segments find their frames by these timestamps, and the result is timed by them
+                self.storage.put_bytes(_frame_pts_key(job_id), npz_bytes(frame_pts=frame_pts), "application/x-npz")
                 return segments
             sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames)
             candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
             features = FeatureTap(frame_features(self.settings))
+            log = DecodeLog()
             try:
                 predictions = self.predict_file(
                     path,
@@ -169,10 +179,20 @@ class ShotDetector:
                     sampler,
                     candidates,
                     features,
+                    frame_pts=frame_pts,
+                    log=log,
                 )
                 overview = sampler.arrays()[0]
                 decoded_video = DecodedVideo(
-                    predictions, sampler.stride, overview, candidates, lambda: nullcontext(path), features.arrays()
+                    predictions,
+                    sampler.stride,
+                    overview,
+                    candidates,
+                    lambda: nullcontext(path),
+                    features.arrays(),
+                    frame_pts,
+                    log.errors,
+                    np.array(log.frames, dtype=np.int64),
                 )
                 return self.publish(job_id, decoded_video)
             finally:
@@ -193,8 +213,14 @@ class ShotDetector:
         sampler: OverviewSampler | None = None,
         candidates: KeyframeCandidates | None = None,
         features: FeatureTap | None = None,
+        *,
+        frame_pts: np.ndarray | None = None,
+        log: DecodeLog | None = None,
     ) -> Predictions:
-        """Probabilities for the segment's frames; `sampler`, `candidates` and `features` take theirs on the way."""
+        """Probabilities for the segment's frames; `sampler`, `candidates`, `features` and `log` take theirs on the way.
+
+        `frame_pts` (the probe's timestamps) number the frames exactly whatever their timing (pyav decoder only).
+        """
         first = max(0, segment.start - MARGIN)
         last = None if segment.stop is None else segment.stop + MARGIN
         if self.settings.decoder == "pyav":
@@ -205,6 +231,8 @@ class ShotDetector:
                 skip_loop_filter=self.settings.skip_loop_filter,
                 threads=self.settings.decoder_threads,
                 tiles=candidates,
+                frame_pts=frame_pts,
+                log=log if log is not None else DecodeLog(segment.start, segment.stop),
             )
         else:
             frames = iter_model_frames(path, first, last, tiles=candidates)
@@ -238,26 +266,42 @@ class ShotDetector:
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
         candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
         features = FeatureTap(frame_features(self.settings), **span)
+        log = DecodeLog(segment.start, segment.stop)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
+        frame_pts = self._frame_pts(job_id)
         try:
             with self.fetched(job) as path:
-                predictions = self.predict_file(path, segment, progress, sampler, candidates, features)
+                predictions = self.predict_file(
+                    path, segment, progress, sampler, candidates, features, frame_pts=frame_pts, log=log
+                )
             # the keyframe tiles' spill file goes as it is; the npz says where each tile lies in it
             self.storage.upload_fileobj(candidates.spill, _tiles_key(key), "application/octet-stream")
             arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot}
             arrays |= {"overview": sampler.arrays()[0], **candidates.index_arrays(), **stored(features.arrays())}
+            arrays |= log.arrays()
         finally:
             candidates.close()
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
         return key
 
+    def _frame_pts(self, job_id: str) -> np.ndarray | None:
+        """The probe's frame timestamps, parked for a split job (None from a job begun by an older worker)."""
+        try:
+            with np.load(io.BytesIO(self.storage.get_bytes(_frame_pts_key(job_id)))) as data:
+                return data["frame_pts"]
+        except ObjectNotFound:
+            return None
+
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
         info = self.info(job_id)
-        parts, tiles, feature_parts = [], {}, []
+        parts, tiles, feature_parts, errors, damaged = [], {}, [], 0, []
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
+                if "decode_errors" in data.files:
+                    errors += int(data["decode_errors"].sum())
+                    damaged.append(data["decode_damaged"])
                 feature_parts.append({name: data[name] for name in data.files if name.startswith(FEATURE_PREFIX)})
                 if "candidate_places" in data.files:  # a segment from an older worker has none
                     tiles[_tiles_key(key)] = {name: data[name] for name in ("candidate_frames", "candidate_places")}
@@ -271,7 +315,15 @@ class ShotDetector:
         job = self.store.get(job_id)
         try:  # the video is fetched again only for shots shorter than the candidates' stride
             decoded_video = DecodedVideo(
-                predictions, stride, overview, candidates, lambda: self.fetched(job), concatenated(feature_parts)
+                predictions,
+                stride,
+                overview,
+                candidates,
+                lambda: self.fetched(job),
+                concatenated(feature_parts),
+                self._frame_pts(job_id),
+                errors,
+                np.concatenate(damaged) if damaged else np.zeros(0, dtype=np.int64),
             )
             document = self.publish(job_id, decoded_video)
         finally:
@@ -279,6 +331,7 @@ class ShotDetector:
         for key in segment_keys:
             self.storage.delete(key)
             self.storage.delete(_tiles_key(key))
+        self.storage.delete(_frame_pts_key(job_id))
         return document
 
     def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict:
@@ -288,13 +341,12 @@ class ShotDetector:
         _stop_if_cancelled(job.status)
         decoded = predictions.frame_count
         if decoded == 0:
-            raise JobError("zero_frames", "no frame could be decoded")
-        if decoded < info.frame_count - max(2, info.frame_count // 200):
-            raise JobError(
-                "truncated_video", f"only {decoded} of {info.frame_count} frames could be decoded: truncated or corrupt"
-            )
+            raise JobError("corrupt_video", "no frame could be decoded")
         fps = info.fps
-        shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
+        clock = self.frame_clock(info, decoded_video.frame_pts)
+        shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold, clock=clock)
+        expected = max(info.frame_count, info.declared_frames if info.truncated else 0)
+        warnings = decode_warnings(decoded_video.decode_errors, decoded_video.decode_damaged, decoded, expected)
         shots_key, probs_key = _result_keys(job_id)
         previews = self._publish_previews(job_id, shots, decoded_video)
         served = getattr(self.model, "served_model", None)
@@ -306,11 +358,19 @@ class ShotDetector:
                 "source": f"s3://{job.bucket}/{job.key}",
                 "fps": fps,
                 "frame_count": decoded,
-                "duration": round(decoded / fps, 6),
+                "duration": clock.duration(decoded),
                 "width": info.width,
                 "height": info.height,
                 "codec": info.codec,
+                "variable_frame_rate": info.variable_frame_rate,
+                **(
+                    {"avg_fps": info.fps, "min_fps": info.min_fps, "max_fps": info.max_fps}
+                    if info.variable_frame_rate
+                    else {}
+                ),
+                "timecode": "media" if clock.variable else "smpte",
             },
+            "warnings": warnings,
             "model": {
                 "name": model.name if model else self.settings.model_name,
                 "version": model.version if model else "",
@@ -335,6 +395,13 @@ class ShotDetector:
         self.store.set_progress(job_id, decoded)
         self.store.succeed(job_id, shots_key)
         return document
+
+    @staticmethod
+    def frame_clock(info: VideoInfo, frame_pts: np.ndarray | None) -> FrameClock:
+        """How the job's frame numbers become times: the frames' own timestamps when the rate varies."""
+        if info.variable_frame_rate and frame_pts is not None:
+            return FrameClock(info.fps, frame_times(frame_pts, info.time_base), end=info.end_time)
+        return FrameClock(info.fps)
 
     def _publish_previews(self, job_id: str, shots: ShotList, video: DecodedVideo) -> dict:
         """overview.png (frames and predictions) and thumbnails.jpg (a keyframe per shot); their keys and layout."""

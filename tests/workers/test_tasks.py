@@ -23,11 +23,9 @@ from videoapi.shots import score_transitions, shot_spans
 from videoapi.storage import Storage
 from videoapi.synthetic import (
     write_audio_only,
-    write_faststart_truncated,
     write_huge_declared,
     write_one_pixel,
     write_ten_hours_declared,
-    write_variable_frame_rate,
     write_video,
     write_zero_frames,
     write_zero_timescale,
@@ -166,11 +164,9 @@ BAD_INPUTS = {
     "empty": ("empty_file", lambda p: p.write_bytes(b"")),
     "random_bytes": ("not_a_video", lambda p: p.write_bytes(os.urandom(50_000))),
     "moov_cut_off": ("not_a_video", lambda p: p.write_bytes(_half_of_a_video(p))),
-    "truncated_frames": ("truncated_video", write_faststart_truncated),
     "audio_only": ("audio_only", write_audio_only),
     "no_frames": ("no_video_stream", write_zero_frames),
     "tiny_8x8": ("resolution_too_small", lambda p: write_video(p, [10], width=8, height=8)),
-    "variable_frame_rate": ("variable_frame_rate", write_variable_frame_rate),
     "one_pixel": ("resolution_too_small", write_one_pixel),
     "16000x16000_declared": ("resolution_too_large", write_huge_declared),
     "zero_fps": ("bad_frame_rate", write_zero_timescale),
