@@ -12,7 +12,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,7 @@ class DecodedVideo:
     features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
     frame_pts: np.ndarray | None = None  # every frame's timestamp in presentation order (the probe's)
     decode_errors: int = 0  # packets the decoder refused
-    decode_damaged: np.ndarray = np.zeros(0, dtype=np.int64)  # frame numbers at the damage
+    decode_damaged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames at the damage
 
 
 def _stop_if_cancelled(status: JobStatus) -> None:
