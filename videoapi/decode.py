@@ -77,7 +77,7 @@ class DecodeLog:
 
     def __init__(self, start: int = 0, stop: int | None = None):
         self.start, self.stop = start, stop
-        self.errors = 0
+        self.errors = 0  # packets refused and frames concealed
         self.frames: list[int] = []  # frame numbers at or next to the damage
 
     def _mine(self, index: int) -> bool:
@@ -88,6 +88,10 @@ class DecodeLog:
         if self._mine(index):
             self.errors += 1
             self.frames.append(index)
+
+    def concealed(self, index: int) -> None:
+        """Frame `index` came out with damage the decoder concealed (FFmpeg flags it corrupt)."""
+        self.bad_packet(index)
 
     def missing(self, index: int) -> None:
         """Frame `index` never came out of the decoder; the one before stands in for it."""
@@ -202,6 +206,8 @@ def iter_model_frames_pyav(
                 yield previous
                 expected += 1
             expected = index
+            if frame.is_corrupt:
+                log.concealed(index)
             if tiles is not None and tiles.wants(index):
                 width, height = tiles.size
                 tile = tile_scaler.reformat(frame, width=width, height=height, format="bgr24", interpolation="AREA")

@@ -34,6 +34,7 @@ def write_video(
     pix_fmt: str = "yuv420p",
     options: dict[str, str] | None = None,
     container_format: str | None = None,
+    container_options: dict[str, str] | None = None,
     frame_durations_ms: list[int] | None = None,
     start_ms: int = 0,
     audio: bool = False,
@@ -47,7 +48,7 @@ def write_video(
 
     rng = np.random.default_rng(seed)
     timed = bool(frame_durations_ms) or start_ms > 0
-    with av.open(str(path), "w", format=container_format) as container:
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if options is not None:
