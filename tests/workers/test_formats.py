@@ -180,3 +180,33 @@ def test_nothing_decodable_fails_as_corrupt_video(detector, tmp_path):
     from videoapi.detection import as_job_error
 
     assert as_job_error(caught.value).code == "corrupt_video", caught.value
+
+
+def test_a_split_variable_frame_rate_job_equals_a_single_pass(detector, tmp_path):
+    """Segments find their frames by the probe's timestamps and carry their damage: stitching stays exact."""
+    path = tmp_path / "vfr_long.mp4"
+    write_video(path, [130, 210, 95, 165], options=GOP, frame_durations_ms=[20, 33, 47, 60, 25, 41], **SIZE)
+    data, _, _ = overwrite_blocks(path.read_bytes(), blocks=6)
+    path.write_bytes(data)
+    whole = ShotDetector(
+        detector.settings.model_copy(update={"segment_frames": 10_000}),
+        detector.store,
+        detector.storage,
+        lambda: detector.model,
+    )
+    single = detect(whole, path)
+    split = ShotDetector(
+        detector.settings.model_copy(update={"segment_frames": 150}),
+        detector.store,
+        detector.storage,
+        lambda: detector.model,
+    )
+    key = f"incoming/{time.time_ns()}-split.mp4"
+    detector.storage.put_bytes(key, path.read_bytes(), "application/octet-stream")
+    job = detector.store.create(bucket=detector.storage.bucket, key=key, threshold=0.5)
+    segments = split.begin(job.id)
+    assert isinstance(segments, list) and len(segments) == 4
+    document = split.stitch(job.id, [split.run_segment(job.id, segment) for segment in segments])
+    assert document["shots"] == single["shots"] and document["warnings"] == single["warnings"]
+    assert document["video"] == {**single["video"], "source": document["video"]["source"]}
+    assert document["video"]["variable_frame_rate"] and single["warnings"][0]["code"] == "decode_errors"
