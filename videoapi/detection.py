@@ -362,6 +362,9 @@ class ShotDetector:
                 "width": info.width,
                 "height": info.height,
                 "codec": info.codec,
+                "rotation": info.rotation,
+                "display_width": info.display_width or info.width,
+                "display_height": info.display_height or info.height,
                 "variable_frame_rate": info.variable_frame_rate,
                 **(
                     {"avg_fps": info.fps, "min_fps": info.min_fps, "max_fps": info.max_fps}

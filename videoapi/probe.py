@@ -49,6 +49,9 @@ class VideoInfo:
     end_time: float | None = None  # seconds from the first frame shown to the end of the last
     declared_frames: int = 0  # what the container's index lists (0: it lists none)
     time_base: str = ""  # of the frame timestamps, as a fraction "1/12800"
+    rotation: int = 0  # degrees counterclockwise to turn the picture upright (the display matrix, as FFmpeg reads it)
+    display_width: int = 0  # the picture as shown: sample aspect ratio applied, then rotation (0: not probed)
+    display_height: int = 0
 
     @property
     def duration(self) -> float:
@@ -164,6 +167,11 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
         deltas = deltas[deltas > 0]
         last_duration = float(last * time_base) if last else (float(np.median(deltas)) if len(deltas) else 1 / rate)
         variable = is_variable_frame_rate(frame_pts)
+        rotation = _rotation(container, stream)
+        sar = Fraction(stream.sample_aspect_ratio or 1)
+        shown_width, shown_height = (round(width * sar) if sar > 0 else width), height
+        if rotation % 180 == 90:
+            shown_width, shown_height = shown_height, shown_width
         return VideoInfo(
             fps=float(rate) if not variable else round((len(seconds)) / (seconds[-1] + last_duration), 6),
             frame_count=len(pts),
@@ -176,7 +184,23 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
             end_time=round(float(seconds[-1]) + last_duration, 6),
             declared_frames=stream.frames or 0,
             time_base=str(time_base),
+            rotation=rotation,
+            display_width=shown_width,
+            display_height=shown_height,
         ), frame_pts
+
+
+def _rotation(container, stream) -> int:
+    """The display matrix's rotation, read from the first decoded frame (PyAV exposes it there); 0 if none decodes."""
+    import av
+
+    try:
+        container.seek(0, stream=stream, backward=True)
+        for frame in container.decode(stream):
+            return round(frame.rotation or 0) % 360
+    except (av.FFmpegError, ValueError):
+        pass
+    return 0
 
 
 def _filled_timestamps(pts: list, rate: Fraction, time_base: Fraction) -> np.ndarray:

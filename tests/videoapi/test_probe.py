@@ -66,3 +66,23 @@ def test_frame_interval_rule():
     assert not is_variable_frame_rate([0, 40, 80, 120, 160, 200])
     assert not is_variable_frame_rate([0, 80, 40, 160, 120, 200])  # B-frame order, same intervals
     assert is_variable_frame_rate([0, 20, 120, 140, 240, 260, 360])
+
+
+@pytest.mark.parametrize(
+    "args,expected",
+    [
+        (["-display_rotation", "90"], (90, 96, 160)),
+        (["-bsf:v", "h264_metadata=sample_aspect_ratio=4/3"], (0, 213, 96)),
+    ],
+)
+def test_rotation_and_sample_aspect_ratio_are_reported(tmp_path, ffmpeg_exe, args, expected):
+    import subprocess
+
+    plain, path = tmp_path / "plain.mp4", tmp_path / "tagged.mp4"
+    write_video(plain, [10], width=160, height=96)
+    before = ["-display_rotation", "90"] if args[0] == "-display_rotation" else []
+    after = args if not before else []
+    subprocess.run([ffmpeg_exe, "-v", "error", *before, "-i", str(plain), "-c", "copy", *after, str(path)], check=True)
+    info = probe(path)
+    assert (info.rotation, info.display_width, info.display_height) == expected
+    assert (info.width, info.height) == (160, 96)  # the coded picture

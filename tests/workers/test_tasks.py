@@ -102,7 +102,13 @@ def test_short_video_becomes_a_shot_document(worker, celery, store, storage, tmp
         "width": 320,
         "height": 180,
         "codec": "h264",
+        "rotation": 0,
+        "display_width": 320,
+        "display_height": 180,
+        "variable_frame_rate": False,
+        "timecode": "smpte",
     }
+    assert doc["warnings"] == []
     assert doc["model"]["name"] == "transnetv2" and doc["model"]["version"] == "1" and doc["threshold"] == 0.5
     shots = doc["shots"]
     assert [s["index"] for s in shots] == list(range(len(shots))) == list(range(doc["shot_count"]))
