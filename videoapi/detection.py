@@ -37,6 +37,7 @@ from videoapi.settings import Settings
 from videoapi.shots import FrameClock, ShotList
 from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
 from videoapi.triton.client import InferenceError, InferenceUnavailable
+from videoapi.url_source import SourceError, SourceRules, download, is_url
 from videoapi.windows import MARGIN, step_for
 
 RESULT_SCHEMA = "videoapi.shots/1"
@@ -130,6 +131,13 @@ class ShotDetector:
             max_height=settings.max_height,
             max_duration_s=settings.max_duration_s,
         )
+        self.source_rules = SourceRules(
+            max_bytes=settings.max_video_bytes,
+            allow_http=settings.url_source_allow_http,
+            allow_private=settings.url_source_allow_private,
+            allow_loopback=settings.url_source_allow_loopback,
+            timeout_s=settings.url_source_timeout_s,
+        )
 
     @property
     def model(self) -> FrameModel:
@@ -140,6 +148,13 @@ class ShotDetector:
     @contextmanager
     def fetched(self, job: Job) -> Iterator[Path]:
         """The job's video in a temporary file, deleted afterwards."""
+        if is_url(job.key):
+            with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
+                try:
+                    yield download(job.key, Path(tmp) / "video", self.source_rules)
+                except SourceError as exc:
+                    raise JobError(exc.code, exc.message) from exc
+            return
         storage = self.storage.for_bucket(job.bucket)
         size = storage.size(job.key)
         if size > self.settings.max_video_bytes:
@@ -355,7 +370,7 @@ class ShotDetector:
             "schema": RESULT_SCHEMA,
             "job_id": job_id,
             "video": {
-                "source": f"s3://{job.bucket}/{job.key}",
+                "source": job.key if is_url(job.key) else f"s3://{job.bucket}/{job.key}",
                 "fps": fps,
                 "frame_count": decoded,
                 "duration": clock.duration(decoded),

@@ -210,3 +210,34 @@ def test_a_split_variable_frame_rate_job_equals_a_single_pass(detector, tmp_path
     assert document["shots"] == single["shots"] and document["warnings"] == single["warnings"]
     assert document["video"] == {**single["video"], "source": document["video"]["source"]}
     assert document["video"]["variable_frame_rate"] and single["warnings"][0]["code"] == "decode_errors"
+
+
+def test_a_url_source_is_downloaded_by_the_worker_and_a_refused_one_fails_with_its_code(detector, original, tmp_path):
+    """A local HTTP server on loopback, allowed by this test's settings; the stack's own settings refuse it."""
+    import functools
+    import http.server
+    import threading
+
+    from videoapi.detection import JobError
+
+    write_video(tmp_path / "served.mp4", SHOTS, options=GOP, **SIZE)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/served.mp4"
+    try:
+        allowed = ShotDetector(
+            detector.settings.model_copy(update={"url_source_allow_http": True, "url_source_allow_loopback": True}),
+            detector.store,
+            detector.storage,
+            lambda: detector.model,
+        )
+        document = allowed.begin(detector.store.create(bucket="", key=url, threshold=0.5).id)
+        assert document["video"]["source"] == url and within_one_frame(starts(document), original)
+        refused = detector.store.create(bucket="", key=url, threshold=0.5)
+        with pytest.raises(JobError) as caught:
+            detector.begin(refused.id)
+        assert caught.value.code == "source_not_allowed"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
