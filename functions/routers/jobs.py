@@ -16,7 +16,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 class JobRequest(BaseModel):
     source: str = Field(
-        min_length=1, max_length=1100, description="key returned by POST /v1/uploads, or s3://bucket/key"
+        min_length=1,
+        max_length=1100,
+        description="key returned by POST /v1/uploads, s3://bucket/key, or an https:// URL (presigned URLs work)",
     )
     threshold: float | None = Field(None, gt=0, lt=1)
     formats: list[Literal["json", "csv", "edl"]] = ["json"]
