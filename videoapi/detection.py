@@ -380,6 +380,7 @@ class ShotDetector:
                 "rotation": info.rotation,
                 "display_width": info.display_width or info.width,
                 "display_height": info.display_height or info.height,
+                "field_order": info.field_order,
                 "variable_frame_rate": info.variable_frame_rate,
                 **(
                     {"avg_fps": info.fps, "min_fps": info.min_fps, "max_fps": info.max_fps}

@@ -52,6 +52,7 @@ class VideoInfo:
     rotation: int = 0  # degrees counterclockwise to turn the picture upright (the display matrix, as FFmpeg reads it)
     display_width: int = 0  # the picture as shown: sample aspect ratio applied, then rotation (0: not probed)
     display_height: int = 0
+    field_order: str = "progressive"  # as FFmpeg reports it: progressive, tt, bb, tb, bt, or interlaced (unknown order)
 
     @property
     def duration(self) -> float:
@@ -167,7 +168,7 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
         deltas = deltas[deltas > 0]
         last_duration = float(last * time_base) if last else (float(np.median(deltas)) if len(deltas) else 1 / rate)
         variable = is_variable_frame_rate(frame_pts)
-        rotation = _rotation(container, stream)
+        rotation, field_order = _first_frame_facts(container, stream)
         sar = Fraction(stream.sample_aspect_ratio or 1)
         shown_width, shown_height = (round(width * sar) if sar > 0 else width), height
         if rotation % 180 == 90:
@@ -187,20 +188,27 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
             rotation=rotation,
             display_width=shown_width,
             display_height=shown_height,
+            field_order=field_order,
         ), frame_pts
 
 
-def _rotation(container, stream) -> int:
-    """The display matrix's rotation, read from the first decoded frame (PyAV exposes it there); 0 if none decodes."""
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
+
+
+def _first_frame_facts(container, stream) -> tuple[int, str]:
+    """Rotation (the display matrix) and field order, read from the first decoded frame, where PyAV exposes them."""
     import av
 
     try:
         container.seek(0, stream=stream, backward=True)
         for frame in container.decode(stream):
-            return round(frame.rotation or 0) % 360
+            order = FIELD_ORDERS.get(int(stream.codec_context.field_order or 0), "unknown")
+            if order in ("unknown", "progressive"):
+                order = "interlaced" if frame.interlaced_frame else "progressive"
+            return round(frame.rotation or 0) % 360, order
     except (av.FFmpegError, ValueError):
         pass
-    return 0
+    return 0, "progressive"
 
 
 def _filled_timestamps(pts: list, rate: Fraction, time_base: Fraction) -> np.ndarray:

@@ -38,11 +38,14 @@ def write_video(
     frame_durations_ms: list[int] | None = None,
     start_ms: int = 0,
     audio: bool = False,
+    rotation: int = 0,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> list[int]:
     """Write a video of consecutive shots; return the first frame of every shot after the first (the cuts).
 
     `frame_durations_ms` (cycled) makes a variable frame rate; `start_ms` puts the first frame later than 0
-    (an edit list in MP4, a start offset in a transport stream); `audio` adds an AAC tone.
+    (an edit list in MP4, a start offset in a transport stream); `audio` adds an AAC tone; `rotation` tags a
+    display matrix (degrees counterclockwise); `sample_aspect_ratio` makes it anamorphic.
     """
     import av
 
@@ -57,6 +60,10 @@ def write_video(
             stream.options = {"preset": "ultrafast", "crf": "20"} if codec == "libx264" else {}
         if timed:
             stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if sample_aspect_ratio:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
         sound = container.add_stream("aac", rate=44100) if audio else None
         pts, sample = start_ms, 0
         for i, rgb in enumerate(_frames_of_shots(rng, shot_lengths, width, height)):

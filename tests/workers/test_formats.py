@@ -8,6 +8,7 @@ Triton, the code a Celery worker runs for a one-segment job.
 from __future__ import annotations
 
 import time
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -44,6 +45,9 @@ MATRIX = {
     "h264_bframes_edit_list_mp4": ("mp4", {"options": {"preset": "medium", "bf": "3"}}),
     "h264_start_offset_mp4": ("mp4", {"options": GOP, "start_ms": 1500}),
     "h264_start_offset_ts": ("ts", {"options": GOP, "start_ms": 3000, "container_format": "mpegts"}),
+    "h264_rotated_90_mp4": ("mp4", {"options": GOP, "rotation": 90}),
+    "h264_anamorphic_4_3_mkv": ("mkv", {"options": GOP, "sample_aspect_ratio": Fraction(4, 3)}),
+    "h264_interlaced_tff_ts": ("ts", {"options": {**GOP, "x264-params": "interlaced=1:tff=1"}}),
     "h264_vfr_mp4": ("mp4", {"options": GOP, "frame_durations_ms": [20, 33, 47, 60, 25, 41]}),
 }
 
@@ -102,6 +106,9 @@ def test_format_gives_the_shots_of_the_original(detector, original, tmp_path, na
     video = document["video"]
     assert video["frame_count"] == sum(SHOTS) and document["warnings"] == []
     times = presentation_times(path)
+    shown = {"h264_rotated_90_mp4": (90, 96, 160), "h264_anamorphic_4_3_mkv": (0, 213, 96)}.get(name, (0, 160, 96))
+    assert (video["rotation"], video["display_width"], video["display_height"]) == shown
+    assert (video["field_order"] != "progressive") == ("interlaced" in name), video["field_order"]
     if "frame_durations_ms" in spec:
         assert video["variable_frame_rate"] and video["timecode"] == "media"
         assert (video["min_fps"], video["max_fps"]) == pytest.approx((1000 / 60, 1000 / 20))

@@ -105,6 +105,7 @@ def test_short_video_becomes_a_shot_document(worker, celery, store, storage, tmp
         "rotation": 0,
         "display_width": 320,
         "display_height": 180,
+        "field_order": "progressive",
         "variable_frame_rate": False,
         "timecode": "smpte",
     }
