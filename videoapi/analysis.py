@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from videoapi.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
 from videoapi.frame_features import FeatureTap, frame_features
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
 from videoapi.preview import (
@@ -27,10 +27,10 @@ from videoapi.preview import (
     overview_png,
     thumbnail_sheet,
 )
-from videoapi.probe import VideoInfo
+from videoapi.probe import VideoInfo, frame_times
 from videoapi.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
 from videoapi.settings import Settings
-from videoapi.shots import ShotList
+from videoapi.shots import FrameClock, ShotList
 from videoapi.windows import MARGIN
 
 
@@ -63,6 +63,9 @@ class DecodedVideo:
     candidates: TileSource  # keyframe candidates
     open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
     features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
+    frame_pts: np.ndarray | None = None  # every frame's timestamp in presentation order (the probe's)
+    decode_errors: int = 0  # packets the decoder refused
+    decode_damaged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames at the damage
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,14 @@ def predict_file(
     candidates: KeyframeCandidates | None = None,
     features: FeatureTap | None = None,
     on_predictions: Callable[[np.ndarray], None] | None = None,
+    *,
+    frame_pts: np.ndarray | None = None,
+    log: DecodeLog | None = None,
 ) -> Predictions:
-    """Probabilities for the segment's frames; `sampler`, `candidates` and `features` take theirs on the way."""
+    """Probabilities for the segment's frames; `sampler`, `candidates`, `features` and `log` take theirs on the way.
+
+    `frame_pts` (the probe's timestamps) number the frames exactly whatever their timing (pyav decoder only).
+    """
     first = max(0, segment.start - MARGIN)
     last = None if segment.stop is None else segment.stop + MARGIN
     if settings.decoder == "pyav":
@@ -100,6 +109,8 @@ def predict_file(
             skip_loop_filter=settings.skip_loop_filter,
             threads=settings.decoder_threads,
             tiles=candidates,
+            frame_pts=frame_pts,
+            log=log if log is not None else DecodeLog(segment.start, segment.stop),
         )
     else:
         frames = iter_model_frames(path, first, last, tiles=candidates)
@@ -126,33 +137,60 @@ def decode_whole(
     model: FrameModel,
     progress: Callable[[int], None] | None = None,
     on_predictions: Callable[[np.ndarray], None] | None = None,
+    *,
+    frame_pts: np.ndarray | None = None,
 ) -> Iterator[DecodedVideo]:
-    """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends."""
+    """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends.
+
+    `frame_pts`: the probe's timestamps (videoapi.probe.probe_timeline), which number and time the frames.
+    """
     sampler = OverviewSampler.for_video(info.frame_count, settings.overview_max_frames)
     candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
     features = FeatureTap(frame_features(settings))
+    log = DecodeLog()
     try:
         predictions = predict_file(
-            path, WHOLE_VIDEO, settings, model, progress, sampler, candidates, features, on_predictions
+            path,
+            WHOLE_VIDEO,
+            settings,
+            model,
+            progress,
+            sampler,
+            candidates,
+            features,
+            on_predictions,
+            frame_pts=frame_pts,
+            log=log,
         )
         overview = sampler.arrays()[0]
         yield DecodedVideo(
-            predictions, sampler.stride, overview, candidates, lambda: nullcontext(path), features.arrays()
+            predictions,
+            sampler.stride,
+            overview,
+            candidates,
+            lambda: nullcontext(path),
+            features.arrays(),
+            frame_pts,
+            log.errors,
+            np.array(log.frames, dtype=np.int64),
         )
     finally:
         candidates.close()
 
 
-def checked_frame_count(predictions: Predictions, info: VideoInfo) -> int:
-    """The frames decoded, when they are all the video declared (a few may be missing at the end)."""
+def checked_frame_count(predictions: Predictions) -> int:
+    """The frames decoded; a file with nothing decodable is corrupt (damage elsewhere is a warning)."""
     decoded = predictions.frame_count
     if decoded == 0:
-        raise JobError("zero_frames", "no frame could be decoded")
-    if decoded < info.frame_count - max(2, info.frame_count // 200):
-        raise JobError(
-            "truncated_video", f"only {decoded} of {info.frame_count} frames could be decoded: truncated or corrupt"
-        )
+        raise JobError("corrupt_video", "no frame could be decoded")
     return decoded
+
+
+def frame_clock(info: VideoInfo, frame_pts: np.ndarray | None) -> FrameClock:
+    """How frame numbers become times: the frames' own timestamps when the rate varies."""
+    if info.variable_frame_rate and frame_pts is not None:
+        return FrameClock(info.fps, frame_times(frame_pts, info.time_base), end=info.end_time)
+    return FrameClock(info.fps)
 
 
 def render_previews(
@@ -183,14 +221,19 @@ def detect_result(
     model: ModelIdentity,
 ) -> Detection:
     """Shots, pictures and the result document from a decoded video (raises JobError when the decode fell short)."""
-    frame_count = checked_frame_count(video.predictions, info)
-    shots = ShotList.from_predictions(video.predictions.single_frame, fps=info.fps, threshold=threshold)
+    frame_count = checked_frame_count(video.predictions)
+    clock = frame_clock(info, video.frame_pts)
+    shots = ShotList.from_predictions(video.predictions.single_frame, fps=info.fps, threshold=threshold, clock=clock)
+    expected = max(info.frame_count, info.declared_frames if info.truncated else 0)
+    warnings = decode_warnings(video.decode_errors, video.decode_damaged, frame_count, expected)
     previews, png, jpeg = render_previews(shots, video, keys, settings.max_thumbnails)
     document = shot_document(
         job_id=job_id,
         source=source,
         info=info,
         frame_count=frame_count,
+        clock=clock,
+        warnings=warnings,
         threshold=threshold,
         model=model,
         shots=shots,

@@ -326,7 +326,6 @@ def detect(
     """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
     from videoapi.engine import ENGINE_FORMATS
     from videoapi.probe import VideoRejected, probe
-    from videoapi.submission import RESULT_FORMATS
 
     if format not in ENGINE_FORMATS:
         fail(f"--format must be one of {', '.join(ENGINE_FORMATS)}, not {format!r}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -69,6 +69,78 @@ def iter_model_frames(
         cap.release()
 
 
+class DecodeLog:
+    """What the decode of frames start..stop-1 could not read: bad packets, and frames missing from the picture run.
+
+    FFmpeg conceals what it can and goes on; so does the decode, counting the damage for the result's warnings.
+    """
+
+    def __init__(self, start: int = 0, stop: int | None = None):
+        self.start, self.stop = start, stop
+        self.errors = 0  # packets refused and frames concealed
+        self.frames: list[int] = []  # frame numbers at or next to the damage
+
+    def _mine(self, index: int) -> bool:
+        return index >= self.start and (self.stop is None or index < self.stop)
+
+    def bad_packet(self, index: int) -> None:
+        """A packet the decoder refused, met when frame `index` was next."""
+        if self._mine(index):
+            self.errors += 1
+            self.frames.append(index)
+
+    def concealed(self, index: int) -> None:
+        """Frame `index` came out with damage the decoder concealed (FFmpeg flags it corrupt)."""
+        self.bad_packet(index)
+
+    def missing(self, index: int) -> None:
+        """Frame `index` never came out of the decoder; the one before stands in for it."""
+        if self._mine(index):
+            self.frames.append(index)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """For a segment's npz: the error count and the damaged frame numbers."""
+        return {"decode_errors": np.array([self.errors]), "decode_damaged": np.array(self.frames, dtype=np.int64)}
+
+
+def decode_warnings(errors: int, damaged: np.ndarray, frame_count: int, expected: int) -> list[dict]:
+    """The result's `warnings`: decode errors (count, first and last frame touched), frames missing at the end."""
+    warnings = []
+    if errors or len(damaged):
+        warnings.append(
+            {
+                "code": "decode_errors",
+                "count": int(errors or len(damaged)),
+                "frames": [int(np.min(damaged)), int(np.max(damaged))] if len(damaged) else [],
+                "message": "damaged data was concealed or skipped, as FFmpeg does; shots near these frames may be off",
+            }
+        )
+    if frame_count < expected:
+        warnings.append(
+            {
+                "code": "truncated_video",
+                "count": int(expected - frame_count),
+                "frames": [int(frame_count), int(expected - 1)],
+                "message": f"only {frame_count} of {expected} frames are in the file: the shots cover what is there",
+            }
+        )
+    return warnings
+
+
+def _frame_number(pts: int | None, frame_pts: np.ndarray | None, fallback: int, base: int, tb: float, rate: float):
+    """The frame's position in presentation order: looked up among the probe's timestamps when given."""
+    if pts is None:
+        return fallback
+    if frame_pts is None:
+        return round((pts - base) * tb * rate)
+    if pts < frame_pts[0] - (1 << 32) and tb == 1 / 90000:
+        pts += 1 << 33  # an MPEG-TS clock wrap, undone as the probe did
+    at = int(np.searchsorted(frame_pts, pts))
+    if at >= len(frame_pts) or (at > 0 and pts - frame_pts[at - 1] < frame_pts[at] - pts):
+        at -= 1
+    return max(at, 0)
+
+
 def iter_model_frames_pyav(
     path: Path,
     start: int = 0,
@@ -78,13 +150,18 @@ def iter_model_frames_pyav(
     threads: int = 0,
     interpolation: str = "BICUBIC",
     tiles: TileTap | None = None,
+    frame_pts: np.ndarray | None = None,
+    log: DecodeLog | None = None,
 ) -> Iterator[np.ndarray]:
     """Like iter_model_frames, decoding with PyAV and scaling straight from YUV to 48x27 RGB in one swscale call.
 
     Bicubic is what `ffmpeg -s 48x27` (the reference's decode) uses: the frames come out within a grey level or
     so of the reference's, closer than OpenCV's area averaging.
     At 48x27 the in-loop deblocking filter's work is invisible, so it can be skipped (H.264/HEVC honour it);
-    no full-size RGB frame is ever made. Frame numbers come from timestamps (the probe refused VFR).
+    no full-size RGB frame is ever made. Frame numbers are positions among `frame_pts` (the probe's sorted
+    timestamps: exact for variable frame rate and start offsets); without them, timestamp times the rate.
+    Bad packets are skipped and frames that never come are stood in for by the one before, as FFmpeg goes
+    on past damage; `log` counts both.
     """
     import av
     from av.video.reformatter import VideoReformatter
@@ -93,6 +170,7 @@ def iter_model_frames_pyav(
         container = av.open(str(path))
     except av.FFmpegError as exc:
         raise VideoRejected("not_a_video", f"{Path(path).name} is not a video FFmpeg can open") from exc
+    log = log if log is not None else DecodeLog(start, stop)
     with container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -103,25 +181,64 @@ def iter_model_frames_pyav(
         base = stream.start_time or 0
         tb = float(stream.time_base)
         if start > 0:
-            container.seek(base + int(start / rate / tb), stream=stream, backward=True)
-        counted = None  # frames without timestamps are numbered by counting
+            if frame_pts is not None and start < len(frame_pts):
+                container.seek(int(frame_pts[start]), stream=stream, backward=True)
+            else:
+                container.seek(base + int(start / rate / tb), stream=stream, backward=True)
         scaler = VideoReformatter()  # one swscale context for the whole video (frame.reformat makes one per frame)
         tile_scaler = VideoReformatter()
-        for frame in container.decode(stream):
-            if frame.pts is not None:
-                index = round((frame.pts - base) * tb * rate)
-            else:
-                index = 0 if counted is None else counted + 1
+        expected = start  # the next frame number to yield
+        counted = None  # frames without timestamps are numbered by counting
+        previous = None  # the last model frame, to stand in for frames that never come
+        # the lambda reads `expected` when a packet fails: the frame the damage lands on
+        for frame in _decoded_frames(container, stream, log, lambda: expected):  # noqa: B023
+            index = _frame_number(frame.pts, frame_pts, 0 if counted is None else counted + 1, base, tb, rate)
             counted = index
-            if index < start:
-                continue
+            if index < expected:
+                continue  # before the span, or a repeat
             if stop is not None and index >= stop:
                 break
+            small = scaler.reformat(
+                frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation=interpolation
+            ).to_ndarray()
+            while previous is not None and expected < index:
+                log.missing(expected)
+                yield previous
+                expected += 1
+            expected = index
+            if frame.is_corrupt:
+                log.concealed(index)
             if tiles is not None and tiles.wants(index):
                 width, height = tiles.size
                 tile = tile_scaler.reformat(frame, width=width, height=height, format="bgr24", interpolation="AREA")
                 tiles.add(index, tile.to_ndarray())
-            small = scaler.reformat(
-                frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation=interpolation
-            )
-            yield small.to_ndarray()
+            yield small
+            previous = small
+            expected += 1
+        if frame_pts is not None and previous is not None:
+            last = len(frame_pts) if stop is None else min(stop, len(frame_pts))
+            while expected < last:  # frames lost at the very end: the index says they exist
+                log.missing(expected)
+                yield previous
+                expected += 1
+
+
+def _decoded_frames(container, stream, log: DecodeLog, next_index: Callable[[], int]) -> Iterator:
+    """Every frame the decoder gives, packet by packet: a packet it refuses is logged and skipped."""
+    import av
+
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError:
+            log.bad_packet(next_index())
+            return  # the container itself is unreadable from here on: what was decoded stands
+        try:
+            frames = packet.decode()
+        except av.FFmpegError:
+            log.bad_packet(next_index())
+            continue
+        yield from frames

@@ -22,17 +22,20 @@ from videoapi.analysis import (
     Segment,
     decode_whole,
     detect_result,
+    frame_clock,
     predict_file,
 )
+from videoapi.decode import DecodeLog
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions
 from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, tile_size
-from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe
+from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
 from videoapi.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
 from videoapi.settings import Settings
 from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
 from videoapi.triton.client import InferenceError, InferenceUnavailable
+from videoapi.url_source import SourceError, SourceRules, download, is_url
 from videoapi.windows import step_for
 
 __all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector", "as_job_error", "plan_segments"]
@@ -75,6 +78,10 @@ def _tiles_key(segment_key: str) -> str:
     return segment_key.removesuffix(".npz") + "-tiles.bin"
 
 
+def _frame_pts_key(job_id: str) -> str:
+    return f"work/{job_id}/frame-pts.npz"
+
+
 def _result_keys(job_id: str) -> ResultKeys:
     return ResultKeys.under(f"results/{job_id}/")
 
@@ -91,6 +98,13 @@ class ShotDetector:
             max_height=settings.max_height,
             max_duration_s=settings.max_duration_s,
         )
+        self.source_rules = SourceRules(
+            max_bytes=settings.max_video_bytes,
+            allow_http=settings.url_source_allow_http,
+            allow_private=settings.url_source_allow_private,
+            allow_loopback=settings.url_source_allow_loopback,
+            timeout_s=settings.url_source_timeout_s,
+        )
 
     @property
     def model(self) -> FrameModel:
@@ -101,6 +115,13 @@ class ShotDetector:
     @contextmanager
     def fetched(self, job: Job) -> Iterator[Path]:
         """The job's video in a temporary file, deleted afterwards."""
+        if is_url(job.key):
+            with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
+                try:
+                    yield download(job.key, Path(tmp) / "video", self.source_rules)
+                except SourceError as exc:
+                    raise JobError(exc.code, exc.message) from exc
+            return
         storage = self.storage.for_bucket(job.bucket)
         version = job.extra.get("source_version") or None
         size = storage.size(job.key, version)
@@ -120,18 +141,20 @@ class ShotDetector:
         if job.status.finished:
             return None
         with self.fetched(job) as path:
-            info = probe(path, self.limits)
+            info, frame_pts = probe_timeline(path, self.limits)
             if not self.store.start(job_id, info.frame_count):
                 return None
             self.store.redis.hset(f"job:{job_id}", "video_info", json.dumps(asdict(info)))
             segments = plan_segments(info.frame_count, self.settings.segment_frames, self.settings.window)
             if len(segments) > 1:
+                # the segments find their frames by these timestamps, and the result is timed by them
+                self.storage.put_bytes(_frame_pts_key(job_id), npz_bytes(frame_pts=frame_pts), "application/x-npz")
                 return segments
 
             def progress(done: int) -> None:
                 _stop_if_cancelled(self.store.set_progress(job_id, done))
 
-            with decode_whole(path, info, self.settings, self.model, progress) as decoded_video:
+            with decode_whole(path, info, self.settings, self.model, progress, frame_pts=frame_pts) as decoded_video:
                 return self.publish(job_id, decoded_video)
 
     def claim_fan_out(self, job_id: str) -> bool:
@@ -149,9 +172,23 @@ class ShotDetector:
         sampler: OverviewSampler | None = None,
         candidates: KeyframeCandidates | None = None,
         features: FeatureTap | None = None,
+        *,
+        frame_pts: np.ndarray | None = None,
+        log: DecodeLog | None = None,
     ) -> Predictions:
         """Probabilities for the segment's frames (videoapi.analysis.predict_file with this worker's model)."""
-        return predict_file(path, segment, self.settings, self.model, progress, sampler, candidates, features)
+        return predict_file(
+            path,
+            segment,
+            self.settings,
+            self.model,
+            progress,
+            sampler,
+            candidates,
+            features,
+            frame_pts=frame_pts,
+            log=log,
+        )
 
     def run_segment(self, job_id: str, segment: Segment) -> str:
         """Predict one segment and park its probabilities in storage; returns their key."""
@@ -170,26 +207,42 @@ class ShotDetector:
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
         candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
         features = FeatureTap(frame_features(self.settings), **span)
+        log = DecodeLog(segment.start, segment.stop)
         key = f"work/{job_id}/segment-{segment.start:09d}.npz"
+        frame_pts = self._frame_pts(job_id)
         try:
             with self.fetched(job) as path:
-                predictions = self.predict_file(path, segment, progress, sampler, candidates, features)
+                predictions = self.predict_file(
+                    path, segment, progress, sampler, candidates, features, frame_pts=frame_pts, log=log
+                )
             # the keyframe tiles' spill file goes as it is; the npz says where each tile lies in it
             self.storage.upload_fileobj(candidates.spill, _tiles_key(key), "application/octet-stream")
             arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot}
             arrays |= {"overview": sampler.arrays()[0], **candidates.index_arrays(), **stored(features.arrays())}
+            arrays |= log.arrays()
         finally:
             candidates.close()
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
         return key
 
+    def _frame_pts(self, job_id: str) -> np.ndarray | None:
+        """The probe's frame timestamps, parked for a split job (None from a job begun by an older worker)."""
+        try:
+            with np.load(io.BytesIO(self.storage.get_bytes(_frame_pts_key(job_id)))) as data:
+                return data["frame_pts"]
+        except ObjectNotFound:
+            return None
+
     def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
         """Concatenate segment probabilities in order and publish them like a single pass."""
         info = self.info(job_id)
-        parts, tiles, feature_parts = [], {}, []
+        parts, tiles, feature_parts, errors, damaged = [], {}, [], 0, []
         for key in sorted(segment_keys):
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
+                if "decode_errors" in data.files:
+                    errors += int(data["decode_errors"].sum())
+                    damaged.append(data["decode_damaged"])
                 feature_parts.append({name: data[name] for name in data.files if name.startswith(FEATURE_PREFIX)})
                 if "candidate_places" in data.files:  # a segment from an older worker has none
                     tiles[_tiles_key(key)] = {name: data[name] for name in ("candidate_frames", "candidate_places")}
@@ -203,7 +256,15 @@ class ShotDetector:
         job = self.store.get(job_id)
         try:  # the video is fetched again only for shots shorter than the candidates' stride
             decoded_video = DecodedVideo(
-                predictions, stride, overview, candidates, lambda: self.fetched(job), concatenated(feature_parts)
+                predictions,
+                stride,
+                overview,
+                candidates,
+                lambda: self.fetched(job),
+                concatenated(feature_parts),
+                self._frame_pts(job_id),
+                errors,
+                np.concatenate(damaged) if damaged else np.zeros(0, dtype=np.int64),
             )
             document = self.publish(job_id, decoded_video)
         finally:
@@ -211,6 +272,7 @@ class ShotDetector:
         for key in segment_keys:
             self.storage.delete(key)
             self.storage.delete(_tiles_key(key))
+        self.storage.delete(_frame_pts_key(job_id))
         return document
 
     def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict:
@@ -224,7 +286,7 @@ class ShotDetector:
             self.settings,
             threshold=job.threshold,
             job_id=job_id,
-            source=f"s3://{job.bucket}/{job.key}",
+            source=job.key if is_url(job.key) else f"s3://{job.bucket}/{job.key}",
             keys=keys,
             model=self.model_identity(),
         )
@@ -235,6 +297,8 @@ class ShotDetector:
         self.store.set_progress(job_id, detection.predictions.frame_count)
         self.store.succeed(job_id, keys.shots)
         return detection.document
+
+    frame_clock = staticmethod(frame_clock)
 
     def model_identity(self) -> ModelIdentity:
         """The served model's name and version, as the document names them."""

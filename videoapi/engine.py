@@ -26,7 +26,7 @@ import numpy as np
 from videoapi.analysis import JobError, decode_whole, detect_result
 from videoapi.exports import EXPORT_FILES, export
 from videoapi.pipeline import Predictions
-from videoapi.probe import VideoInfo, VideoLimits, probe
+from videoapi.probe import VideoInfo, VideoLimits, probe_timeline
 from videoapi.result import ModelIdentity, ResultKeys
 from videoapi.settings import Settings
 from videoapi.shots import Shot, ShotList
@@ -234,12 +234,16 @@ class Detector:
 
     def probe(self, video: str | os.PathLike) -> VideoInfo:
         """The video's stream as the service sees it; raises VideoRejected (with a code) for what it refuses."""
+        return self._timeline(video)[0]
+
+    def _timeline(self, video: str | os.PathLike) -> tuple[VideoInfo, np.ndarray]:
+        """The probe and every frame's timestamp (which number and time the frames, as in the worker)."""
         path = Path(video)
         if not path.is_file():
             raise FileNotFoundError(f"no such video file: {path}")
         if path.stat().st_size > self.settings.max_video_bytes:
             raise DetectionFailed("file_too_large", f"{path} exceeds {self.settings.max_video_bytes} bytes")
-        return probe(path, self.limits)
+        return probe_timeline(path, self.limits)
 
     def detect(
         self,
@@ -256,14 +260,16 @@ class Detector:
         """
         path = Path(video)
         threshold = _threshold(self.settings, threshold)
-        info = info or self.probe(path)
+        info, frame_pts = self._timeline(path)  # `info` given by detect_many's check is the same probe
 
         def on_progress(done: int) -> None:
             if progress is not None:
                 progress(done, info.frame_count)
 
         try:
-            with decode_whole(path, info, self.settings, self.model, on_progress, _on_predictions) as decoded:
+            with decode_whole(
+                path, info, self.settings, self.model, on_progress, _on_predictions, frame_pts=frame_pts
+            ) as decoded:
                 detection = detect_result(
                     decoded,
                     info,

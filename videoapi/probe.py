@@ -2,7 +2,8 @@
 
 PyAV demuxes packets only (no decoding), so this is cheap and bounded, and it
 catches what decoding would choke or lie on: no video stream, absurd sizes,
-variable frame rate, zero frames.
+zero frames. It also reads every frame's presentation timestamp: variable frame
+rate is reported (and timed from those timestamps), not refused.
 """
 
 from __future__ import annotations
@@ -37,15 +38,34 @@ class VideoLimits:
 class VideoInfo:
     """The video stream as demuxed: frame_count counts packets, exact for the codecs we accept."""
 
-    fps: float
+    fps: float  # the stream's nominal rate; for variable frame rate, the average
     frame_count: int
     width: int
     height: int
-    codec: str
+    codec: str  # the format's name (av1), not the decoder's (libdav1d)
+    variable_frame_rate: bool = False
+    min_fps: float | None = None  # from the longest frame interval (variable frame rate only)
+    max_fps: float | None = None  # from the shortest
+    end_time: float | None = None  # seconds from the first frame shown to the end of the last
+    declared_frames: int = 0  # what the container's index lists (0: it lists none)
+    time_base: str = ""  # of the frame timestamps, as a fraction "1/12800"
+    rotation: int = 0  # degrees counterclockwise to turn the picture upright (the display matrix, as FFmpeg reads it)
+    display_width: int = 0  # the picture as shown: sample aspect ratio applied, then rotation (0: not probed)
+    display_height: int = 0
+    field_order: str = "progressive"  # as FFmpeg reports it: progressive, tt, bb, tb, bt, or interlaced (unknown order)
 
     @property
     def duration(self) -> float:
+        if self.end_time is not None:
+            return self.end_time
         return self.frame_count / self.fps if self.fps > 0 else 0.0
+
+    @property
+    def truncated(self) -> bool:
+        """The index lists more frames than the file holds: a partial upload or download."""
+        return bool(self.declared_frames) and self.frame_count < self.declared_frames - max(
+            2, self.declared_frames // 200
+        )
 
 
 def _frame_rate(stream) -> Fraction | None:
@@ -70,6 +90,23 @@ def is_variable_frame_rate(pts: np.ndarray, tolerance: float = 0.1, share: float
 
 def probe(path: Path, limits: VideoLimits = VideoLimits()) -> VideoInfo:
     """Validate and describe the video stream of `path`, or raise VideoRejected with a code."""
+    return probe_timeline(path, limits)[0]
+
+
+def frame_times(frame_pts: np.ndarray, time_base: str) -> np.ndarray:
+    """Seconds from the first frame shown, per frame, from the sorted presentation timestamps."""
+    pts = np.asarray(frame_pts, dtype=np.int64)
+    if len(pts) == 0:
+        return np.zeros(0)
+    return (pts - pts[0]).astype(np.float64) * float(Fraction(time_base))
+
+
+def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[VideoInfo, np.ndarray]:
+    """Like probe, with every frame's presentation timestamp (time_base units) in presentation order.
+
+    Frame numbers are positions in that order, whatever the timestamps: variable frame rate, a start
+    offset (edit list, transport stream) or a timestamp wrap do not shift them.
+    """
     import av
 
     path = Path(path)
@@ -109,30 +146,82 @@ def probe(path: Path, limits: VideoLimits = VideoLimits()) -> VideoInfo:
                     "duration_too_long", f"declared duration {seconds:.0f}s exceeds {limits.max_duration_s:.0f}s"
                 )
         max_packets = int(limits.max_duration_s * float(rate)) + 1
-        pts = []
+        pts, durations = [], []
         try:
             for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue  # the flush packet
+                if packet.size == 0 or packet.is_discard:
+                    continue  # the flush packet, or one an edit list leaves out
                 pts.append(packet.pts if packet.pts is not None else packet.dts)
+                durations.append(packet.duration or 0)
                 if len(pts) > max_packets:
                     raise VideoRejected("duration_too_long", f"more than {max_packets} frames at {float(rate):g} fps")
-        except av.FFmpegError as exc:
-            raise VideoRejected("corrupt_video", f"the video stream cannot be read: {exc}") from exc
+        except av.FFmpegError:
+            pass  # damaged or cut off: what was demuxed so far is what the file holds (the decode warns)
         if not pts:
-            raise VideoRejected("zero_frames", "the video stream has no frames")
-        declared_frames = stream.frames or 0
-        if declared_frames and len(pts) < declared_frames - max(2, declared_frames // 200):
-            raise VideoRejected(
-                "truncated_video",
-                f"the index lists {declared_frames} frames but only {len(pts)} are in the file: truncated upload?",
-            )
-        known = np.array([p for p in pts if p is not None], dtype=np.int64)
-        if is_variable_frame_rate(known):
-            raise VideoRejected(
-                "variable_frame_rate",
-                "variable frame rate: frame numbers and timecodes would not map to time; re-encode at a constant rate",
-            )
+            raise VideoRejected("corrupt_video" if stream.frames else "zero_frames", "the video stream has no frames")
+        time_base = Fraction(stream.time_base or Fraction(1, 90000))
+        stamps = _filled_timestamps(pts, rate, time_base)
+        frame_pts = np.sort(stamps)
+        seconds = frame_times(frame_pts, str(time_base))
+        last = durations[int(np.argmax(stamps))]  # the last frame shown lasts its packet's duration
+        deltas = np.diff(seconds)
+        deltas = deltas[deltas > 0]
+        last_duration = float(last * time_base) if last else (float(np.median(deltas)) if len(deltas) else 1 / rate)
+        variable = is_variable_frame_rate(frame_pts)
+        rotation, field_order = _first_frame_facts(container, stream)
+        sar = Fraction(stream.sample_aspect_ratio or 1)
+        shown_width, shown_height = (round(width * sar) if sar > 0 else width), height
+        if rotation % 180 == 90:
+            shown_width, shown_height = shown_height, shown_width
         return VideoInfo(
-            fps=float(rate), frame_count=len(pts), width=width, height=height, codec=stream.codec_context.name
-        )
+            fps=float(rate) if not variable else round((len(seconds)) / (seconds[-1] + last_duration), 6),
+            frame_count=len(pts),
+            width=width,
+            height=height,
+            codec=stream.codec_context.codec.canonical_name,
+            variable_frame_rate=variable,
+            min_fps=round(1 / float(deltas.max()), 6) if variable else None,
+            max_fps=round(1 / float(deltas.min()), 6) if variable else None,
+            end_time=round(float(seconds[-1]) + last_duration, 6),
+            declared_frames=stream.frames or 0,
+            time_base=str(time_base),
+            rotation=rotation,
+            display_width=shown_width,
+            display_height=shown_height,
+            field_order=field_order,
+        ), frame_pts
+
+
+FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
+
+
+def _first_frame_facts(container, stream) -> tuple[int, str]:
+    """Rotation (the display matrix) and field order, read from the first decoded frame, where PyAV exposes them."""
+    import av
+
+    try:
+        container.seek(0, stream=stream, backward=True)
+        for frame in container.decode(stream):
+            order = FIELD_ORDERS.get(int(stream.codec_context.field_order or 0), "unknown")
+            if order in ("unknown", "progressive"):
+                order = "interlaced" if frame.interlaced_frame else "progressive"
+            return round(frame.rotation or 0) % 360, order
+    except (av.FFmpegError, ValueError):
+        pass
+    return 0, "progressive"
+
+
+def _filled_timestamps(pts: list, rate: Fraction, time_base: Fraction) -> np.ndarray:
+    """The packets' timestamps, missing ones guessed at the nominal rate, a transport stream's 33-bit wrap undone."""
+    step = max(1, round(1 / (rate * time_base)))
+    filled, previous = [], None
+    for p in pts:
+        if p is None:
+            p = (previous + step) if previous is not None else 0
+        filled.append(p)
+        previous = p
+    values = np.array(filled, dtype=np.int64)
+    wrap = 1 << 33
+    if time_base == Fraction(1, 90000) and len(values) > 1 and values.max() - values.min() > wrap // 2:
+        values = np.where(values < values[0] - wrap // 2, values + wrap, values)  # MPEG-TS clock wrapped
+    return values

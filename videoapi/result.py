@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from videoapi.probe import VideoInfo
-from videoapi.shots import ShotList
+from videoapi.shots import FrameClock, ShotList
 
 RESULT_SCHEMA = "videoapi.shots/1"
 PROBABILITY_ARRAYS = ("single_frame", "many_hot")
@@ -58,6 +58,8 @@ def shot_document(
     source: str,
     info: VideoInfo,
     frame_count: int,
+    clock: FrameClock,
+    warnings: list[dict],
     threshold: float,
     model: ModelIdentity,
     shots: ShotList,
@@ -73,11 +75,23 @@ def shot_document(
             "source": source,
             "fps": fps,
             "frame_count": frame_count,
-            "duration": round(frame_count / fps, 6),
+            "duration": clock.duration(frame_count),
             "width": info.width,
             "height": info.height,
             "codec": info.codec,
+            "rotation": info.rotation,
+            "display_width": info.display_width or info.width,
+            "display_height": info.display_height or info.height,
+            "field_order": info.field_order,
+            "variable_frame_rate": info.variable_frame_rate,
+            **(
+                {"avg_fps": info.fps, "min_fps": info.min_fps, "max_fps": info.max_fps}
+                if info.variable_frame_rate
+                else {}
+            ),
+            "timecode": "media" if clock.variable else "smpte",
         },
+        "warnings": warnings,
         "model": {"name": model.name, "version": model.version, "window": model.window},
         "threshold": threshold,
         "shot_count": len(shots.shots),

@@ -86,6 +86,10 @@ class Settings(BaseSettings):
     ]
     allowed_source_buckets: list[str] = Field(default_factory=list)
     allow_private_callbacks: bool = False
+    url_source_allow_http: bool = Field(False, description="sources by plain http:// URL (https:// always)")
+    url_source_allow_private: bool = Field(False, description="URL sources on private or link-local networks")
+    url_source_allow_loopback: bool = Field(False, description="URL sources on this machine (tests, local stack)")
+    url_source_timeout_s: float = Field(30.0, gt=0, description="connect and read timeout of a URL source")
     trigger_prefix: str = "incoming/"
     idempotency_ttl_s: int = 24 * 3600
     callback_secret: str = Field("", description="if set, callbacks carry X-Videoapi-Signature: sha256=HMAC")

@@ -77,6 +77,57 @@ def smpte_timecode(frame: int, fps: float, start: str | None = None) -> str:
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"
 
 
+def media_timecode(seconds: float) -> str:
+    """HH:MM:SS.mmm: a variable-frame-rate video's timecode (SMPTE at a nominal rate would name wrong frames)."""
+    millis = round(seconds * 1000)
+    total_s, ms = divmod(millis, 1000)
+    return f"{total_s // 3600:02d}:{total_s // 60 % 60:02d}:{total_s % 60:02d}.{ms:03d}"
+
+
+class FrameClock:
+    """The one place frame numbers become times: fps for constant rate, each frame's timestamp otherwise.
+
+    `times` are seconds from the first frame shown, one per frame (None: frame / fps); `end` is when the
+    last frame ends. Constant-rate videos keep round(frame / fps, 6) and SMPTE timecodes.
+    """
+
+    def __init__(self, fps: float, times: np.ndarray | None = None, end: float | None = None):
+        self.fps = fps
+        self.times = None if times is None else np.asarray(times, dtype=np.float64)
+        self.end = end
+
+    @property
+    def variable(self) -> bool:
+        return self.times is not None
+
+    def time(self, frame: int) -> float:
+        """Seconds at which `frame` is shown."""
+        if self.times is None:
+            return round(frame / self.fps, 6)
+        if frame < len(self.times):
+            return round(float(self.times[frame]), 6)
+        return self.duration(frame)
+
+    def end_time(self, frame: int) -> float:
+        """Seconds at which `frame` stops being shown (the next frame's time, or the stream's end)."""
+        return self.time(frame + 1)
+
+    def duration(self, frame_count: int) -> float:
+        """Seconds that `frame_count` frames from the start last."""
+        if self.times is None:
+            return round(frame_count / self.fps, 6)
+        if frame_count < len(self.times):
+            return round(float(self.times[frame_count]), 6)
+        if self.end is not None and frame_count == len(self.times):
+            return round(self.end, 6)
+        last = float(self.times[-1]) if len(self.times) else 0.0
+        return round(last + (frame_count - len(self.times) + 1) / self.fps, 6)
+
+    def timecode(self, frame: int) -> str:
+        """SMPTE for constant rate; media time HH:MM:SS.mmm for variable rate."""
+        return media_timecode(self.time(frame)) if self.times is not None else smpte_timecode(frame, self.fps)
+
+
 @dataclass(frozen=True)
 class Shot:
     index: int
@@ -97,7 +148,11 @@ class ShotList:
     shots: tuple[Shot, ...]
 
     @classmethod
-    def from_predictions(cls, single_frame: np.ndarray, fps: float, threshold: float = 0.5) -> ShotList:
+    def from_predictions(
+        cls, single_frame: np.ndarray, fps: float, threshold: float = 0.5, clock: FrameClock | None = None
+    ) -> ShotList:
+        """Shots by the reference rule, timed by `clock` (default: constant rate `fps`)."""
+        clock = clock or FrameClock(fps)
         probs = np.asarray(single_frame, dtype=np.float32).reshape(-1)
         spans = shot_spans(probs, threshold)
         shots = []
@@ -108,10 +163,10 @@ class ShotList:
                     index=i,
                     start_frame=start,
                     end_frame=end,
-                    start_time=round(start / fps, 6),
-                    end_time=round((end + 1) / fps, 6),
-                    start_timecode=smpte_timecode(start, fps),
-                    end_timecode=smpte_timecode(end, fps),
+                    start_time=clock.time(start),
+                    end_time=clock.end_time(end),
+                    start_timecode=clock.timecode(start),
+                    end_timecode=clock.timecode(end),
                     confidence=round(confidence, 6),
                 )
             )

@@ -27,6 +27,7 @@ from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
 from videoapi.storage import ObjectNotFound, Storage, StorageError
+from videoapi.url_source import is_url
 
 RESULT_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # json, csv, edl, otio, fcpxml, xml, qp, rekognition
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
@@ -204,6 +205,11 @@ class JobService:
 
     # jobs --------------------------------------------------------------------------------------
     def _resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
+        if is_url(source):  # fetched by the worker, under the SSRF rules (videoapi.url_source)
+            schemes = ("https://", "http://") if self.settings.url_source_allow_http else ("https://",)
+            if not source.startswith(schemes) or len(source) > 4096:
+                raise ApiError(422, "source_not_allowed", "URL sources must be https:// URLs", "source")
+            return "", source
         if source.startswith("s3://"):
             bucket, _, key = source[5:].partition("/")
             check_key(key)
@@ -487,7 +493,7 @@ def job_view(job: Job, base: str = "/v1") -> dict:
         "frames_total": job.frames_total,
         "threshold": job.threshold,
         "tag": job.tag,
-        "source": f"s3://{job.bucket}/{job.key}",
+        "source": job.key if is_url(job.key) else f"s3://{job.bucket}/{job.key}",
         "created_at": iso(job.created_at),
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),

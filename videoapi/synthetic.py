@@ -31,22 +31,73 @@ def write_video(
     height: int = 180,
     seed: int = 0,
     codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    options: dict[str, str] | None = None,
+    container_format: str | None = None,
+    container_options: dict[str, str] | None = None,
+    frame_durations_ms: list[int] | None = None,
+    start_ms: int = 0,
+    audio: bool = False,
+    rotation: int = 0,
+    sample_aspect_ratio: Fraction | None = None,
 ) -> list[int]:
-    """Write an MP4 of consecutive shots; return the first frame of every shot after the first (the cuts)."""
+    """Write a video of consecutive shots; return the first frame of every shot after the first (the cuts).
+
+    `frame_durations_ms` (cycled) makes a variable frame rate; `start_ms` puts the first frame later than 0
+    (an edit list in MP4, a start offset in a transport stream); `audio` adds an AAC tone; `rotation` tags a
+    display matrix (degrees counterclockwise); `sample_aspect_ratio` makes it anamorphic.
+    """
     import av
 
     rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as container:
+    timed = bool(frame_durations_ms) or start_ms > 0
+    with av.open(str(path), "w", format=container_format, options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "20"} if codec == "libx264" else {}
-        for length in shot_lengths:
-            for rgb in _shot_frames(rng, length, width, height):
-                for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                    container.mux(packet)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if options is not None:
+            stream.options = options
+        else:
+            stream.options = {"preset": "ultrafast", "crf": "20"} if codec == "libx264" else {}
+        if timed:
+            stream.codec_context.time_base = Fraction(1, 1000)
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if sample_aspect_ratio:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        sound = container.add_stream("aac", rate=44100) if audio else None
+        pts, sample = start_ms, 0
+        for i, rgb in enumerate(_frames_of_shots(rng, shot_lengths, width, height)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            if timed:
+                frame.pts, frame.time_base = pts, Fraction(1, 1000)
+                pts += frame_durations_ms[i % len(frame_durations_ms)] if frame_durations_ms else round(1000 / fps)
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            while sound is not None and sample < (i + 1) / float(fps) * 44100:
+                sample = _mux_tone(container, sound, sample)
         for packet in stream.encode():
             container.mux(packet)
+        if sound is not None:
+            for packet in sound.encode():
+                container.mux(packet)
     return list(np.cumsum(shot_lengths)[:-1].astype(int))
+
+
+def _frames_of_shots(rng: np.random.Generator, shot_lengths: list[int], width: int, height: int):
+    for length in shot_lengths:
+        yield from _shot_frames(rng, length, width, height)
+
+
+def _mux_tone(container, sound, sample: int, chunk: int = 1024) -> int:
+    """Encode and mux one chunk of a 440 Hz tone from `sample` on; returns the next sample."""
+    import av
+
+    tone = (np.sin((sample + np.arange(chunk)) * 2 * np.pi * 440 / 44100) * 0.2).astype(np.float32)
+    frame = av.AudioFrame.from_ndarray(tone.reshape(1, -1), format="fltp", layout="mono")
+    frame.sample_rate, frame.pts = 44100, sample
+    for packet in sound.encode(frame):
+        container.mux(packet)
+    return sample + chunk
 
 
 def write_audio_only(path: Path, seconds: float = 1.0) -> None:

@@ -17,7 +17,9 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 class JobRequest(BaseModel):
     source: str = Field(
-        min_length=1, max_length=1100, description="key returned by POST /v1/uploads, or s3://bucket/key"
+        min_length=1,
+        max_length=1100,
+        description="key returned by POST /v1/uploads, s3://bucket/key, or an https:// URL (presigned URLs work)",
     )
     threshold: float | None = Field(None, gt=0, lt=1)
     formats: list[Literal[RESULT_FORMATS]] = ["json"]
@@ -95,7 +97,8 @@ _DOWNLOADS = {
 @router.get(
     "/{job_id}/result",
     summary="Shots: JSON, CSV, timelines (OpenTimelineIO `otio`, Final Cut Pro X `fcpxml`, Final Cut Pro 7 `xml`, "
-    "CMX 3600 `edl`; `start_timecode` offsets them), x264/x265 `qp` file; `rekognition` (AWS Rekognition's GetSegmentDetection document); "
+    "CMX 3600 `edl`; `start_timecode` offsets them), x264/x265 `qp` file; "
+    "`rekognition` (AWS Rekognition's GetSegmentDetection document); "
     "probabilities (npz, or JSON `curve` for plots); "
     "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON)",
 )

@@ -71,6 +71,13 @@ def test_post_policy_limits_size_type_and_time(http, alice):
     assert 0 < expires - time.time() <= body["expires_in"] + 5
 
 
+def test_an_https_url_source_is_queued_for_the_worker_to_fetch(http, alice):
+    url = "https://example.com/clips/v.mp4?X-Amz-Signature=abc"
+    submitted = http.post("/v1/jobs", json={"source": url}, headers=alice)
+    assert submitted.status_code == 202, submitted.text
+    assert submitted.json()["source"] == url
+
+
 def test_submit_status_result_in_every_format(http, alice, video_bytes, run_job, services):
     key = upload(http, alice, video_bytes)
     submitted = http.post("/v1/jobs", json={"source": key, "tag": "ep1", "formats": ["json", "edl"]}, headers=alice)
@@ -186,6 +193,7 @@ def test_a_client_sees_only_its_own_jobs_and_uploads(http, alice, bob, video_byt
         ("/v1/jobs", {"source": "uploads/alice/x/../../bob/y.mp4"}, 422, "invalid_key", "source"),
         ("/v1/jobs", {"source": "/etc/passwd"}, 422, "invalid_key", "source"),
         ("/v1/jobs", {"source": "s3://someone-elses-bucket/v.mp4"}, 422, "bucket_not_allowed", "source"),
+        ("/v1/jobs", {"source": "http://example.com/v.mp4"}, 422, "source_not_allowed", "source"),
         ("/v1/jobs", {"source": "uploads/alice/nothing-here.mp4"}, 404, "source_not_found", "source"),
         ("/v1/jobs", {"source": "uploads/alice/x.mp4", "threshold": 1.5}, 422, "invalid_request", "threshold"),
         ("/v1/jobs", {"source": "uploads/alice/x.mp4", "formats": ["pdf"]}, 422, "invalid_request", "formats.0"),

@@ -55,3 +55,17 @@ def test_scoring_matches_one_to_one_within_tolerance():
     assert (score.true_positives, score.false_positives, score.false_negatives) == (2, 2, 1)
     assert score.f1 == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
     assert transitions([(0, 9), (12, 20), (21, 30)]) == [(9, 12), (20, 21)]
+
+
+def test_frame_clock_keeps_constant_rate_numbers_and_times_variable_rate_by_pts():
+    from videoapi.shots import FrameClock
+
+    constant = FrameClock(29.97)
+    assert [constant.time(f) for f in (0, 1, 1799)] == [0.0, round(1 / 29.97, 6), round(1799 / 29.97, 6)]
+    assert constant.timecode(1800) == smpte_timecode(1800, 29.97) and not constant.variable
+    variable = FrameClock(25.0, times=np.array([0.0, 0.02, 0.053, 0.1]), end=0.16)
+    assert [variable.time(f) for f in range(4)] == [0.0, 0.02, 0.053, 0.1]
+    assert variable.end_time(3) == variable.duration(4) == 0.16
+    assert variable.timecode(2) == "00:00:00.053" and FrameClock(1, np.array([3725.5])).timecode(0) == "01:02:05.500"
+    shots = ShotList.from_predictions(np.array([0, 0, 0.9, 0]), fps=25.0, clock=variable)
+    assert [(s.start_time, s.end_time) for s in shots.shots] == [(0.0, 0.1), (0.1, 0.16)]  # shots 0-2, 3-3
