@@ -123,6 +123,17 @@ async function show(jobId) {
   $("#details").textContent =
     `${video.width}×${video.height} ${video.codec}, ${video.fps} fps, ${video.frame_count} frames · ` +
     `threshold ${result.threshold} · ${result.model.name} v${result.model.version}`;
+  // decode damage and the like: the job succeeded, but say where the shots may be less sure
+  const warnings = result.warnings || [];
+  $("#warnings").replaceChildren(
+    ...warnings.map((w) => {
+      const item = document.createElement("li");
+      const where = w.frames ? ` (frames ${w.frames[0]}–${w.frames[1]})` : "";
+      item.textContent = `${w.code}${where}: ${w.message || ""}`;
+      return item;
+    }),
+  );
+  $("#warnings").hidden = !warnings.length;
   const player = $("#video");
   // a reopened job (#job=) plays its video from storage through a presigned GET
   const source = state.videoUrl || (await api(`/v1/jobs/${jobId}/video`).then((r) => r.json())).url;

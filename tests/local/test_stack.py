@@ -305,6 +305,7 @@ def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
         assert page.locator("#timeline .shot .badge").count() == len(opened)  # each tile names its transition
         assert page.locator("#transition-track .span").count() == len(transitions)
         assert page.locator("#cue-track .span").count() == len(cues)
+        assert page.locator("#warnings li").count() == len(result.get("warnings", []))
         for kind in {t["type"] for t in transitions} | {c["type"] for c in cues}:
             assert kind in page.inner_text("#legend")
 
