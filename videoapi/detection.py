@@ -19,8 +19,9 @@ import numpy as np
 
 from videoapi.decode import iter_model_frames, iter_model_frames_pyav
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
-from videoapi.jobs import Job, JobStatus, JobStore
+from videoapi.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
+from videoapi.postprocess import shot_list, transition_dicts, transitions_for
 from videoapi.preview import (
     OVERVIEW_COLUMNS,
     KeyframeCandidates,
@@ -294,7 +295,14 @@ class ShotDetector:
                 "truncated_video", f"only {decoded} of {info.frame_count} frames could be decoded: truncated or corrupt"
             )
         fps = info.fps
-        shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
+        enabled = job.extra.get(POSTPROCESS_FIELD, "1" if self.settings.postprocess else "0") == "1"
+        found = transitions_for(
+            predictions.single_frame, predictions.many_hot, decoded_video.features, job.threshold, enabled
+        )
+        if enabled:
+            shots = shot_list(found, decoded, fps, job.threshold)
+        else:  # the reference rule, exactly (its shots leave the frames over the threshold out)
+            shots = ShotList.from_predictions(predictions.single_frame, fps=fps, threshold=job.threshold)
         shots_key, probs_key = _result_keys(job_id)
         previews = self._publish_previews(job_id, shots, decoded_video)
         served = getattr(self.model, "served_model", None)
@@ -318,11 +326,13 @@ class ShotDetector:
             },
             "threshold": job.threshold,
             "shot_count": len(shots.shots),
+            "postprocess": enabled,
             "shots": [
-                {**shot, "keyframe": frame}
+                {**shot, "keyframe": frame, **({"transition": shot["index"] - 1} if shot["index"] else {})}
                 for shot, frame in itertools.zip_longest(shots.to_dicts(), previews["thumbnails"]["keyframes"])
                 if shot
             ],
+            "transitions": transition_dicts(found, fps),
             "probabilities": {"key": probs_key, "format": "npz", "arrays": ["single_frame", "many_hot"]},
             "previews": previews,
         }

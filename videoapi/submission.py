@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from videoapi.exports import to_csv, to_edl
-from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
+from videoapi.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
 from videoapi.settings import Settings
 from videoapi.shots import max_per_stride
@@ -101,10 +101,12 @@ class SubmitRequest:
     formats: tuple[str, ...] = ("json",)
     tag: str = ""
     callback_url: str | None = None
+    postprocess: bool | None = None  # None: the setting
 
     def fingerprint(self) -> str:
         body = json.dumps(
-            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url], separators=(",", ":")
+            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url, self.postprocess],
+            separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -210,6 +212,7 @@ class JobService:
             if fmt not in RESULT_FORMATS:
                 raise ApiError(422, "invalid_format", f"formats must be among {', '.join(RESULT_FORMATS)}", "formats")
         threshold = self.settings.threshold if request.threshold is None else request.threshold
+        postprocess = self.settings.postprocess if request.postprocess is None else request.postprocess
         if request.callback_url:
             check_callback_url(request.callback_url, self.settings.allow_private_callbacks)
         bucket, key = self._resolve_source(client_id, request.source)
@@ -236,6 +239,7 @@ class JobService:
             tag=request.tag,
             formats=",".join(request.formats),
             callback_url=request.callback_url or "",
+            **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
         )
         self.queue.enqueue_detection(job.id)
         return job, True
