@@ -77,7 +77,8 @@ def reference_transitions(single_frame: np.ndarray, threshold: float) -> list[Tr
     found = []
     for (_, end), (start, _) in zip(spans, spans[1:]):
         confidence = float(probs[end:start].max(initial=0.0))
-        found.append(Transition("cut", end + 1, max(end + 1, start - 1), round(confidence, 6)))
+        # the frames over the threshold after the outgoing shot's last one; a single one is the new shot's first
+        found.append(Transition("cut", end + 1, start if start == end + 1 else start - 1, round(confidence, 6)))
     return found
 
 
@@ -99,6 +100,7 @@ class Rules:
     flat_std: float = 6.0  # a thumbnail with less spread than this is one flat colour
     black: float = 24.0  # mean grey levels under which a frame is black
     white: float = 232.0  # ... over which it is white
+    same_ratio: float = 1.5  # a change across a run under this many times the shot's own over as many frames
     excursion: int = 4  # frames either side where the picture may come back
     sure: float = 0.9  # single_frame over this is a cut whatever the motion around it
     isolated: float = 1.8  # a cut's change is this many times the largest other change near it
@@ -113,7 +115,8 @@ def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
 def _normalised(thumbs: np.ndarray) -> np.ndarray:
     """Thumbnails with the exposure divided out: a brighter or darker copy of a picture matches it."""
     values = thumbs.reshape(len(thumbs), -1).astype(np.float32)
-    return values / (values.mean(axis=1, keepdims=True) + 8.0)
+    centred = values - values.mean(axis=1, keepdims=True)
+    return centred / (centred.std(axis=1, keepdims=True) + 4.0)
 
 
 def _change(normalised: np.ndarray, i: int, j: int) -> float:
@@ -156,6 +159,11 @@ def detect_transitions(
         ):
             continue
         before, after = first - 1, last + 1
+        if length >= rules.gradual_min and (first <= rules.edge or last >= n - 1 - rules.edge):
+            # nothing to compare on one side: at an end of the video a gradual run is a fade in or out
+            kind = "fade_in" if first <= rules.edge else "fade_out"
+            found.append(Transition(kind, first, last, round(max(peak, float(many[first : last + 1].mean())), 6)))
+            continue
         reach = range(1, rules.excursion + 1)
         # an excursion: a few frames on, the picture is back to the one before it (flash, strobe, exposure, dip)
         back = min(_change(normalised, first - i, last + j) for i in reach for j in reach)
@@ -165,6 +173,8 @@ def detect_transitions(
         if back < rules.flat_change or back < rules.return_ratio * max(steps, default=0.0):
             continue
         is_cut = length < rules.gradual_min or hot.sum() < rules.gradual_min
+        if not is_cut and peak <= threshold and _same_picture(normalised, first, last, rules):
+            continue  # an exposure ramp or a slow dip: across it the picture changes no more than the shot moves
         if is_cut and peak < rules.sure and _isolation(diff, first, last, rules) < rules.isolated:
             continue  # fast motion (a whip pan): the picture changes over many frames, none stands out
         if is_cut:
@@ -247,3 +257,11 @@ def transition_dicts(transitions: list[Transition], fps: float) -> list[dict]:
         }
         for i, t in enumerate(transitions)
     ]
+
+
+def _same_picture(normalised: np.ndarray, first: int, last: int, rules: Rules) -> bool:
+    """Whether the picture after a run is the one before it, moved no more than the shot moves by itself."""
+    width = min(30, last - first + 2)
+    across = min(_change(normalised, first - i, last + j) for i in (1, 2) for j in (1, 2))
+    own = max(_change(normalised, first - 1 - width, first - 1), _change(normalised, last + 1, last + 1 + width))
+    return across < rules.same_ratio * own + rules.flat_change
