@@ -103,6 +103,7 @@ class Rules:
     same_ratio: float = 1.5  # a change across a run under this many times the shot's own over as many frames
     excursion: int = 4  # frames either side where the picture may come back
     sure: float = 0.9  # single_frame over this is a cut whatever the motion around it
+    same_colours: float = 0.7  # histograms closer than this (L1, 0..~2) before and after: one scene's colours
     isolated: float = 1.8  # a cut's change is this many times the largest other change near it
 
 
@@ -138,6 +139,7 @@ def detect_transitions(
     luma = features["pp_luma"].astype(np.float32)
     diff = features["pp_diff"].astype(np.float32)
     normalised = _normalised(features["pp_thumb"])
+    hists = features["pp_hist"].astype(np.float32) / 255.0
     candidate = (single > threshold) | (many > rules.hot)
     runs: list[list[int]] = []
     flat = features["pp_thumb"].reshape(n, -1).std(axis=1) < rules.flat_std
@@ -175,7 +177,8 @@ def detect_transitions(
         is_cut = length < rules.gradual_min or hot.sum() < rules.gradual_min
         if not is_cut and peak <= threshold and _same_picture(normalised, first, last, rules):
             continue  # an exposure ramp or a slow dip: across it the picture changes no more than the shot moves
-        if is_cut and peak < rules.sure and _isolation(diff, first, last, rules) < rules.isolated:
+        same_colours = _colour_change(hists, first - rules.excursion, last + rules.excursion) < rules.same_colours
+        if is_cut and peak < rules.sure and same_colours and _isolation(diff, first, last, rules) < rules.isolated:
             continue  # fast motion (a whip pan): the picture changes over many frames, none stands out
         if is_cut:
             lo, hi = max(1, first - rules.cut_search + 1), min(n - 1, last + rules.cut_search + 1)
@@ -265,3 +268,9 @@ def _same_picture(normalised: np.ndarray, first: int, last: int, rules: Rules) -
     across = min(_change(normalised, first - i, last + j) for i in (1, 2) for j in (1, 2))
     own = max(_change(normalised, first - 1 - width, first - 1), _change(normalised, last + 1, last + 1 + width))
     return across < rules.same_ratio * own + rules.flat_change
+
+
+def _colour_change(hists: np.ndarray, i: int, j: int) -> float:
+    """L1 distance between two frames' colour histograms (about 0 to 2)."""
+    i, j = min(max(i, 0), len(hists) - 1), min(max(j, 0), len(hists) - 1)
+    return float(np.abs(hists[i] - hists[j]).sum())
