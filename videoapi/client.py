@@ -59,10 +59,14 @@ class VideoApiClient:
             raise ApiClientError(f"upload to storage failed: HTTP {response.status_code} {response.text[:200]}")
         return upload["key"]
 
-    def submit(self, source: str, *, threshold: float | None = None, tag: str = "") -> dict:
+    def submit(
+        self, source: str, *, threshold: float | None = None, tag: str = "", postprocess: bool | None = None
+    ) -> dict:
         body = {"source": source, "tag": tag}
         if threshold is not None:
             body["threshold"] = threshold
+        if postprocess is not None:
+            body["postprocess"] = postprocess
         return self._request("POST", "/v1/jobs", json=body).json()
 
     def status(self, job_id: str) -> dict:

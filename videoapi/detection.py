@@ -27,7 +27,7 @@ from videoapi.analysis import (
 )
 from videoapi.decode import DecodeLog
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
-from videoapi.jobs import Job, JobStatus, JobStore
+from videoapi.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
 from videoapi.pipeline import FrameModel, Predictions
 from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, tile_size
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
@@ -285,6 +285,7 @@ class ShotDetector:
             info,
             self.settings,
             threshold=job.threshold,
+            postprocess=job.extra.get(POSTPROCESS_FIELD, "1" if self.settings.postprocess else "0") == "1",
             job_id=job_id,
             source=job.key if is_url(job.key) else f"s3://{job.bucket}/{job.key}",
             keys=keys,

@@ -250,13 +250,14 @@ class Detector:
         video: str | os.PathLike,
         *,
         threshold: float | None = None,
+        postprocess: bool | None = None,
         progress: Callable[[int, int], None] | None = None,
         info: VideoInfo | None = None,
         _on_predictions: Callable[[np.ndarray], None] | None = None,
     ) -> ShotResult:
         """Shots of one video file: the same document the service's job gives (job_id a fresh id, source the path).
 
-        Options are the job's (`threshold`: default the setting). `progress(frames_done, frames_total)`.
+        Options are the job's (`threshold`, `postprocess`: default the settings). `progress(frames_done, frames_total)`.
         """
         path = Path(video)
         threshold = _threshold(self.settings, threshold)
@@ -275,6 +276,7 @@ class Detector:
                     info,
                     self.settings,
                     threshold=threshold,
+                    postprocess=self.settings.postprocess if postprocess is None else postprocess,
                     job_id=uuid.uuid4().hex,
                     source=str(path.resolve()),
                     keys=ResultKeys.under(""),
@@ -284,9 +286,19 @@ class Detector:
             raise DetectionFailed(exc.code, exc.message) from exc
         return ShotResult(detection.document, detection.predictions, detection.overview_png, detection.thumbnails_jpeg)
 
-    def iter_shots(self, video: str | os.PathLike, *, threshold: float | None = None) -> Iterator[Shot]:
-        """Shots as soon as they are final, while the video is still decoding (for long videos)."""
+    def iter_shots(
+        self, video: str | os.PathLike, *, threshold: float | None = None, postprocess: bool | None = None
+    ) -> Iterator[Shot]:
+        """Shots as soon as they are final, while the video is still decoding (for long videos).
+
+        Post-processing (on by default) looks at each boundary's neighbours and may merge or move it, so
+        with it on the shots come once the video is done; with `postprocess=False` they stream.
+        """
         threshold = _threshold(self.settings, threshold)
+        if self.settings.postprocess if postprocess is None else postprocess:
+            for shot in self.detect(video, threshold=threshold, postprocess=True).shots:
+                yield Shot(**{f.name: getattr(shot, f.name) for f in fields(Shot)})
+            return
         info = self.probe(video)  # a rejected file raises here, before any thread starts
         chunks: queue.Queue = queue.Queue(maxsize=64)
         gone = threading.Event()
@@ -299,7 +311,9 @@ class Detector:
 
         def run() -> None:
             try:
-                outcome["result"] = self.detect(video, threshold=threshold, info=info, _on_predictions=take)
+                outcome["result"] = self.detect(
+                    video, threshold=threshold, postprocess=False, info=info, _on_predictions=take
+                )
             except BaseException as exc:  # handed to the reader
                 outcome["error"] = exc
             finally:
@@ -333,6 +347,7 @@ class Detector:
         *,
         workers: int | None = None,
         threshold: float | None = None,
+        postprocess: bool | None = None,
         progress: Callable[[Path, int, int], None] | None = None,
     ) -> Iterator[tuple[Path, ShotResult | Exception]]:
         """(video, result or the error that stopped it) for each file, in order; files decoded in parallel."""
@@ -348,7 +363,7 @@ class Detector:
                     progress(path, done, total)
 
             try:
-                return self.detect(path, threshold=threshold, progress=report)
+                return self.detect(path, threshold=threshold, postprocess=postprocess, progress=report)
             except Exception as exc:  # one bad file does not stop the batch
                 return exc
 

@@ -56,7 +56,9 @@ class FeatureTap:
 
 def frame_features(settings: Settings) -> list[FrameFeature]:
     """The features a job computes, fresh for each video or segment."""
-    return []
+    from videoapi.postprocess import PictureStats  # postprocess imports shots, which needs nothing of this module
+
+    return [PictureStats()]
 
 
 def stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -53,6 +53,9 @@ class JobNotFound(KeyError):
     pass
 
 
+POSTPROCESS_FIELD = "postprocess"  # a job's record: "1" or "0"; absent (older jobs): the setting
+
+
 def new_job_id() -> str:
     """Unguessable: 128 random bits."""
     return "job_" + secrets.token_hex(16)

@@ -61,6 +61,8 @@ def shot_document(
     clock: FrameClock,
     warnings: list[dict],
     threshold: float,
+    postprocess: bool,
+    transitions: list[dict],
     model: ModelIdentity,
     shots: ShotList,
     previews: dict,
@@ -95,11 +97,13 @@ def shot_document(
         "model": {"name": model.name, "version": model.version, "window": model.window},
         "threshold": threshold,
         "shot_count": len(shots.shots),
+        "postprocess": postprocess,
         "shots": [
-            {**shot, "keyframe": frame}
+            {**shot, "keyframe": frame, **({"transition": shot["index"] - 1} if shot["index"] else {})}
             for shot, frame in itertools.zip_longest(shots.to_dicts(), previews["thumbnails"]["keyframes"])
             if shot
         ],
+        "transitions": transitions,
         "probabilities": {"key": keys.probabilities, "format": "npz", "arrays": list(PROBABILITY_ARRAYS)},
         "previews": previews,
     }

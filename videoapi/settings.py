@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")
     threshold: float = Field(0.5, gt=0, lt=1)
+    postprocess: bool = Field(
+        True, description="post-process the probabilities (videoapi.postprocess); false: the reference rule exactly"
+    )
     overview_max_frames: int = Field(3000, ge=25, description="frames on the overview PNG; longer videos are sampled")
     max_thumbnails: int = Field(5000, ge=1, description="shots past this get no keyframe thumbnail")
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from videoapi.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
 from videoapi.exports import EXPORT_FILES, ExportError, export
-from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
+from videoapi.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
 from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
 from videoapi.settings import Settings
@@ -115,6 +115,7 @@ class SubmitRequest:
     tag: str = ""
     callback_url: str | None = None
     attributes: tuple[tuple[str, str], ...] = ()  # kept on the job record (e.g. a Rekognition request's options)
+    postprocess: bool | None = None  # None: the setting
 
     def fingerprint(self) -> str:
         body = json.dumps(
@@ -126,6 +127,7 @@ class SubmitRequest:
                 self.tag,
                 self.callback_url,
                 sorted(self.attributes),
+                self.postprocess,
             ],
             separators=(",", ":"),
         )
@@ -245,6 +247,7 @@ class JobService:
             if fmt not in RESULT_FORMATS:
                 raise ApiError(422, "invalid_format", f"formats must be among {', '.join(RESULT_FORMATS)}", "formats")
         threshold = self.settings.threshold if request.threshold is None else request.threshold
+        postprocess = self.settings.postprocess if request.postprocess is None else request.postprocess
         if request.callback_url:
             check_callback_url(request.callback_url, self.settings.allow_private_callbacks)
         bucket, key = self._resolve_source(client_id, request.source, request.source_version)
@@ -273,6 +276,7 @@ class JobService:
             callback_url=request.callback_url or "",
             source_version=request.source_version or "",
             **dict(request.attributes),
+            **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
         )
         self.queue.enqueue_detection(job.id)
         return job, True

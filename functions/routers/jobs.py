@@ -25,6 +25,9 @@ class JobRequest(BaseModel):
     formats: list[Literal[RESULT_FORMATS]] = ["json"]
     tag: str = Field("", max_length=200, description="your own label, returned with the job")
     callback_url: str | None = Field(None, max_length=2000, description="POSTed the job's status when it ends")
+    postprocess: bool | None = Field(
+        None, description="post-process the probabilities (typed transitions); false: the reference rule exactly"
+    )
 
 
 @router.post("", status_code=202, summary="Submit a shot-detection job")
@@ -40,6 +43,7 @@ def submit_job(
         formats=tuple(body.formats),
         tag=body.tag,
         callback_url=body.callback_url,
+        postprocess=body.postprocess,
     )
     job, created = services.jobs.submit(client, request, idempotency_key)
     return JSONResponse(job_view(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})

@@ -342,3 +342,30 @@ def test_clips_job_runs_in_the_worker_with_progress(worker, celery, store, stora
     celery.send_task("videoapi.make_clips", args=[broken.id])
     failed = wait(store, broken.id)
     assert (failed.status, failed.error_code) == (JobStatus.failed, "invalid_shots")
+
+
+def test_post_processed_document_has_typed_transitions_on_exact_frames(worker, celery, store, storage, tmp_path):
+    video = tmp_path / "edited.mp4"
+    cuts = write_video(video, [50, 40, 70, 60], fps=25, seed=5)
+    job = wait(store, submit(celery, store, storage, video, postprocess="1"))
+    assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
+    doc = storage.get_json(job.result_key)
+    assert doc["postprocess"] is True
+    assert [(t["type"], t["start_frame"], t["end_frame"]) for t in doc["transitions"]] == [("cut", c, c) for c in cuts]
+    shots = doc["shots"]
+    assert [s["start_frame"] for s in shots[1:]] == cuts and "transition" not in shots[0]
+    assert [s["transition"] for s in shots[1:]] == [0, 1, 2]
+    assert all(a["end_frame"] + 1 == b["start_frame"] for a, b in zip(shots, shots[1:]))
+
+
+def test_postprocess_off_gives_the_reference_rule(worker, celery, store, storage, tmp_path):
+    video = tmp_path / "reference.mp4"
+    write_video(video, [50, 40, 70, 60], fps=25, seed=6)
+    job = wait(store, submit(celery, store, storage, video, postprocess="0"))
+    assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
+    doc = storage.get_json(job.result_key)
+    with np.load(io.BytesIO(storage.get_bytes(doc["probabilities"]["key"]))) as probs:
+        spans = shot_spans(probs["single_frame"], 0.5)
+    assert doc["postprocess"] is False
+    assert [(s["start_frame"], s["end_frame"]) for s in doc["shots"]] == spans
+    assert {t["type"] for t in doc["transitions"]} <= {"cut"} and len(doc["transitions"]) == len(spans) - 1

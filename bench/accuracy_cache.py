@@ -1,0 +1,78 @@
+"""Per-video inputs of the accuracy bench, computed once and kept under bench/results/accuracy-cache/.
+
+For each generated video: the service's decode (videoapi.decode, as the worker does it) run through
+the model in-process (ONNX Runtime on model_repository's model.onnx, what Triton's CPU model runs)
+with the post-processing's frame features tapped on the way; the reference package's probabilities;
+PySceneDetect's boundaries. None of these depend on the post-processing, so re-tuning it re-runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from testset import write_hard_video
+
+from videoapi.decode import iter_model_frames_pyav
+from videoapi.frame_features import FeatureTap, frame_features
+from videoapi.pipeline import predict_frames
+from videoapi.settings import Settings
+
+CACHE = Path("bench/results/accuracy-cache")
+
+
+class OnnxModel:
+    """TransNetV2 in-process on ONNX Runtime (the FrameModel protocol)."""
+
+    def __init__(self, settings: Settings):
+        import onnxruntime as ort
+
+        path = settings.model_repository / settings.model_name / "1" / "model.onnx"
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        single, many = self.session.run(None, {"frames": windows})
+        return single[..., 0], many[..., 0]
+
+
+def video(kind: str, seed: int, shots: int) -> tuple[Path, list[tuple[int, int, str]]]:
+    """The generated video and its typed truth, made on first use."""
+    path = CACHE / f"{kind}-{seed}-{shots}.mp4"
+    truth_path = path.with_suffix(".truth.json")
+    if not truth_path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        write_hard_video(path, kind, seed=seed, shots=shots)
+    return path, [tuple(t) for t in json.loads(truth_path.read_text())]
+
+
+def service_inputs(path: Path, settings: Settings, model: OnnxModel) -> dict[str, np.ndarray]:
+    """single_frame, many_hot and the frame features, as the worker computes them."""
+    cached = path.with_suffix(".service.npz")
+    if not cached.exists():
+        tap = FeatureTap(frame_features(settings))
+        frames = tap.tap(iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter), 0)
+        predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)
+        np.savez(cached, single_frame=predictions.single_frame, many_hot=predictions.many_hot, **tap.arrays())
+    with np.load(cached) as data:
+        return {name: data[name] for name in data.files}
+
+
+def reference_single(path: Path, reference_model, frames_of) -> np.ndarray:
+    """The reference package's single-frame probabilities."""
+    cached = path.with_suffix(".reference.npy")
+    if not cached.exists():
+        import torch
+
+        with torch.no_grad():
+            single, _ = reference_model.predict_frames(torch.from_numpy(frames_of(path).copy()), quiet=True)
+        np.save(cached, single.numpy().reshape(-1).astype(np.float32))
+    return np.load(cached)
+
+
+def scenedetect_boundaries(path: Path, detector: str, run) -> list[tuple[int, int]]:
+    """PySceneDetect's transitions with one detector."""
+    cached = path.with_suffix(f".{detector}.json")
+    if not cached.exists():
+        cached.write_text(json.dumps(run(path, detector)))
+    return [tuple(t) for t in json.loads(cached.read_text())]
