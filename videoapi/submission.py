@@ -349,6 +349,8 @@ def job_view(job: Job, base: str = "/v1") -> dict:
     if job.status == JobStatus.succeeded:
         for fmt in (*RESULT_FORMATS, *RESULT_EXTRAS):
             links[fmt] = f"{base}/jobs/{job.id}/result?format={fmt}"
+    # the process running the job, while it runs: {hostname, pid}
+    worker = json.loads(job.extra["worker"]) if job.status == JobStatus.running and job.extra.get("worker") else None
     return {
         "id": job.id,
         "status": job.status.value,
@@ -362,5 +364,7 @@ def job_view(job: Job, base: str = "/v1") -> dict:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "error": {"code": job.error_code, "message": job.error_message} if job.status == JobStatus.failed else None,
+        "attempts": int(job.extra.get("attempts") or 0),
+        "worker": worker,
         "links": links,
     }
