@@ -21,6 +21,7 @@ import httpx
 
 from functions.deps import Services
 from functions.s3_trigger import handle_event
+from local.supervisor import Supervisor
 from videoapi.netutil import free_port, port_is_open, stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings
 from videoapi.storage import Storage
@@ -69,6 +70,10 @@ class LocalStack:
     api_key: str = ""
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    supervisor: Supervisor = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(on_status=self.on_status)
 
     def start(self) -> LocalStack:
         try:
@@ -156,6 +161,7 @@ class LocalStack:
             except WorkerStartError as exc:
                 raise StackError(f"Celery worker: {exc} (log: {logs / f'worker{n + 1}.log'})") from exc
             self._stack.callback(worker.stop)
+            self.supervisor.watch(worker.name, lambda w=worker: w.alive, lambda w=worker: (w.stop(), w.start()))
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
         self._finish_start(settings, api_port, logs)
 
@@ -164,6 +170,9 @@ class LocalStack:
         services = Services.from_settings(settings)
         self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
         self._start_api(settings, api_port, logs)
+        # last callback registered, first run at stop: nothing is restarted while the stack stops
+        self._stack.callback(self.supervisor.stop)
+        self.supervisor.start()
         threading.Thread(target=self._emulate_s3_trigger, args=(services,), daemon=True).start()
         self._stack.callback(self._stop.set)
         if self.write_state:

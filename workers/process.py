@@ -82,6 +82,11 @@ class WorkerProcess:
         finally:
             app.close()
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker's main process is running."""
+        return self._process is not None and self._process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), as a crash would."""
         if self._process is not None:
