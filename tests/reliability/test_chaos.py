@@ -17,19 +17,27 @@ from workers.process import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
-JOBS = 12  # the 100 is too heavy for this shared 2-core machine's test run
+JOBS = 20  # the 100 is too heavy for this shared 2-core machine's test run
 KILL_EVERY_S = 10.0
 
 
 def test_random_worker_kills_every_10s_lose_no_job(stack_settings, tmp_path):
     base = stack_settings.redis_url.rsplit("/", 1)[0]
+    # a job as long as the kill interval can be hit 3 times in a row by chance: these kills are not a poison
+    # job's, so the poison limit is raised here (its own test keeps the default 3)
     settings = stack_settings.model_copy(
-        update={"redis_url": f"{base}/10", "lease_s": 10.0, "lease_renew_s": 2.0, "reaper_interval_s": 2.0}
+        update={
+            "redis_url": f"{base}/10",
+            "lease_s": 10.0,
+            "lease_renew_s": 2.0,
+            "reaper_interval_s": 2.0,
+            "max_worker_losses": 10,
+        }
     )
     store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
     store.redis.flushdb()
     video = tmp_path / "v.mp4"
-    write_video(video, [200, 200], fps=25, seed=11)
+    write_video(video, [150, 150], fps=25, seed=11)
     jobs = []
     for n in range(JOBS):
         key = f"incoming/chaos/{n}.mp4"
@@ -68,7 +76,7 @@ def test_random_worker_kills_every_10s_lose_no_job(stack_settings, tmp_path):
         for worker in workers:
             worker.stop()
         celery.close()
-    assert [s.status for s in states] == [JobStatus.succeeded] * JOBS, [(s.error_code, s.status) for s in states]
+    assert [s.status for s in states] == [JobStatus.succeeded] * JOBS, [s.error_code for s in states]
     assert all(s.result_key for s in states)
     retried = [s for s in states if int(s.extra.get("attempts") or 0) >= 2]
     waits = [s.finished_at - max(k for k in kills if k < s.finished_at) for s in retried if kills]
