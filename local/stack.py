@@ -21,6 +21,7 @@ import httpx
 
 from functions.deps import Services
 from functions.s3_trigger import handle_event
+from local.supervisor import Supervisor
 from videoapi.aws_keys import KeyPair
 from videoapi.netutil import free_port, port_is_open, stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings, state_file
@@ -67,6 +68,10 @@ class LocalStack:
     key_pair: KeyPair | None = None  # for Rekognition's protocol (SigV4)
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+    supervisor: Supervisor = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.supervisor = Supervisor(on_status=self.on_status)
 
     def start(self) -> LocalStack:
         try:
@@ -160,6 +165,7 @@ class LocalStack:
                 raise StackError(f"Celery worker: {exc} (log: {logs / f'worker{n + 1}.log'})") from exc
             self._stack.callback(worker.stop)
             self.worker_metrics_urls.append(worker.metrics_url)
+            self.supervisor.watch(worker.name, lambda w=worker: w.alive, lambda w=worker: (w.stop(), w.start()))
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
         self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
         self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton {self.triton_metrics_url}")
@@ -171,6 +177,9 @@ class LocalStack:
         self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
         self.key_pair = services.key_pairs.create(services.keys.client_for(self.api_key) or "dev")
         self._start_api(settings, api_port, logs)
+        # last callback registered, first run at stop: nothing is restarted while the stack stops
+        self._stack.callback(self.supervisor.stop)
+        self.supervisor.start()
         threading.Thread(target=self._emulate_s3_trigger, args=(services,), daemon=True).start()
         self._stack.callback(self._stop.set)
         if self.write_state:

@@ -66,7 +66,13 @@ class Settings(BaseSettings):
     )
     task_retry_backoff_max_s: int = Field(60, ge=1)
     task_time_limit_s: int = Field(4 * 3600, gt=0)
-    visibility_timeout_s: int = Field(6 * 3600, gt=0, description="longer than the longest job")
+    visibility_timeout_s: int = Field(
+        6 * 3600, gt=0, description="last resort only (leases recover a lost worker); longer than the longest job"
+    )
+    lease_s: float = Field(30.0, gt=0, description="a running task whose lease is not renewed this long is re-queued")
+    lease_renew_s: float = Field(5.0, gt=0, description="how often a worker renews its running task's lease")
+    reaper_interval_s: float = Field(5.0, gt=0, description="how often each worker process looks for lapsed leases")
+    max_worker_losses: int = Field(3, ge=1, description="a job whose worker died this many times fails as worker_lost")
     redis_ride_out_s: float = Field(60.0, ge=0, description="workers retry Redis this long (a restart) before failing")
 
     # API

@@ -489,6 +489,8 @@ def job_view(job: Job, base: str = "/v1") -> dict:
         if not clips:
             links["clips"] = f"{base}/jobs/{job.id}/clips"
     links["video"] = f"{base}/jobs/{job.id}/video"
+    # the process running the job, while it runs: {hostname, pid}
+    worker = json.loads(job.extra["worker"]) if job.status == JobStatus.running and job.extra.get("worker") else None
     view = {
         "id": job.id,
         "status": job.status.value,
@@ -502,6 +504,8 @@ def job_view(job: Job, base: str = "/v1") -> dict:
         "started_at": iso(job.started_at),
         "finished_at": iso(job.finished_at),
         "error": {"code": job.error_code, "message": job.error_message} if job.status == JobStatus.failed else None,
+        "attempts": int(job.extra.get("attempts") or 0),
+        "worker": worker,
         "links": links,
     }
     if clips:

@@ -98,6 +98,11 @@ class WorkerProcess:
     def metrics_url(self) -> str:
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
 
+    @property
+    def alive(self) -> bool:
+        """Whether the worker's main process is running."""
+        return self._process is not None and self._process.poll() is None
+
     def kill(self) -> None:
         """SIGKILL the whole worker (main process and pool children), as a crash would."""
         if self._process is not None:

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import socket
+from contextlib import contextmanager
 from functools import cache
 
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_process_init
 
 from videoapi import callbacks
 from videoapi.clips import ClipError, ClipMaker
 from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
 from videoapi.jobs import JobStore
+from videoapi.leases import WORKER_LOST, Heartbeat, LeaseBook, LeasedTask
 from videoapi.observability.logging import job_context
-from videoapi.queue import CLIPS_TASK
+from videoapi.queue import CLIPS_TASK, QUEUE
 from videoapi.rekognition_api import NOTIFICATION_FIELD, publish_completion
 from videoapi.storage import Storage
 from videoapi.triton.client import ShotModelClient
@@ -39,12 +44,53 @@ def detector() -> ShotDetector:
     return ShotDetector(settings, store, Storage.from_settings(settings), model)
 
 
+@cache
+def lease_book() -> LeaseBook:
+    settings = app.conf.videoapi_settings
+    return LeaseBook(detector().store, lease_s=settings.lease_s, max_worker_losses=settings.max_worker_losses)
+
+
+def requeue(task: LeasedTask) -> None:
+    """Send a task whose worker was lost again, under its own id and in its own chord."""
+    options = {k: v for k, v in task.options.items() if v is not None}
+    app.send_task(task.name, args=task.args, task_id=task.task_id, queue=QUEUE, **options)
+
+
+@worker_process_init.connect
+def _start_reaper(**_) -> None:
+    # every pool process reaps; the lease book's lock lets one at a time do it
+    Heartbeat(lambda: lease_book().reap(requeue), app.conf.videoapi_settings.reaper_interval_s).start()
+
+
+@contextmanager
+def leased(task: Task, job_id: str):
+    """Hold the task's lease while it runs; yields False when the job was failed as poison (worker_lost)."""
+    request = task.request
+    if not request.id:  # called in-process (eager), not by a worker: nothing to lose
+        yield True
+        return
+    options = {"group_id": request.group, "group_index": request.group_index, "chord": request.chord}
+    held = LeasedTask(request.id, task.name, job_id, list(request.args or []), options)
+    book = lease_book()
+    if not book.acquire(held, socket.gethostname(), os.getpid()):
+        yield False
+        return
+    heartbeat = Heartbeat(lambda: book.renew(held.task_id), app.conf.videoapi_settings.lease_renew_s).start()
+    try:
+        yield True
+    finally:
+        heartbeat.stop()
+        book.release(held.task_id)
+
+
 class JobTask(Task):
     """Transient errors are retried with exponential backoff; anything else, or the last retry, fails the job."""
 
     def __call__(self, *args, **kwargs):
         job_id = self.job_id_of(args, kwargs)
-        with job_context(job_id):
+        with job_context(job_id), leased(self, job_id) as held:
+            if not held:
+                return {"job_id": job_id, "status": "failed", "error_code": WORKER_LOST}
             observability.observe_task_start(detector().store, self.name, job_id, self.request.retries)
             return self._run_job(args, kwargs)
 

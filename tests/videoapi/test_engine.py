@@ -52,7 +52,14 @@ def test_detect_finds_the_cuts_and_gives_the_service_document(detector, four_sho
         "width": 320,
         "height": 180,
         "codec": "h264",
+        "rotation": 0,
+        "display_width": 320,
+        "display_height": 180,
+        "field_order": "progressive",
+        "variable_frame_rate": False,
+        "timecode": "smpte",
     }
+    assert document["warnings"] == []
     assert document["model"] == {"name": "transnetv2", "version": "1", "window": 100}
     assert result.predictions.frame_count == 250
     assert result.export("csv") == to_csv(document) and result.export("edl") == to_edl(document)

@@ -1,0 +1,140 @@
+"""Leases on a real Redis, and a whole worker SIGKILLed mid-job on the real stack with a second worker up."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from videoapi.jobs import JobStatus, JobStore
+from videoapi.leases import WORKER_LOST, LeaseBook, LeasedTask
+from videoapi.shots import score_transitions
+from videoapi.storage import Storage
+from videoapi.synthetic import write_video
+from workers.celery_app import create_app as create_celery
+from workers.process import WorkerProcess
+
+pytestmark = [pytest.mark.reliability]
+
+
+@pytest.fixture
+def store(redis_url) -> JobStore:
+    base = redis_url.rsplit("/", 1)[0]
+    store = JobStore.from_url(f"{base}/9")
+    store.redis.flushdb()
+    return store
+
+
+def leased_task(store: JobStore, task_id: str = "task-1") -> LeasedTask:
+    job = store.create(bucket="b", key="k.mp4", threshold=0.5)
+    store.start(job.id, 100)
+    return LeasedTask(task_id, "videoapi.detect_shots", job.id, [job.id], {"group_id": None})
+
+
+def test_lapsed_lease_is_requeued_once_and_a_renewed_one_is_not(store):
+    book = LeaseBook(store, lease_s=0.5)
+    lost, alive = leased_task(store, "lost"), leased_task(store, "alive")
+    assert book.acquire(lost, "host-a", 101) and book.acquire(alive, "host-b", 102)
+    time.sleep(0.7)
+    assert book.renew("alive")
+    sent = []
+    assert [t.task_id for t in book.reap(sent.append)] == ["lost"]
+    assert sent == [lost]  # same name, arguments and options: it runs again as the same task
+    assert book.reap(sent.append) == []  # re-queued once, not at every pass
+    assert store.get(lost.job_id).extra["attempts"] == "1"
+
+
+def test_reaper_lock_lets_one_reaper_at_a_time(store):
+    book = LeaseBook(store, lease_s=0.1)
+    task = leased_task(store)
+    book.acquire(task, "h", 1)
+    time.sleep(0.2)
+    lock = store.redis.lock("leases:reaper", timeout=5)
+    assert lock.acquire(blocking=False)
+    assert book.reap(lambda t: None) == []  # another reaper holds the lock
+    lock.release()
+    assert len(book.reap(lambda t: None)) == 1
+
+
+def test_released_lease_is_never_reaped(store):
+    book = LeaseBook(store, lease_s=0.1)
+    task = leased_task(store)
+    book.acquire(task, "h", 1)
+    book.release(task.task_id)
+    time.sleep(0.2)
+    assert book.reap(lambda t: pytest.fail("a finished task was re-queued")) == []
+
+
+def test_task_whose_worker_dies_three_times_fails_as_worker_lost(store):
+    book = LeaseBook(store, lease_s=0.1, max_worker_losses=3)
+    task = leased_task(store)
+    sent = []
+    assert book.acquire(task, "h", 1)
+    time.sleep(0.2)
+    book.reap(sent.append)  # loss 1, reaped
+    assert book.acquire(task, "h", 2)  # the re-queued copy starts; its worker dies without releasing
+    assert book.acquire(task, "h", 3)  # Celery redelivers it (pool process lost): loss 2
+    time.sleep(0.2)
+    book.reap(sent.append)  # loss 3: poison
+    assert len(sent) == 1
+    job = store.get(task.job_id)
+    assert job.status == JobStatus.failed and job.error_code == WORKER_LOST
+    assert job.extra["attempts"] == "3"
+
+
+@pytest.mark.slow
+def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, tmp_path):
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    # short lease intervals (allowed by the issue); the visibility timeout stays at its production default
+    settings = stack_settings.model_copy(
+        update={
+            "redis_url": f"{base}/8",
+            "lease_s": 10.0,
+            "lease_renew_s": 2.0,
+            "reaper_interval_s": 2.0,
+            "segment_frames": 27_000,
+        }
+    )
+    assert settings.visibility_timeout_s == 6 * 3600
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "long.mp4"
+    cuts = write_video(video, [300, 250, 400, 350, 300], fps=25, seed=5)
+    key = "incoming/leases/long.mp4"
+    storage.put_bytes(key, video.read_bytes(), "video/mp4")
+    job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+    celery = create_celery(settings)
+    with (
+        WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
+        WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
+    ):
+        celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.send_task("videoapi.detect_shots", args=[job.id])
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = store.get(job.id)
+            if state.status == JobStatus.running and state.frames_done >= 200:
+                break
+            time.sleep(0.1)
+        assert state.status == JobStatus.running
+        assert state.extra.get("worker"), "the running job names its worker"
+        celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        victim.kill()  # SIGKILL of the main process and its pool: as when the node is lost
+        killed_at = time.monotonic()
+        while time.monotonic() < killed_at + 90:
+            state = store.get(job.id)
+            if state.status.finished:
+                break
+            time.sleep(0.2)
+        recovery_s = time.monotonic() - killed_at
+    celery.close()
+    print(f"recovery after the kill: {recovery_s:.1f} s")
+    assert state.status == JobStatus.succeeded, (state.error_code, state.error_message)
+    assert recovery_s < 60
+    assert state.extra["attempts"] == "2"
+    document = storage.get_json(state.result_key)
+    found = [(a["end_frame"], b["start_frame"]) for a, b in zip(document["shots"], document["shots"][1:])]
+    assert score_transitions(found, [(c - 1, c) for c in cuts]).f1 == 1.0
+
+
+def _names(celery) -> list[str]:
+    return [next(iter(r)) for r in celery.control.ping(timeout=1.0) or []]

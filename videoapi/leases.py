@@ -1,0 +1,154 @@
+"""Task leases in Redis: a running task renews its lease; a reaper re-queues tasks whose lease lapsed.
+
+Kombu's Redis transport redelivers an unacknowledged task only after the visibility timeout (hours, longer
+than the longest job), so a worker lost mid-job would leave the job stuck that long. A lease lapses in
+seconds instead. The visibility timeout stays as the last resort: it still redelivers a task if every
+worker and its reaper were gone, and the job's forward-only status makes that late copy a no-op.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis
+
+from videoapi.jobs import JobStore
+
+LEASES_KEY = "leases"  # sorted set: task id -> expiry (unix seconds)
+REAPER_LOCK_KEY = "leases:reaper"
+WORKER_LOST = "worker_lost"
+
+
+def _record_key(task_id: str) -> str:
+    return f"lease:{task_id}"
+
+
+@dataclass(frozen=True)
+class LeasedTask:
+    """What the reaper needs to send a task again: its name, arguments and place in a chord."""
+
+    task_id: str
+    name: str
+    job_id: str
+    args: list
+    options: dict
+
+    @classmethod
+    def from_record(cls, task_id: str, record: dict[str, str]) -> LeasedTask:
+        return cls(task_id, record["name"], record["job_id"], json.loads(record["args"]), json.loads(record["options"]))
+
+
+class LeaseBook:
+    """Leases of running tasks, the count of workers each task has lost, and the reaper."""
+
+    def __init__(self, store: JobStore, lease_s: float = 30.0, max_worker_losses: int = 3):
+        self.store = store
+        self.redis: redis.Redis = store.redis
+        self.lease_s = lease_s
+        self.max_worker_losses = max_worker_losses
+
+    def acquire(self, task: LeasedTask, hostname: str, pid: int) -> bool:
+        """Take the lease for a starting task; False when its workers died too often (the job is then failed).
+
+        A record left behind by an earlier run that never released it means that run's worker died:
+        that counts as a lost worker, like a lease the reaper found lapsed.
+        """
+        key = _record_key(task.task_id)
+        left_running = self.redis.hget(key, "state") == "running"
+        with self.redis.pipeline() as pipe:
+            pipe.hset(
+                key,
+                mapping={
+                    "name": task.name,
+                    "job_id": task.job_id,
+                    "args": json.dumps(task.args),
+                    "options": json.dumps(task.options),
+                    "state": "running",
+                },
+            )
+            pipe.hincrby(key, "losses", 1 if left_running else 0)
+            pipe.expire(key, 7 * 24 * 3600)
+            pipe.zadd(LEASES_KEY, {task.task_id: time.time() + self.lease_s})
+            pipe.hincrby(f"job:{task.job_id}", "attempts", 1)
+            pipe.hset(f"job:{task.job_id}", "worker", json.dumps({"hostname": hostname, "pid": pid}))
+            losses = pipe.execute()[1]
+        if losses >= self.max_worker_losses:
+            self.release(task.task_id)
+            self.store.fail(
+                task.job_id, WORKER_LOST, f"the worker running this job died {losses} times; the job is not retried"
+            )
+            return False
+        return True
+
+    def renew(self, task_id: str) -> bool:
+        """Push the lease's expiry forward; False if it is no longer held (the reaper took it)."""
+        return bool(self.redis.zadd(LEASES_KEY, {task_id: time.time() + self.lease_s}, xx=True, ch=True))
+
+    def release(self, task_id: str) -> None:
+        """The task ended (done, failed or retried by Celery): no one needs to re-queue it."""
+        with self.redis.pipeline() as pipe:
+            pipe.zrem(LEASES_KEY, task_id)
+            pipe.delete(_record_key(task_id))
+            pipe.execute()
+
+    def reap(self, send: Callable[[LeasedTask], None]) -> list[LeasedTask]:
+        """Re-queue (through `send`) every task whose lease lapsed; one reaper at a time, by a Redis lock."""
+        lock = self.redis.lock(REAPER_LOCK_KEY, timeout=max(5.0, self.lease_s), blocking=False)
+        if not lock.acquire():
+            return []
+        requeued = []
+        try:
+            for task_id in self.redis.zrangebyscore(LEASES_KEY, "-inf", time.time()):
+                if not self.redis.zrem(LEASES_KEY, task_id):
+                    continue  # renewed or released meanwhile
+                record = self.redis.hgetall(_record_key(task_id))
+                if not record:
+                    continue
+                task = LeasedTask.from_record(task_id, record)
+                self.redis.hset(_record_key(task_id), "state", "requeued")
+                losses = self.redis.hincrby(_record_key(task_id), "losses", 1)
+                if losses >= self.max_worker_losses:
+                    self.release(task_id)
+                    self.store.fail(
+                        task.job_id,
+                        WORKER_LOST,
+                        f"the worker running this job died {losses} times; the job is not retried",
+                    )
+                    continue
+                send(task)
+                requeued.append(task)
+        finally:
+            try:
+                lock.release()
+            except redis.exceptions.LockError:
+                pass  # it expired while we reaped: harmless, reaping is idempotent
+        return requeued
+
+
+class Heartbeat:
+    """A daemon thread that calls `beat` every `interval_s` until stopped; errors are left to the next beat."""
+
+    def __init__(self, beat: Callable[[], object], interval_s: float):
+        self._beat = beat
+        self._interval_s = interval_s
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="lease-heartbeat")
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._interval_s):
+            try:
+                self._beat()
+            except redis.exceptions.RedisError:
+                pass  # Redis restarting: the lease is renewed at the next beat, well before it lapses
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=self._interval_s + 1)
