@@ -1,0 +1,166 @@
+"""Technical cues (black frames, colour bars, frozen frames) from the 48x27 model frames, and the job's segment options.
+
+The taps keep small per-frame figures (arrays prefixed `cue_`); `technical_cues` turns the stitched arrays
+into cue spans, so a segmented job gives the same cues as a single pass. The model frames are RGB from
+swscale, which expands limited-range video to full range, so thresholds are fractions of 0..255.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+SEGMENT_TYPES = ("SHOT", "TECHNICAL_CUE")
+CUE_TYPES = ("BlackFrames", "ColorBars", "FrozenFrames", "Silence", "Content")
+# Percentiles kept per frame for the black-frame test: any min_coverage_percentage is answered later.
+BLACK_PERCENTILES = np.arange(101)
+# Mean absolute change (0..255) under which two frames count as the same picture.
+FREEZE_MAX_CHANGE = 0.5
+# 75% SMPTE/EBU bars, left to right, as full-range RGB.
+BAR_COLOURS = np.array(
+    [[191, 191, 191], [191, 191, 0], [0, 191, 191], [0, 191, 0], [191, 0, 191], [191, 0, 0], [0, 0, 191]],
+    dtype=np.float32,
+)
+BARS_MAX_ERROR = 40.0
+
+
+class SegmentOptions(BaseModel):
+    """What a job reports beside its shots; names and ranges follow Rekognition's StartSegmentDetection."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    segment_types: tuple[Literal["SHOT", "TECHNICAL_CUE"], ...] = Field(default=SEGMENT_TYPES, min_length=1)
+    # Rekognition's MinSegmentConfidence (50..100) for shots and for technical cues.
+    shot_min_confidence: float = Field(default=50.0, ge=50.0, le=100.0)
+    cue_min_confidence: float = Field(default=50.0, ge=50.0, le=100.0)
+    # Rekognition's BlackFrame filter: a pixel is black at or under this fraction of full range ...
+    black_max_pixel_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
+    # ... and a frame is black when at least this percentage of its pixels are.
+    black_min_coverage_percentage: float = Field(default=99.0, ge=0.0, le=100.0)
+    min_freeze_s: float = Field(default=2.0, gt=0.0, le=3600.0)
+    silence_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
+
+    @classmethod
+    def from_body(cls, body: dict) -> SegmentOptions:
+        """The options from a request body using Rekognition-style nested `filters`."""
+        filters = body.get("filters") or {}
+        black = filters.get("black_frame") or {}
+        fields = {
+            "segment_types": body.get("segment_types"),
+            "shot_min_confidence": filters.get("min_segment_confidence"),
+            "cue_min_confidence": filters.get("min_segment_confidence"),
+            "black_max_pixel_threshold": black.get("max_pixel_threshold"),
+            "black_min_coverage_percentage": black.get("min_coverage_percentage"),
+            "min_freeze_s": body.get("min_freeze_s"),
+            "silence_db": body.get("silence_db"),
+        }
+        return cls(**{name: value for name, value in fields.items() if value is not None})
+
+
+def luma(frame: np.ndarray) -> np.ndarray:
+    """BT.709 luma of full-range RGB frames (..., 3) in 0..255."""
+    return frame[..., :3].astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+
+
+class CueFeature:
+    """Per frame: luma percentiles, the change from the previous frame, and how far the picture is from bars."""
+
+    def __init__(self) -> None:
+        self.percentiles: list[np.ndarray] = []
+        self.changes: list[float] = []
+        self.bar_errors: list[float] = []
+        self.previous: np.ndarray | None = None
+
+    def update(self, frame: np.ndarray) -> None:
+        y = luma(frame)
+        self.percentiles.append(np.percentile(y, BLACK_PERCENTILES).astype(np.uint8))
+        # The first frame of a span has no predecessor here; NaN keeps a seam from faking a freeze or a change.
+        self.changes.append(math.nan if self.previous is None else float(np.abs(y - self.previous).mean()))
+        self.previous = y
+        self.bar_errors.append(bar_error(frame))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "cue_luma_percentiles": np.array(self.percentiles, dtype=np.uint8).reshape(-1, len(BLACK_PERCENTILES)),
+            "cue_change": np.array(self.changes, dtype=np.float32),
+            "cue_bar_error": np.array(self.bar_errors, dtype=np.float32),
+        }
+
+
+def bar_error(frame: np.ndarray) -> float:
+    """Mean RGB distance of the top two thirds of the picture from seven 75% bars (SMPTE, EBU and HD share them)."""
+    height, width = frame.shape[:2]
+    top = frame[: height * 2 // 3].astype(np.float32)
+    edges = np.linspace(0, width, len(BAR_COLOURS) + 1).round().astype(int)
+    errors = []
+    for colour, left, right in zip(BAR_COLOURS, edges[:-1], edges[1:], strict=True):
+        # Skip a column each side: bar edges fall between the model frame's pixels.
+        band = top[:, left + 1 : max(left + 2, right - 1)]
+        errors.append(np.abs(band - colour).mean())
+    return float(np.mean(errors))
+
+
+def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of each run of True."""
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(start), int(stop) - 1) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
+
+
+def timecode(frame: int, fps: float) -> str:
+    """Non-drop SMPTE timecode HH:MM:SS:FF of a frame number."""
+    rate = max(1, round(fps))
+    seconds, frames = divmod(frame, rate)
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{frames:02d}"
+
+
+def cue(kind: str, start: int, end: int, fps: float, confidence: float) -> dict:
+    """One technical cue document over frames start..end inclusive."""
+    return {
+        "type": kind,
+        "start_frame": start,
+        "end_frame": end,
+        "start_time": round(start / fps, 6),
+        "end_time": round((end + 1) / fps, 6),
+        "start_timecode": timecode(start, fps),
+        "end_timecode": timecode(end + 1, fps),
+        "duration_frames": end - start + 1,
+        "confidence": round(float(confidence), 4),
+    }
+
+
+def black_mask(percentiles: np.ndarray, options: SegmentOptions) -> np.ndarray:
+    """Frames where at least min_coverage_percentage of pixels are at or under max_pixel_threshold."""
+    column = min(100, math.ceil(options.black_min_coverage_percentage))
+    return percentiles[:, column] <= options.black_max_pixel_threshold * 255
+
+
+def technical_cues(arrays: dict[str, np.ndarray], fps: float, options: SegmentOptions) -> list[dict]:
+    """The video's technical cues, by start frame, from its stitched `cue_` arrays; Content fills the gaps."""
+    percentiles = arrays["cue_luma_percentiles"]
+    count = len(percentiles)
+    found: list[dict] = []
+    for start, end in runs(black_mask(percentiles, options)):
+        found.append(cue("BlackFrames", start, end, fps, 1.0))
+    bars = arrays["cue_bar_error"] < BARS_MAX_ERROR
+    for start, end in runs(bars):
+        confidence = 1.0 - float(arrays["cue_bar_error"][start : end + 1].mean()) / (2 * BARS_MAX_ERROR)
+        found.append(cue("ColorBars", start, end, fps, confidence))
+    # A frame is frozen when it equals the previous one; a run of equal frames starts one frame earlier.
+    same = np.nan_to_num(arrays["cue_change"], nan=np.inf) <= FREEZE_MAX_CHANGE
+    still = black_mask(percentiles, options) | bars
+    for start, end in runs(same):
+        start -= 1
+        if (end - start + 1) / fps >= options.min_freeze_s and not still[start : end + 1].all():
+            found.append(cue("FrozenFrames", start, end, fps, 1.0))
+    covered = np.zeros(count, dtype=bool)
+    for item in found:
+        if item["type"] in ("BlackFrames", "ColorBars"):
+            covered[item["start_frame"] : item["end_frame"] + 1] = True
+    for start, end in runs(~covered):
+        found.append(cue("Content", start, end, fps, 1.0))
+    kept = [item for item in found if item["confidence"] * 100 >= options.cue_min_confidence]
+    return sorted(kept, key=lambda item: (item["start_frame"], item["type"]))
