@@ -44,6 +44,11 @@ class SegmentOptions(BaseModel):
     silence_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
 
     @classmethod
+    def from_record(cls, stored: str | None) -> SegmentOptions:
+        """The options kept in a job record (defaults for jobs submitted without them)."""
+        return cls.model_validate_json(stored) if stored else cls()
+
+    @classmethod
     def from_body(cls, body: dict) -> SegmentOptions:
         """The options from a request body using Rekognition-style nested `filters`."""
         filters = body.get("filters") or {}
@@ -58,6 +63,18 @@ class SegmentOptions(BaseModel):
             "silence_db": body.get("silence_db"),
         }
         return cls(**{name: value for name, value in fields.items() if value is not None})
+
+
+# Where each option sits in the request body's Rekognition-style layout, to name it in errors.
+BODY_FIELDS = {
+    "segment_types": "segment_types",
+    "shot_min_confidence": "filters.min_segment_confidence",
+    "cue_min_confidence": "filters.min_segment_confidence",
+    "black_max_pixel_threshold": "filters.black_frame.max_pixel_threshold",
+    "black_min_coverage_percentage": "filters.black_frame.min_coverage_percentage",
+    "min_freeze_s": "min_freeze_s",
+    "silence_db": "silence_db",
+}
 
 
 def luma(frame: np.ndarray) -> np.ndarray:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videoapi.cues import SegmentOptions, technical_cues
 from videoapi.decode import iter_model_frames, iter_model_frames_pyav
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import Job, JobStatus, JobStore
@@ -326,6 +327,10 @@ class ShotDetector:
             "probabilities": {"key": probs_key, "format": "npz", "arrays": ["single_frame", "many_hot"]},
             "previews": previews,
         }
+        segments = SegmentOptions.from_record(job.extra.get("segment_options"))
+        document["segment_types"] = list(segments.segment_types)
+        if "TECHNICAL_CUE" in segments.segment_types and "cue_luma_percentiles" in decoded_video.features:
+            document["technical_cues"] = technical_cues(decoded_video.features, fps, segments)
         self.storage.put_bytes(
             probs_key,
             npz_bytes(single_frame=predictions.single_frame, many_hot=predictions.many_hot),

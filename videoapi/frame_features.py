@@ -56,7 +56,9 @@ class FeatureTap:
 
 def frame_features(settings: Settings) -> list[FrameFeature]:
     """The features a job computes, fresh for each video or segment."""
-    return []
+    from videoapi.cues import CueFeature  # cues imports nothing of this module; local import keeps that true
+
+    return [CueFeature()]
 
 
 def stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -14,11 +14,12 @@ import socket
 import time
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import numpy as np
 
+from videoapi.cues import SegmentOptions
 from videoapi.exports import to_csv, to_edl
 from videoapi.jobs import Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
@@ -101,10 +102,19 @@ class SubmitRequest:
     formats: tuple[str, ...] = ("json",)
     tag: str = ""
     callback_url: str | None = None
+    segments: SegmentOptions = field(default_factory=SegmentOptions)
 
     def fingerprint(self) -> str:
         body = json.dumps(
-            [self.source, self.threshold, sorted(self.formats), self.tag, self.callback_url], separators=(",", ":")
+            [
+                self.source,
+                self.threshold,
+                sorted(self.formats),
+                self.tag,
+                self.callback_url,
+                self.segments.model_dump(mode="json"),
+            ],
+            separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -236,6 +246,7 @@ class JobService:
             tag=request.tag,
             formats=",".join(request.formats),
             callback_url=request.callback_url or "",
+            segment_options=request.segments.model_dump_json(),
         )
         self.queue.enqueue_detection(job.id)
         return job, True

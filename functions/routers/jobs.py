@@ -6,10 +6,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from functions.deps import ClientDep, ServicesDep
-from videoapi.submission import SubmitRequest, job_view
+from videoapi.cues import BODY_FIELDS, SegmentOptions
+from videoapi.submission import ApiError, SubmitRequest, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -22,6 +23,12 @@ class JobRequest(BaseModel):
     formats: list[Literal["json", "csv", "edl"]] = ["json"]
     tag: str = Field("", max_length=200, description="your own label, returned with the job")
     callback_url: str | None = Field(None, max_length=2000, description="POSTed the job's status when it ends")
+    segment_types: list[str] | None = Field(None, description="SHOT and/or TECHNICAL_CUE (default both)")
+    filters: dict | None = Field(
+        None, description="min_segment_confidence (50-100), black_frame: {max_pixel_threshold, min_coverage_percentage}"
+    )
+    min_freeze_s: float | None = Field(None, description="shortest FrozenFrames cue, seconds (default 2)")
+    silence_db: float | None = Field(None, description="Silence level, dBFS (default -50)")
 
 
 @router.post("", status_code=202, summary="Submit a shot-detection job")
@@ -31,12 +38,19 @@ def submit_job(
     services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
+    try:
+        segments = SegmentOptions.from_body(body.model_dump())
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = BODY_FIELDS.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else "filters"
+        raise ApiError(422, "invalid_segment_options", f"{name}: {first['msg']}", name) from None
     request = SubmitRequest(
         source=body.source,
         threshold=body.threshold,
         formats=tuple(body.formats),
         tag=body.tag,
         callback_url=body.callback_url,
+        segments=segments,
     )
     job, created = services.jobs.submit(client, request, idempotency_key)
     return JSONResponse(job_view(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
