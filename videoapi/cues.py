@@ -77,9 +77,29 @@ BODY_FIELDS = {
 }
 
 
+LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+
+
 def luma(frame: np.ndarray) -> np.ndarray:
     """BT.709 luma of full-range RGB frames (..., 3) in 0..255."""
-    return frame[..., :3].astype(np.float32) @ np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
+    return frame[..., :3].astype(np.float32) @ LUMA_WEIGHTS
+
+
+def percentile_ranks(pixels: int) -> np.ndarray:
+    """Rank (ascending) of the pixel under which each whole percentage of a frame's pixels lies."""
+    return np.maximum(np.ceil(BLACK_PERCENTILES / 100 * pixels).astype(int) - 1, 0)
+
+
+def bar_reference(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """The bars' colours over the top two thirds of a frame, and the columns compared (bar edges left out)."""
+    edges = np.linspace(0, width, len(BAR_COLOURS) + 1).round().astype(int)
+    reference = np.zeros((height * 2 // 3, width, 3), np.float32)
+    columns = np.zeros(width, bool)
+    for colour, left, right in zip(BAR_COLOURS, edges[:-1], edges[1:], strict=True):
+        reference[:, left:right] = colour
+        # Skip a column each side: bar edges fall between the model frame's pixels.
+        columns[left + 1 : max(left + 2, right - 1)] = True
+    return reference[:, columns], columns
 
 
 class CueFeature:
@@ -90,14 +110,20 @@ class CueFeature:
         self.changes: list[float] = []
         self.bar_errors: list[float] = []
         self.previous: np.ndarray | None = None
+        self.shape: tuple[int, int] | None = None
 
     def update(self, frame: np.ndarray) -> None:
+        if self.shape != frame.shape[:2]:
+            self.shape = frame.shape[:2]
+            self.ranks = percentile_ranks(frame.shape[0] * frame.shape[1])
+            self.reference, self.columns = bar_reference(*self.shape)
         y = luma(frame)
-        self.percentiles.append(np.percentile(y, BLACK_PERCENTILES).astype(np.uint8))
+        self.percentiles.append(np.sort(y, axis=None)[self.ranks].round().astype(np.uint8))
         # The first frame of a span has no predecessor here; NaN keeps a seam from faking a freeze or a change.
         self.changes.append(math.nan if self.previous is None else float(np.abs(y - self.previous).mean()))
         self.previous = y
-        self.bar_errors.append(bar_error(frame))
+        top = frame[: len(self.reference), self.columns].astype(np.float32)
+        self.bar_errors.append(float(np.abs(top - self.reference).mean()))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -105,19 +131,6 @@ class CueFeature:
             "cue_change": np.array(self.changes, dtype=np.float32),
             "cue_bar_error": np.array(self.bar_errors, dtype=np.float32),
         }
-
-
-def bar_error(frame: np.ndarray) -> float:
-    """Mean RGB distance of the top two thirds of the picture from seven 75% bars (SMPTE, EBU and HD share them)."""
-    height, width = frame.shape[:2]
-    top = frame[: height * 2 // 3].astype(np.float32)
-    edges = np.linspace(0, width, len(BAR_COLOURS) + 1).round().astype(int)
-    errors = []
-    for colour, left, right in zip(BAR_COLOURS, edges[:-1], edges[1:], strict=True):
-        # Skip a column each side: bar edges fall between the model frame's pixels.
-        band = top[:, left + 1 : max(left + 2, right - 1)]
-        errors.append(np.abs(band - colour).mean())
-    return float(np.mean(errors))
 
 
 def runs(mask: np.ndarray) -> list[tuple[int, int]]:
