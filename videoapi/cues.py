@@ -119,9 +119,12 @@ class CueFeature:
             self.reference, self.columns = bar_reference(*self.shape)
         y = luma(frame)
         self.percentiles.append(np.sort(y, axis=None)[self.ranks].round().astype(np.uint8))
-        # The first frame of a span has no predecessor here; NaN keeps a seam from faking a freeze or a change.
-        self.changes.append(math.nan if self.previous is None else float(np.abs(y - self.previous).mean()))
-        self.previous = y
+        # Measured against the first frame of the still run, so a slow pan's drift adds up and ends it; the
+        # first frame of a span has no anchor here, and NaN keeps a seam from faking a freeze.
+        change = math.nan if self.previous is None else float(np.abs(y - self.previous).mean())
+        self.changes.append(change)
+        if not change <= FREEZE_MAX_CHANGE:
+            self.previous = y
         top = frame[: len(self.reference), self.columns].astype(np.float32)
         self.bar_errors.append(float(np.abs(top - self.reference).mean()))
 
