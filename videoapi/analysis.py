@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videoapi.cues import SegmentOptions, technical_cues
 from videoapi.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
 from videoapi.frame_features import FeatureTap, frame_features
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
@@ -217,6 +218,7 @@ def detect_result(
     *,
     threshold: float,
     postprocess: bool,
+    segments: SegmentOptions | None = None,
     job_id: str,
     source: str,
     keys: ResultKeys,
@@ -249,4 +251,8 @@ def detect_result(
         previews=previews,
         keys=keys,
     )
+    segments = segments or SegmentOptions()
+    document["segment_types"] = list(segments.segment_types)
+    if "TECHNICAL_CUE" in segments.segment_types and "cue_luma_percentiles" in video.features:
+        document["technical_cues"] = technical_cues(video.features, clock, segments)
     return Detection(document, video.predictions, png, jpeg)

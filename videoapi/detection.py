@@ -25,6 +25,7 @@ from videoapi.analysis import (
     frame_clock,
     predict_file,
 )
+from videoapi.cues import SegmentOptions
 from videoapi.decode import DecodeLog
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
@@ -286,6 +287,7 @@ class ShotDetector:
             self.settings,
             threshold=job.threshold,
             postprocess=job.extra.get(POSTPROCESS_FIELD, "1" if self.settings.postprocess else "0") == "1",
+            segments=SegmentOptions.from_record(job.extra.get("segment_options")),
             job_id=job_id,
             source=job.key if is_url(job.key) else f"s3://{job.bucket}/{job.key}",
             keys=keys,

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from videoapi.analysis import JobError, decode_whole, detect_result
+from videoapi.cues import SegmentOptions
 from videoapi.exports import EXPORT_FILES, export
 from videoapi.pipeline import Predictions
 from videoapi.probe import VideoInfo, VideoLimits, probe_timeline
@@ -251,6 +252,7 @@ class Detector:
         *,
         threshold: float | None = None,
         postprocess: bool | None = None,
+        segments: SegmentOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         info: VideoInfo | None = None,
         _on_predictions: Callable[[np.ndarray], None] | None = None,
@@ -277,6 +279,7 @@ class Detector:
                     self.settings,
                     threshold=threshold,
                     postprocess=self.settings.postprocess if postprocess is None else postprocess,
+                    segments=segments,
                     job_id=uuid.uuid4().hex,
                     source=str(path.resolve()),
                     keys=ResultKeys.under(""),

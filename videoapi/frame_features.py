@@ -56,9 +56,10 @@ class FeatureTap:
 
 def frame_features(settings: Settings) -> list[FrameFeature]:
     """The features a job computes, fresh for each video or segment."""
-    from videoapi.postprocess import PictureStats  # postprocess imports shots, which needs nothing of this module
+    from videoapi.cues import CueFeature  # neither imports this module; local imports keep that true
+    from videoapi.postprocess import PictureStats
 
-    return [PictureStats()]
+    return [PictureStats(), CueFeature()]
 
 
 def stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from videoapi.jobs import Job, JobStatus
 from videoapi.rekognition import REKOGNITION_OPTIONS
+from videoapi.cues import SegmentOptions
 from videoapi.submission import ApiError, JobService, SubmitRequest
 
 NOTIFICATION_FIELD = "rekognition_notification"  # the job record's field holding NotificationChannel
@@ -149,6 +150,8 @@ class RekognitionService:
             source_version=s3.Version,
             tag=request.JobTag or "",
             attributes=tuple(sorted(attributes.items())),
+            # the cue detector reads the black-frame filter; the confidences filter the segments when shaped
+            segments=SegmentOptions(**segment_options(request)),
         )
         token = request.ClientRequestToken and f"rekognition:{request.ClientRequestToken}"
         try:

@@ -14,12 +14,13 @@ import socket
 import time
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlparse
 
 import numpy as np
 
 from videoapi.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
+from videoapi.cues import SegmentOptions
 from videoapi.exports import EXPORT_FILES, ExportError, export
 from videoapi.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
@@ -116,6 +117,7 @@ class SubmitRequest:
     callback_url: str | None = None
     attributes: tuple[tuple[str, str], ...] = ()  # kept on the job record (e.g. a Rekognition request's options)
     postprocess: bool | None = None  # None: the setting
+    segments: SegmentOptions = field(default_factory=SegmentOptions)
 
     def fingerprint(self) -> str:
         body = json.dumps(
@@ -128,6 +130,7 @@ class SubmitRequest:
                 self.callback_url,
                 sorted(self.attributes),
                 self.postprocess,
+                self.segments.model_dump(mode="json"),
             ],
             separators=(",", ":"),
         )
@@ -277,6 +280,7 @@ class JobService:
             source_version=request.source_version or "",
             **dict(request.attributes),
             **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
+            segment_options=request.segments.model_dump_json(),
         )
         self.queue.enqueue_detection(job.id)
         return job, True

@@ -6,11 +6,12 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from functions.deps import ClientDep, ServicesDep
+from videoapi.cues import BODY_FIELDS, SegmentOptions
 from videoapi.exports import EXPORT_FILES
-from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, ClipsRequest, SubmitRequest, job_view
+from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, ApiError, ClipsRequest, SubmitRequest, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -28,6 +29,12 @@ class JobRequest(BaseModel):
     postprocess: bool | None = Field(
         None, description="post-process the probabilities (typed transitions); false: the reference rule exactly"
     )
+    segment_types: list[str] | None = Field(None, description="SHOT and/or TECHNICAL_CUE (default both)")
+    filters: dict | None = Field(
+        None, description="min_segment_confidence (50-100), black_frame: {max_pixel_threshold, min_coverage_percentage}"
+    )
+    min_freeze_s: float | None = Field(None, description="shortest FrozenFrames cue, seconds (default 2)")
+    silence_db: float | None = Field(None, description="Silence level, dBFS (default -50)")
 
 
 @router.post("", status_code=202, summary="Submit a shot-detection job")
@@ -37,6 +44,12 @@ def submit_job(
     services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
+    try:
+        segments = SegmentOptions.from_body(body.model_dump())
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = BODY_FIELDS.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else "filters"
+        raise ApiError(422, "invalid_segment_options", f"{name}: {first['msg']}", name) from None
     request = SubmitRequest(
         source=body.source,
         threshold=body.threshold,
@@ -44,6 +57,7 @@ def submit_job(
         tag=body.tag,
         callback_url=body.callback_url,
         postprocess=body.postprocess,
+        segments=segments,
     )
     job, created = services.jobs.submit(client, request, idempotency_key)
     return JSONResponse(job_view(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
