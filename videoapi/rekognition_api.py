@@ -14,9 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from videoapi.cues import SegmentOptions
 from videoapi.jobs import Job, JobStatus
 from videoapi.rekognition import REKOGNITION_OPTIONS
-from videoapi.cues import SegmentOptions
 from videoapi.submission import ApiError, JobService, SubmitRequest
 
 NOTIFICATION_FIELD = "rekognition_notification"  # the job record's field holding NotificationChannel
