@@ -211,7 +211,8 @@ def _isolation(diff: np.ndarray, first: int, last: int, rules: Rules) -> float:
     if hi <= lo:
         return np.inf
     at = lo + int(np.argmax(diff[lo:hi]))
-    around = np.concatenate((diff[max(1, at - 6) : at], diff[at + 1 : at + 7]))
+    # a cut can spread over two frames (an encoder's or a scaler's blend): its neighbours are not the motion
+    around = np.concatenate((diff[max(1, at - 7) : max(1, at - 1)], diff[at + 2 : at + 8]))
     return float(diff[at] / (around.max(initial=0.0) + 1.0))
 
 
