@@ -101,7 +101,13 @@ def test_submit_status_result_in_every_format(http, alice, video_bytes, run_job,
 
     as_csv = http.get(status["links"]["csv"], headers=alice)
     assert as_csv.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    every_row = list(csv.DictReader(io.StringIO(as_csv.text)))
+    rows = [r for r in every_row if r["kind"] == "shot"]
+    cues = [r for r in every_row if r["kind"] == "technical_cue"]
+    assert [(r["cue_type"], r["start_frame"]) for r in cues] == [
+        (c["type"], str(c["start_frame"])) for c in document["technical_cues"]
+    ]
+    assert [r["transition_type"] for r in rows[1:]] == [t["type"] for t in document["transitions"]]
     assert [int(r["start_frame"]) for r in rows] == starts and rows[1]["start_timecode"] == document["shots"][1][
         "start_timecode"
     ]
