@@ -47,12 +47,15 @@ class ExportError(ValueError):
 
 
 def to_csv(document: dict) -> str:
-    """One row per shot; `transition_type` when the document has transitions; technical cues as `kind` rows."""
+    """One row per shot; `transition_type` when the document has transitions; technical cues as `kind` rows.
+
+    New columns are appended, so readers of the shot-only header keep working.
+    """
     transitions = document.get("transitions")
     cues = document.get("technical_cues")
     columns = list(CSV_COLUMNS)
     if cues is not None:
-        columns = ["kind", *columns, "cue_type"]
+        columns += ["kind", "cue_type"]
     if transitions is not None:
         columns.append("transition_type")
     out = io.StringIO()

@@ -4,6 +4,7 @@ and the S3 ObjectCreated trigger."""
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import time
 import uuid
@@ -133,7 +134,9 @@ def test_v1_and_v2_drive_upload_submit_status_result(lambda_app, keys, clip, run
     as_csv = lambda_app(v2_event("GET", f"/v1/jobs/{job_id}/result", auth, query="format=csv"), Context())
     assert as_csv["statusCode"] == 200 and as_csv["headers"]["content-type"].startswith("text/csv")
     lines = as_csv["body"].splitlines()
-    assert lines[0].startswith("index,start_frame,end_frame") and len(lines) == 3
+    assert lines[0].startswith("index,start_frame,end_frame")  # the shot-only header still leads
+    rows = list(csv.DictReader(lines))
+    assert [r["kind"] for r in rows] == ["shot", "shot", "technical_cue"]
 
     other = lambda_app(v1_event("GET", f"/v1/jobs/{job_id}", {"X-API-Key": keys["bob"]}), Context())
     assert other["statusCode"] == 404 and json.loads(other["body"])["error"]["code"] == "job_not_found"
