@@ -50,7 +50,7 @@ def test_cfn_lint_finds_no_errors():
 
 
 def test_sam_translates_to_cloudformation(template, monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator resolves AWS::Region; no earlier fixture may set it
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")  # the translator resolves AWS::Region itself
     params = {"RedisUrl": "rediss://example:6379/0", "SubnetIds": ["subnet-1"], "SecurityGroupIds": ["sg-1"]}
     packaged = {**template, "Globals": {"Function": {**template["Globals"]["Function"]}}}
     packaged["Globals"]["Function"]["CodeUri"] = "s3://artifacts/videoapi.zip"  # what `sam package` does
