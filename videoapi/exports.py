@@ -169,7 +169,33 @@ def to_timeline(document: dict, fmt: str, start_timecode: str | None = None) -> 
             f"{fmt} needs an SMPTE rate, not {document['video']['fps']} fps; use otio or fcpxml", "format"
         )
     text = otio.adapters.write_to_string(timeline(document, start_timecode), TIMELINE_ADAPTERS[fmt])
-    return _fcpxml_frame_duration(text, _rate(document)) if fmt == "fcpxml" else text
+    if fmt == "fcpxml":
+        return _fcpxml_frame_duration(text, _rate(document))
+    if fmt == "edl":
+        return _edl_record_offset(text, _start_frames(document, start_timecode), _rate(document))
+    return text
+
+
+_EDL_EVENT = re.compile(r"^(\d{3}\s.*\s)(\d\d:\d\d:\d\d[:;]\d\d) (\d\d:\d\d:\d\d[:;]\d\d)$")
+
+
+def _edl_record_offset(text: str, offset: int, rate: float) -> str:
+    """Move each event's record in/out by the start timecode, as the source side already is.
+
+    OTIO's CMX 3600 writer counts the record side from zero whatever the timeline's global start time,
+    while a master that starts at 01:00:00:00 is recorded from 01:00:00:00.
+    """
+    if not offset:
+        return text
+
+    def shift(match: re.Match) -> str:
+        head, record_in, record_out = match.groups()
+        drop = ";" in record_in
+        moved = [RationalTime.from_timecode(tc, rate).value + offset for tc in (record_in, record_out)]
+        out = [RationalTime(v, rate).to_timecode(rate, drop_frame=drop) for v in moved]
+        return f"{head}{out[0]} {out[1]}"
+
+    return "\n".join(_EDL_EVENT.sub(shift, line) for line in text.split("\n"))
 
 
 def _fcpxml_frame_duration(text: str, rate: float) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -221,7 +222,8 @@ def test_detect_engine_stack_with_no_stack_brings_up_an_ephemeral_one(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     rows = done.stdout.strip().splitlines()
-    assert rows[0].startswith("index,start_frame") and len(rows) == 3
+    assert rows[0].startswith("index,start_frame")
+    assert [row["kind"] for row in csv.DictReader(rows)] == ["shot", "shot", "technical_cue"]
     assert "ephemeral" in done.stderr
 
 

@@ -104,6 +104,17 @@ def test_edl_is_cmx_3600_with_source_timecodes_drop_frame_at_29_97():
     assert "FROM CLIP: s3://videoapi/uploads/alice/abc/Match Day.mp4" in text
 
 
+@pytest.mark.parametrize("rate", RATES.values(), ids=RATES.keys())
+def test_edl_record_side_starts_at_the_start_timecode_like_the_source_side(rate):
+    start = "01:00:00;00" if round(rate) in (30, 60) else "01:00:00:00"
+    text = to_timeline(document(rate, SPANS), "edl", start)
+    events = [line.split() for line in text.splitlines() if line[:3].isdigit()]
+    # gaps keep the record side on source time, so record in/out equal source in/out event by event
+    assert [e[6:8] for e in events] == [e[4:6] for e in events]
+    assert events[0][6] == start and events[-1][7] == smpte_timecode(SPANS[-1][1] + 1, rate, start)
+    assert to_timeline(document(rate, SPANS), "edl").splitlines()[2].split()[6] == smpte_timecode(0, rate)
+
+
 def test_dissolves_become_otio_transitions_and_edl_d_events():
     rate = 25.0
     spans = [(0, 99), (106, 199), (200, 299)]
