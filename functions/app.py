@@ -29,6 +29,8 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
     app.state.services = services or Services.from_settings(settings)
     for name in routers or list(ROUTERS):
         app.include_router(ROUTERS[name])
+        if name == "jobs":
+            app.include_router(jobs.usage_router)
     if settings.rekognition_at_root and (routers is None or "rekognition" in routers):
         app.include_router(rekognition.root_router)
 
@@ -39,7 +41,9 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+        if exc.status == 429:
+            observability.count_refusal(exc.code)
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,11 +10,12 @@ from fastapi import Depends, Request
 
 from videoapi.api_keys import ApiKeys
 from videoapi.aws_keys import KeyPairs
+from videoapi.fairness import RATE_LIMITED, RateLimiter, Refusal
 from videoapi.jobs import JobStore
 from videoapi.queue import TaskQueue
 from videoapi.settings import Settings
 from videoapi.storage import Storage
-from videoapi.submission import ApiError, JobService
+from videoapi.submission import ApiError, ClientLimits, JobService
 
 
 @dataclass
@@ -23,6 +24,7 @@ class Services:
     jobs: JobService
     keys: ApiKeys
     key_pairs: KeyPairs
+    rate_limiter: RateLimiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -35,7 +37,7 @@ class Services:
         for key, client_id in settings.api_keys.items():
             keys.add(key, client_id)
         jobs = JobService(settings, store, Storage.from_settings(settings), queue)
-        return cls(settings, jobs, keys, KeyPairs(client, settings.aws_secret_key))
+        return cls(settings, jobs, keys, KeyPairs(client, settings.aws_secret_key), RateLimiter(client))
 
 
 def get_services(request: Request) -> Services:
@@ -45,14 +47,41 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
+RATE_LIMIT_HEADERS = "rate_limit_headers"  # request.state: RateLimit-* headers the response carries
+
+
 def require_client(request: Request, services: ServicesDep) -> str:
-    """The client named by the API key header; 401 without a valid one."""
+    """The client named by the API key header; 401 without a valid one, 429 over the key's rate limit."""
     header = services.settings.api_key_header
-    client_id = services.keys.client_for(request.headers.get(header))
-    if client_id is None:
+    record = services.keys.record(request.headers.get(header))
+    if record is None:
         raise ApiError(401, "unauthorized", f"a valid API key is required in the {header} header", header)
-    request.state.client_id = client_id  # the request metrics' client label
-    return client_id
+    request.state.client_id = record.client_id  # the request metrics' client label
+    limits = services.jobs.limits(
+        weight=record.weight, rate_limit=record.rate_limit, max_active_jobs=record.max_active_jobs
+    )
+    request.state.limits = limits
+    decision = services.rate_limiter.take(record.key_hash, limits.rate_limit)
+    if decision is not None:
+        setattr(request.state, RATE_LIMIT_HEADERS, decision.headers())
+        if not decision.allowed:
+            refusal = Refusal(
+                RATE_LIMITED,
+                f"this API key may make {limits.rate_limit:g} requests per second (bursts of {decision.limit}); "
+                f"retry after {decision.retry_after_s} s",
+                limit=limits.rate_limit,
+                retry_after_s=decision.retry_after_s,
+            )
+            raise ApiError.refused(refusal, decision.headers())
+    return record.client_id
 
 
 ClientDep = Annotated[str, Depends(require_client)]
+
+
+def client_limits(request: Request, client: ClientDep) -> ClientLimits:
+    """The calling client's limits (its key's overrides, else the settings'); after authentication."""
+    return request.state.limits
+
+
+LimitsDep = Annotated[ClientLimits, Depends(client_limits)]

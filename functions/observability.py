@@ -8,6 +8,7 @@ import time
 
 from fastapi import FastAPI, Request, Response
 
+from functions.deps import RATE_LIMIT_HEADERS
 from videoapi.observability import metrics
 from videoapi.observability.logging import configure_logging, job_context
 from videoapi.observability.tracing import configure_tracing, instrument_fastapi
@@ -62,6 +63,34 @@ class RequestMetrics:
                     sys.stdout.write(emf_line(route, method, status, seconds, submitted) + "\n")
 
 
+def count_refusal(code: str) -> None:
+    """One request (or S3 object) refused by a client limit: quota_exceeded or rate_limited."""
+    metrics.REFUSED.labels(code).inc()
+
+
+class RateLimitHeaders:
+    """ASGI middleware: every response to a rate-limited key carries the RateLimit-* headers of its bucket."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                headers = scope.get("state", {}).get(RATE_LIMIT_HEADERS)
+                if headers:
+                    present = {name.lower() for name, _ in message.get("headers", [])}
+                    extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+                    message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in present)]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
 def emf_line(route: str, method: str, status: int, seconds: float, submitted: bool) -> str:
     """One request in CloudWatch's embedded metric format: Lambda's log turns it into metrics, no agent needed."""
     return json.dumps(
@@ -106,6 +135,7 @@ def configure_process(settings: Settings) -> None:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Request metrics always; /metrics when `api_metrics` is on; FastAPI spans when tracing is configured."""
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics, emf=settings.emf_metrics)
     instrument_fastapi(app)
     if not settings.api_metrics:

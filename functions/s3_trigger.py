@@ -10,7 +10,8 @@ from functools import cache
 from urllib.parse import unquote_plus
 
 from functions.deps import Services
-from functions.observability import configure_process
+from functions.observability import configure_process, count_refusal
+from videoapi.fairness import QUOTA_EXCEEDED
 from videoapi.settings import get_settings
 from videoapi.submission import ApiError
 
@@ -35,6 +36,10 @@ def handle_event(event: dict, services: Services) -> list[dict]:
             job = services.jobs.create_from_event(bucket, key, int(obj.get("size", 0)), sequencer)
         except ApiError as exc:
             outcomes.append({"key": key, "error": exc.code})
+            continue
+        if job is not None and job.error_code == QUOTA_EXCEEDED:
+            count_refusal(QUOTA_EXCEEDED)
+            outcomes.append({"key": key, "job_id": job.id, "error": QUOTA_EXCEEDED})
             continue
         outcomes.append({"key": key, "job_id": job.id if job else None})
     return outcomes

@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 import redis
 
 _HASHES = "apikeys"
+LIMIT_FIELDS = ("weight", "rate_limit", "max_active_jobs")
+
+
+def _limits_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """What a key names: its client and, where set, that key's overrides of the client limits."""
+
+    client_id: str
+    key_hash: str
+    weight: float | None = None  # the client's share of the workers (default 1)
+    rate_limit: float | None = None  # requests per second (None: VIDEOAPI_CLIENT_RATE_LIMIT; 0: none)
+    max_active_jobs: int | None = None  # queued plus running jobs (None: VIDEOAPI_CLIENT_MAX_ACTIVE_JOBS)
 
 
 def hash_key(key: str) -> str:
@@ -34,5 +51,41 @@ class ApiKeys:
             return None
         return self.redis.hget(_HASHES, hash_key(key))
 
+    def record(self, key: str | None) -> KeyRecord | None:
+        """The key's client and limits in one round trip; None for an unknown key."""
+        if not key:
+            return None
+        digest = hash_key(key)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(_HASHES, digest)
+            pipe.hgetall(_limits_key(digest))
+            client_id, limits = pipe.execute()
+        if client_id is None:
+            return None
+        return KeyRecord(
+            client_id,
+            digest,
+            weight=float(limits["weight"]) if "weight" in limits else None,
+            rate_limit=float(limits["rate_limit"]) if "rate_limit" in limits else None,
+            max_active_jobs=int(limits["max_active_jobs"]) if "max_active_jobs" in limits else None,
+        )
+
+    def set_limits(self, key: str, **limits: float | int | None) -> None:
+        """Override limits for one key (weight, rate_limit, max_active_jobs); None puts one back to the default."""
+        unknown = set(limits) - set(LIMIT_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
+        if "weight" in limits and limits["weight"] is not None and limits["weight"] <= 0:
+            raise ValueError("weight must be positive")
+        key_ = _limits_key(hash_key(key))
+        with self.redis.pipeline() as pipe:
+            for name, value in limits.items():
+                if value is None:
+                    pipe.hdel(key_, name)
+                else:
+                    pipe.hset(key_, name, str(value))
+            pipe.execute()
+
     def revoke(self, key: str) -> None:
         self.redis.hdel(_HASHES, hash_key(key))
+        self.redis.delete(_limits_key(hash_key(key)))

@@ -9,6 +9,16 @@ from pathlib import Path
 import httpx
 
 
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds a 429 or 503 asks the caller to wait (Retry-After in seconds), None when it asks nothing."""
+    if response.status_code not in (429, 503):
+        return None
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
 class ApiClientError(RuntimeError):
     """The API refused a request or could not be reached; the message is the API's own."""
 
@@ -18,8 +28,22 @@ class ApiClientError(RuntimeError):
 
 
 class VideoApiClient:
-    def __init__(self, base_url: str, api_key: str, *, timeout_s: float = 30.0, header: str = "X-API-Key"):
+    """`rate_limit_retries`: a request answered 429 with Retry-After (rate_limited) is sent again after that
+    many seconds, at most this many times; a 429 without it (quota_exceeded) is the caller's to handle."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 30.0,
+        header: str = "X-API-Key",
+        rate_limit_retries: int = 5,
+        max_retry_after_s: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.base_url = base_url.rstrip("/")
+        self.rate_limit_retries, self.max_retry_after_s, self._sleep = rate_limit_retries, max_retry_after_s, sleep
         self.http = httpx.Client(base_url=self.base_url, headers={header: api_key}, timeout=timeout_s)
 
     def close(self) -> None:
@@ -32,10 +56,15 @@ class VideoApiClient:
         self.close()
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
-        try:
-            response = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise ApiClientError(f"cannot reach the API at {self.base_url}: {exc}") from exc
+        for attempt in range(self.rate_limit_retries + 1):
+            try:
+                response = self.http.request(method, path, **kwargs)
+            except httpx.HTTPError as exc:
+                raise ApiClientError(f"cannot reach the API at {self.base_url}: {exc}") from exc
+            wait = retry_after(response)
+            if wait is None or attempt == self.rate_limit_retries:
+                break
+            self._sleep(min(wait, self.max_retry_after_s))  # refused before anything happened: safe to resend
         if response.status_code >= 400:
             try:
                 error = response.json()["error"]
@@ -60,9 +89,17 @@ class VideoApiClient:
         return upload["key"]
 
     def submit(
-        self, source: str, *, threshold: float | None = None, tag: str = "", postprocess: bool | None = None
+        self,
+        source: str,
+        *,
+        threshold: float | None = None,
+        tag: str = "",
+        postprocess: bool | None = None,
+        priority: str | None = None,
     ) -> dict:
         body = {"source": source, "tag": tag}
+        if priority is not None:
+            body["priority"] = priority
         if threshold is not None:
             body["threshold"] = threshold
         if postprocess is not None:
@@ -74,6 +111,9 @@ class VideoApiClient:
 
     def cancel(self, job_id: str) -> dict:
         return self._request("POST", f"/v1/jobs/{job_id}/cancel").json()
+
+    def usage(self) -> dict:
+        return self._request("GET", "/v1/usage").json()
 
     def list(self, limit: int = 50) -> list[dict]:
         return self._request("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]

@@ -23,7 +23,7 @@ class JobStatus(StrEnum):
 
 
 # Status moves only forward (queued -> running -> succeeded|failed|cancelled), and a finished job never changes:
-# a redelivered task cannot turn a success back into "running".
+# a redelivered task cannot turn a success back into "running". A finished job leaves its client's active set.
 _ADVANCE = """
 local current = redis.call('HGET', KEYS[1], 'status')
 if not current then return -1 end
@@ -31,6 +31,11 @@ local rank = {queued=0, running=1, succeeded=2, failed=2, cancelled=2}
 if rank[current] >= 2 or rank[ARGV[1]] < rank[current] then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
+if rank[ARGV[1]] >= 2 then
+  -- a finished job no longer counts to its client's quota (videoapi.fairness)
+  local client = redis.call('HGET', KEYS[1], 'client_id') or ''
+  redis.call('SREM', 'active_jobs:' .. client, redis.call('HGET', KEYS[1], 'id'))
+end
 return 1
 """
 

@@ -6,6 +6,7 @@ from celery import Celery
 
 DETECT_TASK = "videoapi.detect_shots"
 CLIPS_TASK = "videoapi.make_clips"
+NEXT_JOB_TASK = "videoapi.run_next_job"  # a token: the worker running it pops the next job fairly
 QUEUE = "shots"
 
 
@@ -25,10 +26,14 @@ class TaskQueue:
     def enqueue_clips(self, job_id: str) -> None:
         self._send(CLIPS_TASK, job_id)
 
-    def _send(self, task: str, job_id: str) -> None:
+    def enqueue_token(self) -> None:
+        """One more job waits in the per-client lists (videoapi.fairness): one more token for the workers."""
+        self._send(NEXT_JOB_TASK)
+
+    def _send(self, task: str, *args: str) -> None:
         self.app.send_task(
             task,
-            args=[job_id],
+            args=list(args),
             queue=QUEUE,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},

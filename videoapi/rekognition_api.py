@@ -123,6 +123,8 @@ _ERRORS = {
         "ClientRequestToken was used with different parameters.",
     ),
     "job_not_found": ("ResourceNotFoundException", "Requested resource not found."),
+    "quota_exceeded": ("LimitExceededException", None),  # as Rekognition's own limit on concurrent jobs
+    "rate_limited": ("ThrottlingException", None),
 }
 
 

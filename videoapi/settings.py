@@ -80,6 +80,12 @@ class Settings(BaseSettings):
     api_keys: dict[str, str] = Field(
         default_factory=dict, description="extra keys to register at start: JSON {key: client_id}"
     )
+    client_max_active_jobs: int = Field(
+        1000, ge=1, description="queued plus running jobs per client (a key's record may override it); over: 429"
+    )
+    client_rate_limit: float = Field(
+        50.0, ge=0, description="requests/s per API key, bursts of twice that (a key's record may override it; 0: none)"
+    )
     max_upload_bytes: int = Field(10 * 1024**3, gt=0)
     direct_upload_max_bytes: int = Field(5 * 1024**2, gt=0, description="well under API Gateway's 10 MB")
     presign_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600)

@@ -22,6 +22,15 @@ import numpy as np
 from videoapi.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
 from videoapi.cues import SegmentOptions
 from videoapi.exports import EXPORT_FILES, ExportError, export
+from videoapi.fairness import (
+    DEFAULT_PRIORITY,
+    PRIORITIES,
+    QUOTA_EXCEEDED,
+    FairQueue,
+    Quotas,
+    Refusal,
+    frames_today,
+)
 from videoapi.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
 from videoapi.queue import TaskQueue
 from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
@@ -38,15 +47,45 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class ApiError(Exception):
     """A refusal with an HTTP status, a machine-readable code and, where it applies, the field at fault."""
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        field: str | None = None,
+        *,
+        details: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ):
         super().__init__(message)
         self.status, self.code, self.message, self.field = status, code, message, field
+        self.details, self.headers = details or {}, headers or {}
 
     def body(self) -> dict:
         error = {"code": self.code, "message": self.message}
         if self.field:
             error["field"] = self.field
+        error.update(self.details)
         return {"error": error}
+
+    @classmethod
+    def refused(cls, refusal: Refusal, headers: dict[str, str] | None = None) -> ApiError:
+        """429 for a client over one of its limits, naming the limit (and the count, for a quota)."""
+        details = {"limit": refusal.limit}
+        if refusal.code == QUOTA_EXCEEDED:
+            details["count"] = refusal.count
+        else:
+            details["retry_after_s"] = refusal.retry_after_s
+        return cls(429, refusal.code, refusal.message, details=details, headers=headers)
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """A client's limits as they apply to one request: the settings' defaults or its key's overrides."""
+
+    max_active_jobs: int
+    rate_limit: float  # requests per second; 0: none
+    weight: float = 1.0  # its share of the workers against other clients'
 
 
 def safe_filename(name: str, field: str = "filename") -> str:
@@ -118,6 +157,7 @@ class SubmitRequest:
     attributes: tuple[tuple[str, str], ...] = ()  # kept on the job record (e.g. a Rekognition request's options)
     postprocess: bool | None = None  # None: the setting
     segments: SegmentOptions = field(default_factory=SegmentOptions)
+    priority: str = DEFAULT_PRIORITY  # interactive | batch: within a client, interactive jobs go first
 
     def fingerprint(self) -> str:
         body = json.dumps(
@@ -131,6 +171,7 @@ class SubmitRequest:
                 sorted(self.attributes),
                 self.postprocess,
                 self.segments.model_dump(mode="json"),
+                self.priority,
             ],
             separators=(",", ":"),
         )
@@ -146,6 +187,46 @@ class JobService:
 
     def __init__(self, settings: Settings, store: JobStore, storage: Storage, queue: TaskQueue):
         self.settings, self.store, self.storage, self.queue = settings, store, storage, queue
+        self.fair, self.quotas = FairQueue(store.redis), Quotas(store.redis)
+
+    # limits --------------------------------------------------------------------------------------
+    def limits(
+        self, *, weight: float | None = None, rate_limit: float | None = None, max_active_jobs: int | None = None
+    ) -> ClientLimits:
+        """A client's limits: these overrides (a key's record) where given, else the settings'."""
+        return ClientLimits(
+            max_active_jobs=self.settings.client_max_active_jobs if max_active_jobs is None else max_active_jobs,
+            rate_limit=self.settings.client_rate_limit if rate_limit is None else rate_limit,
+            weight=1.0 if weight is None else weight,
+        )
+
+    def _reserve(self, client_id: str, job_id: str, limits: ClientLimits | None) -> None:
+        limits = limits or self.limits()
+        try:
+            self.quotas.reserve(client_id, job_id, limits.max_active_jobs)
+        except Refusal as refusal:
+            raise ApiError.refused(refusal) from None
+
+    def _enqueue(self, job: Job, priority: str, limits: ClientLimits | None) -> None:
+        """Into the client's list (weighted fair share of the workers), and one more token for the workers."""
+        self.fair.push(job.client_id, job.id, priority, (limits or self.limits()).weight)
+        self.queue.enqueue_token()
+
+    def usage(self, client_id: str, limits: ClientLimits | None = None) -> dict:
+        """The client's active jobs, its limits and the frames run for it today (UTC)."""
+        limits = limits or self.limits()
+        return {
+            "client_id": client_id,
+            "active_jobs": self.quotas.active(client_id),
+            "queued_jobs": self.fair.queued(client_id),
+            "frames_today": frames_today(self.store.redis, client_id),
+            "limits": {
+                "max_active_jobs": limits.max_active_jobs,
+                "rate_limit_per_s": limits.rate_limit,
+                "rate_limit_burst": int(limits.rate_limit * 2),
+                "weight": limits.weight,
+            },
+        }
 
     # uploads -----------------------------------------------------------------------------------
     def _check_upload(self, filename: str, content_type: str, size: int) -> str:
@@ -244,8 +325,19 @@ class JobService:
             )
         return bucket, key
 
-    def submit(self, client_id: str, request: SubmitRequest, idempotency_key: str | None = None) -> tuple[Job, bool]:
-        """Create and enqueue a job; with an idempotency key, the same request returns the same job."""
+    def submit(
+        self,
+        client_id: str,
+        request: SubmitRequest,
+        idempotency_key: str | None = None,
+        limits: ClientLimits | None = None,
+    ) -> tuple[Job, bool]:
+        """Create and enqueue a job; with an idempotency key, the same request returns the same job.
+
+        429 quota_exceeded when the client already has its most queued plus running jobs.
+        """
+        if request.priority not in PRIORITIES:
+            raise ApiError(422, "invalid_priority", f"priority must be one of {', '.join(PRIORITIES)}", "priority")
         for fmt in request.formats:
             if fmt not in RESULT_FORMATS:
                 raise ApiError(422, "invalid_format", f"formats must be among {', '.join(RESULT_FORMATS)}", "formats")
@@ -268,6 +360,12 @@ class JobService:
                         "Idempotency-Key",
                     )
                 return self._wait_for(existing["job_id"], client_id), False
+        try:
+            self._reserve(client_id, job_id, limits)
+        except ApiError:
+            if idempotency_key:  # nothing was created: the same key may be tried again
+                self.store.redis.delete(marker)
+            raise
         job = self.store.create(
             job_id=job_id,
             bucket=bucket,
@@ -281,8 +379,9 @@ class JobService:
             **dict(request.attributes),
             **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
             segment_options=request.segments.model_dump_json(),
+            priority=request.priority,
         )
-        self.queue.enqueue_detection(job.id)
+        self._enqueue(job, request.priority, limits)
         return job, True
 
     def _wait_for(self, job_id: str, client_id: str, timeout_s: float = 5.0) -> Job:
@@ -307,6 +406,12 @@ class JobService:
         job_id = new_job_id()
         if not self.store.redis.set(marker, job_id, nx=True, ex=self.settings.idempotency_ttl_s):
             return self.store.get(self.store.redis.get(marker))
+        try:
+            self._reserve(owner, job_id, None)
+        except ApiError as refused:
+            refusal = refused
+        else:
+            refusal = None
         job = self.store.create(
             job_id=job_id,
             bucket=bucket,
@@ -316,8 +421,12 @@ class JobService:
             tag="s3-trigger",
             formats="json",
             callback_url="",
+            priority="batch",
         )
-        self.queue.enqueue_detection(job.id)
+        if refusal is not None:  # recorded, so the client sees which object was refused and why
+            self.store.fail(job.id, refusal.code, refusal.message)
+            return self.store.get(job.id)
+        self._enqueue(job, "batch", None)
         return job
 
     def get(self, client_id: str, job_id: str) -> Job:
@@ -347,7 +456,9 @@ class JobService:
             raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; clips need its shots")
         return job
 
-    def request_clips(self, client_id: str, job_id: str, request: ClipsRequest) -> Job:
+    def request_clips(
+        self, client_id: str, job_id: str, request: ClipsRequest, limits: ClientLimits | None = None
+    ) -> Job:
         """A clips job of its own over a finished detection job; checked here so the worker meets no bad request."""
         parent = self._finished_detection(client_id, job_id)
         if request.mode not in ("copy", "exact"):
@@ -362,7 +473,10 @@ class JobService:
             "shots": list(request.shots) if request.shots is not None else None,
             "trim_transitions": request.trim_transitions,
         }
+        clips_job_id = new_job_id()
+        self._reserve(client_id, clips_job_id, limits)
         job = self.store.create(
+            job_id=clips_job_id,
             bucket=parent.bucket,
             key=parent.key,
             threshold=parent.threshold,
@@ -372,7 +486,7 @@ class JobService:
             parent=parent.id,
             clip_options=json.dumps(options),
         )
-        self.queue.enqueue_clips(job.id)
+        self._enqueue(job, DEFAULT_PRIORITY, limits)
         return self.store.get(job.id)  # with the clips fields the new record holds
 
     def clips_result(self, client_id: str, job_id: str) -> dict:
@@ -509,6 +623,7 @@ def job_view(job: Job, base: str = "/v1") -> dict:
         "finished_at": iso(job.finished_at),
         "error": {"code": job.error_code, "message": job.error_message} if job.status == JobStatus.failed else None,
         "attempts": int(job.extra.get("attempts") or 0),
+        "priority": job.extra.get("priority") or DEFAULT_PRIORITY,
         "worker": worker,
         "links": links,
     }

@@ -13,12 +13,13 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_process_init
 
 from videoapi import callbacks
-from videoapi.clips import ClipError, ClipMaker
+from videoapi.clips import ClipError, ClipMaker, is_clips_job
 from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
+from videoapi.fairness import FairQueue, record_frames
 from videoapi.jobs import JobStore
 from videoapi.leases import WORKER_LOST, Heartbeat, LeaseBook, LeasedTask
 from videoapi.observability.logging import job_context
-from videoapi.queue import CLIPS_TASK, QUEUE
+from videoapi.queue import CLIPS_TASK, NEXT_JOB_TASK, QUEUE
 from videoapi.rekognition_api import NOTIFICATION_FIELD, publish_completion
 from videoapi.storage import Storage
 from videoapi.triton.client import ShotModelClient
@@ -42,6 +43,19 @@ def detector() -> ShotDetector:
 
     store = JobStore.from_url(settings.redis_url, ride_out_s=settings.redis_ride_out_s)
     return ShotDetector(settings, store, Storage.from_settings(settings), model)
+
+
+@cache
+def fair_queue() -> FairQueue:
+    return FairQueue(detector().store.redis)
+
+
+def count_frames(job_id: str, frames: int) -> None:
+    """This worker's frames counter, and the job's client's frames today (GET /v1/usage)."""
+    observability.observe_frames(frames)
+    client_id = detector().store.redis.hget(f"job:{job_id}", "client_id")
+    if client_id is not None:
+        record_frames(detector().store.redis, client_id, frames)
 
 
 @cache
@@ -143,18 +157,23 @@ def detect_shots(self, job_id: str) -> dict:
     if isinstance(outcome, list):
         if not detector().claim_fan_out(job_id):
             return {"job_id": job_id, "status": "running"}  # a redelivery after the segments were sent
+        # the segments run beside other clients' jobs: beyond the one pop that started the job, they count
+        # to the client's share as further pops would (videoapi.fairness)
+        client_id = detector().store.redis.hget(f"job:{job_id}", "client_id")
+        if client_id is not None:
+            fair_queue().charge(client_id, len(outcome) - 1)
         segments = [detect_segment.s(job_id, s.start, s.stop) for s in outcome]
         chord(segments)(stitch_segments.s(job_id))
         return {"job_id": job_id, "status": "running", "segments": len(outcome)}
     if outcome:
-        observability.observe_frames(outcome["video"]["frame_count"])
+        count_frames(job_id, outcome["video"]["frame_count"])
     return {"job_id": job_id, "status": "succeeded" if outcome else "skipped"}
 
 
 @app.task(name="videoapi.detect_segment", max_retries=_retries(), **_policy)
 def detect_segment(self, job_id: str, start: int, stop: int | None) -> str:
     key = detector().run_segment(job_id, Segment(start, stop))
-    observability.observe_frames((detector().info(job_id).frame_count if stop is None else stop) - start)
+    count_frames(job_id, (detector().info(job_id).frame_count if stop is None else stop) - start)
     return key
 
 
@@ -164,6 +183,41 @@ def stitch_segments(self, segment_keys: list, job_id: str) -> dict:
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
     detector().stitch(job_id, segment_keys)
     return {"job_id": job_id, "status": "succeeded"}
+
+
+class NextJobTask(JobTask):
+    """A token: pops the next job fairly across clients and runs it here, in this same task.
+
+    The job popped is bound to this task's id, so the same token delivered again (the lease reaper after its
+    worker died, a Celery retry or redelivery) runs that job again rather than popping another one.
+    """
+
+    def __call__(self, *args, **kwargs):
+        token_id = self.request.id or f"eager-{os.getpid()}-{id(self)}"
+        popped = fair_queue().pop(token_id)
+        if popped is None:  # no job queued (a token sent with none behind it): nothing to do
+            return {"status": "idle"}
+        return super().__call__(popped.job_id)
+
+    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
+        job_id = fair_queue().claimed(task_id) if task_id else None
+        if job_id:
+            super().after_return(status, retval, task_id, [job_id], kwargs, einfo)
+
+
+@app.task(
+    name=NEXT_JOB_TASK,
+    max_retries=_retries(),
+    bind=True,
+    base=NextJobTask,
+    acks_late=True,
+    reject_on_worker_lost=True,
+)
+def run_next_job(self, job_id: str) -> dict:
+    """The job a token popped: a detection job (short, or fanned out to segments) or a clips job."""
+    if is_clips_job(detector().store.get(job_id)):
+        return make_clips.run(job_id)
+    return detect_shots.run(job_id)
 
 
 @cache

@@ -8,12 +8,14 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from functions.deps import ClientDep, ServicesDep
+from functions.deps import ClientDep, LimitsDep, ServicesDep
 from videoapi.cues import BODY_FIELDS, SegmentOptions
 from videoapi.exports import EXPORT_FILES
+from videoapi.fairness import DEFAULT_PRIORITY, PRIORITIES
 from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, ApiError, ClipsRequest, SubmitRequest, job_view
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+usage_router = APIRouter(prefix="/v1/usage", tags=["jobs"])
 
 
 class JobRequest(BaseModel):
@@ -35,12 +37,16 @@ class JobRequest(BaseModel):
     )
     min_freeze_s: float | None = Field(None, description="shortest FrozenFrames cue, seconds (default 2)")
     silence_db: float | None = Field(None, description="Silence level, dBFS (default -50)")
+    priority: Literal[PRIORITIES] = Field(
+        DEFAULT_PRIORITY, description="interactive or batch: within a client, interactive jobs run first"
+    )
 
 
 @router.post("", status_code=202, summary="Submit a shot-detection job")
 def submit_job(
     body: JobRequest,
     client: ClientDep,
+    limits: LimitsDep,
     services: ServicesDep,
     idempotency_key: Annotated[str | None, Header(max_length=200)] = None,
 ) -> JSONResponse:
@@ -58,9 +64,15 @@ def submit_job(
         callback_url=body.callback_url,
         postprocess=body.postprocess,
         segments=segments,
+        priority=body.priority,
     )
-    job, created = services.jobs.submit(client, request, idempotency_key)
+    job, created = services.jobs.submit(client, request, idempotency_key, limits)
     return JSONResponse(job_view(job), status_code=202 if created else 200, headers={"Location": f"/v1/jobs/{job.id}"})
+
+
+@usage_router.get("", summary="This client's active jobs, its limits and the frames run for it today (UTC)")
+def usage(client: ClientDep, limits: LimitsDep, services: ServicesDep) -> dict:
+    return services.jobs.usage(client, limits)
 
 
 @router.get("", summary="This client's jobs, newest first")
@@ -89,13 +101,15 @@ class ClipsBody(BaseModel):
 
 
 @router.post("/{job_id}/clips", status_code=202, summary="Cut a finished job's shots into clips (a job of its own)")
-def request_clips(job_id: str, body: ClipsBody, client: ClientDep, services: ServicesDep) -> JSONResponse:
+def request_clips(
+    job_id: str, body: ClipsBody, client: ClientDep, limits: LimitsDep, services: ServicesDep
+) -> JSONResponse:
     request = ClipsRequest(
         mode=body.mode,
         shots=None if body.shots == "all" else tuple(body.shots),
         trim_transitions=body.trim_transitions,
     )
-    job = services.jobs.request_clips(client, job_id, request)
+    job = services.jobs.request_clips(client, job_id, request, limits)
     return JSONResponse(job_view(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 

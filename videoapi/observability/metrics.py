@@ -37,6 +37,9 @@ HTTP_REQUESTS = Counter(
 HTTP_LATENCY = Histogram(
     "videoapi_http_request_duration_seconds", "API request latency", ["route", "method"], buckets=_LATENCY_BUCKETS
 )
+REFUSED = Counter(
+    "videoapi_requests_refused", "Requests and S3 objects refused with 429 by a client limit, by code", ["code"]
+)
 JOBS_SUBMITTED = Counter("videoapi_jobs_submitted", "Jobs accepted by the API", ["client"])
 JOBS_FINISHED = Counter("videoapi_jobs_finished", "Jobs finished, by status and error code", ["status", "error_code"])
 QUEUE_WAIT = Histogram(
