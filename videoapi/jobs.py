@@ -176,6 +176,7 @@ class JobStore:
             created_at=time.time(),
             client_id=client_id,
             tag=tag,
+            extra={name: str(value) for name, value in extra.items()},
         )
         fields = {
             "id": job.id,

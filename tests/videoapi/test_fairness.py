@@ -14,7 +14,7 @@ from videoapi.jobs import JobStore
 @pytest.fixture
 def store(redis_url) -> JobStore:
     base = redis_url.rsplit("/", 1)[0]
-    store = JobStore.from_url(f"{base}/12")
+    store = JobStore.from_url(f"{base}/13")
     store.redis.flushdb()
     return store
 
