@@ -138,3 +138,58 @@ def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, tmp_pat
 
 def _names(celery) -> list[str]:
     return [next(iter(r)) for r in celery.control.ping(timeout=1.0) or []]
+
+
+@pytest.mark.slow
+def test_a_fair_share_token_whose_worker_is_killed_runs_the_same_job_again(stack_settings, tmp_path):
+    """The lease reaper re-sends a token under its own id: it runs the job it had popped, and no other is lost."""
+    from functions.deps import Services
+    from videoapi.submission import SubmitRequest
+
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    settings = stack_settings.model_copy(
+        update={
+            "redis_url": f"{base}/11",
+            "lease_s": 10.0,
+            "lease_renew_s": 2.0,
+            "reaper_interval_s": 2.0,
+            "segment_frames": 27_000,
+            "client_rate_limit": 0,
+        }
+    )
+    services = Services.from_settings(settings)
+    services.jobs.store.redis.flushdb()
+    store, storage = services.jobs.store, services.jobs.storage
+    long_video, tiny = tmp_path / "long.mp4", tmp_path / "tiny.mp4"
+    write_video(long_video, [300, 250, 400, 350, 300], fps=25, seed=5)
+    write_video(tiny, [25, 25], fps=25, width=96, height=54)
+    storage.put_bytes("uploads/big/long.mp4", long_video.read_bytes(), "video/mp4")
+    storage.put_bytes("uploads/small/tiny.mp4", tiny.read_bytes(), "video/mp4")
+    celery = create_celery(settings)
+    with (
+        WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
+        WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
+    ):
+        celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        long_job, _ = services.jobs.submit("big", SubmitRequest(source="uploads/big/long.mp4"))
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            state = store.get(long_job.id)
+            if state.status == JobStatus.running and state.frames_done >= 200:
+                break
+            time.sleep(0.1)
+        assert state.status == JobStatus.running
+        small = [services.jobs.submit("small", SubmitRequest(source="uploads/small/tiny.mp4"))[0] for _ in range(3)]
+        celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        victim.kill()
+        deadline = time.monotonic() + 120
+        ids = [long_job.id, *(job.id for job in small)]
+        while time.monotonic() < deadline and not all(store.get(i).status.finished for i in ids):
+            time.sleep(0.2)
+    celery.close()
+    jobs = {i: store.get(i) for i in ids}
+    assert all(job.status == JobStatus.succeeded for job in jobs.values()), [j.error_code for j in jobs.values()]
+    assert jobs[long_job.id].extra["attempts"] == "2"  # the same job again, on the rescuer
+    assert [jobs[job.id].extra["attempts"] for job in small] == ["1", "1", "1"]  # each run once, none lost
+    assert store.redis.llen("shots") == 0
+    assert services.jobs.fair.queued("big") == 0 and services.jobs.fair.queued("small") == 0

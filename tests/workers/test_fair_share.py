@@ -169,3 +169,26 @@ def test_a_split_job_from_a_token_runs_its_segments_and_counts_its_frames(worker
     assert document["video"]["frame_count"] == 300
     usage = http.get("/v1/usage", headers=client.auth).json()
     assert usage["frames_today"] == 300 and usage["active_jobs"] == 0
+
+
+def test_a_job_cancelled_while_queued_is_skipped_and_the_next_one_runs(workers, fair_settings, fair_services, clip):
+    services = fair_services
+    http = TestClient(create_app(fair_settings, services=services))
+    client = Client(services, http, clip, "cancel")
+    celery = create_celery(fair_settings)
+    names = [next(iter(r)) for r in celery.control.ping(timeout=1.0) or []]
+    celery.control.cancel_consumer(QUEUE, destination=names, reply=True)
+    try:
+        cancelled, kept = client.submit(), client.submit()
+        assert http.post(f"/v1/jobs/{cancelled}/cancel", headers=client.auth).json()["status"] == "cancelled"
+    finally:
+        celery.control.add_consumer(QUEUE, destination=names, reply=True)
+        celery.close()
+    jobs = wait_all(services, [kept])
+    assert jobs[kept].status == JobStatus.succeeded
+    deadline = time.monotonic() + 30
+    while services.jobs.store.redis.llen(QUEUE) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert services.jobs.store.get(cancelled).status == JobStatus.cancelled  # its token found it cancelled
+    assert services.jobs.store.get(cancelled).started_at is None
+    assert services.jobs.quotas.active(client.id) == 0 and services.jobs.fair.queued(client.id) == 0
