@@ -547,5 +547,35 @@ def keys_revoke(access_key_id: str) -> None:
         fail(f"no key pair {access_key_id}")
 
 
+@keys_app.command("limits")
+def keys_limits(
+    api_key: Annotated[str, typer.Argument(help="the API key (X-API-Key) whose limits to set")],
+    rate_limit: Annotated[float | None, typer.Option(help="requests/s (bursts of twice that); 0: none")] = None,
+    max_active_jobs: Annotated[int | None, typer.Option(help="queued plus running jobs at most")] = None,
+    weight: Annotated[float | None, typer.Option(help="the client's share of the workers (default 1)")] = None,
+    reset: Annotated[bool, typer.Option(help="back to the settings' defaults")] = False,
+) -> None:
+    """Override one API key's limits (VIDEOAPI_CLIENT_RATE_LIMIT, VIDEOAPI_CLIENT_MAX_ACTIVE_JOBS, weight)."""
+    import redis
+
+    from videoapi.api_keys import LIMIT_FIELDS, ApiKeys
+
+    keys = ApiKeys(_key_pairs().redis)
+    try:
+        if keys.client_for(api_key) is None:
+            fail("no such API key")
+        if reset:
+            keys.set_limits(api_key, **dict.fromkeys(LIMIT_FIELDS))
+        given = {"rate_limit": rate_limit, "max_active_jobs": max_active_jobs, "weight": weight}
+        keys.set_limits(api_key, **{name: value for name, value in given.items() if value is not None})
+        record = keys.record(api_key)
+    except (redis.RedisError, ValueError) as exc:
+        fail(str(exc))
+    print(
+        f"client {record.client_id}: rate_limit={record.rate_limit}, max_active_jobs={record.max_active_jobs}, "
+        f"weight={record.weight} (None: the settings' default)"
+    )
+
+
 def main() -> None:  # pragma: no cover - console entry
     sys.exit(app())

@@ -196,3 +196,25 @@ def test_s3_trigger_records_an_object_over_the_quota_as_a_failed_job(limited, cl
     failed = http.get(f"/v1/jobs/{outcomes[5]['job_id']}", headers=auth).json()  # visible to the client
     assert failed["status"] == "failed" and failed["error"]["code"] == "quota_exceeded"
     assert failed["source"].endswith(f"incoming/{owner}/clip5.mp4")
+
+
+def test_keys_limits_command_overrides_a_keys_limits(limited, monkeypatch):
+    from typer.testing import CliRunner
+
+    from videoapi.cli import app as cli
+    from videoapi.settings import get_settings
+
+    services, http = limited
+    _, auth = new_client(services)
+    monkeypatch.setenv("VIDEOAPI_REDIS_URL", services.settings.redis_url)
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(cli, ["keys", "limits", auth["X-API-Key"], "--rate-limit", "0", "--weight", "2"])
+        assert done.exit_code == 0, done.output
+        assert http.get("/v1/usage", headers=auth).json()["limits"]["weight"] == 2.0
+        assert all(http.get("/v1/usage", headers=auth).status_code == 200 for _ in range(30))  # no rate limit now
+        reset = CliRunner().invoke(cli, ["keys", "limits", auth["X-API-Key"], "--reset"])
+        assert reset.exit_code == 0 and http.get("/v1/usage", headers=auth).json()["limits"]["weight"] == 1.0
+        assert CliRunner().invoke(cli, ["keys", "limits", "vapi_unknown", "--weight", "2"]).exit_code != 0
+    finally:
+        get_settings.cache_clear()
