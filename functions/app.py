@@ -16,7 +16,13 @@ from videoapi.settings import Settings
 from videoapi.storage import StorageError
 from videoapi.submission import ApiError
 
-ROUTERS = {"uploads": uploads.router, "jobs": jobs.router, "web": web.router, "rekognition": rekognition.router}
+ROUTERS = {
+    "uploads": uploads.router,
+    "jobs": jobs.router,
+    "usage": jobs.usage_router,
+    "web": web.router,
+    "rekognition": rekognition.router,
+}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -29,8 +35,6 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
     app.state.services = services or Services.from_settings(settings)
     for name in routers or list(ROUTERS):
         app.include_router(ROUTERS[name])
-        if name == "jobs":
-            app.include_router(jobs.usage_router)
     if settings.rekognition_at_root and (routers is None or "rekognition" in routers):
         app.include_router(rekognition.root_router)
 

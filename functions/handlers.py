@@ -30,8 +30,8 @@ def upload(event, context):
 
 
 def jobs(event, context):
-    """Submit, status and result; and the same through AWS Rekognition's protocol."""
-    return _adapter("jobs", "rekognition")(event, context)
+    """Submit, status and result, the client's usage; and the same through AWS Rekognition's protocol."""
+    return _adapter("jobs", "usage", "rekognition")(event, context)
 
 
 def web(event, context):
