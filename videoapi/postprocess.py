@@ -146,8 +146,9 @@ def detect_transitions(
     extreme = flat & ((luma < rules.black) | (luma > rules.white))
     for first, last in _runs(candidate):
         # a fade out and a fade in through black (or white) are one transition, however long the hold
+        # (the first run has nothing to merge with, however short the video)
         gap = first - runs[-1][1] if runs else n
-        if gap <= rules.merge_gap or (gap <= rules.hold and extreme[runs[-1][1] + 1 : first].all()):
+        if runs and (gap <= rules.merge_gap or (gap <= rules.hold and extreme[runs[-1][1] + 1 : first].all())):
             runs[-1][1] = last
         else:
             runs.append([first, last])

@@ -133,3 +133,11 @@ def test_shots_tile_the_video_and_name_their_transition():
     assert shots[0].start_frame == 0 and shots[-1].end_frame == len(frames) - 1
     assert all(x.end_frame + 1 == y.start_frame for x, y in zip(shots, shots[1:]))
     assert found[0].start_frame <= shots[1].start_frame <= found[0].end_frame
+
+
+def test_a_cut_in_a_video_shorter_than_the_hold_is_found():
+    # the first candidate run has no run before it to merge with, even when the whole video is that short
+    frames = moving(texture(3), 12) + moving(texture(4), 12, start=12)
+    s, m = curves(24, {12: 0.9})
+    (cut,) = detect_transitions(s, m, features_of(frames))
+    assert (cut.type, cut.start_frame, cut.end_frame) == ("cut", 12, 12)
