@@ -5,6 +5,7 @@ Knows nothing of HTTP: errors are `ApiError`s carrying the status a web adapter 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import ipaddress
@@ -366,21 +367,26 @@ class JobService:
             if idempotency_key:  # nothing was created: the same key may be tried again
                 self.store.redis.delete(marker)
             raise
-        job = self.store.create(
-            job_id=job_id,
-            bucket=bucket,
-            key=key,
-            threshold=threshold,
-            client_id=client_id,
-            tag=request.tag,
-            formats=",".join(request.formats),
-            callback_url=request.callback_url or "",
-            source_version=request.source_version or "",
-            **dict(request.attributes),
-            **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
-            segment_options=request.segments.model_dump_json(),
-            priority=request.priority,
-        )
+        try:
+            job = self.store.create(
+                job_id=job_id,
+                bucket=bucket,
+                key=key,
+                threshold=threshold,
+                client_id=client_id,
+                tag=request.tag,
+                formats=",".join(request.formats),
+                callback_url=request.callback_url or "",
+                source_version=request.source_version or "",
+                **dict(request.attributes),
+                **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
+                segment_options=request.segments.model_dump_json(),
+                priority=request.priority,
+            )
+        except Exception:
+            with contextlib.suppress(Exception):  # no job was made: its place in the quota is given back
+                self.quotas.release(client_id, job_id)
+            raise
         self._enqueue(job, request.priority, limits)
         return job, True
 
