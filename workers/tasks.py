@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from contextlib import contextmanager
 from functools import cache
 
@@ -193,7 +194,7 @@ class NextJobTask(JobTask):
     """
 
     def __call__(self, *args, **kwargs):
-        token_id = self.request.id or f"eager-{os.getpid()}-{id(self)}"
+        token_id = self.request.id or f"eager-{uuid.uuid4().hex}"  # called in-process: a token of its own
         popped = fair_queue().pop(token_id)
         if popped is None:  # no job queued (a token sent with none behind it): nothing to do
             return {"status": "idle"}
