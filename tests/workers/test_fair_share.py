@@ -193,3 +193,18 @@ def test_a_job_cancelled_while_queued_is_skipped_and_the_next_one_runs(workers, 
     assert services.jobs.store.get(cancelled).status == JobStatus.cancelled  # its token found it cancelled
     assert services.jobs.store.get(cancelled).started_at is None
     assert services.jobs.quotas.active(client.id) == 0 and services.jobs.fair.queued(client.id) == 0
+
+
+def test_a_clips_job_runs_under_a_token_too(workers, fair_services, http, clip):
+    services = fair_services
+    client = Client(services, http, clip, "clips")
+    job_id = client.submit()
+    assert wait_all(services, [job_id])[job_id].status == JobStatus.succeeded
+    response = http.post(f"/v1/jobs/{job_id}/clips", json={"mode": "copy"}, headers=client.auth)
+    assert response.status_code == 202, response.text
+    clips_id = response.json()["id"]
+    clips = wait_all(services, [clips_id])[clips_id]
+    assert clips.status == JobStatus.succeeded, (clips.error_code, clips.error_message)
+    assert clips.extra["attempts"] == "1" and services.jobs.quotas.active(client.id) == 0
+    manifest = http.get(f"/v1/jobs/{clips_id}/result", headers=client.auth).json()
+    assert manifest["clips"] and manifest["zip"]["url"]
