@@ -15,7 +15,7 @@ from videoapi.observability import metrics
 from videoapi.observability.logging import configure_logging
 from videoapi.observability.tracing import configure_tracing, shutdown_tracing
 from videoapi.probe import VideoRejected
-from videoapi.queue import QUEUE
+from videoapi.queue import NEXT_JOB_TASK, QUEUE
 
 log = logging.getLogger(__name__)
 _PID_IN_NAME = re.compile(r"_(\d+)\.db$")
@@ -64,7 +64,7 @@ def start_worker_observability(settings) -> int | None:
 def observe_task_start(store: JobStore, task_name: str, job_id: str, retries: int) -> None:
     """Queue wait, once per job: when the entry task first finds it queued."""
     log.info("task %s started (retries: %d)", task_name, retries)
-    if task_name != "videoapi.detect_shots" or retries:
+    if task_name not in ("videoapi.detect_shots", NEXT_JOB_TASK) or retries:  # a job's entry: direct or a token
         return
     try:
         job = store.get(job_id)

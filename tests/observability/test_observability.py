@@ -133,7 +133,7 @@ def test_one_job_is_one_trace_from_the_api_through_celery_to_triton(api_spans, f
     submit = next(s for s in api_spans.get_finished_spans() if s.name == "POST /v1/jobs" and s.kind.name == "SERVER")
     trace_id = submit.context.trace_id
     assert not [s for s in api_spans.get_finished_spans() if s.name == tracing.STATUS_POLL_SPAN]  # not sampled
-    publish = [s for s in api_spans.get_finished_spans() if s.name == "apply_async/videoapi.detect_shots"]
+    publish = [s for s in api_spans.get_finished_spans() if s.name == "apply_async/videoapi.run_next_job"]
     assert publish and all(s.context.trace_id == trace_id for s in publish)
 
     deadline = time.monotonic() + 30  # the worker exports each span as it ends; the last may lag the job
@@ -141,10 +141,10 @@ def test_one_job_is_one_trace_from_the_api_through_celery_to_triton(api_spans, f
         worker_spans = [json.loads(line) for line in trace_file.read_text().splitlines()] if trace_file.exists() else []
         ours = [s for s in worker_spans if int(s["context"]["trace_id"], 16) == trace_id]
         names = {s["name"] for s in ours}
-        if {"run/videoapi.detect_shots", "triton.infer"} <= names or time.monotonic() > deadline:
+        if {"run/videoapi.run_next_job", "triton.infer"} <= names or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert "run/videoapi.detect_shots" in names, sorted({s["name"] for s in worker_spans})
+    assert "run/videoapi.run_next_job" in names, sorted({s["name"] for s in worker_spans})
     assert "triton.infer" in names
     infer = next(s for s in ours if s["name"] == "triton.infer")
     assert infer["attributes"]["triton.batch_windows"] == 3
