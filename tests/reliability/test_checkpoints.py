@@ -1,0 +1,93 @@
+"""Checkpoints: a task stopped mid-video resumes from its last checkpoint and gives an uninterrupted run's result.
+
+Real Triton, Redis and moto S3; the detector runs in this process (the workers' tests kill real ones).
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from videoapi.detection import FRAMES_INFERRED_FIELD, ShotDetector
+from videoapi.jobs import JobStatus, JobStore
+from videoapi.leases import Drain, Preempted
+from videoapi.storage import Storage
+from videoapi.synthetic import write_video
+from videoapi.triton.client import ShotModelClient
+
+pytestmark = [pytest.mark.reliability]
+
+INTERVAL_WINDOWS = 3  # a checkpoint every 3 windows: 150 frames
+
+
+@pytest.fixture
+def ckpt_settings(stack_settings):
+    base = stack_settings.redis_url.rsplit("/", 1)[0]
+    return stack_settings.model_copy(
+        update={"redis_url": f"{base}/7", "segment_frames": 27_000, "checkpoint_windows": INTERVAL_WINDOWS}
+    )
+
+
+def _probabilities(storage: Storage, document: dict) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(storage.get_bytes(document["probabilities"]["key"]))) as data:
+        return {name: data[name] for name in data.files}
+
+
+def test_a_resumed_job_infers_at_most_one_interval_again_and_equals_an_uninterrupted_run(ckpt_settings, tmp_path):
+    settings = ckpt_settings
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "ckpt.mp4"
+    write_video(video, [160, 240, 130, 220, 150], fps=25, width=160, height=90, seed=11)  # 900 frames
+    key = "incoming/checkpoints/ckpt.mp4"
+    storage.put_bytes(key, video.read_bytes(), "video/mp4")
+    with ShotModelClient(settings.triton_url) as model:
+        uninterrupted = ShotDetector(settings.model_copy(update={"checkpoint_windows": 0}), store, storage, lambda: model)
+        plain = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+        expected = uninterrupted.begin(plain.id)
+
+        detector = ShotDetector(settings, store, storage, lambda: model)
+        job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+
+        def inferred() -> int:
+            return int(store.redis.hget(f"job:{job.id}", FRAMES_INFERRED_FIELD) or 0)
+
+        with pytest.raises(Preempted):  # as a worker leaving at scale-in stops: at a batch, past two checkpoints
+            detector.begin(job.id, lambda eta_s: inferred() >= 400)
+        saved = store.redis.lrange(f"parts:{job.id}:{0:09d}", 0, -1)
+        assert [k.rsplit("/", 1)[1] for k in saved] == ["part-000000000-000000150.npz", "part-000000150-000000300.npz"]
+        assert store.get(job.id).status == JobStatus.running
+        stopped_at = inferred()
+
+        document = detector.begin(job.id)  # the retry: decodes from frame 300 - 25, infers from 300
+    recomputed = inferred() - 900
+    print(f"frames inferred before the stop {stopped_at}, in all {inferred()}, recomputed {recomputed}")
+    assert 0 <= recomputed <= INTERVAL_WINDOWS * 50
+    assert inferred() - stopped_at == 600  # the retry inferred frames 300..899 only
+    assert store.get(job.id).status == JobStatus.succeeded
+
+    got, want = _probabilities(storage, document), _probabilities(storage, expected)
+    assert got["single_frame"].shape == want["single_frame"].shape == (900,)
+    for name in ("single_frame", "many_hot"):  # Triton batches the windows differently: float noise only
+        assert np.abs(got[name] - want[name]).max() < 1e-5, name
+    for field in ("shots", "transitions", "technical_cues", "warnings", "shot_count"):
+        assert document.get(field) == expected.get(field), field
+    assert {**document["previews"]["thumbnails"], "key": ""} == {**expected["previews"]["thumbnails"], "key": ""}
+    assert storage.get_bytes(document["previews"]["overview"]["key"]) == storage.get_bytes(
+        expected["previews"]["overview"]["key"]
+    )
+    # the checkpoints are scratch: gone once the job succeeded
+    assert not storage.client.list_objects_v2(Bucket=storage.bucket, Prefix=f"work/{job.id}/").get("Contents")
+    assert not list(store.redis.scan_iter(match=f"parts:{job.id}:*"))
+
+
+def test_a_draining_worker_lets_a_task_finish_that_fits_in_its_grace(ckpt_settings):
+    client = JobStore.from_url(ckpt_settings.redis_url).redis
+    drain = Drain(client, "leaving@host")
+    assert not drain.must_yield(3600.0)  # not draining: never yields
+    drain.begin(grace_s=30.0)
+    assert not drain.must_yield(5.0) and drain.must_yield(60.0)
+    assert not Drain(client, "staying@host").must_yield(60.0)  # only the worker that got SIGTERM
+    drain.end()
+    assert not drain.must_yield(60.0)
