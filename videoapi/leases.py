@@ -105,6 +105,7 @@ class LeaseBook:
             pipe.hset(f"job:{task.job_id}", "worker", json.dumps({"hostname": hostname, "pid": pid}))
             losses = pipe.execute()[1]
         if losses >= self.max_worker_losses:
+            self.redis.hincrby(f"job:{task.job_id}", "attempts", -1)  # refused: this delivery never ran
             self.release(task.task_id)
             self.store.fail(
                 task.job_id, WORKER_LOST, f"the worker running this job died {losses} times; the job is not retried"
