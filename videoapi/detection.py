@@ -41,7 +41,7 @@ from videoapi.settings import Settings
 from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
 from videoapi.triton.client import InferenceError, InferenceUnavailable
 from videoapi.url_source import SourceError, SourceRules, download, is_url
-from videoapi.windows import step_for
+from videoapi.windows import MARGIN, step_for
 
 __all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector", "as_job_error", "plan_segments"]
 
@@ -113,6 +113,38 @@ def _parts_index(job_id: str, span_start: int) -> str:
 FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
 
 Preempt = Callable[[float], bool]  # given the task's remaining seconds: should it stop now (its worker is leaving)?
+
+
+class _Cut:
+    """Ends a part early, on the window grid, so that a worker leaving checkpoints what it has inferred.
+
+    The last tap before the windows: it counts the frames gone by; `request` picks the first grid frame not
+    yet decoded, stops the part's taps there, and lets the frames through to 25 past it (the context its
+    last window needs), then ends the stream. The one window after the cut is padded and thrown away.
+    """
+
+    def __init__(self, part: Segment, step: int, taps: list):
+        self.part, self.step, self.taps = part, step, taps
+        self.next_index = part.start
+        self.at: int | None = None
+
+    def request(self) -> bool:
+        """Cut at the next grid frame; False when the part ends there anyway (it finishes as it is)."""
+        if self.at is None:
+            at = max(self.part.start, -(-self.next_index // self.step) * self.step)
+            if self.part.stop is not None and at >= self.part.stop:
+                return False
+            self.at = at
+            for tap in self.taps:
+                tap.stop = at
+        return True
+
+    def tap(self, frames: Iterator[np.ndarray], first: int) -> Iterator[np.ndarray]:
+        for index, frame in enumerate(frames, start=first):
+            if self.at is not None and index >= self.at + MARGIN:
+                return
+            self.next_index = max(self.next_index, index + 1)
+            yield frame
 
 
 class ShotDetector:
@@ -211,6 +243,7 @@ class ShotDetector:
         *,
         frame_pts: np.ndarray | None = None,
         log: DecodeLog | None = None,
+        last_tap: Callable[[Iterator[np.ndarray], int], Iterator[np.ndarray]] | None = None,
     ) -> Predictions:
         """Probabilities for the segment's frames (videoapi.analysis.predict_file with this worker's model)."""
         return predict_file(
@@ -224,6 +257,7 @@ class ShotDetector:
             features,
             frame_pts=frame_pts,
             log=log,
+            last_tap=last_tap,
         )
 
     def run_segment(self, job_id: str, segment: Segment, preempt: Preempt | None = None) -> list[str]:
@@ -274,7 +308,7 @@ class ShotDetector:
         end = info.frame_count if span.stop is None else span.stop
         redis = self.store.redis
         state = self._carried_state(parts[-1]) if parts else {}
-        began, inferred = time.monotonic(), 0
+        began, inferred, leaving = time.monotonic(), 0, False
         while True:
             stop = at + length
             if span.stop is None and stop >= info.frame_count:
@@ -282,25 +316,29 @@ class ShotDetector:
             else:
                 part = Segment(at, int(min(stop, end)))
             counted = 0
+            cut = _Cut(part, step_for(self.settings.window), [])
 
-            def on_progress(done: int, part: Segment = part) -> None:
-                nonlocal counted, inferred
+            def on_progress(done: int, part: Segment = part, cut: _Cut = cut) -> None:
+                nonlocal counted, inferred, leaving
                 redis.hincrby(f"job:{job_id}", FRAMES_INFERRED_FIELD, done - counted)
                 inferred += done - counted
                 counted = done
-                progress(part.start - span.start + done)
-                if preempt is not None:
+                progress(part.start - span.start + min(done, (cut.at or math.inf) - part.start))
+                if preempt is not None and not leaving:
                     left = max(0, end - part.start - done)
                     rate = inferred / max(1e-6, time.monotonic() - began)
                     if preempt(left / rate if rate else math.inf):
-                        raise Preempted(f"stopped at frame {part.start}, the last checkpoint; {left} frames to go")
+                        leaving = True  # checkpoint now: cut this part at the next grid frame, then yield
+                        cut.request()
 
-            key, frames, state = self._predict_part(job_id, path, info, part, frame_pts, on_progress, state)
+            key, frames, state, part = self._predict_part(job_id, path, info, part, frame_pts, on_progress, state, cut)
             redis.rpush(_parts_index(job_id, span.start), key)
             redis.expire(_parts_index(job_id, span.start), 7 * 24 * 3600)
             parts.append(key)
-            if part.stop is None or part.stop >= end or frames < part.stop - part.start:
+            if part.stop is None or part.stop >= end or (cut.at is None and frames < part.stop - part.start):
                 return parts
+            if leaving:
+                raise Preempted(f"checkpointed at frame {part.stop}; {end - part.stop} frames left to another worker")
             at = part.stop
 
     def _predict_part(
@@ -312,11 +350,13 @@ class ShotDetector:
         frame_pts: np.ndarray | None,
         progress: Callable[[int], None],
         state: dict[str, np.ndarray],
-    ) -> tuple[str, int, dict[str, np.ndarray]]:
+        cut: _Cut | None = None,
+    ) -> tuple[str, int, dict[str, np.ndarray], Segment]:
         """Predict frames part.start..part.stop-1 and store them as a segment's npz.
 
         `state`: the frame features' state at the end of the part before (none for a segment's first part);
-        returns the part's key, its frame count and the state at its end.
+        `cut` can end it early (scale-in); returns the part's key, its frame count, the state at its end and
+        the part as stored.
         """
         span = {"start": part.start, "stop": part.stop}
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
@@ -324,11 +364,27 @@ class ShotDetector:
         features = FeatureTap(frame_features(self.settings), **span)
         features.restore(state)
         log = DecodeLog(part.start, part.stop)
-        key = _part_key(job_id, part)
+        if cut is not None:
+            cut.taps = [sampler, candidates, features, log]
         try:
             predictions = self.predict_file(
-                path, part, progress, sampler, candidates, features, frame_pts=frame_pts, log=log
+                path,
+                part,
+                progress,
+                sampler,
+                candidates,
+                features,
+                frame_pts=frame_pts,
+                log=log,
+                last_tap=cut.tap if cut is not None else None,
             )
+            if cut is not None and cut.at is not None and predictions.frame_count > cut.at - part.start:
+                kept = cut.at - part.start  # the window past the cut was padded: its predictions go
+                predictions = Predictions(predictions.single_frame[:kept], predictions.many_hot[:kept])
+                part = Segment(part.start, cut.at)
+            elif cut is not None:
+                cut.at = None  # the video ended before the cut: the part is whole
+            key = _part_key(job_id, part)
             # the keyframe tiles' spill file goes as it is; the npz says where each tile lies in it
             self.storage.upload_fileobj(candidates.spill, _tiles_key(key), "application/octet-stream")
             arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot}
@@ -339,7 +395,7 @@ class ShotDetector:
         finally:
             candidates.close()
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
-        return key, predictions.frame_count, state
+        return key, predictions.frame_count, state, part
 
     def _carried_state(self, key: str) -> dict[str, np.ndarray]:
         with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
@@ -431,6 +487,7 @@ class ShotDetector:
         self.storage.put_bytes(keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg")
         self.storage.put_bytes(keys.probabilities, detection.probabilities_npz(), "application/x-npz")
         self.storage.put_json(keys.shots, detection.document)
+        self.store.redis.hincrby(f"job:{job_id}", "result_writes", 1)  # the chaos test counts them
         self.store.set_progress(job_id, detection.predictions.frame_count)
         self.store.succeed(job_id, keys.shots)
         return detection.document

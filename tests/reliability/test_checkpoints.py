@@ -19,15 +19,11 @@ from videoapi.triton.client import ShotModelClient
 
 pytestmark = [pytest.mark.reliability]
 
-INTERVAL_WINDOWS = 3  # a checkpoint every 3 windows: 150 frames
-
 
 @pytest.fixture
 def ckpt_settings(stack_settings):
     base = stack_settings.redis_url.rsplit("/", 1)[0]
-    return stack_settings.model_copy(
-        update={"redis_url": f"{base}/7", "segment_frames": 27_000, "checkpoint_windows": INTERVAL_WINDOWS}
-    )
+    return stack_settings.model_copy(update={"redis_url": f"{base}/7", "segment_frames": 27_000})
 
 
 def _probabilities(storage: Storage, document: dict) -> dict[str, np.ndarray]:
@@ -35,15 +31,32 @@ def _probabilities(storage: Storage, document: dict) -> dict[str, np.ndarray]:
         return {name: data[name] for name in data.files}
 
 
-def test_a_resumed_job_infers_at_most_one_interval_again_and_equals_an_uninterrupted_run(ckpt_settings, tmp_path):
-    settings = ckpt_settings
+class WorkerDied(Exception):
+    """Stands for the death of the process: what it had not checkpointed is lost."""
+
+
+@pytest.mark.parametrize(
+    "how, windows, inflight, saved, recomputed_at_most",
+    [
+        # killed while inferring frames 300..449: the checkpoints of 0..149 and 150..299 stay; 150 frames again
+        ("killed", 3, 2, ["part-000000000-000000150.npz", "part-000000150-000000300.npz"], 150),
+        # scale-in at frame 200 of a 400-frame interval: it checkpoints at once, at the next grid frame (250);
+        # only the padded window past the cut is thrown away
+        ("leaving", 8, 1, ["part-000000000-000000250.npz"], 25),
+    ],
+)
+def test_a_resumed_job_equals_an_uninterrupted_run(
+    ckpt_settings, tmp_path, how, windows, inflight, saved, recomputed_at_most
+):
+    settings = ckpt_settings.model_copy(update={"checkpoint_windows": windows, "inflight_batches": inflight})
     store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
     video = tmp_path / "ckpt.mp4"
     write_video(video, [160, 240, 130, 220, 150], fps=25, width=160, height=90, seed=11)  # 900 frames
     key = "incoming/checkpoints/ckpt.mp4"
     storage.put_bytes(key, video.read_bytes(), "video/mp4")
     with ShotModelClient(settings.triton_url) as model:
-        uninterrupted = ShotDetector(settings.model_copy(update={"checkpoint_windows": 0}), store, storage, lambda: model)
+        no_checkpoints = settings.model_copy(update={"checkpoint_windows": 0})
+        uninterrupted = ShotDetector(no_checkpoints, store, storage, lambda: model)
         plain = store.create(bucket=storage.bucket, key=key, threshold=0.5)
         expected = uninterrupted.begin(plain.id)
 
@@ -53,18 +66,27 @@ def test_a_resumed_job_infers_at_most_one_interval_again_and_equals_an_uninterru
         def inferred() -> int:
             return int(store.redis.hget(f"job:{job.id}", FRAMES_INFERRED_FIELD) or 0)
 
-        with pytest.raises(Preempted):  # as a worker leaving at scale-in stops: at a batch, past two checkpoints
-            detector.begin(job.id, lambda eta_s: inferred() >= 400)
-        saved = store.redis.lrange(f"parts:{job.id}:{0:09d}", 0, -1)
-        assert [k.rsplit("/", 1)[1] for k in saved] == ["part-000000000-000000150.npz", "part-000000150-000000300.npz"]
+        def dies(eta_s: float) -> bool:
+            if inferred() >= 400:
+                raise WorkerDied
+            return False
+
+        if how == "killed":
+            with pytest.raises(WorkerDied):
+                detector.begin(job.id, dies)
+        else:
+            with pytest.raises(Preempted):  # as a worker leaving at scale-in: after its first batch
+                detector.begin(job.id, lambda eta_s: inferred() >= 200)
+        assert [k.rsplit("/", 1)[1] for k in store.redis.lrange(f"parts:{job.id}:{0:09d}", 0, -1)] == saved
         assert store.get(job.id).status == JobStatus.running
         stopped_at = inferred()
+        resume_at = int(saved[-1].removesuffix(".npz").rsplit("-", 1)[1])
 
-        document = detector.begin(job.id)  # the retry: decodes from frame 300 - 25, infers from 300
+        document = detector.begin(job.id)  # the retry: decodes from the checkpoint's frame - 25, infers from it
     recomputed = inferred() - 900
-    print(f"frames inferred before the stop {stopped_at}, in all {inferred()}, recomputed {recomputed}")
-    assert 0 <= recomputed <= INTERVAL_WINDOWS * 50
-    assert inferred() - stopped_at == 600  # the retry inferred frames 300..899 only
+    print(f"{how}: frames inferred before the stop {stopped_at}, in all {inferred()}, recomputed {recomputed}")
+    assert 0 <= recomputed <= recomputed_at_most
+    assert inferred() - stopped_at == 900 - resume_at  # the retry inferred the frames after the checkpoint only
     assert store.get(job.id).status == JobStatus.succeeded
 
     got, want = _probabilities(storage, document), _probabilities(storage, expected)

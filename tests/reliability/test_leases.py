@@ -172,7 +172,7 @@ def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, triton,
 @pytest.mark.slow
 def test_sigterm_mid_job_requeues_it_at_once_and_it_resumes_on_the_other_worker(stack_settings, triton, tmp_path):
     # a grace period the job cannot finish in; the lease is left at its default (30 s): nothing waits for it
-    settings = _lease_settings(stack_settings, 10, lease_s=30.0, shutdown_grace_s=1.0)
+    settings = _lease_settings(stack_settings, 12, lease_s=30.0, shutdown_grace_s=1.0)
     store, storage, job, cuts = _long_job(settings, tmp_path, "terminated")
     celery = create_celery(settings)
     windows_before = _windows_inferred(triton, settings.model_name)
@@ -203,7 +203,8 @@ def test_sigterm_mid_job_requeues_it_at_once_and_it_resumes_on_the_other_worker(
     _check_shots(storage, state, cuts)
     assert state.extra["attempts"] == "2"
     assert taken_s is not None and taken_s < settings.lease_s  # re-queued by the task itself, not by the reaper
-    assert 0 <= recomputed <= CHECKPOINT_WINDOWS * 50  # resumed from its checkpoint
+    # it checkpointed where it stopped: at most the one padded window past the cut is thrown away
+    assert 0 <= recomputed <= 50
 
 
 @pytest.mark.slow
@@ -223,7 +224,7 @@ def test_a_video_that_kills_its_worker_every_time_fails_as_worker_lost_and_the_n
         celery.send_task("videoapi.detect_shots", args=[poison.id])
         celery.send_task("videoapi.detect_shots", args=[fine.id])
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not store.get(fine.id).status.finished:
+        while time.monotonic() < deadline and not all(store.get(j.id).status.finished for j in (poison, fine)):
             time.sleep(0.2)
         assert w.alive  # Celery replaced each killed pool process; the worker itself went on
     celery.close()
