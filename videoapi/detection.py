@@ -110,6 +110,11 @@ def _parts_index(job_id: str, span_start: int) -> str:
     return f"parts:{job_id}:{span_start:09d}"
 
 
+def _parts_indexes(job_id: str) -> str:
+    """Redis set of the job's checkpoint lists, to delete them with the job's scratch files."""
+    return f"parts:{job_id}"
+
+
 FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
 
 Preempt = Callable[[float], bool]  # given the task's remaining seconds: should it stop now (its worker is leaving)?
@@ -332,8 +337,12 @@ class ShotDetector:
                         cut.request()
 
             key, frames, state, part = self._predict_part(job_id, path, info, part, frame_pts, on_progress, state, cut)
-            redis.rpush(_parts_index(job_id, span.start), key)
-            redis.expire(_parts_index(job_id, span.start), 7 * 24 * 3600)
+            with redis.pipeline() as pipe:
+                pipe.rpush(_parts_index(job_id, span.start), key)
+                pipe.sadd(_parts_indexes(job_id), _parts_index(job_id, span.start))
+                for name in (_parts_index(job_id, span.start), _parts_indexes(job_id)):
+                    pipe.expire(name, 7 * 24 * 3600)
+                pipe.execute()
             parts.append(key)
             if part.stop is None or part.stop >= end or (cut.at is None and frames < part.stop - part.start):
                 return parts
@@ -422,8 +431,8 @@ class ShotDetector:
         for key in keys:
             self.storage.delete(key)
             self.storage.delete(_tiles_key(key))
-        for index in self.store.redis.scan_iter(match=_parts_index(job_id, 0).rsplit(":", 1)[0] + ":*"):
-            self.store.redis.delete(index)
+        indexes = self.store.redis.smembers(_parts_indexes(job_id))
+        self.store.redis.delete(_parts_indexes(job_id), *indexes)
 
     def _publish_parts(
         self,

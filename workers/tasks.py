@@ -79,7 +79,10 @@ def _not_draining(sender=None, **_) -> None:
 def _drain(sender=None, sig=None, how=None, **_) -> None:
     """SIGTERM (warm shutdown): Celery stops taking tasks; each running one finishes or yields (see `preempt`)."""
     if how == "Warm":
-        Drain(_main_redis(), sender).begin(app.conf.videoapi_settings.shutdown_grace_s)
+        try:
+            Drain(_main_redis(), sender).begin(app.conf.videoapi_settings.shutdown_grace_s)
+        except Exception:  # Redis unreachable: the tasks finish (or, past the pod's grace, their leases lapse)
+            pass
 
 
 def preempt(task: Task):
