@@ -113,3 +113,44 @@ def test_a_draining_worker_lets_a_task_finish_that_fits_in_its_grace(ckpt_settin
     assert not Drain(client, "staying@host").must_yield(60.0)  # only the worker that got SIGTERM
     drain.end()
     assert not drain.must_yield(60.0)
+
+
+def test_a_segment_of_a_split_job_resumes_from_its_checkpoint_and_stitches_exactly(ckpt_settings, tmp_path):
+    """The chord's path: a segment stopped at scale-in resumes from its checkpoint; the stitch equals one pass."""
+    settings = ckpt_settings.model_copy(update={"segment_frames": 450, "checkpoint_windows": 8, "inflight_batches": 1})
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "split.mp4"
+    write_video(video, [160, 240, 130, 220, 150], fps=25, width=160, height=90, seed=13)  # 900 frames
+    key = "incoming/checkpoints/split.mp4"
+    storage.put_bytes(key, video.read_bytes(), "video/mp4")
+    with ShotModelClient(settings.triton_url) as model:
+        whole = ShotDetector(
+            settings.model_copy(update={"segment_frames": 27_000, "checkpoint_windows": 0}),
+            store,
+            storage,
+            lambda: model,
+        )
+        expected = whole.begin(store.create(bucket=storage.bucket, key=key, threshold=0.5).id)
+        detector = ShotDetector(settings, store, storage, lambda: model)
+        job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+        segments = detector.begin(job.id)
+        assert [(s.start, s.stop) for s in segments] == [(0, 450), (450, None)]
+        first = detector.run_segment(job.id, segments[0])
+        with pytest.raises(Preempted):  # the second segment's worker leaves after its first batch
+            detector.run_segment(job.id, segments[1], lambda eta_s: True)
+        saved = store.redis.lrange(f"parts:{job.id}:{450:09d}", 0, -1)
+        # its first batch inferred 450..649 and the decoder had reached 674: cut at the next grid frame, 700
+        assert [k.rsplit("/", 1)[1] for k in saved] == ["part-000000450-000000700.npz"]
+        second = detector.run_segment(job.id, segments[1])  # the re-queued task, on another worker
+        assert [k.rsplit("/", 1)[1] for k in second] == ["part-000000450-000000700.npz", "part-000000700-end.npz"]
+        document = detector.stitch(job.id, [first, second])
+    assert store.get(job.id).status == JobStatus.succeeded
+    got, want = _probabilities(storage, document), _probabilities(storage, expected)
+    for name in ("single_frame", "many_hot"):
+        assert got[name].shape == (900,) and np.abs(got[name] - want[name]).max() < 1e-5, name
+    for field in ("transitions", "technical_cues", "warnings", "shot_count"):
+        assert document.get(field) == expected.get(field), field
+    assert [(s["start_frame"], s["end_frame"]) for s in document["shots"]] == [
+        (s["start_frame"], s["end_frame"]) for s in expected["shots"]
+    ]
+    assert not list(store.redis.scan_iter(match=f"parts:{job.id}*"))
