@@ -69,6 +69,10 @@ class LocalStack:
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     supervisor: Supervisor = field(default=None, init=False, repr=False)
+    triton: object = field(default=None, init=False, repr=False)  # the TritonServer, once started
+    redis: object = field(default=None, init=False, repr=False)  # the embedded RedisServer (none with redis_url)
+    _api: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _moto: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(on_status=self.on_status)
@@ -100,10 +104,18 @@ class LocalStack:
             os.environ.setdefault(name, value)
         os.environ.setdefault("AWS_DEFAULT_REGION", self.settings.s3_region)
 
-        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
-        moto.start()
-        self._stack.callback(moto.stop)
+        self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+        self._moto.start()
+        self._stack.callback(lambda: self._moto.stop())
         self.on_status(f"S3 (moto)    http://127.0.0.1:{s3_port}")
+
+        def restart_moto() -> None:  # moto keeps objects in memory: a restarted S3 starts empty
+            self._moto.stop()
+            self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+            self._moto.start()
+            Storage.from_settings(self.settings).ensure_bucket()
+
+        self.supervisor.watch("S3 (moto)", lambda: port_is_open("127.0.0.1", s3_port), restart_moto)
 
         if self.redis_url:
             redis_url = self.redis_url
@@ -113,7 +125,10 @@ class LocalStack:
             except RedisStartError as exc:
                 raise StackError(f"Redis: {exc}") from exc
             self._stack.callback(redis.stop)
+            self.redis = redis
             redis_url = redis.url
+            # the same port and data directory: the AOF brings the jobs and the queue back
+            self.supervisor.watch("Redis", lambda: redis.alive, lambda: (redis.stop(keep_data=True), redis.start()))
         self.on_status(f"Redis        {redis_url}  (AOF on)")
 
         if not self.with_inference:
@@ -141,6 +156,8 @@ class LocalStack:
         except TritonStartError as exc:
             raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
         self._stack.callback(triton.stop)
+        self.triton = triton
+        self.supervisor.watch("Triton", lambda: triton.alive, lambda: (triton.stop(), triton.start()))
         self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
 
         settings = self.settings.model_copy(
@@ -177,6 +194,11 @@ class LocalStack:
         self.api_key = next(iter(settings.api_keys), None) or services.keys.create("dev")
         self.key_pair = services.key_pairs.create(services.keys.client_for(self.api_key) or "dev")
         self._start_api(settings, api_port, logs)
+        self.supervisor.watch(
+            "API",
+            lambda: self._api is not None and self._api.poll() is None,
+            lambda: self._start_api(settings, api_port, logs),
+        )
         # last callback registered, first run at stop: nothing is restarted while the stack stops
         self._stack.callback(self.supervisor.stop)
         self.supervisor.start()
@@ -199,9 +221,13 @@ class LocalStack:
         self.settings = settings
 
     def _start_api(self, settings: Settings, port: int, logs: Path) -> None:
+        if self._api is not None:  # a restart: the dead one's group goes first
+            stop_process_group(self._api)
+        else:
+            self._stack.callback(lambda: stop_process_group(self._api))
         log = open(logs / "api.log", "ab")
         self._stack.callback(log.close)
-        process = subprocess.Popen(
+        self._api = process = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -220,7 +246,6 @@ class LocalStack:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        self._stack.callback(stop_process_group, process)
         self.api_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -263,6 +288,15 @@ class LocalStack:
                         notified.add((obj["Key"], sequencer))
             except Exception:  # the emulator keeps going through transient errors, like S3 would
                 continue
+
+    @property
+    def ready(self) -> bool:
+        """Every part it started is up (the supervisor restarts one that died; until then, not ready)."""
+        return self.supervisor.ready
+
+    @property
+    def api_pid(self) -> int | None:
+        return self._api.pid if self._api else None
 
     def stop(self) -> None:
         self._stop.set()

@@ -28,6 +28,7 @@ class Supervisor:
     interval_s: float = 1.0
     max_backoff_s: float = 30.0
     parts: list[Supervised] = field(default_factory=list)
+    _degraded: bool = field(default=False, init=False, repr=False)
     _stopped: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
 
@@ -42,15 +43,18 @@ class Supervisor:
     def check(self) -> None:
         """One pass: report newly dead parts, restart those whose back-off has passed."""
         now = time.monotonic()
+        up = True
         for part in self.parts:
             if part.alive():
                 if part.down_since is not None:
                     part.down_since = None
                 continue
+            up = False
             if part.down_since is None:
+                self._degraded = True
                 part.down_since = now
                 part.next_try = now + min(self.max_backoff_s, 2.0**part.restarts - 1)
-                self.on_status(f"{part.name} died; restarting it (restart {part.restarts + 1})")
+                self.on_status(f"{part.name} died: not ready; restarting it (restart {part.restarts + 1})")
             if now < part.next_try:
                 continue
             part.restarts += 1
@@ -61,6 +65,9 @@ class Supervisor:
             except Exception as exc:  # a restart that fails is tried again after a longer back-off
                 part.next_try = now + min(self.max_backoff_s, 2.0**part.restarts)
                 self.on_status(f"{part.name} failed to restart: {exc}")
+        if self._degraded and up and self.ready:
+            self._degraded = False
+            self.on_status("every part is up again: ready")
 
     def _run(self) -> None:
         while not self._stopped.wait(self.interval_s):

@@ -96,10 +96,12 @@ def predict_file(
     *,
     frame_pts: np.ndarray | None = None,
     log: DecodeLog | None = None,
+    last_tap: Callable[[Iterator[np.ndarray], int], Iterator[np.ndarray]] | None = None,
 ) -> Predictions:
     """Probabilities for the segment's frames; `sampler`, `candidates`, `features` and `log` take theirs on the way.
 
     `frame_pts` (the probe's timestamps) number the frames exactly whatever their timing (pyav decoder only).
+    `last_tap(frames, first)` sees the frames last, after the other taps, before the windows.
     """
     first = max(0, segment.start - MARGIN)
     last = None if segment.stop is None else segment.stop + MARGIN
@@ -118,8 +120,10 @@ def predict_file(
         frames = iter_model_frames(path, first, last, tiles=candidates)
     if features is not None:
         frames = features.tap(frames, first)
+    if sampler is not None:
+        frames = sampler.tap(frames, first)
     return predict_frames(
-        sampler.tap(frames, first) if sampler else frames,
+        last_tap(frames, first) if last_tap is not None else frames,
         model,
         window=settings.window,
         batch_windows=settings.batch_windows,

@@ -130,6 +130,14 @@ class CueFeature:
         top = frame[: len(self.reference), self.columns].astype(np.float32)
         self.bar_errors.append(float(np.abs(top - self.reference).mean()))
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The still run's anchor frame: a checkpoint carries it, so a resumed span measures freezes exactly."""
+        return {} if self.previous is None else {"cue_anchor": self.previous}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        if "cue_anchor" in state:
+            self.previous = np.asarray(state["cue_anchor"])
+
     def arrays(self) -> dict[str, np.ndarray]:
         return {
             "cue_luma_percentiles": np.array(self.percentiles, dtype=np.uint8).reshape(-1, len(BLACK_PERCENTILES)),

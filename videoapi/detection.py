@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import tempfile
+import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from videoapi.analysis import (
+    WHOLE_VIDEO,
     DecodedVideo,
     JobError,
     Segment,
@@ -29,6 +32,7 @@ from videoapi.cues import SegmentOptions
 from videoapi.decode import DecodeLog
 from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
+from videoapi.leases import Preempted
 from videoapi.pipeline import FrameModel, Predictions
 from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, tile_size
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
@@ -37,7 +41,7 @@ from videoapi.settings import Settings
 from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
 from videoapi.triton.client import InferenceError, InferenceUnavailable
 from videoapi.url_source import SourceError, SourceRules, download, is_url
-from videoapi.windows import step_for
+from videoapi.windows import MARGIN, step_for
 
 __all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector", "as_job_error", "plan_segments"]
 
@@ -75,6 +79,9 @@ def plan_segments(frame_count: int, segment_frames: int, window: int = 100) -> l
     return [Segment(s, s + length) for s in starts[:-1]] + [Segment(starts[-1], None)]
 
 
+STATE_PREFIX = "state_"  # a checkpoint's frame features' carried state (the stitch reads only their arrays)
+
+
 def _tiles_key(segment_key: str) -> str:
     return segment_key.removesuffix(".npz") + "-tiles.bin"
 
@@ -85,6 +92,64 @@ def _frame_pts_key(job_id: str) -> str:
 
 def _result_keys(job_id: str) -> ResultKeys:
     return ResultKeys.under(f"results/{job_id}/")
+
+
+def _part_key(job_id: str, part: Segment) -> str:
+    """Where a checkpoint (the npz a segment writes) of frames part.start..part.stop-1 lies."""
+    stop = "end" if part.stop is None else f"{part.stop:09d}"
+    return f"work/{job_id}/part-{part.start:09d}-{stop}.npz"
+
+
+def _part_stop(key: str) -> int | None:
+    tail = key.removesuffix(".npz").rsplit("-", 1)[1]
+    return None if tail == "end" else int(tail)
+
+
+def _parts_index(job_id: str, span_start: int) -> str:
+    """Redis list of the checkpoints a task (the span starting at span_start) has written, in order."""
+    return f"parts:{job_id}:{span_start:09d}"
+
+
+def _parts_indexes(job_id: str) -> str:
+    """Redis set of the job's checkpoint lists, to delete them with the job's scratch files."""
+    return f"parts:{job_id}"
+
+
+FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
+
+Preempt = Callable[[float], bool]  # given the task's remaining seconds: should it stop now (its worker is leaving)?
+
+
+class _Cut:
+    """Ends a part early, on the window grid, so that a worker leaving checkpoints what it has inferred.
+
+    The last tap before the windows: it counts the frames gone by; `request` picks the first grid frame not
+    yet decoded, stops the part's taps there, and lets the frames through to 25 past it (the context its
+    last window needs), then ends the stream. The one window after the cut is padded and thrown away.
+    """
+
+    def __init__(self, part: Segment, step: int, taps: list):
+        self.part, self.step, self.taps = part, step, taps
+        self.next_index = part.start
+        self.at: int | None = None
+
+    def request(self) -> bool:
+        """Cut at the next grid frame; False when the part ends there anyway (it finishes as it is)."""
+        if self.at is None:
+            at = max(self.part.start, -(-self.next_index // self.step) * self.step)
+            if self.part.stop is not None and at >= self.part.stop:
+                return False
+            self.at = at
+            for tap in self.taps:
+                tap.stop = at
+        return True
+
+    def tap(self, frames: Iterator[np.ndarray], first: int) -> Iterator[np.ndarray]:
+        for index, frame in enumerate(frames, start=first):
+            if self.at is not None and index >= self.at + MARGIN:
+                return
+            self.next_index = max(self.next_index, index + 1)
+            yield frame
 
 
 class ShotDetector:
@@ -131,12 +196,14 @@ class ShotDetector:
         with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
             yield storage.download(job.key, Path(tmp) / "video", version)
 
-    def begin(self, job_id: str) -> list[Segment] | dict | None:
+    def begin(self, job_id: str, preempt: Preempt | None = None) -> list[Segment] | dict | None:
         """Fetch and probe the video and mark the job running.
 
         Short videos are detected right here, on the file already fetched (the
         result document is returned); long ones return the segments to run in
-        parallel; None when the job had already finished (a redelivery).
+        parallel; None when the job had already finished (a redelivery). Progress is checkpointed every
+        `checkpoint_windows` windows: a retry resumes there. `preempt` (scale-in) can stop it at a batch,
+        raising Preempted.
         """
         job = self.store.get(job_id)
         if job.status.finished:
@@ -155,6 +222,11 @@ class ShotDetector:
             def progress(done: int) -> None:
                 _stop_if_cancelled(self.store.set_progress(job_id, done))
 
+            if self.settings.checkpoint_windows:
+                parts = self.predict_span(job_id, path, info, WHOLE_VIDEO, frame_pts, progress, preempt)
+                document = self._publish_parts(job_id, parts, frame_pts, lambda: nullcontext(path))
+                self._drop_parts(job_id, parts)
+                return document
             with decode_whole(path, info, self.settings, self.model, progress, frame_pts=frame_pts) as decoded_video:
                 return self.publish(job_id, decoded_video)
 
@@ -176,6 +248,7 @@ class ShotDetector:
         *,
         frame_pts: np.ndarray | None = None,
         log: DecodeLog | None = None,
+        last_tap: Callable[[Iterator[np.ndarray], int], Iterator[np.ndarray]] | None = None,
     ) -> Predictions:
         """Probabilities for the segment's frames (videoapi.analysis.predict_file with this worker's model)."""
         return predict_file(
@@ -189,10 +262,11 @@ class ShotDetector:
             features,
             frame_pts=frame_pts,
             log=log,
+            last_tap=last_tap,
         )
 
-    def run_segment(self, job_id: str, segment: Segment) -> str:
-        """Predict one segment and park its probabilities in storage; returns their key."""
+    def run_segment(self, job_id: str, segment: Segment, preempt: Preempt | None = None) -> list[str]:
+        """Predict one segment and park its probabilities in storage, as checkpoints; returns their keys in order."""
         job = self.store.get(job_id)
         _stop_if_cancelled(job.status)
         reported = 0
@@ -204,27 +278,137 @@ class ShotDetector:
             _stop_if_cancelled(status)
 
         info = self.info(job_id)
-        span = {"start": segment.start, "stop": segment.stop}
+        frame_pts = self._frame_pts(job_id)
+        resumed = self._checkpoints(job_id, segment)
+        if resumed and _part_stop(resumed[-1]) in (None, segment.stop):
+            return resumed  # a retry of a segment that had finished (its worker died before acknowledging)
+        with self.fetched(job) as path:
+            reported = (_part_stop(resumed[-1]) - segment.start) if resumed else 0  # counted by the earlier attempt
+            return self.predict_span(job_id, path, info, segment, frame_pts, progress, preempt)
+
+    def _checkpoints(self, job_id: str, span: Segment) -> list[str]:
+        return list(dict.fromkeys(self.store.redis.lrange(_parts_index(job_id, span.start), 0, -1)))
+
+    def predict_span(
+        self,
+        job_id: str,
+        path: Path,
+        info: VideoInfo,
+        span: Segment,
+        frame_pts: np.ndarray | None,
+        progress: Callable[[int], None],
+        preempt: Preempt | None = None,
+    ) -> list[str]:
+        """Predict the span's frames as checkpoints of `checkpoint_windows` windows each, resuming after the last saved.
+
+        Each checkpoint is a part on the window grid, written as a segment's npz (probabilities, overview,
+        keyframe candidates, frame features, decode log): its decode starts 25 frames (the window's context)
+        before it, so the parts stitch into exactly the single pass. `progress` gets the span's frames done.
+        """
+        parts = self._checkpoints(job_id, span)
+        at = span.start if not parts else _part_stop(parts[-1])
+        if at is None or at == span.stop:
+            return parts
+        length = self.settings.checkpoint_windows * step_for(self.settings.window) or math.inf
+        end = info.frame_count if span.stop is None else span.stop
+        redis = self.store.redis
+        state = self._carried_state(parts[-1]) if parts else {}
+        began, inferred, leaving = time.monotonic(), 0, False
+        while True:
+            stop = at + length
+            if span.stop is None and stop >= info.frame_count:
+                part = Segment(at, None)  # the last part runs to the video's end, whatever the probe counted
+            else:
+                part = Segment(at, int(min(stop, end)))
+            counted = 0
+            cut = _Cut(part, step_for(self.settings.window), [])
+
+            def on_progress(done: int, part: Segment = part, cut: _Cut = cut) -> None:
+                nonlocal counted, inferred, leaving
+                redis.hincrby(f"job:{job_id}", FRAMES_INFERRED_FIELD, done - counted)
+                inferred += done - counted
+                counted = done
+                progress(part.start - span.start + min(done, (cut.at or math.inf) - part.start))
+                if preempt is not None and not leaving:
+                    left = max(0, end - part.start - done)
+                    rate = inferred / max(1e-6, time.monotonic() - began)
+                    if preempt(left / rate if rate else math.inf):
+                        leaving = True  # checkpoint now: cut this part at the next grid frame, then yield
+                        cut.request()
+
+            key, frames, state, part = self._predict_part(job_id, path, info, part, frame_pts, on_progress, state, cut)
+            with redis.pipeline() as pipe:
+                pipe.rpush(_parts_index(job_id, span.start), key)
+                pipe.sadd(_parts_indexes(job_id), _parts_index(job_id, span.start))
+                for name in (_parts_index(job_id, span.start), _parts_indexes(job_id)):
+                    pipe.expire(name, 7 * 24 * 3600)
+                pipe.execute()
+            parts.append(key)
+            if part.stop is None or part.stop >= end or (cut.at is None and frames < part.stop - part.start):
+                return parts
+            if leaving:
+                raise Preempted(f"checkpointed at frame {part.stop}; {end - part.stop} frames left to another worker")
+            at = part.stop
+
+    def _predict_part(
+        self,
+        job_id: str,
+        path: Path,
+        info: VideoInfo,
+        part: Segment,
+        frame_pts: np.ndarray | None,
+        progress: Callable[[int], None],
+        state: dict[str, np.ndarray],
+        cut: _Cut | None = None,
+    ) -> tuple[str, int, dict[str, np.ndarray], Segment]:
+        """Predict frames part.start..part.stop-1 and store them as a segment's npz.
+
+        `state`: the frame features' state at the end of the part before (none for a segment's first part);
+        `cut` can end it early (scale-in); returns the part's key, its frame count, the state at its end and
+        the part as stored.
+        """
+        span = {"start": part.start, "stop": part.stop}
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
         candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
         features = FeatureTap(frame_features(self.settings), **span)
-        log = DecodeLog(segment.start, segment.stop)
-        key = f"work/{job_id}/segment-{segment.start:09d}.npz"
-        frame_pts = self._frame_pts(job_id)
+        features.restore(state)
+        log = DecodeLog(part.start, part.stop)
+        if cut is not None:
+            cut.taps = [sampler, candidates, features, log]
         try:
-            with self.fetched(job) as path:
-                predictions = self.predict_file(
-                    path, segment, progress, sampler, candidates, features, frame_pts=frame_pts, log=log
-                )
+            predictions = self.predict_file(
+                path,
+                part,
+                progress,
+                sampler,
+                candidates,
+                features,
+                frame_pts=frame_pts,
+                log=log,
+                last_tap=cut.tap if cut is not None else None,
+            )
+            if cut is not None and cut.at is not None and predictions.frame_count > cut.at - part.start:
+                kept = cut.at - part.start  # the window past the cut was padded: its predictions go
+                predictions = Predictions(predictions.single_frame[:kept], predictions.many_hot[:kept])
+                part = Segment(part.start, cut.at)
+            elif cut is not None:
+                cut.at = None  # the video ended before the cut: the part is whole
+            key = _part_key(job_id, part)
             # the keyframe tiles' spill file goes as it is; the npz says where each tile lies in it
             self.storage.upload_fileobj(candidates.spill, _tiles_key(key), "application/octet-stream")
             arrays = {"single_frame": predictions.single_frame, "many_hot": predictions.many_hot}
             arrays |= {"overview": sampler.arrays()[0], **candidates.index_arrays(), **stored(features.arrays())}
             arrays |= log.arrays()
+            state = features.state()
+            arrays |= {STATE_PREFIX + name: values for name, values in state.items()}
         finally:
             candidates.close()
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
-        return key
+        return key, predictions.frame_count, state, part
+
+    def _carried_state(self, key: str) -> dict[str, np.ndarray]:
+        with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
+            return {n.removeprefix(STATE_PREFIX): data[n] for n in data.files if n.startswith(STATE_PREFIX)}
 
     def _frame_pts(self, job_id: str) -> np.ndarray | None:
         """The probe's frame timestamps, parked for a split job (None from a job begun by an older worker)."""
@@ -234,11 +418,32 @@ class ShotDetector:
         except ObjectNotFound:
             return None
 
-    def stitch(self, job_id: str, segment_keys: list[str]) -> dict:
-        """Concatenate segment probabilities in order and publish them like a single pass."""
+    def stitch(self, job_id: str, segment_keys: list) -> dict:
+        """Concatenate the segments' checkpoints in order and publish them like a single pass."""
+        keys = [k for keys in segment_keys for k in ([keys] if isinstance(keys, str) else keys)]
+        job = self.store.get(job_id)
+        document = self._publish_parts(job_id, keys, self._frame_pts(job_id), lambda: self.fetched(job))
+        self._drop_parts(job_id, keys)
+        self.storage.delete(_frame_pts_key(job_id))
+        return document
+
+    def _drop_parts(self, job_id: str, keys: list[str]) -> None:
+        for key in keys:
+            self.storage.delete(key)
+            self.storage.delete(_tiles_key(key))
+        indexes = self.store.redis.smembers(_parts_indexes(job_id))
+        self.store.redis.delete(_parts_indexes(job_id), *indexes)
+
+    def _publish_parts(
+        self,
+        job_id: str,
+        keys: list[str],
+        frame_pts: np.ndarray | None,
+        open_video: Callable[[], AbstractContextManager[Path]],
+    ) -> dict:
         info = self.info(job_id)
         parts, tiles, feature_parts, errors, damaged = [], {}, [], 0, []
-        for key in sorted(segment_keys):
+        for key in sorted(set(keys)):  # a part written twice (a late original and its retry) counts once
             with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
                 parts.append((data["single_frame"], data["many_hot"], data["overview"]))
                 if "decode_errors" in data.files:
@@ -254,27 +459,21 @@ class ShotDetector:
         )
         stride = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames).stride
         overview = np.concatenate([p[2] for p in parts])
-        job = self.store.get(job_id)
-        try:  # the video is fetched again only for shots shorter than the candidates' stride
+        try:  # the video is opened again only for shots shorter than the candidates' stride
             decoded_video = DecodedVideo(
                 predictions,
                 stride,
                 overview,
                 candidates,
-                lambda: self.fetched(job),
+                open_video,
                 concatenated(feature_parts),
-                self._frame_pts(job_id),
+                frame_pts,
                 errors,
                 np.concatenate(damaged) if damaged else np.zeros(0, dtype=np.int64),
             )
-            document = self.publish(job_id, decoded_video)
+            return self.publish(job_id, decoded_video)
         finally:
             candidates.close()
-        for key in segment_keys:
-            self.storage.delete(key)
-            self.storage.delete(_tiles_key(key))
-        self.storage.delete(_frame_pts_key(job_id))
-        return document
 
     def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
@@ -297,6 +496,7 @@ class ShotDetector:
         self.storage.put_bytes(keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg")
         self.storage.put_bytes(keys.probabilities, detection.probabilities_npz(), "application/x-npz")
         self.storage.put_json(keys.shots, detection.document)
+        self.store.redis.hincrby(f"job:{job_id}", "result_writes", 1)  # the chaos test counts them
         self.store.set_progress(job_id, detection.predictions.frame_count)
         self.store.succeed(job_id, keys.shots)
         return detection.document

@@ -43,6 +43,19 @@ class FeatureTap:
                     feature.update(frame)
             yield frame
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The features' carried state after the last frame fed (features without one have none)."""
+        merged: dict[str, np.ndarray] = {}
+        for feature in self.features:
+            merged |= feature.state() if hasattr(feature, "state") else {}
+        return merged
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        """Go on from a checkpoint's `state()`, as if the frames before the span had been fed."""
+        for feature in self.features:
+            if hasattr(feature, "restore"):
+                feature.restore(state)
+
     def arrays(self) -> dict[str, np.ndarray]:
         """Every feature's arrays by name (names are unique across features)."""
         merged: dict[str, np.ndarray] = {}

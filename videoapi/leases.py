@@ -23,6 +23,34 @@ REAPER_LOCK_KEY = "leases:reaper"
 WORKER_LOST = "worker_lost"
 
 
+class Preempted(Exception):
+    """The task's worker is shutting down and the task cannot finish in time: its progress is checkpointed."""
+
+
+def draining_key(hostname: str) -> str:
+    """Set (to the grace period's end, unix seconds) while the worker `hostname` is shutting down."""
+    return f"draining:{hostname}"
+
+
+class Drain:
+    """Scale-in: a shutting-down worker marks itself draining; its tasks ask whether they still fit in the grace."""
+
+    def __init__(self, client: redis.Redis, hostname: str):
+        self.redis, self.hostname = client, hostname
+
+    def begin(self, grace_s: float) -> None:
+        """The worker got SIGTERM: its tasks have `grace_s` to finish."""
+        self.redis.set(draining_key(self.hostname), repr(time.time() + grace_s), ex=int(grace_s) + 3600)
+
+    def end(self) -> None:
+        self.redis.delete(draining_key(self.hostname))
+
+    def must_yield(self, eta_s: float) -> bool:
+        """True when the worker is draining and `eta_s` more seconds of work would outlast its grace period."""
+        deadline = self.redis.get(draining_key(self.hostname))
+        return deadline is not None and time.time() + eta_s > float(deadline)
+
+
 def _record_key(task_id: str) -> str:
     return f"lease:{task_id}"
 
@@ -77,6 +105,7 @@ class LeaseBook:
             pipe.hset(f"job:{task.job_id}", "worker", json.dumps({"hostname": hostname, "pid": pid}))
             losses = pipe.execute()[1]
         if losses >= self.max_worker_losses:
+            self.redis.hincrby(f"job:{task.job_id}", "attempts", -1)  # refused: this delivery never ran
             self.release(task.task_id)
             self.store.fail(
                 task.job_id, WORKER_LOST, f"the worker running this job died {losses} times; the job is not retried"

@@ -43,6 +43,14 @@ class PictureStats:
         self._diff.append(0.0 if self._previous is None else float(np.abs(grey - self._previous).mean()))
         self._previous = grey
 
+    def state(self) -> dict[str, np.ndarray]:
+        """What the next frame's values depend on: a checkpoint carries it, so a resumed span goes on exactly."""
+        return {} if self._previous is None else {"pp_previous": self._previous}
+
+    def restore(self, state: dict[str, np.ndarray]) -> None:
+        if "pp_previous" in state:
+            self._previous = np.asarray(state["pp_previous"], np.int16)
+
     def arrays(self) -> dict[str, np.ndarray]:
         n = len(self._luma)
         return {

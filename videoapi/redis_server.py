@@ -42,6 +42,15 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://{self.host}:{self.port}/0"
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether redis-server is running (the local stack's supervisor asks)."""
+        return self._process is not None and self._process.poll() is None
+
     def start(self, timeout_s: float = 20.0) -> RedisServer:
         binary = redis_server_binary()
         if self.port == 0:

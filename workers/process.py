@@ -110,6 +110,20 @@ class WorkerProcess:
             self._process.wait()
             self._process = None
 
+    def terminate(self) -> None:
+        """SIGTERM to the main process only, as Kubernetes sends its container's PID 1 at scale-in."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGTERM)
+
+    def wait(self, timeout_s: float) -> int | None:
+        """The main process's exit code once it ended within `timeout_s`, else None."""
+        if self._process is None:
+            return None
+        try:
+            return self._process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            return None
+
     def stop(self, timeout_s: float = 20.0) -> None:
         process, self._process = self._process, None
         stop_process_group(process, timeout_s)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import uuid
 from contextlib import contextmanager
@@ -10,15 +11,15 @@ from functools import cache
 
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
-from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
 from videoapi import callbacks
 from videoapi.clips import ClipError, ClipMaker, is_clips_job
 from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
 from videoapi.fairness import FairQueue, record_frames
 from videoapi.jobs import JobStore
-from videoapi.leases import WORKER_LOST, Heartbeat, LeaseBook, LeasedTask
+from videoapi.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask, Preempted
 from videoapi.observability.logging import job_context
 from videoapi.queue import CLIPS_TASK, NEXT_JOB_TASK, QUEUE
 from videoapi.rekognition_api import NOTIFICATION_FIELD, publish_completion
@@ -77,6 +78,46 @@ def _start_reaper(**_) -> None:
     Heartbeat(lambda: lease_book().reap(requeue), app.conf.videoapi_settings.reaper_interval_s).start()
 
 
+@cache
+def _main_redis():
+    """The worker's main process's own Redis client (the pool processes have their detector's)."""
+    return JobStore.from_url(app.conf.videoapi_settings.redis_url).redis
+
+
+@worker_ready.connect
+def _not_draining(sender=None, **_) -> None:
+    # a worker restarted under the same name is not leaving
+    Drain(_main_redis(), sender.hostname).end()
+
+
+@worker_shutting_down.connect
+def _drain(sender=None, sig=None, how=None, **_) -> None:
+    """SIGTERM (warm shutdown): Celery stops taking tasks; each running one finishes or yields (see `preempt`)."""
+    if how == "Warm":
+        try:
+            Drain(_main_redis(), sender).begin(app.conf.videoapi_settings.shutdown_grace_s)
+        except Exception:  # Redis unreachable: the tasks finish (or, past the pod's grace, their leases lapse)
+            pass
+
+
+def preempt(task: Task):
+    """For the detector: True when this task's worker is shutting down and `eta_s` outlasts the grace period."""
+    if not task.request.id or not task.request.hostname:  # eager (in-process): nothing shuts it down
+        return None
+    drain = Drain(detector().store.redis, task.request.hostname)
+    return drain.must_yield
+
+
+def _test_only_crash(job_id: str) -> None:
+    """Tests' poison video: the process running the task dies (SIGKILL) when the source key names the marker.
+
+    Honoured only where VIDEOAPI_TEST_CRASH_MARKER is set, which only the tests' workers have.
+    """
+    marker = os.environ.get("VIDEOAPI_TEST_CRASH_MARKER")
+    if marker and marker in detector().store.get(job_id).key:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 @contextmanager
 def leased(task: Task, job_id: str):
     """Hold the task's lease while it runs; yields False when the job was failed as poison (worker_lost)."""
@@ -103,15 +144,26 @@ class JobTask(Task):
 
     def __call__(self, *args, **kwargs):
         job_id = self.job_id_of(args, kwargs)
-        with job_context(job_id), leased(self, job_id) as held:
-            if not held:
-                return {"job_id": job_id, "status": "failed", "error_code": WORKER_LOST}
-            observability.observe_task_start(detector().store, self.name, job_id, self.request.retries)
-            return self._run_job(args, kwargs)
+        try:
+            with job_context(job_id), leased(self, job_id) as held:
+                if not held:
+                    return {"job_id": job_id, "status": "failed", "error_code": WORKER_LOST}
+                observability.observe_task_start(detector().store, self.name, job_id, self.request.retries)
+                _test_only_crash(job_id)
+                return self._run_job(args, kwargs)
+        except Preempted:
+            # scale-in: the progress is checkpointed and the lease released; the same task (id, chord) goes
+            # back to the queue now, for another worker, and this message is acknowledged without a result
+            request = self.request
+            options = {"group_id": request.group, "group_index": request.group_index, "chord": request.chord}
+            requeue(LeasedTask(request.id, self.name, job_id, list(request.args or []), options))
+            raise Ignore() from None
 
     def _run_job(self, args, kwargs):
         try:
             return self.run(*args, **kwargs)
+        except Preempted:
+            raise
         except SoftTimeLimitExceeded:
             error = JobError("timeout", f"the job ran past its time limit ({app.conf.task_time_limit}s)")
             detector().fail(self.job_id_of(args, kwargs), error)
@@ -154,7 +206,7 @@ def _retries() -> int:
 @app.task(name="videoapi.detect_shots", max_retries=_retries(), **_policy)
 def detect_shots(self, job_id: str) -> dict:
     """Entry point for a job: short videos end here, long ones fan out to segments and a stitch."""
-    outcome = detector().begin(job_id)
+    outcome = detector().begin(job_id, preempt(self))
     if isinstance(outcome, list):
         if not detector().claim_fan_out(job_id):
             return {"job_id": job_id, "status": "running"}  # a redelivery after the segments were sent
@@ -172,15 +224,15 @@ def detect_shots(self, job_id: str) -> dict:
 
 
 @app.task(name="videoapi.detect_segment", max_retries=_retries(), **_policy)
-def detect_segment(self, job_id: str, start: int, stop: int | None) -> str:
-    key = detector().run_segment(job_id, Segment(start, stop))
+def detect_segment(self, job_id: str, start: int, stop: int | None) -> list[str]:
+    keys = detector().run_segment(job_id, Segment(start, stop), preempt(self))
     count_frames(job_id, (detector().info(job_id).frame_count if stop is None else stop) - start)
-    return key
+    return keys
 
 
 @app.task(name="videoapi.stitch_segments", max_retries=_retries(), **_policy)
 def stitch_segments(self, segment_keys: list, job_id: str) -> dict:
-    if any(not isinstance(k, str) for k in segment_keys):
+    if any(isinstance(k, dict) for k in segment_keys):  # a segment's checkpoint keys, or its failure
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
     detector().stitch(job_id, segment_keys)
     return {"job_id": job_id, "status": "succeeded"}

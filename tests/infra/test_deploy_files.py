@@ -46,6 +46,24 @@ def test_keda_scales_workers_on_the_celery_queue():
     assert scaled["spec"]["minReplicaCount"] >= 1 and scaled["spec"]["maxReplicaCount"] > 1
 
 
+def test_scale_in_gives_a_draining_worker_its_grace_and_keda_waits_for_it():
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    pod = docs[("Deployment", "worker")]["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    grace_s = float(env.get("VIDEOAPI_SHUTDOWN_GRACE_S") or Settings().shutdown_grace_s)
+    # the kubelet's SIGKILL comes after the task's grace plus room for a batch, the re-queue and Celery's exit
+    assert pod["terminationGracePeriodSeconds"] >= grace_s + 15
+    assert pod["terminationGracePeriodSeconds"] <= grace_s + 60  # not hours: a stuck pod still goes
+    scaled = docs[("ScaledObject", "worker")]["spec"]
+    scale_down = scaled["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]["scaleDown"]
+    # a draining pod is gone before the next scale-in decision; the cooldown matches the scale-down window
+    assert scale_down["stabilizationWindowSeconds"] >= 2 * pod["terminationGracePeriodSeconds"]
+    assert scaled["cooldownPeriod"] == scale_down["stabilizationWindowSeconds"]
+    assert all(p["periodSeconds"] >= pod["terminationGracePeriodSeconds"] for p in scale_down["policies"])
+    cmd = DockerfileParser(str(INFRA / "docker" / "worker.Dockerfile")).cmd
+    assert cmd.lstrip("[").split(",")[0].strip(' "') == "celery"  # exec form: celery is PID 1 and gets the SIGTERM
+
+
 def test_workers_use_the_triton_on_their_own_node():
     docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
     triton = docs[("DaemonSet", "triton")]["spec"]["template"]["spec"]["containers"][0]

@@ -37,7 +37,7 @@ def test_dead_process_is_reported_and_restarted_with_back_off():
         processes[-1].wait()
         assert not supervisor.ready  # never ready over a dead part
         assert wait_for(lambda: len(processes) == 2 and supervisor.ready, 10)
-        assert messages[0] == "sleeper died; restarting it (restart 1)"
+        assert messages[0] == "sleeper died: not ready; restarting it (restart 1)"
         assert "sleeper restarted" in messages
         processes[-1].kill()
         processes[-1].wait()
@@ -68,6 +68,68 @@ def test_killed_worker_is_restarted_and_answers_again(stack_settings, tmp_path):
             replies = app.control.ping(timeout=2.0) or []
             app.close()
             assert any("supervised" in next(iter(r)) for r in replies)
-            assert messages[:2] == ["supervised died; restarting it (restart 1)", "supervised restarted"]
+            assert messages[:2] == ["supervised died: not ready; restarting it (restart 1)", "supervised restarted"]
         finally:
             supervisor.stop()
+
+
+def _run_job(api_url: str, key: str, video: bytes) -> dict:
+    import httpx
+
+    headers = {"X-API-Key": key}
+    with httpx.Client(base_url=api_url, timeout=30) as http:
+        upload = http.put(
+            "/v1/uploads/direct",
+            params={"filename": "s.mp4"},
+            content=video,
+            headers={**headers, "Content-Type": "video/mp4"},
+        )
+        assert upload.status_code == 201, upload.text
+        job = http.post("/v1/jobs", json={"source": upload.json()["key"]}, headers=headers).json()
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            status = http.get(f"/v1/jobs/{job['id']}", headers=headers).json()
+            if status["status"] in ("succeeded", "failed", "cancelled"):
+                return status
+            time.sleep(0.5)
+    pytest.fail(f"job {job['id']} did not finish")
+
+
+@pytest.mark.slow
+def test_local_stack_restarts_its_dead_triton_api_and_redis_and_is_not_ready_meanwhile(tmp_path):
+    import os
+    import signal
+
+    from local.stack import LocalStack, StackPorts
+    from videoapi.settings import Settings
+    from videoapi.synthetic import write_video
+
+    write_video(tmp_path / "s.mp4", [40, 60], fps=25, width=160, height=90, seed=2)
+    video = (tmp_path / "s.mp4").read_bytes()
+    messages: list[str] = []
+    stack = LocalStack(
+        Settings(),
+        StackPorts(api=0),
+        workers=1,
+        worker_concurrency=1,
+        log_dir=tmp_path / "logs",
+        write_state=False,
+        on_status=messages.append,
+    )
+    stack.supervisor.interval_s = 0.5
+    with stack:
+        assert stack.ready
+        first = {"Triton": stack.triton.pid, "API": stack.api_pid, "Redis": stack.redis.pid}
+        for name, pid in first.items():
+            os.killpg(pid, signal.SIGKILL)  # the process and its group: a crash, not a stop
+            assert wait_for(lambda: not stack.ready, 10), f"ready over a dead {name}"  # noqa: B023
+            assert wait_for(lambda: f"{name} restarted" in messages, 120), messages  # noqa: B023
+            assert (
+                wait_for(lambda: stack.ready, 30) and f"{name} died: not ready; restarting it (restart 1)" in messages
+            )
+        assert stack.triton.pid != first["Triton"] and stack.api_pid != first["API"]  # new processes
+        assert stack.redis.pid != first["Redis"]
+        assert wait_for(lambda: "every part is up again: ready" in messages, 10)
+        # the restarted Triton and API serve a job end to end
+        status = _run_job(stack.api_url, stack.api_key, video)
+        assert status["status"] == "succeeded", status

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.request
 
 import pytest
 
@@ -11,6 +13,7 @@ from videoapi.leases import WORKER_LOST, LeaseBook, LeasedTask
 from videoapi.shots import score_transitions
 from videoapi.storage import Storage
 from videoapi.synthetic import write_video
+from videoapi.windows import window_count
 from workers.celery_app import create_app as create_celery
 from workers.process import WorkerProcess
 
@@ -82,40 +85,71 @@ def test_task_whose_worker_dies_three_times_fails_as_worker_lost(store):
     assert job.extra["attempts"] == "3"
 
 
-@pytest.mark.slow
-def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, tmp_path):
+CHECKPOINT_WINDOWS = 4  # a checkpoint every 200 frames
+
+
+def _lease_settings(stack_settings, db: int, **extra):
     base = stack_settings.redis_url.rsplit("/", 1)[0]
     # short lease intervals (allowed by the issue); the visibility timeout stays at its production default
-    settings = stack_settings.model_copy(
+    return stack_settings.model_copy(
         update={
-            "redis_url": f"{base}/8",
+            "redis_url": f"{base}/{db}",
             "lease_s": 10.0,
             "lease_renew_s": 2.0,
             "reaper_interval_s": 2.0,
             "segment_frames": 27_000,
+            "checkpoint_windows": CHECKPOINT_WINDOWS,
+            **extra,
         }
     )
-    assert settings.visibility_timeout_s == 6 * 3600
+
+
+def _windows_inferred(triton, model: str) -> int:
+    """Triton's own count of windows it ran for the model (its statistics API): what was really inferred."""
+    with urllib.request.urlopen(f"http://{triton.http_url}/v2/models/{model}/stats", timeout=5) as response:
+        return sum(int(m["inference_count"]) for m in json.load(response)["model_stats"])
+
+
+def _long_job(settings, tmp_path, name: str):
     store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
-    video = tmp_path / "long.mp4"
-    cuts = write_video(video, [300, 250, 400, 350, 300], fps=25, seed=5)
-    key = "incoming/leases/long.mp4"
+    video = tmp_path / f"{name}.mp4"
+    cuts = write_video(video, [300, 250, 400, 350, 300], fps=25, width=160, height=90, seed=5)  # 1,600 frames
+    key = f"incoming/leases/{name}.mp4"
     storage.put_bytes(key, video.read_bytes(), "video/mp4")
-    job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+    return store, storage, store.create(bucket=storage.bucket, key=key, threshold=0.5), cuts
+
+
+def _wait_running(store, job_id: str, frames: int):
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = store.get(job_id)
+        if state.status == JobStatus.running and state.frames_done >= frames:
+            return state
+        time.sleep(0.1)
+    pytest.fail(f"the job did not reach frame {frames}: {store.get(job_id)}")
+
+
+def _check_shots(storage, state, cuts) -> None:
+    assert state.status == JobStatus.succeeded, (state.error_code, state.error_message)
+    document = storage.get_json(state.result_key)
+    found = [(a["end_frame"], b["start_frame"]) for a, b in zip(document["shots"], document["shots"][1:])]
+    assert score_transitions(found, [(c - 1, c) for c in cuts]).f1 == 1.0
+
+
+@pytest.mark.slow
+def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, triton, tmp_path):
+    settings = _lease_settings(stack_settings, 8)
+    assert settings.visibility_timeout_s == 6 * 3600
+    store, storage, job, cuts = _long_job(settings, tmp_path, "killed")
     celery = create_celery(settings)
+    windows_before = _windows_inferred(triton, settings.model_name)
     with (
         WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
         WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
     ):
         celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
         celery.send_task("videoapi.detect_shots", args=[job.id])
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            state = store.get(job.id)
-            if state.status == JobStatus.running and state.frames_done >= 200:
-                break
-            time.sleep(0.1)
-        assert state.status == JobStatus.running
+        state = _wait_running(store, job.id, 500)
         assert state.extra.get("worker"), "the running job names its worker"
         celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
         victim.kill()  # SIGKILL of the main process and its pool: as when the node is lost
@@ -127,13 +161,78 @@ def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, tmp_pat
             time.sleep(0.2)
         recovery_s = time.monotonic() - killed_at
     celery.close()
-    print(f"recovery after the kill: {recovery_s:.1f} s")
-    assert state.status == JobStatus.succeeded, (state.error_code, state.error_message)
+    recomputed = (_windows_inferred(triton, settings.model_name) - windows_before - window_count(1600)) * 50
+    print(f"recovery after the kill: {recovery_s:.1f} s; frames inferred twice: {recomputed}")
+    _check_shots(storage, state, cuts)
     assert recovery_s < 60
     assert state.extra["attempts"] == "2"
-    document = storage.get_json(state.result_key)
-    found = [(a["end_frame"], b["start_frame"]) for a, b in zip(document["shots"], document["shots"][1:])]
-    assert score_transitions(found, [(c - 1, c) for c in cuts]).f1 == 1.0
+    assert 0 <= recomputed <= CHECKPOINT_WINDOWS * 50  # the retry resumed from the last checkpoint
+
+
+@pytest.mark.slow
+def test_sigterm_mid_job_requeues_it_at_once_and_it_resumes_on_the_other_worker(stack_settings, triton, tmp_path):
+    # a grace period the job cannot finish in; the lease is left at its default (30 s): nothing waits for it
+    settings = _lease_settings(stack_settings, 12, lease_s=30.0, shutdown_grace_s=1.0)
+    store, storage, job, cuts = _long_job(settings, tmp_path, "terminated")
+    celery = create_celery(settings)
+    windows_before = _windows_inferred(triton, settings.model_name)
+    with (
+        WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
+        WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
+    ):
+        celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.send_task("videoapi.detect_shots", args=[job.id])
+        state = _wait_running(store, job.id, 500)
+        victim_pid = json.loads(state.extra["worker"])["pid"]
+        celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        victim.terminate()  # SIGTERM to the worker's main process, as Kubernetes sends at scale-in
+        termed_at = time.monotonic()
+        assert victim.wait(60) == 0, "the victim worker shuts down once its task has yielded"
+        taken_s = None
+        while time.monotonic() < termed_at + 120:
+            state = store.get(job.id)
+            worker = json.loads(state.extra.get("worker") or "{}")
+            if taken_s is None and state.extra.get("attempts") == "2" and worker.get("pid") != victim_pid:
+                taken_s = time.monotonic() - termed_at
+            if state.status.finished:
+                break
+            time.sleep(0.2)
+    celery.close()
+    recomputed = (_windows_inferred(triton, settings.model_name) - windows_before - window_count(1600)) * 50
+    print(f"taken by the other worker {taken_s:.1f} s after SIGTERM; frames inferred twice: {recomputed}")
+    _check_shots(storage, state, cuts)
+    assert state.extra["attempts"] == "2"
+    assert taken_s is not None and taken_s < settings.lease_s  # re-queued by the task itself, not by the reaper
+    # it checkpointed where it stopped: at most the one padded window past the cut is thrown away
+    assert 0 <= recomputed <= 50
+
+
+@pytest.mark.slow
+def test_a_video_that_kills_its_worker_every_time_fails_as_worker_lost_and_the_next_job_runs(stack_settings, tmp_path):
+    settings = _lease_settings(stack_settings, 11)
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "short.mp4"
+    cuts = write_video(video, [60, 90], fps=25, width=160, height=90, seed=3)
+    for key in ("incoming/poison/deadly.mp4", "incoming/leases/fine.mp4"):
+        storage.put_bytes(key, video.read_bytes(), "video/mp4")
+    poison = store.create(bucket=storage.bucket, key="incoming/poison/deadly.mp4", threshold=0.5)
+    fine = store.create(bucket=storage.bucket, key="incoming/leases/fine.mp4", threshold=0.5)
+    celery = create_celery(settings)
+    # the tests' hook: the pool process running a job whose key names the marker SIGKILLs itself
+    crash = {"VIDEOAPI_TEST_CRASH_MARKER": "/poison/"}
+    with WorkerProcess(settings, concurrency=1, name="poisoned", log_path=tmp_path / "w.log", extra_env=crash) as w:
+        celery.send_task("videoapi.detect_shots", args=[poison.id])
+        celery.send_task("videoapi.detect_shots", args=[fine.id])
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and not all(store.get(j.id).status.finished for j in (poison, fine)):
+            time.sleep(0.2)
+        assert w.alive  # Celery replaced each killed pool process; the worker itself went on
+    celery.close()
+    dead = store.get(poison.id)
+    assert dead.status == JobStatus.failed and dead.error_code == WORKER_LOST, (dead.status, dead.error_code)
+    assert dead.extra["attempts"] == "3"
+    assert (tmp_path / "w.log").read_text().count("WorkerLostError") >= 3  # three real process deaths
+    _check_shots(storage, store.get(fine.id), cuts)
 
 
 def _names(celery) -> list[str]:

@@ -164,6 +164,15 @@ class TritonServer:
             raise
         return self
 
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    @property
+    def alive(self) -> bool:
+        """Whether tritonserver is running (the local stack's supervisor asks)."""
+        return self._process is not None and self._process.poll() is None
+
     def _pump(self) -> None:
         assert self._process and self._process.stdout
         for line in self._process.stdout:
