@@ -115,6 +115,7 @@ def predict_file(
             tiles=candidates,
             frame_pts=frame_pts,
             log=log if log is not None else DecodeLog(segment.start, segment.stop),
+            audio=features.audio if features is not None else None,
         )
     else:
         frames = iter_model_frames(path, first, last, tiles=candidates)

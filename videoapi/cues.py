@@ -1,7 +1,8 @@
-"""Technical cues (black frames, colour bars, frozen frames) from the 48x27 model frames, and the job's segment options.
+"""Technical cues (black frames, colour bars, frozen frames, silence) from the one decode; the segment options.
 
-The taps keep small per-frame figures (arrays prefixed `cue_`); `technical_cues` turns the stitched arrays
-into cue spans, so a segmented job gives the same cues as a single pass. The model frames are RGB from
+The taps keep small per-frame figures (arrays prefixed `cue_`: the 48x27 model frames' here, the audio track's
+in videoapi.audio); `technical_cues` turns the stitched arrays into cue spans, so a segmented job gives the
+same cues as a single pass. The model frames are RGB from
 swscale, which expands limited-range video to full range, so thresholds are fractions of 0..255.
 """
 
@@ -27,6 +28,12 @@ BAR_COLOURS = np.array(
     dtype=np.float32,
 )
 BARS_MAX_ERROR = 40.0
+# Luma levels (0..255) over a black run's darkest level within which its frames count as held black. A fade
+# through black only touches its darkest level (each frame of its ramp is a step of the picture over the fade's
+# length darker or lighter); a black slug holds it.
+BLACK_HOLD_LEVELS = 3
+# Silence confidence: 0.5 at silence_db, 1.0 this many dB under it (or quieter).
+SILENCE_CONFIDENCE_DB = 20.0
 
 
 class SegmentOptions(BaseModel):
@@ -42,8 +49,12 @@ class SegmentOptions(BaseModel):
     black_max_pixel_threshold: float = Field(default=0.2, ge=0.0, le=1.0)
     # ... and a frame is black when at least this percentage of its pixels are.
     black_min_coverage_percentage: float = Field(default=99.0, ge=0.0, le=100.0)
+    # A black run is a BlackFrames cue only when its darkest level is held at least this long (0: any black
+    # frame, Rekognition's plain rule): the dip of a fade through black, or a black flash, is not a slug.
+    min_black_s: float = Field(default=0.4, ge=0.0, le=3600.0)
     min_freeze_s: float = Field(default=2.0, gt=0.0, le=3600.0)
     silence_db: float = Field(default=-50.0, ge=-120.0, le=0.0)
+    min_silence_s: float = Field(default=2.0, gt=0.0, le=3600.0)
 
     @classmethod
     def from_record(cls, stored: str | None) -> SegmentOptions:
@@ -61,8 +72,10 @@ class SegmentOptions(BaseModel):
             "cue_min_confidence": filters.get("min_segment_confidence"),
             "black_max_pixel_threshold": black.get("max_pixel_threshold"),
             "black_min_coverage_percentage": black.get("min_coverage_percentage"),
+            "min_black_s": body.get("min_black_s"),
             "min_freeze_s": body.get("min_freeze_s"),
             "silence_db": body.get("silence_db"),
+            "min_silence_s": body.get("min_silence_s"),
         }
         return cls(**{name: value for name, value in fields.items() if value is not None})
 
@@ -74,8 +87,10 @@ BODY_FIELDS = {
     "cue_min_confidence": "filters.min_segment_confidence",
     "black_max_pixel_threshold": "filters.black_frame.max_pixel_threshold",
     "black_min_coverage_percentage": "filters.black_frame.min_coverage_percentage",
+    "min_black_s": "min_black_s",
     "min_freeze_s": "min_freeze_s",
     "silence_db": "silence_db",
+    "min_silence_s": "min_silence_s",
 }
 
 
@@ -170,8 +185,43 @@ def cue(kind: str, start: int, end: int, clock: FrameClock, confidence: float) -
 
 def black_mask(percentiles: np.ndarray, options: SegmentOptions) -> np.ndarray:
     """Frames where at least min_coverage_percentage of pixels are at or under max_pixel_threshold."""
-    column = min(100, math.ceil(options.black_min_coverage_percentage))
-    return percentiles[:, column] <= options.black_max_pixel_threshold * 255
+    return black_levels(percentiles, options) <= options.black_max_pixel_threshold * 255
+
+
+def black_levels(percentiles: np.ndarray, options: SegmentOptions) -> np.ndarray:
+    """Per frame, the luma under which min_coverage_percentage of its pixels lie (what the threshold is held to)."""
+    return percentiles[:, min(100, math.ceil(options.black_min_coverage_percentage))]
+
+
+def held_seconds(levels: np.ndarray, start: int, clock: FrameClock) -> float:
+    """The longest stretch of a black run (frames from `start`) within BLACK_HOLD_LEVELS of its darkest level."""
+    held = levels.astype(np.int16) <= int(levels.min()) + BLACK_HOLD_LEVELS
+    return max(clock.end_time(start + end) - clock.time(start + first) for first, end in runs(held))
+
+
+def black_slugs(percentiles: np.ndarray, clock: FrameClock, options: SegmentOptions) -> list[tuple[int, int]]:
+    """Runs of black frames (Rekognition's rule) whose darkest level is held for at least min_black_s."""
+    levels = black_levels(percentiles, options)
+    found = []
+    for start, end in runs(levels <= options.black_max_pixel_threshold * 255):
+        if held_seconds(levels[start : end + 1], start, clock) >= options.min_black_s - 1e-6:
+            found.append((start, end))
+    return found
+
+
+def silences(levels: np.ndarray, clock: FrameClock, options: SegmentOptions) -> list[dict]:
+    """Silence cues: frames whose sound (cue_audio_db) stays under silence_db for at least min_silence_s.
+
+    A frame with no sample at all (the track ends before the picture) is silent.
+    """
+    quiet = np.nan_to_num(levels, nan=-np.inf) < options.silence_db
+    found = []
+    for start, end in runs(quiet):
+        if clock.end_time(end) - clock.time(start) >= options.min_silence_s - 1e-6:
+            loudest = float(np.nan_to_num(levels[start : end + 1], nan=-np.inf).max())
+            margin = min(1.0, (options.silence_db - loudest) / SILENCE_CONFIDENCE_DB)
+            found.append(cue("Silence", start, end, clock, 0.5 + 0.5 * margin))
+    return found
 
 
 def technical_cues(arrays: dict[str, np.ndarray], clock: FrameClock, options: SegmentOptions) -> list[dict]:
@@ -179,7 +229,7 @@ def technical_cues(arrays: dict[str, np.ndarray], clock: FrameClock, options: Se
     percentiles = arrays["cue_luma_percentiles"]
     count = len(percentiles)
     found: list[dict] = []
-    for start, end in runs(black_mask(percentiles, options)):
+    for start, end in black_slugs(percentiles, clock, options):
         found.append(cue("BlackFrames", start, end, clock, 1.0))
     bars = arrays["cue_bar_error"] < BARS_MAX_ERROR
     for start, end in runs(bars):
@@ -192,6 +242,9 @@ def technical_cues(arrays: dict[str, np.ndarray], clock: FrameClock, options: Se
         start -= 1
         if clock.end_time(end) - clock.time(start) >= options.min_freeze_s and not still[start : end + 1].all():
             found.append(cue("FrozenFrames", start, end, clock, 1.0))
+    audio = arrays.get("cue_audio_db")
+    if audio is not None and len(audio) == count:  # no audio stream (or no audio heard): no Silence cue
+        found += silences(audio, clock, options)
     covered = np.zeros(count, dtype=bool)
     for item in found:
         if item["type"] in ("BlackFrames", "ColorBars"):

@@ -24,6 +24,19 @@ class TileTap(Protocol):
     def add(self, index: int, bgr: np.ndarray) -> None: ...
 
 
+class AudioTap(Protocol):
+    """Hears the audio track while the video is decoded (videoapi.audio.AudioLevels): no second decode."""
+
+    def open_audio(self, edges: np.ndarray, channels: int) -> None: ...
+
+    def add_audio(self, samples: np.ndarray, time: float, rate: int) -> None: ...
+
+    covered: float  # absolute seconds up to which it has heard the sound
+
+    @property
+    def until(self) -> float: ...  # absolute seconds up to which it needs the sound
+
+
 def to_model_frame(bgr: np.ndarray) -> np.ndarray:
     """One decoded BGR frame to a 27x48x3 RGB uint8 frame (area averaging, closest to the reference's ffmpeg scale)."""
     small = cv2.resize(bgr, (MODEL_WIDTH, MODEL_HEIGHT), interpolation=cv2.INTER_AREA)
@@ -152,6 +165,7 @@ def iter_model_frames_pyav(
     tiles: TileTap | None = None,
     frame_pts: np.ndarray | None = None,
     log: DecodeLog | None = None,
+    audio: AudioTap | None = None,
 ) -> Iterator[np.ndarray]:
     """Like iter_model_frames, decoding with PyAV and scaling straight from YUV to 48x27 RGB in one swscale call.
 
@@ -162,6 +176,7 @@ def iter_model_frames_pyav(
     timestamps: exact for variable frame rate and start offsets); without them, timestamp times the rate.
     Bad packets are skipped and frames that never come are stood in for by the one before, as FFmpeg goes
     on past damage; `log` counts both.
+    `audio` hears the first audio stream, demuxed in the same loop (it needs `frame_pts` to place the sound).
     """
     import av
     from av.video.reformatter import VideoReformatter
@@ -180,9 +195,12 @@ def iter_model_frames_pyav(
         rate = float(stream.average_rate or stream.guessed_rate)
         base = stream.start_time or 0
         tb = float(stream.time_base)
+        sound = _open_audio(container, audio, frame_pts, tb)
         if start > 0:
             if frame_pts is not None and start < len(frame_pts):
-                container.seek(int(frame_pts[start]), stream=stream, backward=True)
+                # with audio, a little earlier: the sound of the span's first frames may be muxed before them
+                back = int(AUDIO_LEAD_S / tb) if sound is not None else 0
+                container.seek(int(frame_pts[start]) - back, stream=stream, backward=True)
             else:
                 container.seek(base + int(start / rate / tb), stream=stream, backward=True)
         scaler = VideoReformatter()  # one swscale context for the whole video (frame.reformat makes one per frame)
@@ -190,8 +208,10 @@ def iter_model_frames_pyav(
         expected = start  # the next frame number to yield
         counted = None  # frames without timestamps are numbered by counting
         previous = None  # the last model frame, to stand in for frames that never come
+        packets = container.demux(stream) if sound is None else container.demux(stream, sound)
+        hear = None if sound is None else lambda packet: _hear(packet, audio)
         # the lambda reads `expected` when a packet fails: the frame the damage lands on
-        for frame in _decoded_frames(container, stream, log, lambda: expected):  # noqa: B023
+        for frame in _decoded_frames(packets, log, lambda: expected, hear):  # noqa: B023
             index = _frame_number(frame.pts, frame_pts, 0 if counted is None else counted + 1, base, tb, rate)
             counted = index
             if index < expected:
@@ -221,13 +241,69 @@ def iter_model_frames_pyav(
                 log.missing(expected)
                 yield previous
                 expected += 1
+        if sound is not None:
+            _hear_until(packets, audio, audio.until)
 
 
-def _decoded_frames(container, stream, log: DecodeLog, next_index: Callable[[], int]) -> Iterator:
-    """Every frame the decoder gives, packet by packet: a packet it refuses is logged and skipped."""
+# Seconds before a segment's first frame from which its audio is demuxed (muxers interleave in chunks).
+AUDIO_LEAD_S = 2.0
+# How far past the span's end the video may run while the sound of its last frames is still being looked for.
+AUDIO_TAIL_S = 10.0
+
+
+def _open_audio(container, audio: AudioTap | None, frame_pts: np.ndarray | None, tb: float):
+    """The audio stream to demux with the video, opened on the tap; None when there is none to hear."""
+    if audio is None or frame_pts is None or not len(frame_pts) or not container.streams.audio:
+        return None
+    from videoapi.audio import frame_edges
+
+    sound = container.streams.audio[0]
+    if sound.codec_context is None or not sound.codec_context.sample_rate:
+        return None
+    audio.open_audio(frame_edges(frame_pts, tb), sound.codec_context.channels)
+    return sound
+
+
+def _hear(packet, audio: AudioTap) -> None:
+    """Decode one audio packet onto the tap; a packet the decoder refuses is skipped (the picture is what counts)."""
     import av
 
-    packets = container.demux(stream)
+    from videoapi.audio import samples_of
+
+    try:
+        frames = packet.decode()
+    except av.FFmpegError:
+        return
+    for frame in frames:
+        if frame.pts is not None and frame.time_base is not None and frame.sample_rate:
+            audio.add_audio(samples_of(frame), float(frame.pts * frame.time_base), frame.sample_rate)
+
+
+def _hear_until(packets, audio: AudioTap, until: float) -> None:
+    """After the video stopped: go on demuxing (video packets skipped) until the sound reaches `until`."""
+    import av
+
+    try:
+        for packet in packets:
+            if packet.stream.type == "audio":
+                _hear(packet, audio)
+                if audio.covered >= until:
+                    return
+            elif packet.pts is not None and float(packet.pts * packet.time_base) > until + AUDIO_TAIL_S:
+                return
+    except av.FFmpegError:
+        return
+
+
+def _decoded_frames(
+    packets: Iterator, log: DecodeLog, next_index: Callable[[], int], hear: Callable | None = None
+) -> Iterator:
+    """Every video frame the decoder gives, packet by packet: a packet it refuses is logged and skipped.
+
+    Audio packets (demuxed in the same loop when the sound is heard) go to `hear`.
+    """
+    import av
+
     while True:
         try:
             packet = next(packets)
@@ -236,6 +312,9 @@ def _decoded_frames(container, stream, log: DecodeLog, next_index: Callable[[], 
         except av.FFmpegError:
             log.bad_packet(next_index())
             return  # the container itself is unreadable from here on: what was decoded stands
+        if hear is not None and packet.stream.type == "audio":
+            hear(packet)
+            continue
         try:
             frames = packet.decode()
         except av.FFmpegError:

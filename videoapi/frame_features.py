@@ -31,6 +31,10 @@ class FeatureTap:
 
     def __init__(self, features: Sequence[FrameFeature], start: int = 0, stop: int | None = None):
         self.features, self.start, self.stop = list(features), start, stop
+        # a feature that also hears the audio track (videoapi.audio.AudioLevels): the decoder feeds it
+        self.audio = next((f for f in self.features if hasattr(f, "add_audio")), None)
+        if self.audio is not None:
+            self.audio.bind(start, stop)
 
     def tap(self, frames: Iterable[np.ndarray], first: int) -> Iterator[np.ndarray]:
         """Pass `frames` (the first being frame number `first`) through, feeding those of the span to the features."""
@@ -68,11 +72,12 @@ class FeatureTap:
 
 
 def frame_features(settings: Settings) -> list[FrameFeature]:
-    """The features a job computes, fresh for each video or segment."""
-    from videoapi.cues import CueFeature  # neither imports this module; local imports keep that true
+    """The features a job computes, fresh for each video or segment (the cues' only when `technical_cues`)."""
+    from videoapi.audio import AudioLevels  # none imports this module; local imports keep that true
+    from videoapi.cues import CueFeature
     from videoapi.postprocess import PictureStats
 
-    return [PictureStats(), CueFeature()]
+    return [PictureStats(), *([CueFeature(), AudioLevels()] if settings.technical_cues else [])]
 
 
 def stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -53,6 +53,25 @@ class VideoInfo:
     display_width: int = 0  # the picture as shown: sample aspect ratio applied, then rotation (0: not probed)
     display_height: int = 0
     field_order: str = "progressive"  # as FFmpeg reports it: progressive, tt, bb, tb, bt, or interlaced (unknown order)
+    # The first audio stream, demuxed beside the video (audio_codec "": none)
+    audio_codec: str = ""
+    audio_sample_rate: int = 0
+    audio_channels: int = 0
+    audio_channel_layout: str = ""
+    audio_duration: float = 0.0  # seconds, from its packets' timestamps
+
+    @property
+    def audio(self) -> dict | None:
+        """The result document's `audio`: codec, sample rate, channels, layout, duration; None without audio."""
+        if not self.audio_codec:
+            return None
+        return {
+            "codec": self.audio_codec,
+            "sample_rate": self.audio_sample_rate,
+            "channels": self.audio_channels,
+            "channel_layout": self.audio_channel_layout,
+            "duration": self.audio_duration,
+        }
 
     @property
     def duration(self) -> float:
@@ -147,10 +166,15 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
                 )
         max_packets = int(limits.max_duration_s * float(rate)) + 1
         pts, durations = [], []
+        sound = container.streams.audio[0] if container.streams.audio else None
+        heard = _AudioSpan()
         try:
-            for packet in container.demux(stream):
+            for packet in container.demux(stream) if sound is None else container.demux(stream, sound):
                 if packet.size == 0 or packet.is_discard:
                     continue  # the flush packet, or one an edit list leaves out
+                if packet.stream is sound:
+                    heard.add(packet)
+                    continue
                 pts.append(packet.pts if packet.pts is not None else packet.dts)
                 durations.append(packet.duration or 0)
                 if len(pts) > max_packets:
@@ -189,7 +213,40 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
             display_width=shown_width,
             display_height=shown_height,
             field_order=field_order,
+            **_audio_facts(sound, heard),
         ), frame_pts
+
+
+class _AudioSpan:
+    """The first and last instant the audio stream's packets cover (its duration, exact for any container)."""
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.last = 0.0
+
+    def add(self, packet) -> None:
+        if packet.pts is None or packet.time_base is None:
+            return
+        start = float(packet.pts * packet.time_base)
+        self.first = start if self.first is None else min(self.first, start)
+        self.last = max(self.last, start + float((packet.duration or 0) * packet.time_base))
+
+
+def _audio_facts(sound, heard: _AudioSpan) -> dict:
+    """VideoInfo's audio fields for the first audio stream (none: the defaults, no audio)."""
+    if sound is None or sound.codec_context is None or not sound.codec_context.sample_rate:
+        return {}
+    context = sound.codec_context
+    duration = heard.last - heard.first if heard.first is not None else 0.0
+    if duration <= 0 and sound.duration and sound.time_base:
+        duration = float(sound.duration * sound.time_base)
+    return {
+        "audio_codec": context.codec.canonical_name if context.codec else (context.name or ""),
+        "audio_sample_rate": int(context.sample_rate),
+        "audio_channels": int(context.channels),
+        "audio_channel_layout": context.layout.name if context.layout else "",
+        "audio_duration": round(max(0.0, duration), 6),
+    }
 
 
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder

@@ -93,6 +93,7 @@ def shot_document(
             ),
             "timecode": "media" if clock.variable else "smpte",
         },
+        "audio": info.audio,
         "warnings": warnings,
         "model": {"name": model.name, "version": model.version, "window": model.window},
         "threshold": threshold,

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     )
     overview_max_frames: int = Field(3000, ge=25, description="frames on the overview PNG; longer videos are sampled")
     max_thumbnails: int = Field(5000, ge=1, description="shots past this get no keyframe thumbnail")
+    technical_cues: bool = Field(
+        True, description="compute technical cues in the decode (picture taps, the audio track); false: no cues"
+    )
 
     # Jobs: limits, long videos, reliability
     max_video_bytes: int = Field(20 * 1024**3, gt=0)

@@ -271,3 +271,56 @@ def write_zip_bomb(path: Path, inflated_bytes: int = 256 * 1024**2) -> None:
             for _ in range(inflated_bytes // len(chunk)):
                 member.write(chunk)
     path.write_bytes(buffer.getvalue())
+
+
+def tone(seconds: float, rate: int = 48000, level_db: float = -20.0, hz: float = 1000.0, start: int = 0) -> np.ndarray:
+    """A sine at `level_db` dBFS peak (RMS 3 dB lower), mono float samples; `start` continues its phase."""
+    at = start + np.arange(int(round(seconds * rate)))
+    return (np.sin(at * 2 * np.pi * hz / rate) * 10 ** (level_db / 20)).astype(np.float32)
+
+
+def write_pictures(
+    path: Path,
+    pictures,
+    *,
+    fps: int = 25,
+    sound: np.ndarray | None = None,
+    sample_rate: int = 48000,
+    audio_codec: str = "aac",
+    layout: str = "stereo",
+    crf: str = "18",
+) -> None:
+    """H.264 of the given RGB pictures, with `sound` (mono float samples, from time 0, copied to every channel of
+    `layout`) muxed alongside as `audio_codec` (aac, pcm_s16le in .mov/.mkv, ...); None: no audio stream."""
+    import av
+
+    pictures = list(pictures)
+    height, width = pictures[0].shape[:2]
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=Fraction(fps))
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": crf}
+        audio = None
+        if sound is not None:
+            audio = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
+            audio.codec_context.layout = layout
+        channels = 1 if layout == "mono" else 2
+        audio_format = "fltp" if audio_codec == "aac" else "s16"
+        sample, chunk = 0, 1024
+        for index, rgb in enumerate(pictures):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+            while audio is not None and sample < min(len(sound), (index + 1) * sample_rate // fps):
+                piece = np.tile(sound[sample : sample + chunk], (channels, 1))
+                if audio_format == "s16":
+                    piece = (np.clip(piece, -1, 1) * 32767).astype(np.int16).T.reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(piece), format=audio_format, layout=layout)
+                frame.sample_rate, frame.pts = sample_rate, sample
+                for packet in audio.encode(frame):
+                    container.mux(packet)
+                sample += chunk
+        for packet in stream.encode():
+            container.mux(packet)
+        if audio is not None:
+            for packet in audio.encode():
+                container.mux(packet)

@@ -35,6 +35,10 @@ class JobRequest(BaseModel):
     filters: dict | None = Field(
         None, description="min_segment_confidence (50-100), black_frame: {max_pixel_threshold, min_coverage_percentage}"
     )
+    min_black_s: float | None = Field(
+        None, description="shortest held black of a BlackFrames cue, seconds (default 0.4; 0: any black frame)"
+    )
+    min_silence_s: float | None = Field(None, description="shortest Silence cue, seconds (default 2)")
     min_freeze_s: float | None = Field(None, description="shortest FrozenFrames cue, seconds (default 2)")
     silence_db: float | None = Field(None, description="Silence level, dBFS (default -50)")
     priority: Literal[PRIORITIES] = Field(

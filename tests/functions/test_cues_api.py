@@ -1,14 +1,17 @@
 """Technical cues through the API: a broadcast-style file (bars, black slugs, a freeze) and the options' checks."""
 
-from fractions import Fraction
+import csv
+import io
 
-import av
+import botocore.session
 import numpy as np
 import pytest
+from botocore.validate import ParamValidator
 
 from tests.functions.test_api import upload
+from videoapi.synthetic import tone, write_pictures
 
-FPS = 25
+FPS, RATE = 25, 48000
 WIDTH, HEIGHT = 320, 180
 BARS = [[191, 191, 191], [191, 191, 0], [0, 191, 191], [0, 191, 0], [191, 0, 191], [191, 0, 0], [0, 0, 191]]
 
@@ -28,24 +31,46 @@ def shot_pictures(seed: int, length: int):
         yield np.roll(base, 3 * index, axis=1)
 
 
+def faded(picture: np.ndarray, gain: float) -> np.ndarray:
+    return (picture.astype(np.float32) * gain).astype(np.uint8)
+
+
+def broadcast_sound() -> np.ndarray:
+    """Tone (-20 dBFS) with the bars, silent 2.0-4.6 s, tone 4.6-9.0 s, silent to the end (11.64 s)."""
+    parts = [tone(2.0, RATE), np.zeros(int(2.6 * RATE), np.float32), tone(4.4, RATE), np.zeros(int(2.64 * RATE))]
+    return np.concatenate(parts).astype(np.float32)
+
+
 @pytest.fixture(scope="module")
 def broadcast_bytes(tmp_path_factory) -> bytes:
-    """Bars 0-49, black 50-74, shot 75-124, black 125-149, shot 150-249 frozen on 175-249 (truth in the test)."""
-    pictures = [bars_picture()] * 50 + [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 25
-    pictures += list(shot_pictures(1, 50)) + [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * 25
-    second = list(shot_pictures(2, 26))
-    pictures += second + [second[-1]] * 74
+    """Bars 0-49 with tone, black 50-74, shot 75-124, a black slug 125-137 (0.52 s), shot 138-190 fading out
+    through black (178-190: 10 frames out, 3 held) into shot 188-290 (fading in 191-200), its picture frozen on
+    216-290; silent 2.0-4.6 s and 9.0 s to the end (truth in the tests)."""
+    black = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    pictures = [bars_picture()] * 50 + [black] * 25
+    pictures += list(shot_pictures(1, 50)) + [black] * 13
+    second = list(shot_pictures(2, 50))
+    pictures += second[:40] + [faded(picture, 1 - (i + 1) / 11) for i, picture in enumerate(second[40:])]
+    third = list(shot_pictures(3, 25))
+    pictures += [black] * 3 + [faded(picture, (i + 1) / 11) for i, picture in enumerate(third[:10])] + third[10:]
+    pictures += [third[-1]] * 75
+    assert len(pictures) == 291
     path = tmp_path_factory.mktemp("cues") / "broadcast.mp4"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=Fraction(FPS))
-        stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        stream.options = {"preset": "ultrafast", "crf": "18"}
-        for rgb in pictures:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    write_pictures(path, pictures, fps=FPS, sound=broadcast_sound(), sample_rate=RATE)
     return path.read_bytes()
+
+
+TRUTH = [
+    ("ColorBars", 0, 49),
+    ("BlackFrames", 50, 74),
+    ("Silence", 50, 114),
+    ("Content", 75, 124),
+    ("BlackFrames", 125, 137),
+    ("Content", 138, 290),  # the fade through black 178-200 stays content
+    ("FrozenFrames", 216, 290),
+    ("Silence", 225, 290),
+]
+SILENCE_TIMES = [(2.0, 4.6), (9.0, 11.64)]
 
 
 def test_broadcast_file_gets_its_technical_cues(http, alice, broadcast_bytes, run_job):
@@ -57,20 +82,33 @@ def test_broadcast_file_gets_its_technical_cues(http, alice, broadcast_bytes, ru
     assert status["status"] == "succeeded", status
     document = http.get(status["links"]["json"], headers=alice).json()
     found = [(c["type"], c["start_frame"], c["end_frame"]) for c in document["technical_cues"]]
-    truth = [
-        ("ColorBars", 0, 49),
-        ("BlackFrames", 50, 74),
-        ("Content", 75, 124),
-        ("BlackFrames", 125, 149),
-        ("Content", 150, 249),
-        ("FrozenFrames", 175, 249),
-    ]
-    assert len(found) == len(truth), found
-    for (kind, start, end), (true_kind, true_start, true_end) in zip(found, truth, strict=True):
+    assert len(found) == len(TRUTH), found
+    for (kind, start, end), (true_kind, true_start, true_end) in zip(found, TRUTH, strict=True):
         assert kind == true_kind and abs(start - true_start) <= 2 and abs(end - true_end) <= 2, found
+    silences = [c for c in document["technical_cues"] if c["type"] == "Silence"]
+    for cue, (start, end) in zip(silences, SILENCE_TIMES, strict=True):
+        assert abs(cue["start_time"] - start) <= 0.1 and abs(cue["end_time"] - end) <= 0.1, cue
     bars = document["technical_cues"][0]
     assert bars["start_timecode"] == "00:00:00:00" and bars["duration_frames"] == bars["end_frame"] + 1
     assert 0 < bars["confidence"] <= 1
+    audio = document["audio"]
+    assert (audio["codec"], audio["sample_rate"], audio["channels"]) == ("aac", RATE, 2)
+    assert abs(audio["duration"] - 11.64) <= 0.05
+
+    csv_rows = list(csv.DictReader(io.StringIO(http.get(status["links"]["csv"], headers=alice).text)))
+    assert [row["cue_type"] for row in csv_rows if row["kind"] == "technical_cue"] == [kind for kind, *_ in TRUTH]
+
+    response = http.get(f"/v1/jobs/{status['id']}/result", params={"format": "rekognition"}, headers=alice)
+    assert response.status_code == 200, response.text
+    rekognition = response.json()
+    shape = botocore.session.get_session().get_service_model("rekognition")
+    report = ParamValidator().validate(rekognition, shape.operation_model("GetSegmentDetection").output_shape)
+    assert not report.has_errors(), report.generate_report()
+    assert rekognition["AudioMetadata"] == [
+        {"Codec": "aac", "DurationMillis": round(audio["duration"] * 1000), "SampleRate": RATE, "NumberOfChannels": 2}
+    ]
+    kinds = [s["TechnicalCueSegment"]["Type"] for s in rekognition["Segments"] if s["Type"] == "TECHNICAL_CUE"]
+    assert kinds == ["ColorBars", "BlackFrames", "Content", "BlackFrames", "Content"]  # no Silence, no FrozenFrames
 
 
 def test_segment_types_and_options_reach_the_document(http, alice, broadcast_bytes, run_job):
@@ -96,6 +134,8 @@ def test_segment_types_and_options_reach_the_document(http, alice, broadcast_byt
         ({"segment_types": ["SCENE"]}, "segment_types"),
         ({"min_freeze_s": -1}, "min_freeze_s"),
         ({"silence_db": 10}, "silence_db"),
+        ({"min_black_s": -0.1}, "min_black_s"),
+        ({"min_silence_s": 0}, "min_silence_s"),
     ],
 )
 def test_out_of_range_options_are_422_naming_the_field(http, alice, extra, field):

@@ -258,7 +258,7 @@ def test_the_completion_message_reaches_sns_and_sqs(finished, notifications):
 
 def test_detect_format_rekognition_end_to_end(stack, runtime, tmp_path):
     video = tmp_path / "clip.mp4"
-    write_video(video, [40, 50], fps=25)
+    write_video(video, [40, 50], fps=25, audio=True)  # an AAC tone: AudioMetadata is filled
     done = subprocess.run(
         [*CLI, "detect", str(video), "--format", "rekognition"],
         env=cli_env(runtime),
@@ -272,7 +272,14 @@ def test_detect_format_rekognition_end_to_end(stack, runtime, tmp_path):
     report = ParamValidator().validate(document, shape.operation_model("GetSegmentDetection").output_shape)
     assert not report.has_errors(), report.generate_report()
     assert document["JobStatus"] == "SUCCEEDED"
-    assert [(s["StartFrameNumber"], s["EndFrameNumber"]) for s in document["Segments"]] == [(0, 39), (40, 89)]
+    shots = [(s["StartFrameNumber"], s["EndFrameNumber"]) for s in document["Segments"] if s["Type"] == "SHOT"]
+    assert shots == [(0, 39), (40, 89)]
+    cues = [(s["TechnicalCueSegment"]["Type"], s["StartFrameNumber"], s["EndFrameNumber"]) for s in document["Segments"]
+            if s["Type"] == "TECHNICAL_CUE"]  # fmt: skip
+    assert cues == [("Content", 0, 89)]  # the tone never stops: no Silence (nor would it be in this document)
+    [audio] = document["AudioMetadata"]
+    assert (audio["Codec"], audio["SampleRate"], audio["NumberOfChannels"]) == ("aac", 44100, 2)  # AAC's default
+    assert abs(audio["DurationMillis"] - 3600) <= 100
 
 
 def test_a_given_object_version_is_the_one_detected(stack, dev_pair, tmp_path):

@@ -92,3 +92,26 @@ def test_out_of_range_options_name_their_field(body, field):
     with pytest.raises(ValidationError) as error:
         SegmentOptions.from_body(body)
     assert field in {str(e["loc"][0]) for e in error.value.errors()}
+
+
+def faded(picture: np.ndarray, gain: float) -> np.ndarray:
+    return (picture.astype(np.float32) * gain).astype(np.uint8)
+
+
+def test_a_fade_through_black_is_not_a_black_slug_but_a_slug_between_cuts_is():
+    outgoing, incoming = moving_frame(1), moving_frame(2)
+    frames = [moving_frame(i) for i in range(100, 130)]  # 0..29 content
+    frames += [faded(outgoing, 1 - (i + 1) / 11) for i in range(10)]  # 30..39 fade out
+    frames += [np.zeros((27, 48, 3), np.uint8)] * 5  # 40..44 held black (0.2 s)
+    frames += [faded(incoming, (i + 1) / 11) for i in range(10)]  # 45..54 fade in
+    frames += [moving_frame(i) for i in range(200, 230)]  # 55..84 content
+    frames += [np.full((27, 48, 3), 3, np.uint8)] * 13  # 85..97 a black slug of 0.52 s between two cuts
+    frames += [moving_frame(i) for i in range(300, 330)]  # 98..127 content
+    found = cues_of(frames)
+    assert [cue for cue in found if cue[0] == "BlackFrames"] == [("BlackFrames", 85, 97)]
+    assert [cue for cue in found if cue[0] == "Content"] == [("Content", 0, 84), ("Content", 98, 127)]
+    # Rekognition's plain rule (any black frame): the fade's darkest frames are black too
+    plain = [cue for cue in cues_of(frames, SegmentOptions(min_black_s=0)) if cue[0] == "BlackFrames"]
+    assert len(plain) == 2 and plain[0][1] <= 40 and plain[0][2] >= 44 and plain[1] == ("BlackFrames", 85, 97)
+    # a slug shorter than min_black_s is not one
+    assert not [cue for cue in cues_of(frames, SegmentOptions(min_black_s=0.6)) if cue[0] == "BlackFrames"]

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from botocore.validate import ParamValidator
 
+from videoapi.probe import probe
 from videoapi.rekognition import segment_detection
 from videoapi.shots import ShotList
+from videoapi.synthetic import tone, write_pictures
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +63,7 @@ def result_document(fps: float = 25.0) -> dict:
     return {
         "schema": "videoapi.shots/1",
         "video": {"fps": fps, "frame_count": 250, "duration": 10.0, "width": 640, "height": 360, "codec": "h264"},
-        "audio": {"codec": "aac", "sample_rate": 48000, "channels": 2},
+        "audio": {"codec": "aac", "sample_rate": 48000, "channels": 2, "channel_layout": "stereo", "duration": 10.0},
         "model": {"name": "transnetv2", "version": "1"},
         "shots": shots,
         "technical_cues": [
@@ -118,3 +120,18 @@ def test_a_document_without_cues_or_audio_still_fits_the_model(output_shape):
     assert response["AudioMetadata"] == [] and {s["Type"] for s in response["Segments"]} == {"SHOT"}
     assert not ParamValidator().validate(response, output_shape).has_errors()
     assert model_violations(response, output_shape) == []
+
+
+@pytest.mark.parametrize("codec, suffix, channels", [("aac", "mp4", 2), ("pcm_s16le", "mov", 1)])
+def test_a_real_files_audio_metadata_fills_audiometadata(output_shape, tmp_path, codec, suffix, channels):
+    path = tmp_path / f"sound.{suffix}"
+    pictures = [np.full((36, 64, 3), 10 * i, np.uint8) for i in range(50)]
+    layout = "stereo" if channels == 2 else "mono"
+    write_pictures(path, pictures, sound=tone(2.0, 44100), sample_rate=44100, audio_codec=codec, layout=layout)
+    document = {**result_document(), "audio": probe(path).audio}
+    response = {"JobId": "job_0123", **segment_detection(document)}
+    assert not ParamValidator().validate(response, output_shape).has_errors()
+    assert model_violations(response, output_shape) == []
+    [metadata] = response["AudioMetadata"]
+    assert metadata["Codec"] == codec and metadata["SampleRate"] == 44100
+    assert metadata["NumberOfChannels"] == channels and abs(metadata["DurationMillis"] - 2000) <= 50

@@ -15,11 +15,14 @@ import numpy as np
 import pytest
 
 from videoapi.callbacks import signature
+from videoapi.cues import SegmentOptions, technical_cues
 from videoapi.detection import Segment, ShotDetector
+from videoapi.frame_features import FeatureTap, frame_features
 from videoapi.jobs import Job, JobStatus, JobStore
 from videoapi.netutil import free_port
 from videoapi.preview import KEYFRAME_MIN_STRIDE
-from videoapi.shots import score_transitions, shot_spans
+from videoapi.probe import probe_timeline
+from videoapi.shots import FrameClock, score_transitions, shot_spans
 from videoapi.storage import Storage
 from videoapi.synthetic import (
     write_audio_only,
@@ -128,7 +131,8 @@ def test_short_video_becomes_a_shot_document(worker, celery, store, storage, tmp
 
 def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, store, storage, stack_settings, tmp_path):
     video = tmp_path / "long.mp4"
-    write_video(video, [130, 210, 95, 300, 170, 245, 110], fps=25, seed=7)  # 1260 frames; segments of 500
+    # 1260 frames; segments of 500; an AAC tone, heard by each segment's own decode
+    write_video(video, [130, 210, 95, 300, 170, 245, 110], fps=25, seed=7, audio=True)
     seen: list = []
     job = wait(store, submit(celery, store, storage, video), seen=seen)
     assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
@@ -137,7 +141,14 @@ def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, sto
 
     with ShotModelClient(stack_settings.triton_url) as model:
         detector = ShotDetector(stack_settings, store, storage, lambda: model)
-        single = detector.predict_file(video, Segment(0, None), progress=lambda done: None)
+        features = FeatureTap(frame_features(stack_settings))
+        frame_pts = probe_timeline(video)[1]
+        single = detector.predict_file(
+            video, Segment(0, None), progress=lambda done: None, features=features, frame_pts=frame_pts
+        )
+    # the stitched cue arrays (picture and sound) give the single pass's cues; the probe's audio is in the result
+    assert doc["technical_cues"] == technical_cues(features.arrays(), FrameClock(25.0), SegmentOptions())
+    assert doc["audio"]["codec"] == "aac" and abs(doc["audio"]["duration"] - 1260 / 25) < 0.1
     with np.load(io.BytesIO(storage.get_bytes(doc["probabilities"]["key"]))) as stitched:
         assert stitched["single_frame"].shape == single.single_frame.shape == (1260,)
         assert np.abs(stitched["single_frame"] - single.single_frame).max() < 1e-5
