@@ -5,7 +5,8 @@ in grey levels, over every pixel of every frame) and what it does to the shots: 
 weights, PyTorch on this CPU) on both frame sets, transitions by the reference rule (threshold 0.5), F1 of each
 against the clip's truth (2-frame tolerance, as bench/accuracy.py) and of NVDEC's against the CPU path's.
 
-Run: `python bench/gpu/drift.py INPUTS_DIR DEVICE_OUT_DIR` (INPUTS_DIR from make_inputs.py, with cpu_frames.npz).
+Run: `python bench/gpu/drift.py INPUTS_DIR DEVICE_OUT_DIR [--reference]` (INPUTS_DIR from make_inputs.py, with
+cpu_frames.npz; --reference: test.mp4 against the reference package's shots, as bench/accuracy.py).
 """
 
 from __future__ import annotations
@@ -43,10 +44,36 @@ def shots_of(frames: np.ndarray, model) -> list[tuple[int, int]]:
     return transitions(shot_spans(predictions.single_frame))
 
 
+def against_reference(inputs: Path, device: Path) -> dict:
+    """test.mp4 as bench/accuracy.py scores it: F1 against the reference package's own shots (its ffmpeg decode,
+    its predict_frames), for the CPU path's frames and NVDEC's (both through the service's windows)."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from accuracy import reference_transitions
+
+    from videoapi.model.export import load_reference
+    from videoapi.shots import score_transitions
+
+    reference = reference_transitions(load_reference("cpu"), inputs / "test.mp4")
+    model = TorchModel()
+    cpu = shots_of(np.load(inputs / "cpu_frames.npz")["test"], model)
+    nvdec = shots_of(np.load(device / "nvdec_frames_160x90_test.npz")["test"], model)
+    row = {
+        "cpu_vs_reference": score_transitions(cpu, reference).__dict__,
+        "nvdec_vs_reference": score_transitions(nvdec, reference).__dict__,
+        "nvdec_vs_cpu": score_transitions(nvdec, cpu).__dict__,
+    }
+    print(json.dumps(row), flush=True)
+    (device / "drift_reference.json").write_text(json.dumps(row, indent=1))
+    return row
+
+
 def main() -> None:
     from videoapi.shots import score_transitions
 
     inputs, device = Path(sys.argv[1]), Path(sys.argv[2])
+    if "--reference" in sys.argv:
+        against_reference(inputs, device)
+        return
     cpu = np.load(inputs / "cpu_frames.npz")
     model = TorchModel()
     cpu_shots: dict[str, list] = {}
