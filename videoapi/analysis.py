@@ -17,6 +17,7 @@ import numpy as np
 
 from videoapi.cues import SegmentOptions, technical_cues
 from videoapi.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
+from videoapi.decode_nvdec import iter_model_frames_nvdec, resolve_decoder
 from videoapi.frame_features import FeatureTap, frame_features
 from videoapi.pipeline import FrameModel, Predictions, predict_frames
 from videoapi.postprocess import shot_list, transition_dicts, transitions_for
@@ -105,7 +106,10 @@ def predict_file(
     """
     first = max(0, segment.start - MARGIN)
     last = None if segment.stop is None else segment.stop + MARGIN
-    if settings.decoder == "pyav":
+    decoder = resolve_decoder(settings.decoder)
+    if decoder == "nvdec":
+        frames = iter_model_frames_nvdec(path, first, last, tiles=candidates)
+    elif decoder == "pyav":
         frames = iter_model_frames_pyav(
             path,
             first,

@@ -40,8 +40,10 @@ class Settings(BaseSettings):
     window: int = Field(100, ge=51, description="frames per model window; margins stay 25 frames")
     batch_windows: int = Field(4, ge=1, description="windows per Triton request")
     inflight_batches: int = Field(2, ge=1, description="requests waiting on Triton while decoding goes on")
-    decoder: Literal["pyav", "opencv"] = Field(
-        "pyav", description="pyav scales from YUV like the reference's ffmpeg; opencv converts full frames to BGR"
+    decoder: Literal["auto", "pyav", "opencv", "nvdec"] = Field(
+        "auto",
+        description="pyav scales from YUV like the reference's ffmpeg; opencv converts full frames to BGR; nvdec "
+        "decodes on the GPU (videoapi.decode_nvdec); auto: nvdec where a GPU and its decoder are there, else pyav",
     )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")

@@ -1,0 +1,194 @@
+"""Decode with the GPU's hardware decoder (NVDEC, through PyNvVideoCodec) into TransNetV2's 48x27 RGB input.
+
+The decoder's own scaler shrinks each picture before it leaves the engine (to `surface`, 160x90 by default:
+also the size of a keyframe tile), so the only pixels that move are a small NV12 surface; colour conversion and
+the area resize to 48x27 run on the GPU, a batch of frames at a time. The frames stay on the GPU
+(`iter_model_batches_nvdec`, torch tensors) or come to host memory as the CPU decoders give them
+(`iter_model_frames_nvdec`, 27x48x3 uint8 arrays).
+
+`VIDEOAPI_DECODER=nvdec` asks for it; `auto` takes it where a GPU, its driver's decoder library and
+PyNvVideoCodec are all there, else PyAV (`resolve_decoder`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from videoapi.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
+from videoapi.probe import VideoRejected
+
+logger = logging.getLogger(__name__)
+SURFACE = (160, 90)  # the hardware scaler's output: even sides (NVDEC needs them), a keyframe tile's size
+# Y'CbCr (limited range) to R'G'B': swscale's default matrix is BT.601 (the CPU path uses it unless the stream
+# says otherwise); BT.709 for streams tagged so.
+MATRICES = {
+    "bt601": ((1.164384, 0.0, 1.596027), (1.164384, -0.391762, -0.812968), (1.164384, 2.017232, 0.0)),
+    "bt709": ((1.164384, 0.0, 1.792741), (1.164384, -0.213249, -0.532909), (1.164384, 2.112402, 0.0)),
+}
+
+
+class DecoderUnavailable(RuntimeError):
+    """The decoder asked for cannot run on this machine."""
+
+
+def _nvcuvid_loads() -> bool:
+    try:
+        ctypes.CDLL("libnvcuvid.so.1")
+    except OSError:
+        return False
+    return True
+
+
+@lru_cache(maxsize=1)
+def nvdec_missing() -> str | None:
+    """Why NVDEC cannot be used here, or None when it can (a GPU, the driver's decoder, PyNvVideoCodec, torch)."""
+    import importlib.util
+
+    for module in ("PyNvVideoCodec", "torch"):
+        if importlib.util.find_spec(module) is None:
+            return f"the Python package {module} is not installed"
+    if not _nvcuvid_loads():
+        return "the NVIDIA driver's decoder library (libnvcuvid.so.1) is not there: no GPU driver on this machine"
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible"
+    return None
+
+
+def resolve_decoder(setting: str) -> str:
+    """The decoder to use for a setting: `auto` takes nvdec where it can run, else pyav; nvdec that cannot run
+    is an error saying why (a worker told to use the GPU should not quietly decode on its CPU)."""
+    if setting == "auto":
+        return "nvdec" if nvdec_missing() is None else "pyav"
+    if setting == "nvdec":
+        missing = nvdec_missing()
+        if missing is not None:
+            raise DecoderUnavailable(f"VIDEOAPI_DECODER=nvdec, but {missing}; use pyav or auto")
+    return setting
+
+
+def _planes(frame, torch):
+    """The decoded NV12 surface as torch views on the GPU: Y (h, w) and interleaved UV (h/2, w/2, 2)."""
+    views = frame.cuda() if hasattr(frame, "cuda") else []
+    if len(views) >= 2:
+        y = torch.as_tensor(views[0], device="cuda")
+        uv = torch.as_tensor(views[1], device="cuda")
+        return y.reshape(y.shape[0], y.shape[1]), uv.reshape(uv.shape[0], -1, 2)
+    whole = torch.from_dlpack(frame)  # one (h * 3/2, w) plane
+    h = whole.shape[0] * 2 // 3
+    return whole[:h], whole[h:].reshape(h // 2, -1, 2)
+
+
+def nv12_to_model(y, uv, matrix: str = "bt601"):
+    """NV12 batches (B, h, w) and (B, h/2, w/2, 2), uint8 on the GPU, to (B, 27, 48, 3) RGB uint8.
+
+    Each plane is scaled to 48x27 first (antialiased bicubic, as swscale scales the planes before converting: the
+    CPU path's filter), then converted.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    size = (MODEL_HEIGHT, MODEL_WIDTH)
+    resize = {"size": size, "mode": "bicubic", "antialias": True, "align_corners": False}
+    luma = F.interpolate(y.unsqueeze(1).float(), **resize) - 16.0
+    chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), **resize) - 128.0
+    m = torch.tensor(MATRICES[matrix], device=y.device, dtype=torch.float32)
+    yuv = torch.cat([luma, chroma], dim=1)  # B, 3, 27, 48
+    rgb = torch.einsum("ck,bkhw->bhwc", m, yuv)
+    return rgb.round_().clamp_(0, 255).to(torch.uint8)
+
+
+def iter_model_batches_nvdec(
+    path: Path,
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    batch: int = 100,
+    gpu_id: int = 0,
+    surface: tuple[int, int] = SURFACE,
+    matrix: str = "bt601",
+    tiles: TileTap | None = None,
+) -> Iterator:
+    """Frames start..stop-1 as (n, 27, 48, 3) uint8 CUDA tensors, up to `batch` frames each.
+
+    Frames are numbered in the order the decoder shows them (display order, as OpenCV's path numbers them).
+    `tiles`, when given, gets BGR copies of the frames it wants, scaled to its size on the GPU.
+    """
+    import PyNvVideoCodec as nvc
+    import torch
+
+    try:
+        demuxer = nvc.CreateDemuxer(filename=str(path))
+    except Exception as exc:  # PyNvVideoCodec raises plain exceptions for unreadable files
+        raise VideoRejected("not_a_video", f"{Path(path).name} is not a video NVDEC's demuxer can open") from exc
+    width, height = demuxer.Width(), demuxer.Height()
+    sw = min(surface[0], width) // 2 * 2
+    sh = min(surface[1], height) // 2 * 2
+    torch.cuda.set_device(gpu_id)
+    stream = torch.cuda.Stream(gpu_id)
+    decoder = nvc.CreateDecoder(
+        gpuid=gpu_id,
+        codec=demuxer.GetNvCodecId(),
+        cudacontext=0,
+        cudastream=stream.cuda_stream,
+        usedevicememory=True,
+        maxwidth=width,
+        maxheight=height,
+    )
+    if (sw, sh) != (width, height):
+        try:
+            decoder.setReconfigParams(sw, sh)  # the decoder's hardware scaler: ulTargetWidth/Height
+        except Exception as exc:  # noqa: BLE001 - full-size surfaces, resized on the GPU, still give the frames
+            logger.warning("NVDEC's scaler refused %dx%d (%s): full-size surfaces, resized on the GPU", sw, sh, exc)
+    ybuf = uvbuf = None
+    filled, index = 0, 0
+    with torch.cuda.stream(stream):
+        for packet in demuxer:
+            for frame in decoder.Decode(packet):
+                if stop is not None and index >= stop:
+                    break
+                if index >= start:
+                    y, uv = _planes(frame, torch)
+                    if ybuf is None:
+                        ybuf = torch.empty((batch, *y.shape), dtype=torch.uint8, device=y.device)
+                        uvbuf = torch.empty((batch, *uv.shape), dtype=torch.uint8, device=y.device)
+                    ybuf[filled].copy_(y)  # the surface is the decoder's again at the next Decode call
+                    uvbuf[filled].copy_(uv)
+                    if tiles is not None and tiles.wants(index):
+                        tiles.add(index, _tile(ybuf[filled : filled + 1], uvbuf[filled : filled + 1], tiles, matrix))
+                    filled += 1
+                    if filled == batch:
+                        yield nv12_to_model(ybuf, uvbuf, matrix)
+                        filled = 0
+                index += 1
+            if stop is not None and index >= stop:
+                break
+        if filled:
+            yield nv12_to_model(ybuf[:filled], uvbuf[:filled], matrix)
+
+
+def _tile(y, uv, tiles: TileTap, matrix: str) -> np.ndarray:
+    """One frame's keyframe tile (BGR, the tap's size) from the small surface."""
+    import torch
+    import torch.nn.functional as F
+
+    width, height = tiles.size
+    size = (height, width)
+    luma = F.interpolate(y.unsqueeze(1).float(), size=size, mode="area") - 16.0
+    chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", align_corners=False) - 128.0
+    m = torch.tensor(MATRICES[matrix], device=y.device, dtype=torch.float32)
+    rgb = torch.einsum("ck,bkhw->bhwc", m, torch.cat([luma, chroma], dim=1))
+    return rgb.round_().clamp_(0, 255).to(torch.uint8)[0].flip(-1).cpu().numpy()
+
+
+def iter_model_frames_nvdec(path: Path, start: int = 0, stop: int | None = None, **kwargs) -> Iterator[np.ndarray]:
+    """Like iter_model_frames_pyav, decoding on the GPU: 27x48x3 RGB uint8 frames in host memory."""
+    for batch in iter_model_batches_nvdec(path, start, stop, **kwargs):
+        yield from batch.cpu().numpy()
