@@ -14,7 +14,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from kombu.exceptions import OperationalError
 
+from functions import observability
 from functions.deps import ServicesDep
+from videoapi.fairness import RATE_LIMITED
 from videoapi.rekognition_api import AwsError, RekognitionService
 from videoapi.sigv4 import SignatureRejected, verify_request
 from videoapi.storage import StorageError
@@ -67,6 +69,11 @@ async def _rekognition(request: Request, services: ServicesDep) -> Response:
     except SignatureRejected as exc:
         return _error(exc.code, exc.message, exc.status)
     except redis.RedisError:
+        return _error("ThrottlingException", "Rate exceeded", 400)
+    # the same requests-per-second limit as an API key's, on a bucket of the access key's own
+    decision = services.rate_limiter.take(f"aws:{pair.access_key_id}", services.jobs.limits().rate_limit)
+    if decision is not None and not decision.allowed:
+        observability.count_refusal(RATE_LIMITED)
         return _error("ThrottlingException", "Rate exceeded", 400)
     operation = OPERATIONS.get(target.removeprefix(TARGET_PREFIX)) if target.startswith(TARGET_PREFIX) else None
     if operation is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 import uuid
+from collections import Counter
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +15,7 @@ from functions.app import create_app
 from functions.deps import Services
 from functions.s3_trigger import handle_event
 from tests.functions.test_lambda import s3_event
+from tests.functions.test_rekognition_router import call
 from videoapi.client import ApiClientError, VideoApiClient
 from videoapi.fairness import record_frames
 from videoapi.synthetic import write_video
@@ -119,6 +121,20 @@ def test_50_requests_in_a_second_are_rate_limited_and_another_client_is_not(limi
         assert int(response.headers["RateLimit-Reset"]) >= 1
     assert allowed[0].headers["RateLimit-Limit"] == "10" and allowed[0].headers["RateLimit-Remaining"] == "9"
     assert [r.status_code for r in others] == [200] * 5  # the same second, another key: unaffected
+
+
+def test_rekognition_calls_over_the_rate_are_throttled_as_aws_throttles(limited):
+    services, http = limited
+    pair = services.key_pairs.create(f"c{uuid.uuid4().hex[:8]}")
+    before = refused("rate_limited")
+    codes = [call(http, pair, "GetSegmentDetection", {"JobId": "job_missing"}, "/rekognition/") for _ in range(30)]
+    kinds = Counter(r.json()["__type"] for r in codes)
+    assert kinds["ResourceNotFoundException"] >= 10 and kinds["ThrottlingException"] >= 1, kinds
+    assert set(kinds) == {"ResourceNotFoundException", "ThrottlingException"}
+    assert refused("rate_limited") == before + kinds["ThrottlingException"]
+    other = services.key_pairs.create(f"c{uuid.uuid4().hex[:8]}")  # another key pair: a bucket of its own
+    answer = call(http, other, "GetSegmentDetection", {"JobId": "job_missing"}, "/rekognition/")
+    assert answer.json()["__type"] == "ResourceNotFoundException"
 
 
 def test_rate_limit_zero_disables_it(limited):
