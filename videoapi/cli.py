@@ -368,7 +368,8 @@ def detect(
     try:
         for video, destination in zip(videos, destinations):
             content, document = _detect_via_api(target, video, format, threshold, timeout, start_timecode)
-            _emit(content, destination, video.name)
+            # the job id first: other formats of the same result are one `videoapi jobs result JOB_ID -f ...` away
+            _emit(content, destination, f"{document['job_id']}: {video.name}")
             if split_to is not None:
                 _split_locally(video, document, *split_to)
     finally:

@@ -115,7 +115,8 @@ def test_detect_writes_timelines_that_opentimelineio_reads_back(stack, runtime, 
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    job_id = done.stderr.strip().splitlines()[-1].split(":")[0]
+    written = [line for line in done.stderr.splitlines() if "written to" in line and line.startswith("job_")]
+    job_id = written[0].split(":")[0]
     with VideoApiClient(stack[1]["api_url"], stack[1]["api_key"]) as client:
         document = json.loads(client.result(job_id, "json"))
     expected = [(90_000 + s["start_frame"], s["end_frame"] - s["start_frame"] + 1) for s in document["shots"]]
