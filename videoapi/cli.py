@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json as _json
+import os
 import signal
 import sys
 import time
@@ -138,7 +139,6 @@ def local_up(
     concurrency: Annotated[int, typer.Option(min=1, help="tasks per worker")] = 2,
 ) -> None:
     """Start S3, Redis, Triton, workers and the API on loopback; Ctrl-C stops them all."""
-    import os
 
     from local.stack import LocalStack, StackError, StackPorts
 
@@ -176,7 +176,6 @@ def local_up(
 def _api_target(api: str | None, api_key: str | None):
     """The API to talk to: --api/--api-key, else the running local stack, else None."""
     import json as _json
-    import os
 
     from videoapi.settings import state_file
 
@@ -243,7 +242,9 @@ def _detect_in_process(
     from videoapi.probe import VideoRejected
 
     try:
-        detector = Detector(get_settings(), on_status=lambda line: err.print(line, highlight=False))
+        # several files: the model compiled for as many calls at once as files decode in parallel
+        streams = min(len(videos), os.cpu_count() or 1)
+        detector = Detector(get_settings(), on_status=lambda line: err.print(line, highlight=False), streams=streams)
     except ModelNotBuilt as exc:
         fail(str(exc))
     failed = 0
@@ -479,7 +480,6 @@ def jobs_result(
 def _key_pairs():
     """The key pairs in the deployment's Redis: VIDEOAPI_REDIS_URL / REDIS_URL, else the running local stack's."""
     import json as _json
-    import os
 
     import redis
 

@@ -60,7 +60,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class LocalModel:
     """TransNetV2 from the model repository, run in this process (a FrameModel); thread-safe."""
 
-    def __init__(self, model_dir: Path, *, cache_dir: Path | None = None):
+    def __init__(self, model_dir: Path, *, cache_dir: Path | None = None, streams: int = 1):
         from videoapi.model.runtime import load_model
 
         folders = model_dir.iterdir() if model_dir.is_dir() else []
@@ -84,6 +84,7 @@ class LocalModel:
                 precision=params.get("cpu_precision", "auto"),
                 threads=int(params.get("intra_op_threads", "0")),
                 cache_dir=str(cache_dir) if cache_dir else None,
+                streams=streams,
             )
         except Exception as exc:
             raise ModelNotBuilt(f"cannot load {self.path}: {str(exc).splitlines()[0]}") from exc
@@ -108,12 +109,17 @@ class LocalModel:
         return arrays[0], (arrays[1] if len(arrays) > 1 else None)
 
 
-def load_local_model(settings: Settings, *, on_status: Callable[[str], None] | None = None) -> LocalModel:
-    """The repository's model, built first when missing and `settings.engine_build_model` allows it."""
+def load_local_model(
+    settings: Settings, *, on_status: Callable[[str], None] | None = None, streams: int = 1
+) -> LocalModel:
+    """The repository's model, built first when missing and `settings.engine_build_model` allows it.
+
+    `streams`: how many files will call it at once (a batch); one favours a single file's latency.
+    """
     model_dir = settings.model_repository / settings.model_name
     cache = settings.engine_cache_dir if settings.engine_cache_dir not in (None, Path("")) else None
     try:
-        return LocalModel(model_dir, cache_dir=cache)
+        return LocalModel(model_dir, cache_dir=cache, streams=streams)
     except ModelNotBuilt:
         if (model_dir / "1" / "model.onnx").is_file() or not settings.engine_build_model:
             raise
@@ -132,7 +138,7 @@ def load_local_model(settings: Settings, *, on_status: Callable[[str], None] | N
         build_model_repository(settings.model_repository, name=settings.model_name)
     except Exception as exc:  # an export that fails says why, in the engine's one error type
         raise ModelNotBuilt(f"building the model into {model_dir} failed: {str(exc).splitlines()[0]}") from exc
-    return LocalModel(model_dir, cache_dir=cache)
+    return LocalModel(model_dir, cache_dir=cache, streams=streams)
 
 
 @dataclass(frozen=True)
@@ -220,9 +226,11 @@ class Detector:
         *,
         model: LocalModel | None = None,
         on_status: Callable[[str], None] | None = None,
+        streams: int = 1,
     ):
+        """`streams`: files detected at once (detect_many's workers) the model is compiled for."""
         settings = settings or Settings()
-        self.model = model or load_local_model(settings, on_status=on_status)
+        self.model = model or load_local_model(settings, on_status=on_status, streams=streams)
         self.settings = settings.model_copy(update={"batch_windows": settings.engine_batch_windows})
         self.limits = VideoLimits(
             max_width=self.settings.max_width,

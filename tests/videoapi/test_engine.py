@@ -161,6 +161,11 @@ def test_detect_many_loads_the_model_once_and_keeps_the_order(detector, tmp_path
     assert [path for path, _ in results] == videos
     assert [len(r.shots) for _, r in results[:3]] == [2, 3, 4]
     assert isinstance(results[3][1], FileNotFoundError)
+    # compiled for two calls at once (what `videoapi detect *.mp4` uses): the same shots, the same probabilities
+    batch = Detector(Settings(), streams=2)
+    for (path, alone), (_, together) in zip(results[:3], batch.detect_many(videos[:3], workers=2)):
+        assert together.shots == alone.shots, path
+        assert np.abs(together.predictions.single_frame - alone.predictions.single_frame).max() < DRIFT
 
 
 def test_a_tf_style_model_file_runs_in_process_like_the_canonical_one(model_repository, tmp_path, reference_frames):
