@@ -96,7 +96,7 @@ def _run_job(api_url: str, key: str, video: bytes) -> dict:
 
 
 @pytest.mark.slow
-def test_local_stack_restarts_its_dead_triton_api_and_redis_and_is_not_ready_meanwhile(tmp_path):
+def test_local_stack_restarts_its_dead_triton_api_redis_and_s3_and_is_not_ready_meanwhile(tmp_path):
     import os
     import signal
 
@@ -129,6 +129,11 @@ def test_local_stack_restarts_its_dead_triton_api_and_redis_and_is_not_ready_mea
             )
         assert stack.triton.pid != first["Triton"] and stack.api_pid != first["API"]  # new processes
         assert stack.redis.pid != first["Redis"]
+        # S3 is moto's server, a thread of this process: its server stopping is its crash
+        stack._moto.stop()
+        assert wait_for(lambda: not stack.ready, 10), "ready over a dead S3"
+        assert wait_for(lambda: "S3 (moto) restarted" in messages, 60), messages
+        assert wait_for(lambda: stack.ready, 30) and "S3 (moto) died: not ready; restarting it (restart 1)" in messages
         assert wait_for(lambda: "every part is up again: ready" in messages, 10)
         # the restarted Triton and API serve a job end to end
         status = _run_job(stack.api_url, stack.api_key, video)
