@@ -66,6 +66,7 @@ def iter_model_frames(
     if not cap.isOpened():
         cap.release()
         raise VideoRejected("not_a_video", f"{Path(path).name} is not a video OpenCV can open")
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # the picture as stored, as the PyAV decode gives it
     try:
         index = _seek(cap, start)
         if index < start:
