@@ -28,6 +28,9 @@ from videoapi.preview import (
     TileSource,
     keyframe_tiles,
     overview_png,
+    shown_rotation,
+    shown_size,
+    shown_tile_size,
     thumbnail_sheet,
 )
 from videoapi.probe import VideoInfo, frame_times
@@ -156,7 +159,7 @@ def decode_whole(
     `frame_pts`: the probe's timestamps (videoapi.probe.probe_timeline), which number and time the frames.
     """
     sampler = OverviewSampler.for_video(info.frame_count, settings.overview_max_frames)
-    candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count)
+    candidates = KeyframeCandidates.for_info(info)
     features = FeatureTap(frame_features(settings))
     log = DecodeLog()
     try:
@@ -205,14 +208,22 @@ def frame_clock(info: VideoInfo, frame_pts: np.ndarray | None) -> FrameClock:
 
 
 def render_previews(
-    shots: ShotList, video: DecodedVideo, keys: ResultKeys, max_thumbnails: int
+    shots: ShotList, video: DecodedVideo, keys: ResultKeys, max_thumbnails: int, info: VideoInfo | None = None
 ) -> tuple[dict, bytes, bytes]:
-    """(layout for the document, overview.png, thumbnails.jpg): the frames and predictions, a keyframe per shot."""
+    """(layout for the document, overview.png, thumbnails.jpg): the frames and predictions, a keyframe per shot.
+
+    Pictures are upright and at the display's aspect of `info` (its rotation and display size).
+    """
     stride, overview, candidates = video.overview_stride, video.overview, video.candidates
-    png = overview_png(overview, video.predictions.single_frame, video.predictions.many_hot, stride)
+    shown = {}
+    if info is not None:
+        width, height = shown_size(info)
+        shown = {"rotation": shown_rotation(info), "aspect": width / height if width and height else None}
+    png = overview_png(overview, video.predictions.single_frame, video.predictions.many_hot, stride, **shown)
     spans = [(shot.start_frame, shot.end_frame) for shot in shots.shots][:max_thumbnails]
     frames, tiles = keyframe_tiles(candidates, spans, video.open_video)
-    sheet = thumbnail_sheet(tiles, len(frames), candidates.size, columns=max(10, -(-len(frames) // 700)))
+    size = shown_tile_size(candidates)
+    sheet = thumbnail_sheet(tiles, len(frames), size, columns=max(10, -(-len(frames) // 700)))
     layout = {
         "overview": {"key": keys.overview, "stride": stride, "columns": OVERVIEW_COLUMNS, "tiles": len(overview)},
         "thumbnails": {"key": keys.thumbnails, "keyframes": frames, **sheet.layout()},
@@ -244,7 +255,7 @@ def detect_result(
         shots = ShotList.from_predictions(predictions.single_frame, fps=info.fps, threshold=threshold, clock=clock)
     expected = max(info.frame_count, info.declared_frames if info.truncated else 0)
     warnings = decode_warnings(video.decode_errors, video.decode_damaged, frame_count, expected)
-    previews, png, jpeg = render_previews(shots, video, keys, settings.max_thumbnails)
+    previews, png, jpeg = render_previews(shots, video, keys, settings.max_thumbnails, info)
     document = shot_document(
         job_id=job_id,
         source=source,

@@ -198,6 +198,7 @@ def exact_clips(
     with av.open(str(path)) as probe:
         stream = probe.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
+        aspect = stream.sample_aspect_ratio  # kept, with the display matrix, so a player shows the clip as the video
     try:
         for index, frame in enumerate(_frames(path)):
             if index > last_needed:
@@ -208,6 +209,10 @@ def exact_clips(
                 out = sink.add_stream("libx264", rate=rate)
                 out.width, out.height, out.pix_fmt = frame.width, frame.height, "yuv420p"
                 out.options = {"crf": str(crf), "preset": "veryfast"}
+                if frame.rotation:
+                    out.set_display_rotation(frame.rotation)
+                if aspect and aspect != 1:
+                    out.codec_context.sample_aspect_ratio = aspect
                 open_clips.append((span, sink, out, target))
             still_open = []
             for span, sink, out, target in open_clips:

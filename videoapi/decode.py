@@ -66,6 +66,7 @@ def iter_model_frames(
     if not cap.isOpened():
         cap.release()
         raise VideoRejected("not_a_video", f"{Path(path).name} is not a video OpenCV can open")
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # the picture as stored, as the PyAV decode gives it
     try:
         index = _seek(cap, start)
         if index < start:
@@ -200,7 +201,7 @@ def iter_model_frames_pyav(
             if frame_pts is not None and start < len(frame_pts):
                 # with audio, a little earlier: the sound of the span's first frames may be muxed before them
                 back = int(AUDIO_LEAD_S / tb) if sound is not None else 0
-                container.seek(int(frame_pts[start]) - back, stream=stream, backward=True)
+                _seek_before(container, stream, frame_pts, start, back, tb)
             else:
                 container.seek(base + int(start / rate / tb), stream=stream, backward=True)
         scaler = VideoReformatter()  # one swscale context for the whole video (frame.reformat makes one per frame)
@@ -243,6 +244,33 @@ def iter_model_frames_pyav(
                 expected += 1
         if sound is not None:
             _hear_until(packets, audio, audio.until)
+
+
+def _seek_before(container, stream, frame_pts: np.ndarray, start: int, back: int, tb: float) -> None:
+    """Seek so that decoding starts at a keyframe at or before frame `start` (`back` ticks earlier still).
+
+    A seek may land past its target: MPEG-TS has no index, FFmpeg bisects the file by timestamps and can
+    stop on the keyframe after it, which would drop the frames between. So where it lands is looked at
+    (the first keyframe demuxed) and a late landing is sought again from further back, 1 s, 2 s, 4 s...
+    """
+    import av
+
+    target = int(frame_pts[start]) - back
+    step = max(1, round(1 / tb))  # a second
+    for _ in range(16):
+        container.seek(target, stream=stream, backward=True)
+        landed = None
+        try:
+            for packet in container.demux(stream):
+                if packet.size and packet.is_keyframe and packet.pts is not None:
+                    landed = packet.pts
+                    break
+        except av.FFmpegError:
+            pass
+        if landed is None or target < frame_pts[0] or _frame_number(landed, frame_pts, 0, 0, tb, 0.0) <= start:
+            break
+        target, step = target - step, step * 2
+    container.seek(target, stream=stream, backward=True)
 
 
 # Seconds before a segment's first frame from which its audio is demuxed (muxers interleave in chunks).

@@ -34,7 +34,7 @@ from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, fr
 from videoapi.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
 from videoapi.leases import Preempted
 from videoapi.pipeline import FrameModel, Predictions
-from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, tile_size
+from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, keyframe_geometry
 from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
 from videoapi.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
 from videoapi.settings import Settings
@@ -369,7 +369,7 @@ class ShotDetector:
         """
         span = {"start": part.start, "stop": part.stop}
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
-        candidates = KeyframeCandidates.for_video(info.width, info.height, info.frame_count, **span)
+        candidates = KeyframeCandidates.for_info(info, **span)
         features = FeatureTap(frame_features(self.settings), **span)
         features.restore(state)
         log = DecodeLog(part.start, part.stop)
@@ -452,7 +452,8 @@ class ShotDetector:
                 feature_parts.append({name: data[name] for name in data.files if name.startswith(FEATURE_PREFIX)})
                 if "candidate_places" in data.files:  # a segment from an older worker has none
                     tiles[_tiles_key(key)] = {name: data[name] for name in ("candidate_frames", "candidate_places")}
-        candidates = StoredCandidates(tile_size(info.width, info.height), tiles, self.storage.download)
+        size, rotation = keyframe_geometry(info)
+        candidates = StoredCandidates(size, tiles, self.storage.download, rotation)
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
             np.concatenate([p[1] for p in parts]).astype(np.float32),

@@ -3,6 +3,10 @@
 The overview follows the reference TransNetV2 visualisation: 48x27 frames, 25 to a row, each with a green bar
 (single-frame probability) and a blue bar (many-hot) on its right. Long videos show every k-th frame, with the
 highest probability of its k frames, so the picture and the memory it takes stay bounded.
+
+Every picture here is shown as the player shows it: turned upright by the display matrix and at the display's
+aspect (sample aspect ratio applied). The frames are decoded and scaled as stored (the model's input is not
+turned); tiles are turned upright when they are put on a picture.
 """
 
 from __future__ import annotations
@@ -51,8 +55,59 @@ class OverviewSampler:
         return frames, np.asarray(self.indices, dtype=np.int64)
 
 
-def overview_png(frames: np.ndarray, single_frame: np.ndarray, many_hot: np.ndarray, stride: int = 1) -> bytes:
-    """The reference's prediction visualisation as PNG; tile i is frame i*stride and its stride frames' maximum."""
+def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
+    """`picture` turned `rotation` degrees counterclockwise (a multiple of 90: VideoInfo.rotation), as FFmpeg's
+    autorotate shows it."""
+    turns = (rotation // 90) % 4
+    return np.ascontiguousarray(np.rot90(picture, turns)) if turns else picture
+
+
+def as_stored(size: tuple[int, int], rotation: int) -> tuple[int, int]:
+    """An upright (width, height) as the decoded picture has it, before it is turned."""
+    return (size[1], size[0]) if rotation % 180 == 90 else size
+
+
+def shown_rotation(info) -> int:
+    """The turn that makes a VideoInfo's picture upright (0 for an angle that is not a multiple of 90)."""
+    return info.rotation % 360 if info.rotation % 90 == 0 else 0
+
+
+def shown_size(info) -> tuple[int, int]:
+    """A VideoInfo's picture as shown: width, height (sample aspect ratio applied, then rotation)."""
+    return info.display_width or info.width, info.display_height or info.height
+
+
+def overview_tiles(frames: np.ndarray, rotation: int = 0, aspect: float | None = None) -> np.ndarray:
+    """Model frames (27x48, as stored) turned upright and, given `aspect` (shown width/height), scaled to it at
+    the same number of rows."""
+    rows = frames.shape[1]
+    width = int(np.clip(round(rows * aspect), 4, 4 * rows)) if aspect else None
+    if not rotation % 360 and width in (None, frames.shape[2]):
+        return frames
+    shown = []
+    for frame in frames:
+        turned = upright(frame, rotation)
+        if width is not None:
+            turned = cv2.resize(turned, (width, rows), interpolation=cv2.INTER_AREA)
+        shown.append(turned)
+    return np.stack(shown) if shown else np.zeros((0, rows, width or rows, 3), np.uint8)
+
+
+def overview_png(
+    frames: np.ndarray,
+    single_frame: np.ndarray,
+    many_hot: np.ndarray,
+    stride: int = 1,
+    *,
+    rotation: int = 0,
+    aspect: float | None = None,
+) -> bytes:
+    """The reference's prediction visualisation as PNG; tile i is frame i*stride and its stride frames' maximum.
+
+    `rotation` and `aspect` (the picture as shown: VideoInfo.rotation, display width/height) turn the tiles
+    upright and give them the display's aspect, 27 pixels high; by default they are the model's 48x27 frames.
+    """
+    frames = overview_tiles(frames, rotation, aspect)
     count, height, width = frames.shape[:3]
     bars = [max_per_stride(probabilities, stride)[:count] for probabilities in (single_frame, many_hot)]
     rows = max(1, math.ceil(count / OVERVIEW_COLUMNS))
@@ -80,11 +135,13 @@ def keyframes(spans: list[tuple[int, int]]) -> list[int]:
 def read_frames_at(
     path: Path, wanted: list[int], seek_gap: int = 300, shrink: Callable[[np.ndarray], np.ndarray] | None = None
 ) -> dict[int, np.ndarray]:
-    """Decode just the frames numbered in `wanted` (BGR): reads through short gaps, seeks over long ones.
+    """Decode just the frames numbered in `wanted` (BGR, as stored: not turned by the display matrix): reads through
+    short gaps, seeks over long ones.
 
     `shrink` is applied to each frame as it is read, so thousands of keyframes never sit in memory at full size.
     """
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # as the decode has them; keyframe_tiles turns them upright
     found: dict[int, np.ndarray] = {}
     try:
         position = 0
@@ -116,14 +173,16 @@ class KeyframeCandidates:
     a second time for the thumbnails; only a shot shorter than the stride has none, and is read
     from the video afterwards (`keyframe_tiles`). The JPEGs go to a spill file as they are taken,
     so memory holds their offsets alone. Implements decode.TileTap and TileSource.
+    Tiles are kept as decoded (`size`: the display's aspect, not yet turned); `rotation` turns them upright.
     """
 
     stride: int
-    size: tuple[int, int]  # tile width, height
+    size: tuple[int, int]  # tile width, height, as the frame is stored (turned by `rotation` when shown)
     start: int = 0
     stop: int | None = None
     spill: BinaryIO = field(default_factory=lambda: tempfile.TemporaryFile(prefix="videoapi-tiles-"))
     places: dict[int, tuple[int, int]] = field(default_factory=dict)  # frame number: (offset, length) in spill
+    rotation: int = 0  # degrees counterclockwise that turn a tile upright (VideoInfo.rotation)
 
     @classmethod
     def for_video(
@@ -137,6 +196,12 @@ class KeyframeCandidates:
         stop: int | None = None,
     ) -> KeyframeCandidates:
         return cls(candidate_stride(frame_count), tile_size(width, height, tile_height), start, stop)
+
+    @classmethod
+    def for_info(cls, info, *, start: int = 0, stop: int | None = None) -> KeyframeCandidates:
+        """For a probed video (VideoInfo): tiles at the display's aspect, upright once turned by its rotation."""
+        size, rotation = keyframe_geometry(info)
+        return cls(candidate_stride(info.frame_count), size, start, stop, rotation=rotation)
 
     def wants(self, index: int) -> bool:
         return index % self.stride == 0 and index >= self.start and (self.stop is None or index < self.stop)
@@ -179,6 +244,13 @@ def tile_size(width: int, height: int, tile_height: int = 90) -> tuple[int, int]
     return int(np.clip(round(tile_height * aspect), 16, 4 * tile_height)), tile_height
 
 
+def keyframe_geometry(info, tile_height: int = 90) -> tuple[tuple[int, int], int]:
+    """A probed video's keyframe tile size as decoded (width, height: the display's aspect, before the turn)
+    and the rotation that turns it upright, to `tile_height` rows."""
+    rotation = shown_rotation(info)
+    return as_stored(tile_size(*shown_size(info), tile_height), rotation), rotation
+
+
 class StoredCandidates:
     """The keyframe candidates of several segments, each segment's spill file stored elsewhere (a TileSource).
 
@@ -187,9 +259,13 @@ class StoredCandidates:
     """
 
     def __init__(
-        self, size: tuple[int, int], segments: dict[str, dict[str, np.ndarray]], fetch: Callable[[str, Path], Path]
+        self,
+        size: tuple[int, int],
+        segments: dict[str, dict[str, np.ndarray]],
+        fetch: Callable[[str, Path], Path],
+        rotation: int = 0,
     ):
-        self.size, self._fetch = size, fetch
+        self.size, self._fetch, self.rotation = size, fetch, rotation
         self._places: dict[int, tuple[str, int, int]] = {}
         for key, arrays in segments.items():
             for number, (offset, length) in zip(arrays["candidate_frames"], arrays["candidate_places"]):
@@ -219,9 +295,13 @@ class StoredCandidates:
 
 
 class TileSource(Protocol):
-    """Where keyframe candidates are: their frame numbers, and their tiles one by one in increasing order."""
+    """Where keyframe candidates are: their frame numbers, and their tiles one by one in increasing order.
+
+    Tiles are `size` as stored; `rotation` degrees counterclockwise turn them upright.
+    """
 
     size: tuple[int, int]
+    rotation: int
 
     def numbers(self) -> np.ndarray: ...
 
@@ -243,8 +323,8 @@ def keyframe_tiles(
     spans: list[tuple[int, int]],
     open_video: Callable[[], AbstractContextManager[Path]],
 ) -> tuple[list[int], Iterator[np.ndarray | None]]:
-    """Each shot's keyframe number, and their tiles: from the candidates, or read from the video for shots
-    without one.
+    """Each shot's keyframe number, and their tiles (upright: `shown_tile_size(candidates)`): from the
+    candidates, or read from the video for shots without one.
 
     The tiles come one at a time in frame order, so neither they nor a source's segments pile up in memory.
     """
@@ -260,8 +340,21 @@ def keyframe_tiles(
         with open_video() as path:
             read = read_frames_at(path, missing, shrink=shrink)
     frames = [middle if pick is None else pick for middle, pick in zip(middles, chosen)]
-    tiles = (read.get(middle) if pick is None else candidates.tile(pick) for middle, pick in zip(middles, chosen))
+    rotation = candidates.rotation
+    tiles = (
+        _upright_or_none(read.get(middle) if pick is None else candidates.tile(pick), rotation)
+        for middle, pick in zip(middles, chosen)
+    )
     return frames, tiles
+
+
+def _upright_or_none(tile: np.ndarray | None, rotation: int) -> np.ndarray | None:
+    return None if tile is None else upright(tile, rotation)
+
+
+def shown_tile_size(candidates: TileSource) -> tuple[int, int]:
+    """The keyframe tiles' width and height once upright (what keyframe_tiles gives, what the sheet lays out)."""
+    return as_stored(candidates.size, candidates.rotation)
 
 
 @dataclass(frozen=True)

@@ -120,8 +120,14 @@ async function show(jobId) {
   $("#result").hidden = false;
   const video = result.video;
   $("#summary").textContent = `${result.shot_count} shots in ${video.duration.toFixed(1)} s`;
+  // the picture as shown (sample aspect ratio, then rotation), where it differs from the coded size
+  const shown = video.display_width || video.width;
+  const shownHeight = video.display_height || video.height;
+  const turned = video.rotation ? `, rotated ${video.rotation}°` : "";
+  const display =
+    shown !== video.width || shownHeight !== video.height || turned ? ` (shown ${shown}×${shownHeight}${turned})` : "";
   $("#details").textContent =
-    `${video.width}×${video.height} ${video.codec}, ${video.fps} fps, ${video.frame_count} frames · ` +
+    `${video.width}×${video.height}${display} ${video.codec}, ${video.fps} fps, ${video.frame_count} frames · ` +
     `threshold ${result.threshold} · ${result.model.name} v${result.model.version}`;
   // decode damage and the like: the job succeeded, but say where the shots may be less sure
   const warnings = result.warnings || [];

@@ -129,3 +129,25 @@ def test_bad_requests_are_clip_errors_naming_the_field(video, tmp_path):
     with pytest.raises(ClipError) as error:  # a document that does not fit the video
         cut_clips(path, [ClipSpan(3, 250, sum(lengths) + 20)], tmp_path / "short", "exact")
     assert error.value.code == "video_shorter_than_result"
+
+
+@pytest.mark.parametrize("mode", ["exact", "copy"])
+@pytest.mark.parametrize(
+    "shown", [{"rotation": 90}, {"sample_aspect_ratio": Fraction(4, 3)}], ids=["rotated", "anamorphic"]
+)
+def test_clips_keep_the_display_matrix_and_sample_aspect_ratio(tmp_path, mode, shown):
+    """A player shows a clip as it shows the video: upright, at the display's aspect."""
+    from videoapi.probe import probe
+
+    path = tmp_path / "source.mp4"
+    write_video(path, [20, 20], width=160, height=96, options={"preset": "ultrafast", "g": "10"}, **shown)
+    source = probe(path)
+    clips = cut_clips(path, [ClipSpan(0, 0, 19), ClipSpan(1, 20, 39)], tmp_path / mode, mode)
+    for clip in clips:
+        info = probe(tmp_path / mode / clip.file)
+        assert (info.rotation, info.display_width, info.display_height) == (
+            source.rotation,
+            source.display_width,
+            source.display_height,
+        ), clip
+    assert (source.display_width, source.display_height) in ((96, 160), (213, 96))

@@ -183,3 +183,145 @@ def test_long_videos_show_the_highest_probability_of_each_stride():
     single[5] = 1.0  # inside tile 1 (frames 3..5) at stride 3
     image = cv2.imdecode(np.frombuffer(overview_png(frames, single, single, stride=3), np.uint8), cv2.IMREAD_COLOR)
     assert image[1:27, 1 * 50 + 48].any() and not image[:, 0 * 50 + 48].any() and not image[:, 2 * 50 + 48].any()
+
+
+# Rotation and aspect: pictures are shown upright, at the display's aspect, as a player (FFmpeg's autorotate) shows them
+
+
+def _write_marked(path, rotation=0, sample_aspect_ratio=None, frames=40, width=160, height=96, container_format=None):
+    """Two flat shots (dark, then light grey) with a white block in the top-left corner of the stored picture."""
+    import av
+
+    with av.open(str(path), "w", format=container_format) as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.options = {"preset": "ultrafast", "crf": "18"}
+        if rotation:
+            stream.set_display_rotation(rotation)
+        if sample_aspect_ratio:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
+        for i in range(frames):
+            rgb = np.full((height, width, 3), 40 if i < frames // 2 else 110, np.uint8)
+            rgb[: height // 3, : width // 4] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _ffmpeg_frames(ffmpeg_exe, path, width, height):
+    """Every frame (BGR) as the ffmpeg command line shows it: autorotated (the display matrix applied)."""
+    import subprocess
+
+    raw = subprocess.run(
+        [ffmpeg_exe, "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    return np.frombuffer(raw, np.uint8).reshape(-1, height, width, 3)
+
+
+def _bright_corner(picture) -> str:
+    """Which quarter of the picture holds the white block: 'top-left', 'bottom-right', ..."""
+    height, width = picture.shape[:2]
+    grey = picture.astype(float).mean(axis=2)
+    quarters = {
+        f"{v}-{h}": grey[ys, xs].mean()
+        for v, ys in (("top", slice(0, height // 2)), ("bottom", slice(height - height // 2, height)))
+        for h, xs in (("left", slice(0, width // 2)), ("right", slice(width - width // 2, width)))
+    }
+    return max(quarters, key=quarters.get)
+
+
+# the stored picture's top-left corner, turned counterclockwise by the display matrix's angle
+UPRIGHT_CORNER = {0: "top-left", 90: "bottom-left", 180: "bottom-right", 270: "top-right"}
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "opencv"])
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_keyframes_and_overview_of_a_rotated_video_are_upright(tmp_path, ffmpeg_exe, rotation, decoder):
+    from videoapi.preview import shown_tile_size
+    from videoapi.probe import probe
+
+    path = tmp_path / f"rotated-{rotation}.mp4"
+    _write_marked(path, rotation=rotation)
+    info = probe(path)
+    turned = rotation % 180 == 90
+    assert (info.rotation, info.display_width, info.display_height) == (rotation, *((96, 160) if turned else (160, 96)))
+    shown = _ffmpeg_frames(ffmpeg_exe, path, info.display_width, info.display_height)
+    assert _bright_corner(shown[0]) == UPRIGHT_CORNER[rotation]  # the expectation is FFmpeg's
+
+    candidates = KeyframeCandidates.for_info(info)
+    decode = iter_model_frames_pyav if decoder == "pyav" else iter_model_frames
+    model_frames = np.stack(list(decode(path, tiles=candidates)))
+    # the model's input is the picture as stored, not turned (see the README's formats)
+    assert model_frames.shape == (40, 27, 48, 3) and _bright_corner(model_frames[0]) == "top-left"
+
+    spans = [(0, 20), (21, 23), (24, 39)]  # 21..23 holds no candidate: its keyframe is read from the video
+    opened = []
+
+    @contextmanager
+    def open_video():
+        opened.append(path)
+        yield path
+
+    frames, tiles = keyframe_tiles(candidates, spans, open_video)
+    size = shown_tile_size(candidates)
+    assert opened == [path] and size == ((54, 90) if turned else (150, 90))  # 90 rows at the display's aspect
+    sheet = thumbnail_sheet(tiles, len(frames), size, columns=3)
+    assert (sheet.tile_width, sheet.tile_height) == size
+    image = cv2.imdecode(np.frombuffer(sheet.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (90, 3 * size[0], 3)
+    for i, number in enumerate(frames):
+        tile = image[:, i * size[0] : (i + 1) * size[0]]
+        expected = cv2.resize(shown[number], size, interpolation=cv2.INTER_AREA)
+        assert _bright_corner(tile) == UPRIGHT_CORNER[rotation], i
+        assert np.abs(tile.astype(int) - expected).mean() < 6, i
+
+    single = np.zeros(40, np.float32)
+    png = overview_png(model_frames, single, single, rotation=rotation, aspect=info.display_width / info.display_height)
+    overview = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    tile_width = 16 if turned else 45  # 27 rows at 96:160 or 160:96
+    assert overview.shape == (2 * 28, OVERVIEW_COLUMNS * (tile_width + 2), 3)
+    first = overview[:27, :tile_width]
+    assert _bright_corner(first) == UPRIGHT_CORNER[rotation]
+    expected = cv2.resize(shown[0], (tile_width, 27), interpolation=cv2.INTER_AREA)
+    assert np.abs(first.astype(int) - expected).mean() < 12
+
+
+def test_an_anamorphic_videos_pictures_have_the_displays_aspect(tmp_path):
+    from fractions import Fraction
+
+    from videoapi.preview import shown_tile_size
+    from videoapi.probe import probe
+
+    path = tmp_path / "anamorphic.mkv"
+    _write_marked(path, sample_aspect_ratio=Fraction(4, 3), container_format="matroska")
+    info = probe(path)
+    assert (info.width, info.height, info.display_width, info.display_height) == (160, 96, 213, 96)
+    candidates = KeyframeCandidates.for_info(info)
+    model_frames = np.stack(list(iter_model_frames_pyav(path, tiles=candidates)))
+    assert model_frames.shape == (40, 27, 48, 3)  # the model's input is 48x27 whatever the aspect
+    frames, tiles = keyframe_tiles(candidates, [(0, 19), (20, 39)], _no_second_decode)
+    size = shown_tile_size(candidates)
+    assert size == candidates.size == (200, 90)  # 213:96, not the stored 160:96 (150x90)
+    sheet = thumbnail_sheet(tiles, len(frames), size, columns=2)
+    image = cv2.imdecode(np.frombuffer(sheet.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (90, 400, 3)
+    stored = _all_frames(path)
+    for i, number in enumerate(frames):
+        tile = image[:, i * 200 : (i + 1) * 200].astype(int)
+        stretched = cv2.resize(stored[number], size, interpolation=cv2.INTER_AREA)  # the stored picture, widened
+        assert np.abs(tile - stretched).mean() < 6
+        block = tile.mean(axis=2) > 200  # the white block: a quarter of the width, a third of the height
+        assert abs(block[5].sum() - 50) <= 2 and abs(block[:, 5].sum() - 30) <= 2
+    single = np.zeros(40, np.float32)
+    png = overview_png(model_frames, single, single, aspect=213 / 96)
+    overview = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
+    assert overview.shape == (2 * 28, OVERVIEW_COLUMNS * (60 + 2), 3)  # 27 rows at 213:96: 60 wide
+
+
+def test_a_square_pixel_landscape_video_keeps_the_references_overview():
+    frames = np.random.default_rng(1).integers(0, 256, (3, 27, 48, 3), dtype=np.uint8)
+    single = np.zeros(3, np.float32)
+    assert overview_png(frames, single, single, rotation=0, aspect=1920 / 1080) == overview_png(frames, single, single)

@@ -32,6 +32,7 @@ FAST = {
     "libsvtav1": {"preset": "10"},  # 11 and 12 write streams FFmpeg cannot fully decode
 }
 
+TS_WRAP_MS = (1 << 33) // 90  # MPEG-TS timestamps: 33 bits of a 90 kHz clock, 26.5 hours
 MATRIX = {
     "h264_mp4_original": ("mp4", {"options": GOP}),
     "hevc_mkv": ("mkv", {"codec": "libx265", "options": FAST["libx265"]}),
@@ -45,6 +46,7 @@ MATRIX = {
     "h264_bframes_edit_list_mp4": ("mp4", {"options": {"preset": "medium", "bf": "3"}}),
     "h264_start_offset_mp4": ("mp4", {"options": GOP, "start_ms": 1500}),
     "h264_start_offset_ts": ("ts", {"options": GOP, "start_ms": 3000, "container_format": "mpegts"}),
+    "h264_pts_wrap_ts": ("ts", {"options": GOP, "start_ms": TS_WRAP_MS - 3600, "container_format": "mpegts"}),
     "h264_rotated_90_mp4": ("mp4", {"options": GOP, "rotation": 90}),
     "h264_anamorphic_4_3_mkv": ("mkv", {"options": GOP, "sample_aspect_ratio": Fraction(4, 3)}),
     "h264_interlaced_tff_ts": ("ts", {"options": {**GOP, "x264-params": "interlaced=1:tff=1"}}),
@@ -108,6 +110,7 @@ def test_format_gives_the_shots_of_the_original(detector, original, tmp_path, na
     times = presentation_times(path)
     shown = {"h264_rotated_90_mp4": (90, 96, 160), "h264_anamorphic_4_3_mkv": (0, 213, 96)}.get(name, (0, 160, 96))
     assert (video["rotation"], video["display_width"], video["display_height"]) == shown
+    thumbnails_are_upright_at_the_displays_aspect(detector, document, path)
     assert (video["field_order"] != "progressive") == ("interlaced" in name), video["field_order"]
     if "frame_durations_ms" in spec:
         assert video["variable_frame_rate"] and video["timecode"] == "media"
@@ -123,6 +126,30 @@ def test_format_gives_the_shots_of_the_original(detector, original, tmp_path, na
         assert document["shots"][0]["start_time"] == 0.0  # times from the first frame shown, whatever its PTS
         assert [s["start_time"] for s in document["shots"]] == [round(s / 25, 6) for s in starts(document)]
         assert times[1] == pytest.approx(0.04, abs=0.001)
+
+
+def thumbnails_are_upright_at_the_displays_aspect(detector: ShotDetector, document: dict, path: Path) -> None:
+    """The sheet's tiles are 90 rows at the display's aspect and show the keyframe as a player shows it."""
+    import cv2
+
+    video, sheet = document["video"], document["previews"]["thumbnails"]
+    size = (round(90 * video["display_width"] / video["display_height"]), 90)
+    assert (sheet["tile_width"], sheet["tile_height"]) == size and sheet["count"] == len(document["shots"])
+    image = cv2.imdecode(np.frombuffer(detector.storage.get_bytes(sheet["key"]), np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (90, sheet["columns"] * size[0], 3)
+    with av.open(str(path)) as container:
+        stored = [frame.to_ndarray(format="bgr24") for frame in container.decode(video=0)]
+    for i, number in enumerate(sheet["keyframes"]):
+        tile = image[:, i * size[0] : (i + 1) * size[0]].astype(int)
+        turned = np.rot90(stored[number], video["rotation"] // 90)  # counterclockwise, as FFmpeg's autorotate
+        error = np.abs(tile - cv2.resize(turned, size, interpolation=cv2.INTER_AREA)).mean()
+        wrong = np.abs(tile - cv2.resize(np.rot90(turned, 2), size, interpolation=cv2.INTER_AREA)).mean()
+        assert error < 20 and error < wrong / 2, (i, error, wrong)
+    overview = cv2.imdecode(
+        np.frombuffer(detector.storage.get_bytes(document["previews"]["overview"]["key"]), np.uint8), 1
+    )
+    tile_width = round(27 * video["display_width"] / video["display_height"])
+    assert overview.shape[1] == 25 * (tile_width + 2), overview.shape
 
 
 def test_codec_name_is_the_formats(detector, original, tmp_path):
@@ -217,6 +244,40 @@ def test_a_split_variable_frame_rate_job_equals_a_single_pass(detector, tmp_path
     assert document["shots"] == single["shots"] and document["warnings"] == single["warnings"]
     assert document["video"] == {**single["video"], "source": document["video"]["source"]}
     assert document["video"]["variable_frame_rate"] and single["warnings"][0]["code"] == "decode_errors"
+
+
+def test_a_split_transport_stream_whose_clock_wraps_equals_its_unwrapped_original(detector, tmp_path):
+    """The 33-bit clock wraps at frame 90; segments seek across it (and MPEG-TS seeks, by bisection, can land on
+    the keyframe after their target: the frames between would be lost and the rest misnumbered)."""
+    original, wrapped = tmp_path / "original.ts", tmp_path / "wrapped.ts"
+    gop = {**GOP, "g": "30"}  # segments decode from 25, 75, 125: between keyframes, where a TS seek may land late
+    write_video(original, SHOTS, options=gop, container_format="mpegts", **SIZE)
+    write_video(wrapped, SHOTS, options=gop, container_format="mpegts", start_ms=TS_WRAP_MS - 3600, **SIZE)
+    with av.open(str(wrapped), options={"correct_ts_overflow": "0"}) as container:  # the timestamps as written
+        written = [packet.pts for packet in container.demux(video=0) if packet.size]
+    assert 85 <= int(np.argmin(np.diff(written))) <= 95 and min(written) < 90_000 < (1 << 33) - 90_000 < max(written)
+    reference = detect(detector, original)
+    split = ShotDetector(
+        detector.settings.model_copy(update={"segment_frames": 60}),
+        detector.store,
+        detector.storage,
+        lambda: detector.model,
+    )
+    key = f"incoming/{time.time_ns()}-wrapped.ts"
+    detector.storage.put_bytes(key, wrapped.read_bytes(), "application/octet-stream")
+    job = detector.store.create(bucket=detector.storage.bucket, key=key, threshold=0.5)
+    segments = split.begin(job.id)
+    assert isinstance(segments, list) and len(segments) == 4  # on the 50-frame window grid: 0, 50, 100, 150
+    document = split.stitch(job.id, [split.run_segment(job.id, segment) for segment in segments])
+    assert document["warnings"] == [] and document["video"]["frame_count"] == sum(SHOTS)
+    assert within_one_frame(starts(document), starts(reference)), (starts(document), starts(reference))
+    times = [shot["start_time"] for shot in document["shots"]]
+    assert times[0] == 0.0 and times == sorted(times)  # from the first frame shown, monotonic through the wrap
+    for shot, expected in zip(document["shots"], reference["shots"], strict=True):
+        assert abs(shot["start_time"] - expected["start_time"]) <= 0.04 + 0.001
+        assert shot["start_time"] == pytest.approx(shot["start_frame"] / 25, abs=0.001)
+        assert shot["end_time"] == pytest.approx((shot["end_frame"] + 1) / 25, abs=0.001)
+    assert document["video"]["duration"] == reference["video"]["duration"] == 7.2
 
 
 def test_a_url_source_is_downloaded_by_the_worker_and_a_refused_one_fails_with_its_code(detector, original, tmp_path):
