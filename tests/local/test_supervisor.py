@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -129,9 +130,16 @@ def test_local_stack_restarts_its_dead_triton_api_redis_and_s3_and_is_not_ready_
             )
         assert stack.triton.pid != first["Triton"] and stack.api_pid != first["API"]  # new processes
         assert stack.redis.pid != first["Redis"]
-        # S3 is moto's server, a thread of this process: its server stopping is its crash
+        # S3 is moto's server, a thread of this process: its server stopping is its crash. Its restart takes
+        # milliseconds, so the test holds it until it has seen the stack not ready over the dead S3.
+        s3 = next(part for part in stack.supervisor.parts if part.name == "S3 (moto)")
+        held, restart_s3 = threading.Event(), s3.restart
+        s3.restart = lambda: (held.wait(30), restart_s3())[-1]
         stack._moto.stop()
-        assert wait_for(lambda: not stack.ready, 10), "ready over a dead S3"
+        try:
+            assert wait_for(lambda: not stack.ready, 10), "ready over a dead S3"
+        finally:
+            held.set()
         assert wait_for(lambda: "S3 (moto) restarted" in messages, 60), messages
         assert wait_for(lambda: stack.ready, 30) and "S3 (moto) died: not ready; restarting it (restart 1)" in messages
         assert wait_for(lambda: "every part is up again: ready" in messages, 10)
