@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from videoapi.client import VideoApiClient  # noqa: E402
 from videoapi.model.repository import cpu_variant  # noqa: E402
+from videoapi.pipeline.shots import Score, score_transitions, shot_spans, transitions  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
-from videoapi.shots import Score, score_transitions, shot_spans, transitions  # noqa: E402
 
 
 def reference_frames(path: Path) -> np.ndarray:
@@ -155,8 +155,8 @@ def main(
     from testset import HARD_SETS, REPORT_SEEDS, TUNE_SEEDS
 
     from videoapi.model.export import load_reference
-    from videoapi.postprocess import reference_transitions as reference_rule
-    from videoapi.postprocess import transitions_for
+    from videoapi.pipeline.postprocess import reference_transitions as reference_rule
+    from videoapi.pipeline.postprocess import transitions_for
 
     console = Console(emoji=False)
     chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS}[seeds]

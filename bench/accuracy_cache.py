@@ -1,6 +1,6 @@
 """Per-video inputs of the accuracy bench, computed once and kept under bench/results/accuracy-cache/.
 
-For each generated video: the service's decode (videoapi.decode, as the worker does it) run through
+For each generated video: the service's decode (videoapi.pipeline.decode, as the worker does it) run through
 the model in-process (ONNX Runtime on model_repository's model.onnx, what Triton's CPU model runs)
 with the post-processing's frame features tapped on the way; the reference package's probabilities;
 PySceneDetect's boundaries. None of these depend on the post-processing, so re-tuning it re-runs nothing.
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 from testset import write_hard_video
 
-from videoapi.decode import iter_model_frames_pyav
-from videoapi.frame_features import FeatureTap, frame_features
-from videoapi.pipeline import predict_frames
+from videoapi.pipeline.decode import iter_model_frames_pyav
+from videoapi.pipeline.frame_features import FeatureTap, frame_features
+from videoapi.pipeline.inference import predict_frames
 from videoapi.settings import Settings
 
 CACHE = Path("bench/results/accuracy-cache")

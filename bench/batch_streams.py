@@ -15,9 +15,9 @@ from typing import Annotated
 
 import typer
 
-from videoapi.engine import Detector
+from local.synthetic import write_video
+from videoapi.pipeline.engine import Detector
 from videoapi.settings import Settings
-from videoapi.synthetic import write_video
 
 
 def main(

@@ -15,9 +15,9 @@ from pathlib import Path
 import av
 import numpy as np
 
-from videoapi.clips import clip_spans, cut_clips
-from videoapi.exports import EXPORT_FILES, export
-from videoapi.shots import ShotList
+from videoapi.domain.exports import EXPORT_FILES, export
+from videoapi.pipeline.clips import clip_spans, cut_clips
+from videoapi.pipeline.shots import ShotList
 
 
 def default_video() -> Path:

@@ -27,18 +27,18 @@ import typer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from videoapi.cues import SegmentOptions, black_levels, held_seconds, runs, technical_cues  # noqa: E402
+from videoapi.pipeline.cues import SegmentOptions, black_levels, held_seconds, runs, technical_cues  # noqa: E402
+from videoapi.pipeline.shots import FrameClock  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
-from videoapi.shots import FrameClock  # noqa: E402
 
 app = typer.Typer(add_completion=False)
 
 
 def cue_arrays(path: Path, settings: Settings) -> dict:
     """The frame features of one video, decoded as the worker decodes it (the audio heard when there is some)."""
-    from videoapi.decode import iter_model_frames_pyav
-    from videoapi.frame_features import FeatureTap, frame_features
-    from videoapi.probe import probe_timeline
+    from videoapi.pipeline.decode import iter_model_frames_pyav
+    from videoapi.pipeline.frame_features import FeatureTap, frame_features
+    from videoapi.pipeline.probe import probe_timeline
 
     _, frame_pts = probe_timeline(path)
     tap = FeatureTap(frame_features(settings))
@@ -90,7 +90,7 @@ def clip_with_sound(work: Path, shots: int) -> Path:
     import numpy as np
     from testset import write_testset_video
 
-    from videoapi.synthetic import tone
+    from local.synthetic import tone
 
     silent = work / "clip1080-silent.mp4"
     write_testset_video(silent, "cuts", seed=7, shots=shots, width=1920, height=1080)
@@ -128,7 +128,7 @@ def cost(
     shots: Annotated[int, typer.Option(help="shots in the 1080p clip, as bench/speed.py")] = 24,
 ) -> None:
     """End-to-end `Detector.detect` on the 1080p clip with the cue taps on and off, alternating."""
-    from videoapi.engine import Detector
+    from videoapi.pipeline.engine import Detector
 
     cpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     model_name = next((line.split(":", 1)[1].strip() for line in cpu.splitlines() if "Model name" in line), "?")
@@ -170,8 +170,8 @@ def cost(
 
 def tap_seconds(detector, clip: Path) -> tuple[dict[str, float], float]:
     """Seconds spent inside the cue taps (the picture's, the audio's decode and levels) during one detect."""
-    import videoapi.decode as decode
-    from videoapi.cues import CueFeature
+    import videoapi.pipeline.decode as decode
+    from videoapi.pipeline.cues import CueFeature
 
     spent = {"picture taps": 0.0, "audio decode + levels": 0.0}
 

@@ -15,8 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from testset import write_testset_video  # noqa: E402
 
-from videoapi import probe as probing  # noqa: E402
-from videoapi.decode import iter_model_frames_pyav  # noqa: E402
+from videoapi.pipeline import probe as probing  # noqa: E402
+from videoapi.pipeline.decode import iter_model_frames_pyav  # noqa: E402
 
 
 def probe_and_decode(clip: Path) -> int:

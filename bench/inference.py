@@ -19,9 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from local.triton_server import TritonServer
+from videoapi.adapters.triton import ShotModelClient
 from videoapi.settings import Settings
-from videoapi.triton.client import ShotModelClient
-from videoapi.triton.server import TritonServer
 
 USEFUL_PER_WINDOW = 50
 

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from testset import write_testset_video  # noqa: E402
 
-from videoapi.synthetic import write_video  # noqa: E402
+from local.synthetic import write_video  # noqa: E402
 
 console = Console()
 VIDEOAPI = [sys.executable, "-m", "videoapi", "detect"]
@@ -111,7 +111,7 @@ def main(
     figures["short_clip"] = {name: {"wall_s": w, "peak_rss_mib": r} for name, (w, r) in short.items()}
 
     # 2. A 1080p clip: in-process throughput, model loaded (and the stack's, end to end, with --stack)
-    from videoapi.engine import Detector
+    from videoapi.pipeline.engine import Detector
     from videoapi.settings import Settings
 
     big = work / "1080p.mp4"

@@ -20,9 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from local.stack import LocalStack, StackPorts
+from local.synthetic import write_video
 from videoapi.client import VideoApiClient
 from videoapi.settings import Settings
-from videoapi.synthetic import write_video
 
 
 def worker_processes() -> list[psutil.Process]:

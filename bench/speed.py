@@ -36,11 +36,11 @@ from accuracy import reference_frames, scenedetect_transitions, service_settings
 from testset import write_testset_video  # noqa: E402
 
 from local.stack import LocalStack, StackPorts  # noqa: E402
+from videoapi.adapters.triton import ShotModelClient  # noqa: E402
 from videoapi.client import VideoApiClient  # noqa: E402
-from videoapi.decode import iter_model_frames, iter_model_frames_pyav  # noqa: E402
-from videoapi.pipeline import predict_frames  # noqa: E402
-from videoapi.shots import score_transitions, transitions  # noqa: E402
-from videoapi.triton.client import ShotModelClient  # noqa: E402
+from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav  # noqa: E402
+from videoapi.pipeline.inference import predict_frames  # noqa: E402
+from videoapi.pipeline.shots import score_transitions, transitions  # noqa: E402
 
 
 def timed(fn):

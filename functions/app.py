@@ -12,9 +12,9 @@ from starlette.exceptions import HTTPException
 from functions import observability
 from functions.deps import Services
 from functions.routers import jobs, rekognition, uploads, web
+from videoapi.adapters.storage import StorageError
+from videoapi.domain.submission import ApiError
 from videoapi.settings import Settings
-from videoapi.storage import StorageError
-from videoapi.submission import ApiError
 
 ROUTERS = {
     "uploads": uploads.router,

@@ -8,14 +8,14 @@ from typing import Annotated
 import redis
 from fastapi import Depends, Request
 
-from videoapi.api_keys import ApiKeys
-from videoapi.aws_keys import KeyPairs
-from videoapi.fairness import RATE_LIMITED, RateLimiter, Refusal
-from videoapi.jobs import JobStore
-from videoapi.queue import TaskQueue
+from videoapi.adapters.queue import TaskQueue
+from videoapi.adapters.storage import Storage
+from videoapi.domain.api_keys import ApiKeys
+from videoapi.domain.aws_keys import KeyPairs
+from videoapi.domain.fairness import RATE_LIMITED, RateLimiter, Refusal
+from videoapi.domain.jobs import JobStore
+from videoapi.domain.submission import ApiError, ClientLimits, JobService
 from videoapi.settings import Settings
-from videoapi.storage import Storage
-from videoapi.submission import ApiError, ClientLimits, JobService
 
 
 @dataclass

@@ -9,10 +9,10 @@ import time
 from fastapi import FastAPI, Request, Response
 
 from functions.deps import RATE_LIMIT_HEADERS
+from videoapi.adapters.queue import QUEUE
 from videoapi.observability import metrics
 from videoapi.observability.logging import configure_logging, job_context
 from videoapi.observability.tracing import configure_tracing, instrument_fastapi
-from videoapi.queue import QUEUE
 from videoapi.settings import Settings
 
 SUBMIT_ROUTE = ("POST", "/v1/jobs")

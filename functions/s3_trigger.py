@@ -11,9 +11,9 @@ from urllib.parse import unquote_plus
 
 from functions.deps import Services
 from functions.observability import configure_process, count_refusal
-from videoapi.fairness import QUOTA_EXCEEDED
+from videoapi.domain.fairness import QUOTA_EXCEEDED
+from videoapi.domain.submission import ApiError
 from videoapi.settings import get_settings
-from videoapi.submission import ApiError
 
 
 @cache

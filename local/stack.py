@@ -21,11 +21,11 @@ import httpx
 
 from functions.deps import Services
 from functions.s3_trigger import handle_event
+from local.netutil import free_port, port_is_open, stop_process_group
 from local.supervisor import Supervisor
-from videoapi.aws_keys import KeyPair
-from videoapi.netutil import free_port, port_is_open, stop_process_group
+from videoapi.adapters.storage import Storage
+from videoapi.domain.aws_keys import KeyPair
 from videoapi.settings import PROJECT_ROOT, Settings, state_file
-from videoapi.storage import Storage
 
 
 class StackError(RuntimeError):
@@ -92,9 +92,9 @@ class LocalStack:
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request log lines
 
-        from videoapi.redis_server import RedisServer, RedisStartError
-        from videoapi.triton.server import TritonServer, TritonStartError
-        from workers.process import WorkerProcess, WorkerStartError
+        from local.redis_server import RedisServer, RedisStartError
+        from local.triton_server import TritonServer, TritonStartError
+        from local.worker_process import WorkerProcess, WorkerStartError
 
         logs = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"videoapi-local-{os.getpid()}"
         logs.mkdir(parents=True, exist_ok=True)
@@ -232,7 +232,7 @@ class LocalStack:
                 sys.executable,
                 "-m",
                 "uvicorn",
-                "functions.local:app",
+                "functions.asgi:app",
                 "--host",
                 "127.0.0.1",
                 "--port",

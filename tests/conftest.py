@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from local.triton_server import TritonServer
 from videoapi.settings import Settings
-from videoapi.triton.server import TritonServer
 
 
 def reference_test_video() -> Path:
@@ -98,7 +98,7 @@ def redis_url():
     """REDIS_URL when it names a server (e.g. a docker Redis), else the embedded redis-server."""
     import os
 
-    from videoapi.redis_server import RedisServer
+    from local.redis_server import RedisServer
 
     if os.environ.get("REDIS_URL"):
         yield os.environ["REDIS_URL"]
@@ -114,7 +114,7 @@ def s3_endpoint():
 
     from moto.server import ThreadedMotoServer
 
-    from videoapi.netutil import free_port
+    from local.netutil import free_port
 
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -132,7 +132,7 @@ def s3_endpoint():
 @pytest.fixture(scope="session")
 def stack_settings(redis_url, s3_endpoint, triton, tmp_path_factory) -> Settings:
     """Settings pointing at the session's real Redis, moto S3 and Triton; a fresh bucket."""
-    from videoapi.storage import Storage
+    from videoapi.adapters.storage import Storage
 
     settings = Settings(
         redis_url=redis_url,

@@ -6,7 +6,7 @@ _ENGINE_NAMES = ("detect", "Detector", "ShotResult")
 def __getattr__(name: str):
     # the engine (and its model runtime) loads only when asked for, not on every `import videoapi.x`
     if name in _ENGINE_NAMES:
-        from videoapi import engine
+        from videoapi.pipeline import engine
 
         return getattr(engine, name)
     raise AttributeError(f"module 'videoapi' has no attribute {name!r}")

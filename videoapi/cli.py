@@ -92,7 +92,7 @@ def model_serve(
     config_name: Annotated[str | None, typer.Option(help="alternative config in configs/, e.g. gpu")] = None,
 ) -> None:
     """Run tritonserver over the model repository in the foreground until Ctrl-C."""
-    from videoapi.triton.server import TritonServer, TritonStartError
+    from local.triton_server import TritonServer, TritonStartError
 
     settings = get_settings()
     server = TritonServer(
@@ -238,8 +238,8 @@ def _detect_in_process(
     videos: list[Path], destinations: list[Path | None], format: str, threshold, start_timecode, split_to
 ) -> int:
     """Every video through the in-process engine, the model loaded once; the number that failed."""
-    from videoapi.engine import DetectionFailed, Detector, ModelNotBuilt
-    from videoapi.probe import VideoRejected
+    from videoapi.pipeline.engine import DetectionFailed, Detector, ModelNotBuilt
+    from videoapi.pipeline.probe import VideoRejected
 
     try:
         # several files: the model compiled for as many calls at once as files decode in parallel
@@ -325,8 +325,8 @@ def detect(
     trim_transitions: Annotated[bool, typer.Option(help="with --split: leave dissolve and fade frames out")] = False,
 ) -> None:
     """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
-    from videoapi.engine import ENGINE_FORMATS
-    from videoapi.probe import VideoRejected, probe
+    from videoapi.pipeline.engine import ENGINE_FORMATS
+    from videoapi.pipeline.probe import VideoRejected, probe
 
     if format not in ENGINE_FORMATS:
         fail(f"--format must be one of {', '.join(ENGINE_FORMATS)}, not {format!r}")
@@ -380,7 +380,7 @@ def detect(
 
 def _split_locally(video: Path, document: dict, folder: Path, mode: str, trim_transitions: bool) -> None:
     """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
-    from videoapi.clips import ClipError, clip_spans, cut_clips
+    from videoapi.pipeline.clips import ClipError, clip_spans, cut_clips
 
     try:
         clips = cut_clips(video, clip_spans(document, None, trim_transitions), folder, mode)
@@ -484,7 +484,7 @@ def _key_pairs():
     import redis
 
     from local.stack import state_file
-    from videoapi.aws_keys import KeyPairs
+    from videoapi.domain.aws_keys import KeyPairs
 
     settings = get_settings()
     url = settings.redis_url
@@ -559,7 +559,7 @@ def keys_limits(
     """Override one API key's limits (VIDEOAPI_CLIENT_RATE_LIMIT, VIDEOAPI_CLIENT_MAX_ACTIVE_JOBS, weight)."""
     import redis
 
-    from videoapi.api_keys import LIMIT_FIELDS, ApiKeys
+    from videoapi.domain.api_keys import LIMIT_FIELDS, ApiKeys
 
     keys = ApiKeys(_key_pairs().redis)
     try:

@@ -26,7 +26,7 @@ class Settings(BaseSettings):
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_timeout_s: float = Field(60.0, gt=0)
 
-    # The in-process engine (videoapi.engine)
+    # The in-process engine (videoapi.pipeline.engine)
     engine_cache_dir: Path | None = Field(
         Path.home() / ".cache" / "videoapi" / "openvino",
         description="OpenVINO's compiled-model cache: later starts skip most of the compile (empty: none)",
@@ -43,13 +43,14 @@ class Settings(BaseSettings):
     decoder: Literal["auto", "pyav", "opencv", "nvdec"] = Field(
         "auto",
         description="pyav scales from YUV like the reference's ffmpeg; opencv converts full frames to BGR; nvdec "
-        "decodes on the GPU (videoapi.decode_nvdec); auto: nvdec where a GPU and its decoder are there, else pyav",
+        "decodes on the GPU (videoapi.pipeline.decode_nvdec); auto: nvdec where a GPU and its decoder are there, else pyav",
     )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")
     threshold: float = Field(0.5, gt=0, lt=1)
     postprocess: bool = Field(
-        True, description="post-process the probabilities (videoapi.postprocess); false: the reference rule exactly"
+        True,
+        description="post-process the probabilities (videoapi.pipeline.postprocess); false: the reference rule exactly",
     )
     overview_max_frames: int = Field(3000, ge=25, description="frames on the overview PNG; longer videos are sampled")
     max_thumbnails: int = Field(5000, ge=1, description="shots past this get no keyframe thumbnail")

@@ -1,1 +1,1 @@
-"""Celery workers: thin tasks over videoapi.detection.ShotDetector."""
+"""Celery workers: thin tasks over videoapi.pipeline.detection.ShotDetector."""

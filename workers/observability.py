@@ -10,12 +10,12 @@ from pathlib import Path
 
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
-from videoapi.jobs import Job, JobStatus, JobStore
+from videoapi.adapters.queue import NEXT_JOB_TASK, QUEUE
+from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.observability import metrics
 from videoapi.observability.logging import configure_logging
 from videoapi.observability.tracing import configure_tracing, shutdown_tracing
-from videoapi.probe import VideoRejected
-from videoapi.queue import NEXT_JOB_TASK, QUEUE
+from videoapi.pipeline.probe import VideoRejected
 
 log = logging.getLogger(__name__)
 _PID_IN_NAME = re.compile(r"_(\d+)\.db$")

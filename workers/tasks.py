@@ -14,17 +14,17 @@ from celery import Task, chord
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
-from videoapi import callbacks
-from videoapi.clips import ClipError, ClipMaker, is_clips_job
-from videoapi.detection import JobError, Segment, ShotDetector, as_job_error
-from videoapi.fairness import FairQueue, record_frames
-from videoapi.jobs import JobStore
-from videoapi.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask, Preempted
+from videoapi.adapters.queue import CLIPS_TASK, NEXT_JOB_TASK, QUEUE
+from videoapi.adapters.storage import Storage
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.domain import callbacks
+from videoapi.domain.fairness import FairQueue, record_frames
+from videoapi.domain.jobs import JobStore
+from videoapi.domain.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask, Preempted
+from videoapi.domain.rekognition_api import NOTIFICATION_FIELD, publish_completion
 from videoapi.observability.logging import job_context
-from videoapi.queue import CLIPS_TASK, NEXT_JOB_TASK, QUEUE
-from videoapi.rekognition_api import NOTIFICATION_FIELD, publish_completion
-from videoapi.storage import Storage
-from videoapi.triton.client import ShotModelClient
+from videoapi.pipeline.clips import ClipError, ClipMaker, is_clips_job
+from videoapi.pipeline.detection import JobError, Segment, ShotDetector, as_job_error
 from workers import observability
 from workers.celery_app import app
 
@@ -211,7 +211,7 @@ def detect_shots(self, job_id: str) -> dict:
         if not detector().claim_fan_out(job_id):
             return {"job_id": job_id, "status": "running"}  # a redelivery after the segments were sent
         # the segments run beside other clients' jobs: beyond the one pop that started the job, they count
-        # to the client's share as further pops would (videoapi.fairness)
+        # to the client's share as further pops would (videoapi.domain.fairness)
         client_id = detector().store.redis.hget(f"job:{job_id}", "client_id")
         if client_id is not None:
             fair_queue().charge(client_id, len(outcome) - 1)

@@ -37,8 +37,8 @@ class TorchModel:
 
 
 def shots_of(frames: np.ndarray, model) -> list[tuple[int, int]]:
-    from videoapi.pipeline import predict_frames
-    from videoapi.shots import shot_spans, transitions
+    from videoapi.pipeline.inference import predict_frames
+    from videoapi.pipeline.shots import shot_spans, transitions
 
     predictions = predict_frames(iter(frames), model, batch_windows=8, in_flight=1)
     return transitions(shot_spans(predictions.single_frame))
@@ -51,7 +51,7 @@ def against_reference(inputs: Path, device: Path) -> dict:
     from accuracy import reference_transitions
 
     from videoapi.model.export import load_reference
-    from videoapi.shots import score_transitions
+    from videoapi.pipeline.shots import score_transitions
 
     reference = reference_transitions(load_reference("cpu"), inputs / "test.mp4")
     model = TorchModel()
@@ -68,7 +68,7 @@ def against_reference(inputs: Path, device: Path) -> dict:
 
 
 def main() -> None:
-    from videoapi.shots import score_transitions
+    from videoapi.pipeline.shots import score_transitions
 
     inputs, device = Path(sys.argv[1]), Path(sys.argv[2])
     if "--reference" in sys.argv:

@@ -49,7 +49,7 @@ def write_1080p(path: Path, shots: int) -> None:
 def main() -> None:
     from testset import HARD_SETS, REPORT_SEEDS, write_hard_video
 
-    from videoapi.decode import iter_model_frames_pyav
+    from videoapi.pipeline.decode import iter_model_frames_pyav
 
     out = Path(sys.argv[1])
     shots = int(sys.argv[sys.argv.index("--shots") + 1]) if "--shots" in sys.argv else 6

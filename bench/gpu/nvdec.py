@@ -120,19 +120,19 @@ def _nvdec_raw(clip: str, deadline: float, surface, count: list[int]):
 def _frames_iter(kind: str, clip: str, host: bool):
     if kind == "nvdec":
         if host:
-            from videoapi.decode_nvdec import iter_model_frames_nvdec
+            from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec
 
             return iter_model_frames_nvdec(Path(clip))
-        from videoapi.decode_nvdec import iter_model_batches_nvdec
+        from videoapi.pipeline.decode_nvdec import iter_model_batches_nvdec
 
         return iter_model_batches_nvdec(Path(clip))
     if kind == "pyav":
-        from videoapi.decode import iter_model_frames_pyav
+        from videoapi.pipeline.decode import iter_model_frames_pyav
 
         return iter_model_frames_pyav(Path(clip), skip_loop_filter=True, threads=1)
     import cv2
 
-    from videoapi.decode import iter_model_frames
+    from videoapi.pipeline.decode import iter_model_frames
 
     cv2.setNumThreads(1)
     return iter_model_frames(Path(clip))
@@ -154,8 +154,8 @@ def _one_stream(kind, clip, mode, deadline, url, count: list[int], errors: list[
 
                 torch.cuda.synchronize()
         else:
-            from videoapi.pipeline import predict_frames
-            from videoapi.triton.client import ShotModelClient
+            from videoapi.adapters.triton import ShotModelClient
+            from videoapi.pipeline.inference import predict_frames
 
             with ShotModelClient(url, model="transnetv2_fp16", timeout_s=300) as client:
                 while time.perf_counter() < deadline and count[0] < FRAME_CAP:
@@ -178,7 +178,7 @@ def _stream(kind, clip, mode, seconds, url, threads, ready, go, queue):
             for _ in _frames_iter("nvdec", clip, False):
                 break
         if mode == "e2e":
-            from videoapi.triton.client import ShotModelClient
+            from videoapi.adapters.triton import ShotModelClient
 
             with ShotModelClient(url, model="transnetv2_fp16", timeout_s=300) as client:
                 client.predict(np.zeros((1, 100, 27, 48, 3), np.uint8))
@@ -261,7 +261,7 @@ def part_info(clip: Path) -> None:
 
 def part_frames(inputs: Path) -> None:
     """NVDEC's frames of each clip, per surface, to npz files under $OUT (each under the 16 MB a file may be)."""
-    from videoapi.decode_nvdec import iter_model_frames_nvdec
+    from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec
 
     rows = REPORT.setdefault("frames", {})
     sets = [p for p in sorted(inputs.glob("*.mp4")) if p.stem != "test"]
@@ -328,7 +328,7 @@ def part_e2e(clip: str) -> None:
     sys.path.insert(0, str(ROOT / "bench" / "gpu"))
     from run import make_repository
 
-    from videoapi.triton.server import TritonServer
+    from local.triton_server import TritonServer
 
     global SECONDS
     SECONDS = float(os.environ.get("E2E_SECONDS", SECONDS))  # whole clips are jobs: longer runs dilute the last
@@ -347,7 +347,7 @@ def part_e2e(clip: str) -> None:
             sys.executable = executable
         try:
             url = server.grpc_url
-            from videoapi.triton.client import ShotModelClient
+            from videoapi.adapters.triton import ShotModelClient
 
             with ShotModelClient(url, model="transnetv2_fp16", timeout_s=300) as client:
                 single, _ = client.predict(np.zeros((2, 100, 27, 48, 3), np.uint8))

@@ -76,7 +76,7 @@ parameters {{ key: "outputs" value {{ string_value: "probabilities" }} }}
 
 
 def _client_loop(url, model, b, seconds, queue):
-    from videoapi.triton.client import ShotModelClient
+    from videoapi.adapters.triton import ShotModelClient
 
     x = np.random.default_rng(0).integers(0, 256, (b, 100, 27, 48, 3), dtype=np.uint8)
     with ShotModelClient(url, model=model, timeout_s=120) as c:
@@ -112,7 +112,7 @@ def bench_triton(url: str, seconds: float, precision: str, clients: int = 4) -> 
 def _decode(path, queue):
     import cv2
 
-    from videoapi.decode import iter_model_frames
+    from videoapi.pipeline.decode import iter_model_frames
 
     cv2.setNumThreads(1)
     t0 = time.perf_counter()
@@ -150,8 +150,8 @@ def bench_decode(path: Path, streams_list=(1, 2, 4, 8, 16)) -> dict:
 
 
 def _decode_pyav(path, skip_loop_filter, queue, keyframe_tiles=False):
-    from videoapi.decode import iter_model_frames_pyav
-    from videoapi.preview import KeyframeCandidates
+    from videoapi.pipeline.decode import iter_model_frames_pyav
+    from videoapi.pipeline.preview import KeyframeCandidates
 
     tiles = KeyframeCandidates.for_video(1920, 1080, 10**5) if keyframe_tiles else None
     t0 = time.perf_counter()
@@ -179,9 +179,9 @@ def bench_decoders(path: Path, streams_list=(1, 16)) -> dict:
 def _worker(path, url, model, decoder, queue):
     import cv2
 
-    from videoapi.decode import iter_model_frames, iter_model_frames_pyav
-    from videoapi.pipeline import predict_frames
-    from videoapi.triton.client import ShotModelClient
+    from videoapi.adapters.triton import ShotModelClient
+    from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav
+    from videoapi.pipeline.inference import predict_frames
 
     cv2.setNumThreads(1)
     if decoder == "pyav":
@@ -202,7 +202,7 @@ def bench_end_to_end(path: Path, url: str, streams_list=(1, 4, 8, 16), decoder: 
 def main() -> None:
     import torch
 
-    from videoapi.triton.server import TritonServer
+    from local.triton_server import TritonServer
 
     seconds = float(os.environ.get("BENCH_SECONDS", "3"))
     clip = Path(sys.argv[1])

@@ -9,10 +9,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from functions.deps import ClientDep, LimitsDep, ServicesDep
-from videoapi.cues import BODY_FIELDS, SegmentOptions
-from videoapi.exports import EXPORT_FILES
-from videoapi.fairness import DEFAULT_PRIORITY, PRIORITIES
-from videoapi.submission import RESULT_EXTRAS, RESULT_FORMATS, ApiError, ClipsRequest, SubmitRequest, job_view
+from videoapi.domain.exports import EXPORT_FILES
+from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES
+from videoapi.domain.submission import RESULT_EXTRAS, RESULT_FORMATS, ApiError, ClipsRequest, SubmitRequest, job_view
+from videoapi.pipeline.cues import BODY_FIELDS, SegmentOptions
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 usage_router = APIRouter(prefix="/v1/usage", tags=["jobs"])

@@ -16,10 +16,10 @@ from kombu.exceptions import OperationalError
 
 from functions import observability
 from functions.deps import ServicesDep
-from videoapi.fairness import RATE_LIMITED
-from videoapi.rekognition_api import AwsError, RekognitionService
-from videoapi.sigv4 import SignatureRejected, verify_request
-from videoapi.storage import StorageError
+from videoapi.adapters.storage import StorageError
+from videoapi.domain.fairness import RATE_LIMITED
+from videoapi.domain.rekognition_api import AwsError, RekognitionService
+from videoapi.domain.sigv4 import SignatureRejected, verify_request
 
 SERVICE = "rekognition"
 TARGET_PREFIX = "RekognitionService."

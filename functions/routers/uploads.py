@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from functions.deps import ClientDep, ServicesDep
-from videoapi.submission import ApiError
+from videoapi.domain.submission import ApiError
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
-from videoapi.submission import ApiError
+from videoapi.domain.submission import ApiError
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 _FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}

@@ -1,6 +1,6 @@
 """Gunicorn for the API as a long-lived container service: Uvicorn workers over the same FastAPI app.
 
-Run: gunicorn -c infra/api/gunicorn.conf.py functions.local:app
+Run: gunicorn -c infra/api/gunicorn.conf.py functions.asgi:app
 """
 
 import multiprocessing
@@ -37,9 +37,9 @@ def on_starting(server):
 def when_ready(server):
     if not metrics_port:
         return
-    from videoapi.jobs import JobStore
+    from videoapi.adapters.queue import QUEUE
+    from videoapi.domain.jobs import JobStore
     from videoapi.observability.metrics import QueueDepthCollector, serve
-    from videoapi.queue import QUEUE
     from videoapi.settings import get_settings
 
     store = JobStore.from_url(get_settings().redis_url)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from videoapi.detection import ShotDetector
-from videoapi.triton.client import ShotModelClient
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.pipeline.detection import ShotDetector
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ import numpy as np
 import opentimelineio as otio
 import pytest
 
-from videoapi.detection import as_job_error
-from videoapi.probe import VideoRejected
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
+from videoapi.pipeline.detection import as_job_error
+from videoapi.pipeline.probe import VideoRejected
 
 
 @pytest.fixture(scope="module")

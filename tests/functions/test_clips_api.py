@@ -10,8 +10,8 @@ import httpx
 import numpy as np
 import pytest
 
-from videoapi.clips import ClipMaker
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
+from videoapi.pipeline.clips import ClipMaker
 
 
 def decoded(data: bytes) -> list[np.ndarray]:

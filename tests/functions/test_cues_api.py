@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from botocore.validate import ParamValidator
 
+from local.synthetic import tone, write_pictures
 from tests.functions.test_api import upload
-from videoapi.synthetic import tone, write_pictures
 
 FPS, RATE = 25, 48000
 WIDTH, HEIGHT = 320, 180

@@ -15,7 +15,7 @@ from mangum import Mangum
 
 from functions import handlers
 from functions.s3_trigger import handle_event
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
 
 
 @pytest.fixture(scope="module")

@@ -14,11 +14,11 @@ from prometheus_client import REGISTRY
 from functions.app import create_app
 from functions.deps import Services
 from functions.s3_trigger import handle_event
+from local.synthetic import write_video
 from tests.functions.test_lambda import s3_event
 from tests.functions.test_rekognition_router import call
 from videoapi.client import ApiClientError, VideoApiClient
-from videoapi.fairness import record_frames
-from videoapi.synthetic import write_video
+from videoapi.domain.fairness import record_frames
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from fastapi.testclient import TestClient
 
-from videoapi.aws_keys import KeyPairs
+from videoapi.domain.aws_keys import KeyPairs
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +91,8 @@ def test_secrets_are_encrypted_at_rest_under_the_server_key_and_rotate(services)
 
 
 def test_a_job_that_fails_is_failed_with_our_reason(at_root, http, alice, pair, api_settings, run_job):
-    from videoapi.detection import as_job_error
-    from videoapi.probe import VideoRejected
+    from videoapi.pipeline.detection import as_job_error
+    from videoapi.pipeline.probe import VideoRejected
 
     key = http.put(
         "/v1/uploads/direct",

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from videoapi.queue import QUEUE
+from videoapi.adapters.queue import QUEUE
 from videoapi.settings import PROJECT_ROOT, Settings
 
 INFRA = PROJECT_ROOT / "infra"
@@ -117,7 +117,7 @@ def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
                 assert (PROJECT_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
     cmd = next(i["value"] for i in reversed(instructions) if i["instruction"] == "CMD")
     if "gunicorn" in cmd:
-        assert "functions.local:app" in cmd and (PROJECT_ROOT / "infra/api/gunicorn.conf.py").exists()
+        assert "functions.asgi:app" in cmd and (PROJECT_ROOT / "infra/api/gunicorn.conf.py").exists()
     elif "celery" in cmd:
         assert "workers.celery_app" in cmd and f'"{QUEUE}"' in cmd
     else:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from videoapi.netutil import free_port
+from local.netutil import free_port
 from videoapi.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def test_gunicorn_serves_the_same_api(api_settings, keys, tmp_path):
     }
     log = (tmp_path / "gunicorn.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "infra/api/gunicorn.conf.py", "functions.local:app"],
+        [sys.executable, "-m", "gunicorn", "-c", "infra/api/gunicorn.conf.py", "functions.asgi:app"],
         cwd=PROJECT_ROOT,
         env=env,
         stdout=log,

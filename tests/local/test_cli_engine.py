@@ -12,9 +12,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from videoapi.engine import Detector
+from local.synthetic import write_video
+from videoapi.pipeline.engine import Detector
 from videoapi.settings import Settings
-from videoapi.synthetic import write_video
 
 CLI = [sys.executable, "-m", "videoapi"]
 

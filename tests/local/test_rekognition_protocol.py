@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.validate import ParamValidator
 
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "videoapi"]

@@ -16,10 +16,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from local.netutil import port_is_open
+from local.synthetic import write_video
 from videoapi.client import VideoApiClient
-from videoapi.netutil import port_is_open
-from videoapi.shots import score_transitions, shot_spans, transitions
-from videoapi.synthetic import write_video
+from videoapi.pipeline.shots import score_transitions, shot_spans, transitions
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-m", "videoapi"]

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from local.supervisor import Supervisor
-from workers.process import WorkerProcess
+from local.worker_process import WorkerProcess
 
 
 def wait_for(condition, timeout_s: float = 60.0) -> bool:
@@ -102,8 +102,8 @@ def test_local_stack_restarts_its_dead_triton_api_redis_and_s3_and_is_not_ready_
     import signal
 
     from local.stack import LocalStack, StackPorts
+    from local.synthetic import write_video
     from videoapi.settings import Settings
-    from videoapi.synthetic import write_video
 
     write_video(tmp_path / "s.mp4", [40, 60], fps=25, width=160, height=90, seed=2)
     video = (tmp_path / "s.mp4").read_bytes()

@@ -17,10 +17,10 @@ from fastapi.testclient import TestClient
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from videoapi.jobs import JobStatus, JobStore
+from local.synthetic import write_video
+from local.worker_process import WorkerProcess
+from videoapi.domain.jobs import JobStatus, JobStore
 from videoapi.observability import tracing
-from videoapi.synthetic import write_video
-from workers.process import WorkerProcess
 
 pytestmark = pytest.mark.slow
 FRAMES = 150

@@ -12,12 +12,12 @@ import urllib.request
 
 import pytest
 
-from videoapi.jobs import JobStatus, JobStore
-from videoapi.storage import Storage
-from videoapi.synthetic import write_video
-from videoapi.windows import window_count
+from local.synthetic import write_video
+from local.worker_process import WorkerProcess
+from videoapi.adapters.storage import Storage
+from videoapi.domain.jobs import JobStatus, JobStore
+from videoapi.pipeline.windows import window_count
 from workers.celery_app import create_app as create_celery
-from workers.process import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 

@@ -10,12 +10,12 @@ import io
 import numpy as np
 import pytest
 
-from videoapi.detection import FRAMES_INFERRED_FIELD, ShotDetector
-from videoapi.jobs import JobStatus, JobStore
-from videoapi.leases import Drain, Preempted
-from videoapi.storage import Storage
-from videoapi.synthetic import write_video
-from videoapi.triton.client import ShotModelClient
+from local.synthetic import write_video
+from videoapi.adapters.storage import Storage
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.domain.jobs import JobStatus, JobStore
+from videoapi.domain.leases import Drain, Preempted
+from videoapi.pipeline.detection import FRAMES_INFERRED_FIELD, ShotDetector
 
 pytestmark = [pytest.mark.reliability]
 

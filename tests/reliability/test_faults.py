@@ -12,13 +12,13 @@ from fastapi.testclient import TestClient
 
 from functions.app import create_app
 from functions.deps import Services
-from videoapi.jobs import JobStatus, JobStore
-from videoapi.redis_server import RedisServer
-from videoapi.shots import score_transitions
-from videoapi.storage import Storage
-from videoapi.synthetic import write_video
+from local.redis_server import RedisServer
+from local.synthetic import write_video
+from local.worker_process import WorkerProcess
+from videoapi.adapters.storage import Storage
+from videoapi.domain.jobs import JobStatus, JobStore
+from videoapi.pipeline.shots import score_transitions
 from workers.celery_app import create_app as create_celery
-from workers.process import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 
@@ -153,8 +153,8 @@ def test_redis_restarted_under_a_running_worker_loses_no_job(stack_settings, tmp
 
 
 def test_triton_that_comes_back_lets_the_retried_job_finish(stack_settings, model_repository, tmp_path):
-    from videoapi.netutil import free_port
-    from videoapi.triton.server import TritonServer
+    from local.netutil import free_port
+    from local.triton_server import TritonServer
 
     base = stack_settings.redis_url.rsplit("/", 1)[0]
     port = free_port()

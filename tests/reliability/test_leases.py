@@ -8,14 +8,14 @@ import urllib.request
 
 import pytest
 
-from videoapi.jobs import JobStatus, JobStore
-from videoapi.leases import WORKER_LOST, LeaseBook, LeasedTask
-from videoapi.shots import score_transitions
-from videoapi.storage import Storage
-from videoapi.synthetic import write_video
-from videoapi.windows import window_count
+from local.synthetic import write_video
+from local.worker_process import WorkerProcess
+from videoapi.adapters.storage import Storage
+from videoapi.domain.jobs import JobStatus, JobStore
+from videoapi.domain.leases import WORKER_LOST, LeaseBook, LeasedTask
+from videoapi.pipeline.shots import score_transitions
+from videoapi.pipeline.windows import window_count
 from workers.celery_app import create_app as create_celery
-from workers.process import WorkerProcess
 
 pytestmark = [pytest.mark.reliability]
 
@@ -243,7 +243,7 @@ def _names(celery) -> list[str]:
 def test_a_fair_share_token_whose_worker_is_killed_runs_the_same_job_again(stack_settings, tmp_path):
     """The lease reaper re-sends a token under its own id: it runs the job it had popped, and no other is lost."""
     from functions.deps import Services
-    from videoapi.submission import SubmitRequest
+    from videoapi.domain.submission import SubmitRequest
 
     base = stack_settings.redis_url.rsplit("/", 1)[0]
     settings = stack_settings.model_copy(

@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 
 from functions.app import create_app
 from functions.deps import Services
-from videoapi.synthetic import write_video
-from workers.process import WorkerProcess
+from local.synthetic import write_video
+from local.worker_process import WorkerProcess
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 

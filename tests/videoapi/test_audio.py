@@ -7,14 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from videoapi.cues import SegmentOptions, technical_cues
-from videoapi.decode import iter_model_frames_pyav
-from videoapi.frame_features import FeatureTap, frame_features
-from videoapi.probe import probe_timeline
+from local.synthetic import tone, write_pictures
+from videoapi.pipeline.cues import SegmentOptions, technical_cues
+from videoapi.pipeline.decode import iter_model_frames_pyav
+from videoapi.pipeline.frame_features import FeatureTap, frame_features
+from videoapi.pipeline.probe import probe_timeline
+from videoapi.pipeline.shots import FrameClock
+from videoapi.pipeline.windows import MARGIN
 from videoapi.settings import Settings
-from videoapi.shots import FrameClock
-from videoapi.synthetic import tone, write_pictures
-from videoapi.windows import MARGIN
 
 FPS, RATE = 25, 48000
 SECONDS = 10.4

@@ -9,8 +9,8 @@ import av
 import numpy as np
 import pytest
 
-from videoapi.clips import ClipError, ClipSpan, clip_spans, cut_clips
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
+from videoapi.pipeline.clips import ClipError, ClipSpan, clip_spans, cut_clips
 
 
 def decoded(path: Path) -> list[np.ndarray]:
@@ -137,7 +137,7 @@ def test_bad_requests_are_clip_errors_naming_the_field(video, tmp_path):
 )
 def test_clips_keep_the_display_matrix_and_sample_aspect_ratio(tmp_path, mode, shown):
     """A player shows a clip as it shows the video: upright, at the display's aspect."""
-    from videoapi.probe import probe
+    from videoapi.pipeline.probe import probe
 
     path = tmp_path / "source.mp4"
     write_video(path, [20, 20], width=160, height=96, options={"preset": "ultrafast", "g": "10"}, **shown)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from videoapi.cues import BAR_COLOURS, CueFeature, SegmentOptions, technical_cues
-from videoapi.shots import FrameClock
+from videoapi.pipeline.cues import BAR_COLOURS, CueFeature, SegmentOptions, technical_cues
+from videoapi.pipeline.shots import FrameClock
 
 FPS = 25.0
 

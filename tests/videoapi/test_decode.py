@@ -5,9 +5,9 @@ from functools import partial
 import numpy as np
 import pytest
 
-from videoapi.decode import iter_model_frames, iter_model_frames_pyav
-from videoapi.probe import VideoRejected
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
+from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.pipeline.probe import VideoRejected
 
 DECODERS = {
     "opencv": iter_model_frames,
@@ -85,7 +85,7 @@ def _write_ts(path, start_ms: int) -> list[int]:
 def test_a_transport_stream_whose_timestamps_wrap_decodes_like_its_unwrapped_original(tmp_path):
     import av
 
-    from videoapi.probe import frame_times, probe_timeline
+    from videoapi.pipeline.probe import frame_times, probe_timeline
 
     wrapped, original = tmp_path / "wrapped.ts", tmp_path / "original.ts"
     _write_ts(wrapped, TS_WRAP_MS - 3600)  # 3.6 s (90 frames) before the clock wraps
@@ -116,8 +116,8 @@ def test_a_wrap_the_demuxer_left_in_is_undone_by_the_probe_and_the_decode():
     """Where libavformat has not corrected the wrap, the 33-bit clock is unwrapped as FFmpeg would."""
     from fractions import Fraction
 
-    from videoapi.decode import _frame_number
-    from videoapi.probe import _filled_timestamps
+    from videoapi.pipeline.decode import _frame_number
+    from videoapi.pipeline.probe import _filled_timestamps
 
     wrap, step = 1 << 33, 3600
     written = [wrap - 2 * step + 100, wrap - step + 100, 100, step + 100, None, 3 * step + 100]

@@ -3,8 +3,8 @@ bench/gpu/nvdec.py, not here)."""
 
 import pytest
 
-from videoapi import decode_nvdec
-from videoapi.decode_nvdec import DecoderUnavailable, resolve_decoder
+from videoapi.pipeline import decode_nvdec
+from videoapi.pipeline.decode_nvdec import DecoderUnavailable, resolve_decoder
 from videoapi.settings import Settings
 
 
@@ -42,7 +42,7 @@ def test_setting_defaults_to_auto_and_accepts_nvdec(monkeypatch):
 def test_nv12_to_model_converts_bt601_limited_range():
     # the GPU path's conversion, run on the CPU: flat surfaces of known colours come out as those colours
     torch = pytest.importorskip("torch")
-    from videoapi.decode_nvdec import nv12_to_model
+    from videoapi.pipeline.decode_nvdec import nv12_to_model
 
     colours = {(235, 128, 128): (255, 255, 255), (16, 128, 128): (0, 0, 0), (81, 90, 240): (255, 0, 0)}
     y = torch.tensor([c[0] for c in colours], dtype=torch.uint8)[:, None, None].expand(-1, 90, 160)

@@ -6,8 +6,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from videoapi.detection import Segment, plan_segments
-from videoapi.pipeline import predict_frames
+from videoapi.pipeline.detection import Segment, plan_segments
+from videoapi.pipeline.inference import predict_frames
 
 
 def test_short_videos_are_one_segment():

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videoapi.engine import DetectionFailed, Detector, LocalModel, ModelNotBuilt, ShotResult
-from videoapi.exports import to_csv, to_edl
-from videoapi.probe import VideoRejected
+from local.synthetic import write_video, write_zero_frames
+from videoapi.domain.exports import to_csv, to_edl
+from videoapi.pipeline.engine import DetectionFailed, Detector, LocalModel, ModelNotBuilt, ShotResult
+from videoapi.pipeline.probe import VideoRejected
 from videoapi.settings import Settings
-from videoapi.synthetic import write_video, write_zero_frames
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 from testset import write_testset_video  # noqa: E402
@@ -43,7 +43,7 @@ def test_detect_finds_the_cuts_and_gives_the_service_document(detector, four_sho
     assert [shot.start_frame for shot in result.shots[1:]] == cuts
     assert all(shot.start_frame <= shot.keyframe <= shot.end_frame for shot in result.shots)
     document = json.loads(result.to_json())
-    assert document == result.document and document["schema"] == "videoapi.shots/1"
+    assert document == result.document and document["schema"] == "videoapi.pipeline.shots/1"
     assert document["video"] == {
         "source": str(path.resolve()),
         "fps": 25.0,
@@ -214,10 +214,10 @@ def comparable(document: dict) -> dict:
 
 def service_result(stack_settings, triton, video: Path) -> tuple[dict, dict[str, np.ndarray]]:
     """What a worker publishes for the video (split into segments past stack_settings.segment_frames)."""
-    from videoapi.detection import ShotDetector
-    from videoapi.jobs import JobStore
-    from videoapi.storage import Storage
-    from videoapi.triton.client import ShotModelClient
+    from videoapi.adapters.storage import Storage
+    from videoapi.adapters.triton import ShotModelClient
+    from videoapi.domain.jobs import JobStore
+    from videoapi.pipeline.detection import ShotDetector
 
     storage, store = Storage.from_settings(stack_settings), JobStore.from_url(stack_settings.redis_url)
     key = f"incoming/{time.time_ns()}-{video.name}"
@@ -260,8 +260,8 @@ def test_the_engine_path_imports_no_service_library():
     import subprocess
 
     code = (
-        "import sys, videoapi, videoapi.cli, videoapi.engine; "
-        "assert videoapi.detect is videoapi.engine.detect and videoapi.Detector is videoapi.engine.Detector; "
+        "import sys, videoapi, videoapi.cli, videoapi.pipeline.engine; "
+        "assert videoapi.detect is videoapi.pipeline.engine.detect and videoapi.Detector is videoapi.pipeline.engine.Detector; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'celery', 'boto3', 'botocore', 'fastapi', 'redis', 'tritonclient', 'grpc', 'torch'}))"
     )

@@ -10,8 +10,8 @@ from fractions import Fraction
 import opentimelineio as otio
 import pytest
 
-from videoapi.exports import ExportError, to_csv, to_qp, to_timeline
-from videoapi.shots import smpte_timecode, timecode_frames
+from videoapi.domain.exports import ExportError, to_csv, to_qp, to_timeline
+from videoapi.pipeline.shots import smpte_timecode, timecode_frames
 
 RATES = {"23.976": 24000 / 1001, "25": 25.0, "29.97 DF": 30000 / 1001, "59.94 DF": 60000 / 1001}
 SOURCE = "s3://videoapi/uploads/alice/abc/Match Day.mp4"
@@ -19,7 +19,7 @@ ADAPTERS = {"otio": "otio_json", "xml": "fcp_xml", "fcpxml": "fcpx_xml", "edl": 
 
 
 def document(fps: float, spans, transitions=None, cues=None) -> dict:
-    """A result document in the videoapi.shots/1 shape (with the accuracy and cues branches' keys if given)."""
+    """A result document in the videoapi.pipeline.shots/1 shape (with the accuracy and cues branches' keys if given)."""
     shots = []
     for i, (start, end) in enumerate(spans):
         shot = {
@@ -36,7 +36,7 @@ def document(fps: float, spans, transitions=None, cues=None) -> dict:
             shot["transition"] = i - 1
         shots.append(shot)
     doc = {
-        "schema": "videoapi.shots/1",
+        "schema": "videoapi.pipeline.shots/1",
         "job_id": "job_" + "0" * 32,
         "video": {
             "source": "s3://videoapi/uploads/alice/abc/Match Day.mp4",

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from videoapi.fairness import FairQueue, Quotas, RateLimiter, Refusal
-from videoapi.jobs import JobStore
+from videoapi.domain.fairness import FairQueue, Quotas, RateLimiter, Refusal
+from videoapi.domain.jobs import JobStore
 
 
 @pytest.fixture

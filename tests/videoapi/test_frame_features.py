@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from videoapi.frame_features import FeatureTap, concatenated, stored
+from videoapi.pipeline.frame_features import FeatureTap, concatenated, stored
 
 
 class MeanLevel:

@@ -2,11 +2,11 @@
 
 import pytest
 
-from videoapi.decode import iter_model_frames
-from videoapi.pipeline import predict_frames
-from videoapi.probe import probe
-from videoapi.shots import ShotList, score_transitions, shot_spans, transitions
-from videoapi.triton.client import ShotModelClient
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.pipeline.decode import iter_model_frames
+from videoapi.pipeline.inference import predict_frames
+from videoapi.pipeline.probe import probe
+from videoapi.pipeline.shots import ShotList, score_transitions, shot_spans, transitions
 
 
 @pytest.mark.slow

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from videoapi.postprocess import PictureStats, detect_transitions, shot_list, transitions_for
-from videoapi.shots import FrameClock, shot_spans
+from videoapi.pipeline.postprocess import PictureStats, detect_transitions, shot_list, transitions_for
+from videoapi.pipeline.shots import FrameClock, shot_spans
 
 
 def texture(seed: int, tint=(1.0, 1.0, 1.0)) -> np.ndarray:

@@ -9,8 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from videoapi.decode import iter_model_frames, iter_model_frames_pyav
-from videoapi.preview import (
+from local.synthetic import write_video
+from videoapi.adapters.storage import npz_bytes
+from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.pipeline.preview import (
     KEYFRAME_MAX_CANDIDATES,
     KEYFRAME_MIN_STRIDE,
     OVERVIEW_COLUMNS,
@@ -23,8 +25,6 @@ from videoapi.preview import (
     read_frames_at,
     thumbnail_sheet,
 )
-from videoapi.storage import npz_bytes
-from videoapi.synthetic import write_video
 
 
 @pytest.fixture(scope="module")
@@ -240,8 +240,8 @@ UPRIGHT_CORNER = {0: "top-left", 90: "bottom-left", 180: "bottom-right", 270: "t
 @pytest.mark.parametrize("decoder", ["pyav", "opencv"])
 @pytest.mark.parametrize("rotation", [90, 180, 270])
 def test_keyframes_and_overview_of_a_rotated_video_are_upright(tmp_path, ffmpeg_exe, rotation, decoder):
-    from videoapi.preview import shown_tile_size
-    from videoapi.probe import probe
+    from videoapi.pipeline.preview import shown_tile_size
+    from videoapi.pipeline.probe import probe
 
     path = tmp_path / f"rotated-{rotation}.mp4"
     _write_marked(path, rotation=rotation)
@@ -292,8 +292,8 @@ def test_keyframes_and_overview_of_a_rotated_video_are_upright(tmp_path, ffmpeg_
 def test_an_anamorphic_videos_pictures_have_the_displays_aspect(tmp_path):
     from fractions import Fraction
 
-    from videoapi.preview import shown_tile_size
-    from videoapi.probe import probe
+    from videoapi.pipeline.preview import shown_tile_size
+    from videoapi.pipeline.probe import probe
 
     path = tmp_path / "anamorphic.mkv"
     _write_marked(path, sample_aspect_ratio=Fraction(4, 3), container_format="matroska")

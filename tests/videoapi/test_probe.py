@@ -2,8 +2,15 @@
 
 import pytest
 
-from videoapi.probe import VideoLimits, VideoRejected, frame_times, is_variable_frame_rate, probe, probe_timeline
-from videoapi.synthetic import write_variable_frame_rate, write_video
+from local.synthetic import write_variable_frame_rate, write_video
+from videoapi.pipeline.probe import (
+    VideoLimits,
+    VideoRejected,
+    frame_times,
+    is_variable_frame_rate,
+    probe,
+    probe_timeline,
+)
 
 
 def test_describes_a_real_video(tmp_path):

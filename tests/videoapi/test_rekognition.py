@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from botocore.validate import ParamValidator
 
-from videoapi.probe import probe
-from videoapi.rekognition import segment_detection
-from videoapi.shots import ShotList
-from videoapi.synthetic import tone, write_pictures
+from local.synthetic import tone, write_pictures
+from videoapi.domain.rekognition import segment_detection
+from videoapi.pipeline.probe import probe
+from videoapi.pipeline.shots import ShotList
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def result_document(fps: float = 25.0) -> dict:
         }
 
     return {
-        "schema": "videoapi.shots/1",
+        "schema": "videoapi.pipeline.shots/1",
         "video": {"fps": fps, "frame_count": 250, "duration": 10.0, "width": 640, "height": 360, "codec": "h264"},
         "audio": {"codec": "aac", "sample_rate": 48000, "channels": 2, "channel_layout": "stereo", "duration": 10.0},
         "model": {"name": "transnetv2", "version": "1"},

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from videoapi.shots import ShotList, score_transitions, shot_spans, smpte_timecode, transitions
+from videoapi.pipeline.shots import ShotList, score_transitions, shot_spans, smpte_timecode, transitions
 
 
 @pytest.mark.parametrize("seed", range(20))
@@ -58,7 +58,7 @@ def test_scoring_matches_one_to_one_within_tolerance():
 
 
 def test_frame_clock_keeps_constant_rate_numbers_and_times_variable_rate_by_pts():
-    from videoapi.shots import FrameClock
+    from videoapi.pipeline.shots import FrameClock
 
     constant = FrameClock(29.97)
     assert [constant.time(f) for f in (0, 1, 1799)] == [0.0, round(1 / 29.97, 6), round(1799 / 29.97, 6)]

@@ -10,8 +10,8 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from videoapi.aws_keys import KeyPair
-from videoapi.sigv4 import SignatureRejected, verify_request
+from videoapi.domain.aws_keys import KeyPair
+from videoapi.domain.sigv4 import SignatureRejected, verify_request
 
 PAIR = KeyPair("AKIAEXAMPLEEXAMPLE12", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3", "alice")
 URL = "http://127.0.0.1:8080/rekognition/"

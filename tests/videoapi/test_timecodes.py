@@ -3,7 +3,7 @@
 import pytest
 from opentimelineio import opentime
 
-from videoapi.shots import smpte_timecode, timecode_frames, timecode_rate
+from videoapi.pipeline.shots import smpte_timecode, timecode_frames, timecode_rate
 
 
 def hand_written_smpte_timecode(frame: int, fps: float) -> str:

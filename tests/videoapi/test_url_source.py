@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from videoapi.url_source import SourceError, SourceRules, download
+from videoapi.pipeline.url_source import SourceError, SourceRules, download
 
 BODY = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
 

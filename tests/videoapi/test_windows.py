@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from videoapi.windows import iter_windows, window_count
+from videoapi.pipeline.windows import iter_windows, window_count
 
 
 def reference_windows(n: int) -> list[np.ndarray]:

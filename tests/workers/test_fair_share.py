@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 
 from functions.app import create_app
 from functions.deps import Services
-from videoapi.fairness import PRIORITIES, queue_key
-from videoapi.jobs import Job, JobStatus
-from videoapi.queue import QUEUE
-from videoapi.synthetic import write_video
+from local.synthetic import write_video
+from local.worker_process import WorkerProcess
+from videoapi.adapters.queue import QUEUE
+from videoapi.domain.fairness import PRIORITIES, queue_key
+from videoapi.domain.jobs import Job, JobStatus
 from workers.celery_app import create_app as create_celery
-from workers.process import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -15,11 +15,11 @@ import av
 import numpy as np
 import pytest
 
-from videoapi.detection import ShotDetector
-from videoapi.jobs import JobStore
-from videoapi.storage import Storage
-from videoapi.synthetic import write_video
-from videoapi.triton.client import ShotModelClient
+from local.synthetic import write_video
+from videoapi.adapters.storage import Storage
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.domain.jobs import JobStore
+from videoapi.pipeline.detection import ShotDetector
 
 pytestmark = pytest.mark.slow
 
@@ -211,7 +211,7 @@ def test_nothing_decodable_fails_as_corrupt_video(detector, tmp_path):
     job = detector.store.create(bucket=detector.storage.bucket, key=key, threshold=0.5)
     with pytest.raises(Exception) as caught:
         detector.begin(job.id)
-    from videoapi.detection import as_job_error
+    from videoapi.pipeline.detection import as_job_error
 
     assert as_job_error(caught.value).code == "corrupt_video", caught.value
 
@@ -286,7 +286,7 @@ def test_a_url_source_is_downloaded_by_the_worker_and_a_refused_one_fails_with_i
     import http.server
     import threading
 
-    from videoapi.detection import JobError
+    from videoapi.pipeline.detection import JobError
 
     write_video(tmp_path / "served.mp4", SHOTS, options=GOP, **SIZE)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))

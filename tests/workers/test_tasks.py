@@ -14,17 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from videoapi.callbacks import signature
-from videoapi.cues import SegmentOptions, technical_cues
-from videoapi.detection import Segment, ShotDetector
-from videoapi.frame_features import FeatureTap, frame_features
-from videoapi.jobs import Job, JobStatus, JobStore
-from videoapi.netutil import free_port
-from videoapi.preview import KEYFRAME_MIN_STRIDE
-from videoapi.probe import probe_timeline
-from videoapi.shots import FrameClock, score_transitions, shot_spans
-from videoapi.storage import Storage
-from videoapi.synthetic import (
+from local.netutil import free_port
+from local.synthetic import (
     write_audio_only,
     write_huge_declared,
     write_one_pixel,
@@ -34,9 +25,18 @@ from videoapi.synthetic import (
     write_zero_timescale,
     write_zip_bomb,
 )
-from videoapi.triton.client import ShotModelClient
+from local.worker_process import WorkerProcess
+from videoapi.adapters.storage import Storage
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.domain.callbacks import signature
+from videoapi.domain.jobs import Job, JobStatus, JobStore
+from videoapi.pipeline.cues import SegmentOptions, technical_cues
+from videoapi.pipeline.detection import Segment, ShotDetector
+from videoapi.pipeline.frame_features import FeatureTap, frame_features
+from videoapi.pipeline.preview import KEYFRAME_MIN_STRIDE
+from videoapi.pipeline.probe import probe_timeline
+from videoapi.pipeline.shots import FrameClock, score_transitions, shot_spans
 from workers.celery_app import create_app
-from workers.process import WorkerProcess
 
 pytestmark = pytest.mark.slow
 

@@ -9,6 +9,8 @@ from google.protobuf import text_format
 from onnx import TensorProto, helper
 from tritonclient.grpc import model_config_pb2 as mc
 
+from local.triton_server import TritonServer
+from videoapi.adapters.triton import ShotModelClient
 from videoapi.model.repository import (
     ModelFileError,
     build_model_repository,
@@ -16,8 +18,6 @@ from videoapi.model.repository import (
     inspect_onnx,
     triton_config,
 )
-from videoapi.triton.client import ShotModelClient
-from videoapi.triton.server import TritonServer
 
 ONNX = "transnetv2/1/model.onnx"
 
@@ -164,7 +164,7 @@ def test_each_cpu_runtime_serves_the_reference_probabilities(
 
 
 def test_an_unknown_runtime_parameter_fails_the_load_with_its_name(model_repository, tmp_path):
-    from videoapi.triton.server import TritonStartError
+    from local.triton_server import TritonStartError
 
     repo = cpu_variant(model_repository, tmp_path, cpu_runtime="openvino", cpu_precision="f32")
     config = repo / "transnetv2" / "config.pbtxt"

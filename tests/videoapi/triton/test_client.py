@@ -5,8 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from videoapi.netutil import free_port
-from videoapi.triton.client import InferenceInputError, InferenceUnavailable, ShotModelClient
+from local.netutil import free_port
+from videoapi.adapters.triton import InferenceInputError, InferenceUnavailable, ShotModelClient
 
 
 @pytest.fixture(params=["grpc", "http"])

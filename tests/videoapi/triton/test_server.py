@@ -9,8 +9,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from videoapi.netutil import port_is_open
-from videoapi.triton.server import TritonServer, TritonStartError
+from local.netutil import port_is_open
+from local.triton_server import TritonServer, TritonStartError
 
 
 def test_serves_the_model_over_http_and_grpc(triton):

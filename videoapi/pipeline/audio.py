@@ -1,6 +1,6 @@
 """The audio track, heard in the one decode: how loud each video frame's sound is (the Silence cue's input).
 
-The decoder demuxes the audio stream's packets in the same loop as the video's (videoapi.decode) and hands
+The decoder demuxes the audio stream's packets in the same loop as the video's (videoapi.pipeline.decode) and hands
 each decoded audio frame to `AudioLevels`, which sums the squared samples falling in each video frame's display
 interval. Its array (`cue_audio_db`, one value a video frame) is stitched like the other frame features, so a
 segmented job hears the same levels as a single pass.

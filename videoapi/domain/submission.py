@@ -20,10 +20,10 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from videoapi.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
-from videoapi.cues import SegmentOptions
-from videoapi.exports import EXPORT_FILES, ExportError, export
-from videoapi.fairness import (
+from videoapi.adapters.queue import TaskQueue
+from videoapi.adapters.storage import ObjectNotFound, Storage, StorageError
+from videoapi.domain.exports import EXPORT_FILES, ExportError, export
+from videoapi.domain.fairness import (
     DEFAULT_PRIORITY,
     PRIORITIES,
     QUOTA_EXCEEDED,
@@ -32,13 +32,13 @@ from videoapi.fairness import (
     Refusal,
     frames_today,
 )
-from videoapi.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
-from videoapi.queue import TaskQueue
-from videoapi.rekognition import REKOGNITION_OPTIONS, segment_detection
+from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
+from videoapi.domain.rekognition import REKOGNITION_OPTIONS, segment_detection
+from videoapi.pipeline.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
+from videoapi.pipeline.cues import SegmentOptions
+from videoapi.pipeline.shots import max_per_stride
+from videoapi.pipeline.url_source import is_url
 from videoapi.settings import Settings
-from videoapi.shots import max_per_stride
-from videoapi.storage import ObjectNotFound, Storage, StorageError
-from videoapi.url_source import is_url
 
 RESULT_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # json, csv, edl, otio, fcpxml, xml, qp, rekognition
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
@@ -292,7 +292,7 @@ class JobService:
 
     # jobs --------------------------------------------------------------------------------------
     def _resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
-        if is_url(source):  # fetched by the worker, under the SSRF rules (videoapi.url_source)
+        if is_url(source):  # fetched by the worker, under the SSRF rules (videoapi.pipeline.url_source)
             schemes = ("https://", "http://") if self.settings.url_source_allow_http else ("https://",)
             if not source.startswith(schemes) or len(source) > 4096:
                 raise ApiError(422, "source_not_allowed", "URL sources must be https:// URLs", "source")

@@ -12,9 +12,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from videoapi.jobs import Job, JobStatus, JobStore
+from videoapi.adapters.storage import Storage
+from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.settings import Settings
-from videoapi.storage import Storage
 
 ClipMode = Literal["copy", "exact"]
 CLIP_MODES = ("copy", "exact")
@@ -318,7 +318,7 @@ class ClipMaker:
                     self.storage.upload_file(work / "clips" / clip.file, prefix + clip.file, "video/mp4")
             self.storage.upload_file(archive, prefix + "clips.zip", "application/zip")
         manifest = {
-            "schema": "videoapi.clips/1",
+            "schema": "videoapi.pipeline.clips/1",
             "job_id": job_id,
             "parent_job_id": parent.id,
             "mode": options["mode"],

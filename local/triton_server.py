@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Thread
 
-from videoapi.netutil import free_port, port_is_open, stop_process_group
+from local.netutil import free_port, port_is_open, stop_process_group
 
 
 class TritonStartError(RuntimeError):

@@ -9,7 +9,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from videoapi.probe import VideoRejected
+from videoapi.pipeline.probe import VideoRejected
 
 MODEL_WIDTH, MODEL_HEIGHT = 48, 27
 
@@ -25,7 +25,7 @@ class TileTap(Protocol):
 
 
 class AudioTap(Protocol):
-    """Hears the audio track while the video is decoded (videoapi.audio.AudioLevels): no second decode."""
+    """Hears the audio track while the video is decoded (videoapi.pipeline.audio.AudioLevels): no second decode."""
 
     def open_audio(self, edges: np.ndarray, channels: int) -> None: ...
 
@@ -283,7 +283,7 @@ def _open_audio(container, audio: AudioTap | None, frame_pts: np.ndarray | None,
     """The audio stream to demux with the video, opened on the tap; None when there is none to hear."""
     if audio is None or frame_pts is None or not len(frame_pts) or not container.streams.audio:
         return None
-    from videoapi.audio import frame_edges
+    from videoapi.pipeline.audio import frame_edges
 
     sound = container.streams.audio[0]
     if sound.codec_context is None or not sound.codec_context.sample_rate:
@@ -296,7 +296,7 @@ def _hear(packet, audio: AudioTap) -> None:
     """Decode one audio packet onto the tap; a packet the decoder refuses is skipped (the picture is what counts)."""
     import av
 
-    from videoapi.audio import samples_of
+    from videoapi.pipeline.audio import samples_of
 
     try:
         frames = packet.decode()

@@ -14,10 +14,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from videoapi.cues import SegmentOptions
-from videoapi.jobs import Job, JobStatus
-from videoapi.rekognition import REKOGNITION_OPTIONS
-from videoapi.submission import ApiError, JobService, SubmitRequest
+from videoapi.domain.jobs import Job, JobStatus
+from videoapi.domain.rekognition import REKOGNITION_OPTIONS
+from videoapi.domain.submission import ApiError, JobService, SubmitRequest
+from videoapi.pipeline.cues import SegmentOptions
 
 NOTIFICATION_FIELD = "rekognition_notification"  # the job record's field holding NotificationChannel
 SEGMENT_TYPES = ("TECHNICAL_CUE", "SHOT")
@@ -95,7 +95,7 @@ def _parse(model: type[BaseModel], params: dict) -> BaseModel:
 
 
 def segment_options(request: StartSegmentDetection) -> dict:
-    """Start's SegmentTypes and Filters under the names of videoapi.cues.SegmentOptions (Rekognition's units)."""
+    """Start's SegmentTypes and Filters under the names of videoapi.pipeline.cues.SegmentOptions (Rekognition's units)."""
     filters = request.Filters or FiltersParam()
     shot, cue = filters.ShotFilter or ConfidenceFilterParam(), filters.TechnicalCueFilter or TechnicalCueFilterParam()
     black = cue.BlackFrame or BlackFrameParam()

@@ -18,7 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.analysis import (
+from videoapi.adapters.storage import ObjectNotFound, Storage, StorageError, npz_bytes
+from videoapi.adapters.triton import InferenceError, InferenceUnavailable
+from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
+from videoapi.domain.leases import Preempted
+from videoapi.domain.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
+from videoapi.pipeline.analysis import (
     WHOLE_VIDEO,
     DecodedVideo,
     JobError,
@@ -28,20 +33,15 @@ from videoapi.analysis import (
     frame_clock,
     predict_file,
 )
-from videoapi.cues import SegmentOptions
-from videoapi.decode import DecodeLog
-from videoapi.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
-from videoapi.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
-from videoapi.leases import Preempted
-from videoapi.pipeline import FrameModel, Predictions
-from videoapi.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, keyframe_geometry
-from videoapi.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
-from videoapi.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
+from videoapi.pipeline.cues import SegmentOptions
+from videoapi.pipeline.decode import DecodeLog
+from videoapi.pipeline.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
+from videoapi.pipeline.inference import FrameModel, Predictions
+from videoapi.pipeline.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, keyframe_geometry
+from videoapi.pipeline.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
+from videoapi.pipeline.url_source import SourceError, SourceRules, download, is_url
+from videoapi.pipeline.windows import MARGIN, step_for
 from videoapi.settings import Settings
-from videoapi.storage import ObjectNotFound, Storage, StorageError, npz_bytes
-from videoapi.triton.client import InferenceError, InferenceUnavailable
-from videoapi.url_source import SourceError, SourceRules, download, is_url
-from videoapi.windows import MARGIN, step_for
 
 __all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector", "as_job_error", "plan_segments"]
 
@@ -250,7 +250,7 @@ class ShotDetector:
         log: DecodeLog | None = None,
         last_tap: Callable[[Iterator[np.ndarray], int], Iterator[np.ndarray]] | None = None,
     ) -> Predictions:
-        """Probabilities for the segment's frames (videoapi.analysis.predict_file with this worker's model)."""
+        """Probabilities for the segment's frames (videoapi.pipeline.analysis.predict_file with this worker's model)."""
         return predict_file(
             path,
             segment,

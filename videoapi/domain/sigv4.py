@@ -17,7 +17,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
-from videoapi.aws_keys import KeyPair
+from videoapi.domain.aws_keys import KeyPair
 
 MAX_SKEW = dt.timedelta(minutes=15)
 _AUTHORIZATION = re.compile(

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
-from videoapi.probe import VideoRejected
+from videoapi.pipeline.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
+from videoapi.pipeline.probe import VideoRejected
 
 logger = logging.getLogger(__name__)
 SURFACE = (160, 90)  # the hardware scaler's output: even sides (NVDEC needs them), a keyframe tile's size

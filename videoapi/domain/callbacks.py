@@ -8,8 +8,8 @@ import json
 
 import httpx
 
-from videoapi.jobs import Job
-from videoapi.submission import job_view
+from videoapi.domain.jobs import Job
+from videoapi.domain.submission import job_view
 
 
 class CallbackFailed(RuntimeError):

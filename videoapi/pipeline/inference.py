@@ -12,7 +12,7 @@ from typing import Protocol
 
 import numpy as np
 
-from videoapi.windows import MARGIN, Window, iter_windows, kept
+from videoapi.pipeline.windows import MARGIN, Window, iter_windows, kept
 
 
 class FrameModel(Protocol):

@@ -1,6 +1,6 @@
-"""The result document (schema videoapi.shots/1): built in one pure function, whoever runs the model.
+"""The result document (schema videoapi.pipeline.shots/1): built in one pure function, whoever runs the model.
 
-The worker (videoapi.detection) and the in-process engine (videoapi.engine) both call
+The worker (videoapi.pipeline.detection) and the in-process engine (videoapi.pipeline.engine) both call
 `shot_document`; they differ only in the job id, the source and where the files are kept.
 """
 
@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from videoapi.probe import VideoInfo
-from videoapi.shots import FrameClock, ShotList
+from videoapi.pipeline.probe import VideoInfo
+from videoapi.pipeline.shots import FrameClock, ShotList
 
-RESULT_SCHEMA = "videoapi.shots/1"
+RESULT_SCHEMA = "videoapi.pipeline.shots/1"
 PROBABILITY_ARRAYS = ("single_frame", "many_hot")
 
 

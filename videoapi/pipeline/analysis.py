@@ -1,8 +1,8 @@
 """What detecting shots in one video file is, whoever reaches the model and wherever files go.
 
 Probe, decode once with the taps (overview sampler, keyframe candidates, frame features), predict,
-then shots, pictures and the result document. The worker (videoapi.detection, over Redis and S3)
-and the in-process engine (videoapi.engine) both run these functions: one pipeline, two ways to
+then shots, pictures and the result document. The worker (videoapi.pipeline.detection, over Redis and S3)
+and the in-process engine (videoapi.pipeline.engine) both run these functions: one pipeline, two ways to
 reach the model. Nothing here knows of HTTP, Celery, Redis or S3.
 """
 
@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.cues import SegmentOptions, technical_cues
-from videoapi.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
-from videoapi.decode_nvdec import iter_model_frames_nvdec, resolve_decoder
-from videoapi.frame_features import FeatureTap, frame_features
-from videoapi.pipeline import FrameModel, Predictions, predict_frames
-from videoapi.postprocess import shot_list, transition_dicts, transitions_for
-from videoapi.preview import (
+from videoapi.domain.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
+from videoapi.pipeline.cues import SegmentOptions, technical_cues
+from videoapi.pipeline.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
+from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec, resolve_decoder
+from videoapi.pipeline.frame_features import FeatureTap, frame_features
+from videoapi.pipeline.inference import FrameModel, Predictions, predict_frames
+from videoapi.pipeline.postprocess import shot_list, transition_dicts, transitions_for
+from videoapi.pipeline.preview import (
     OVERVIEW_COLUMNS,
     KeyframeCandidates,
     OverviewSampler,
@@ -33,11 +34,10 @@ from videoapi.preview import (
     shown_tile_size,
     thumbnail_sheet,
 )
-from videoapi.probe import VideoInfo, frame_times
-from videoapi.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
+from videoapi.pipeline.probe import VideoInfo, frame_times
+from videoapi.pipeline.shots import FrameClock, ShotList
+from videoapi.pipeline.windows import MARGIN
 from videoapi.settings import Settings
-from videoapi.shots import FrameClock, ShotList
-from videoapi.windows import MARGIN
 
 
 class JobError(Exception):
@@ -68,7 +68,7 @@ class DecodedVideo:
     overview: np.ndarray  # every overview_stride-th model frame
     candidates: TileSource  # keyframe candidates
     open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
-    features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.frame_features), one row per frame
+    features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.pipeline.frame_features), one row per frame
     frame_pts: np.ndarray | None = None  # every frame's timestamp in presentation order (the probe's)
     decode_errors: int = 0  # packets the decoder refused
     decode_damaged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames at the damage
@@ -156,7 +156,7 @@ def decode_whole(
 ) -> Iterator[DecodedVideo]:
     """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends.
 
-    `frame_pts`: the probe's timestamps (videoapi.probe.probe_timeline), which number and time the frames.
+    `frame_pts`: the probe's timestamps (videoapi.pipeline.probe.probe_timeline), which number and time the frames.
     """
     sampler = OverviewSampler.for_video(info.frame_count, settings.overview_max_frames)
     candidates = KeyframeCandidates.for_info(info)

@@ -11,7 +11,7 @@ from pathlib import PurePosixPath
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
-from videoapi.shots import timecode_frames, timecode_rate
+from videoapi.pipeline.shots import timecode_frames, timecode_rate
 
 # format name -> the OpenTimelineIO adapter that writes it
 TIMELINE_ADAPTERS = {"otio": "otio_json", "fcpxml": "fcpx_xml", "xml": "fcp_xml", "edl": "cmx_3600"}

@@ -1,4 +1,4 @@
-"""The in-process engine: the worker's pipeline (videoapi.analysis) with the model run in this process.
+"""The in-process engine: the worker's pipeline (videoapi.pipeline.analysis) with the model run in this process.
 
 No Triton, Redis, S3 or Celery: the ONNX file of the model repository, on the runtime and precision
 Triton's CPU model picks (videoapi.model.runtime), behind the FrameModel protocol.
@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.analysis import JobError, decode_whole, detect_result
-from videoapi.cues import SegmentOptions
-from videoapi.exports import EXPORT_FILES, export
-from videoapi.pipeline import Predictions
-from videoapi.probe import VideoInfo, VideoLimits, probe_timeline
-from videoapi.result import ModelIdentity, ResultKeys
+from videoapi.domain.exports import EXPORT_FILES, export
+from videoapi.domain.result import ModelIdentity, ResultKeys
+from videoapi.pipeline.analysis import JobError, decode_whole, detect_result
+from videoapi.pipeline.cues import SegmentOptions
+from videoapi.pipeline.inference import Predictions
+from videoapi.pipeline.probe import VideoInfo, VideoLimits, probe_timeline
+from videoapi.pipeline.shots import Shot, ShotList
 from videoapi.settings import Settings
-from videoapi.shots import Shot, ShotList
 
 ENGINE_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # as the service renders them
 _PARAMETER = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"\s*\}\s*\}')
@@ -185,14 +185,14 @@ class ShotResult:
         if fmt == "json":
             return json.dumps(self.document)
         if fmt == "rekognition":
-            from videoapi.rekognition import segment_detection
+            from videoapi.domain.rekognition import segment_detection
 
             return json.dumps(segment_detection(self.document))
         return export(self.document, fmt, start_timecode).decode()
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write shots.json, probabilities.npz, overview.png and thumbnails.jpg (the document's names) into folder."""
-        from videoapi.result import npz_bytes
+        from videoapi.domain.result import npz_bytes
 
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)

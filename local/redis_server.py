@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videoapi.netutil import free_port, port_is_open, stop_process_group
+from local.netutil import free_port, port_is_open, stop_process_group
 
 
 class RedisStartError(RuntimeError):

@@ -32,7 +32,7 @@ if rank[current] >= 2 or rank[ARGV[1]] < rank[current] then return 0 end
 for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if rank[ARGV[1]] >= 2 then
-  -- a finished job no longer counts to its client's quota (videoapi.fairness)
+  -- a finished job no longer counts to its client's quota (videoapi.domain.fairness)
   local client = redis.call('HGET', KEYS[1], 'client_id') or ''
   redis.call('SREM', 'active_jobs:' .. client, redis.call('HGET', KEYS[1], 'id'))
 end

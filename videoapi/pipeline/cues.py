@@ -1,7 +1,7 @@
 """Technical cues (black frames, colour bars, frozen frames, silence) from the one decode; the segment options.
 
 The taps keep small per-frame figures (arrays prefixed `cue_`: the 48x27 model frames' here, the audio track's
-in videoapi.audio); `technical_cues` turns the stitched arrays into cue spans, so a segmented job gives the
+in videoapi.pipeline.audio); `technical_cues` turns the stitched arrays into cue spans, so a segmented job gives the
 same cues as a single pass. The model frames are RGB from
 swscale, which expands limited-range video to full range, so thresholds are fractions of 0..255.
 """
@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from videoapi.shots import FrameClock
+from videoapi.pipeline.shots import FrameClock
 
 SEGMENT_TYPES = ("SHOT", "TECHNICAL_CUE")
 CUE_TYPES = ("BlackFrames", "ColorBars", "FrozenFrames", "Silence", "Content")

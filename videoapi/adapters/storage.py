@@ -11,7 +11,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from videoapi.result import npz_bytes  # noqa: F401 - where the result files were written from before
+from videoapi.domain.result import npz_bytes  # noqa: F401 - where the result files were written from before
 from videoapi.settings import Settings
 
 

@@ -6,7 +6,7 @@ Cue types Rekognition has no name for (FrozenFrames, Silence) stay in our own JS
 
 from __future__ import annotations
 
-from videoapi.shots import smpte_timecode
+from videoapi.pipeline.shots import smpte_timecode
 
 SEGMENT_TYPES = ("TECHNICAL_CUE", "SHOT")
 REKOGNITION_CUE_TYPES = ("ColorBars", "EndCredits", "BlackFrames", "OpeningCredits", "StudioLogo", "Slate", "Content")

@@ -31,7 +31,7 @@ class FeatureTap:
 
     def __init__(self, features: Sequence[FrameFeature], start: int = 0, stop: int | None = None):
         self.features, self.start, self.stop = list(features), start, stop
-        # a feature that also hears the audio track (videoapi.audio.AudioLevels): the decoder feeds it
+        # a feature that also hears the audio track (videoapi.pipeline.audio.AudioLevels): the decoder feeds it
         self.audio = next((f for f in self.features if hasattr(f, "add_audio")), None)
         if self.audio is not None:
             self.audio.bind(start, stop)
@@ -73,9 +73,9 @@ class FeatureTap:
 
 def frame_features(settings: Settings) -> list[FrameFeature]:
     """The features a job computes, fresh for each video or segment (the cues' only when `technical_cues`)."""
-    from videoapi.audio import AudioLevels  # none imports this module; local imports keep that true
-    from videoapi.cues import CueFeature
-    from videoapi.postprocess import PictureStats
+    from videoapi.pipeline.audio import AudioLevels  # none imports this module; local imports keep that true
+    from videoapi.pipeline.cues import CueFeature
+    from videoapi.pipeline.postprocess import PictureStats
 
     return [PictureStats(), *([CueFeature(), AudioLevels()] if settings.technical_cues else [])]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import redis
 
-from videoapi.jobs import JobStore
+from videoapi.domain.jobs import JobStore
 
 LEASES_KEY = "leases"  # sorted set: task id -> expiry (unix seconds)
 REAPER_LOCK_KEY = "leases:reaper"

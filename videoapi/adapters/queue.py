@@ -27,7 +27,7 @@ class TaskQueue:
         self._send(CLIPS_TASK, job_id)
 
     def enqueue_token(self) -> None:
-        """One more job waits in the per-client lists (videoapi.fairness): one more token for the workers."""
+        """One more job waits in the per-client lists (videoapi.domain.fairness): one more token for the workers."""
         self._send(NEXT_JOB_TASK)
 
     def _send(self, task: str, *args: str) -> None:

@@ -23,7 +23,7 @@ from typing import BinaryIO, Protocol
 import cv2
 import numpy as np
 
-from videoapi.shots import max_per_stride
+from videoapi.pipeline.shots import max_per_stride
 
 OVERVIEW_COLUMNS = 25
 

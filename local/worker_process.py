@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from videoapi.netutil import free_port, stop_process_group
+from local.netutil import free_port, stop_process_group
 from videoapi.settings import PROJECT_ROOT, Settings
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from videoapi.shots import FrameClock, Shot, ShotList, shot_spans
+from videoapi.pipeline.shots import FrameClock, Shot, ShotList, shot_spans
 
 THUMB_WIDTH, THUMB_HEIGHT = 8, 6
 HIST_LEVELS, HIST_SHIFT = 4, 6  # the top two bits of each RGB channel: 64 bins

@@ -1,0 +1,1 @@
+"""Adapters to outside systems: S3-compatible storage, the Celery queue, Triton."""

@@ -1,0 +1,1 @@
+"""The domain: jobs and their store, submission, idempotency, API keys, fairness, results and their renderings."""

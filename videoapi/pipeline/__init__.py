@@ -1,0 +1,1 @@
+"""The detection pipeline: probe, decode, windows, inference, shots, post-processing, cues, previews, clips."""

@@ -1,1 +1,0 @@
-"""Triton Inference Server: the local launcher and the client the worker uses."""
