@@ -39,4 +39,4 @@ LAMBDA_PIP = $(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --plat
 build-UploadFunction build-JobsFunction build-S3TriggerFunction build-WebFunction:
 	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/.wheel" .
 	$(LAMBDA_PIP) "$(ARTIFACTS_DIR)"/.wheel/*.whl
-	rm -rf "$(ARTIFACTS_DIR)/.wheel"
+	rm -rf "$(ARTIFACTS_DIR)/.wheel" "$(ARTIFACTS_DIR)/local"  # the emulator (local/) is not shipped to Lambda

@@ -11,9 +11,9 @@ from starlette.exceptions import HTTPException
 
 from functions import observability
 from functions.deps import Services
+from functions.errors import error_response, status_of
 from functions.routers import jobs, rekognition, uploads, web
-from videoapi.adapters.storage import StorageError
-from videoapi.domain.submission import ApiError
+from videoapi.errors import ApiError, StorageError
 from videoapi.settings import Settings
 
 ROUTERS = {
@@ -23,10 +23,6 @@ ROUTERS = {
     "web": web.router,
     "rekognition": rekognition.router,
 }
-
-
-def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
-    return JSONResponse(ApiError(status, code, message, field).body(), status_code=status)
 
 
 def create_app(settings: Settings, *, routers: list[str] | None = None, services: Services | None = None) -> FastAPI:
@@ -44,30 +40,31 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
         return {"status": "ok"}
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        if exc.status == 429:
+    async def apierror_response(request: Request, exc: ApiError) -> JSONResponse:
+        status = status_of(exc)
+        if status == 429:
             observability.count_refusal(exc.code)
-        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+        return JSONResponse(exc.body(), status_code=status, headers=exc.headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"] if p not in ("body", "query", "header", "path"))
-        return _error(422, "invalid_request", f"{field or 'request'}: {first['msg']}", field or None)
+        return error_response(422, "invalid_request", f"{field or 'request'}: {first['msg']}", field or None)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def httperror_response(request: Request, exc: HTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(redis.RedisError)
     @app.exception_handler(OperationalError)
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
-        return _error(503, "service_unavailable", "the job store is unreachable; retry shortly")
+        return error_response(503, "service_unavailable", "the job store is unreachable; retry shortly")
 
     @app.exception_handler(StorageError)
     async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
-        return _error(503, "storage_unavailable", "object storage is unreachable; retry shortly")
+        return error_response(503, "storage_unavailable", "object storage is unreachable; retry shortly")
 
     observability.install(app, settings)
     return app

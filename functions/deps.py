@@ -12,9 +12,10 @@ from videoapi.adapters.queue import TaskQueue
 from videoapi.adapters.storage import Storage
 from videoapi.domain.api_keys import ApiKeys
 from videoapi.domain.aws_keys import KeyPairs
-from videoapi.domain.fairness import RATE_LIMITED, RateLimiter, Refusal
+from videoapi.domain.fairness import RATE_LIMITED, RateLimiter
 from videoapi.domain.jobs import JobStore
-from videoapi.domain.submission import ApiError, ClientLimits, JobService
+from videoapi.domain.submission import ClientLimits, JobService, refused
+from videoapi.errors import Refusal, Unauthorized
 from videoapi.settings import Settings
 
 
@@ -55,7 +56,7 @@ def require_client(request: Request, services: ServicesDep) -> str:
     header = services.settings.api_key_header
     record = services.keys.record(request.headers.get(header))
     if record is None:
-        raise ApiError(401, "unauthorized", f"a valid API key is required in the {header} header", header)
+        raise Unauthorized("unauthorized", f"a valid API key is required in the {header} header", header)
     request.state.client_id = record.client_id  # the request metrics' client label
     limits = services.jobs.limits(
         weight=record.weight, rate_limit=record.rate_limit, max_active_jobs=record.max_active_jobs
@@ -72,7 +73,7 @@ def require_client(request: Request, services: ServicesDep) -> str:
                 limit=limits.rate_limit,
                 retry_after_s=decision.retry_after_s,
             )
-            raise ApiError.refused(refusal, decision.headers())
+            raise refused(refusal, decision.headers())
     return record.client_id
 
 

@@ -12,7 +12,7 @@ from urllib.parse import unquote_plus
 from functions.deps import Services
 from functions.observability import configure_process, count_refusal
 from videoapi.domain.fairness import QUOTA_EXCEEDED
-from videoapi.domain.submission import ApiError
+from videoapi.errors import ApiError
 from videoapi.settings import get_settings
 
 

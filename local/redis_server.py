@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local.netutil import free_port, port_is_open, stop_process_group
+from videoapi.errors import StartError
 
 
-class RedisStartError(RuntimeError):
+class RedisStartError(StartError):
     """redis-server could not be found or started."""
 
 

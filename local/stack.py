@@ -25,10 +25,11 @@ from local.netutil import free_port, port_is_open, stop_process_group
 from local.supervisor import Supervisor
 from videoapi.adapters.storage import Storage
 from videoapi.domain.aws_keys import KeyPair
+from videoapi.errors import StartError
 from videoapi.settings import PROJECT_ROOT, Settings, state_file
 
 
-class StackError(RuntimeError):
+class StackError(StartError):
     """A part of the stack could not start; the message says which and why, in one line."""
 
 

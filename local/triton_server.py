@@ -21,9 +21,10 @@ from pathlib import Path
 from threading import Thread
 
 from local.netutil import free_port, port_is_open, stop_process_group
+from videoapi.errors import StartError
 
 
-class TritonStartError(RuntimeError):
+class TritonStartError(StartError):
     """tritonserver could not be found, started, or did not become ready."""
 
 

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from local.netutil import free_port, stop_process_group
+from videoapi.errors import StartError
 from videoapi.settings import PROJECT_ROOT, Settings
 
 
-class WorkerStartError(RuntimeError):
+class WorkerStartError(StartError):
     pass
 
 

@@ -52,7 +52,8 @@ def model_build(
     ] = "auto",
 ) -> None:
     """Export TransNetV2 to ONNX (or take --onnx) and write the Triton configurations."""
-    from videoapi.model.repository import ModelFileError, build_model_repository
+    from videoapi.errors import ModelFileError
+    from videoapi.model.repository import build_model_repository
 
     settings = get_settings()
     repo = repository or settings.model_repository
@@ -238,8 +239,8 @@ def _detect_in_process(
     videos: list[Path], destinations: list[Path | None], format: str, threshold, start_timecode, split_to
 ) -> int:
     """Every video through the in-process engine, the model loaded once; the number that failed."""
-    from videoapi.pipeline.engine import DetectionFailed, Detector, ModelNotBuilt
-    from videoapi.pipeline.probe import VideoRejected
+    from videoapi.errors import DetectionFailed, ModelNotBuilt, VideoRejected
+    from videoapi.pipeline.engine import Detector
 
     try:
         # several files: the model compiled for as many calls at once as files decode in parallel
@@ -325,8 +326,9 @@ def detect(
     trim_transitions: Annotated[bool, typer.Option(help="with --split: leave dissolve and fade frames out")] = False,
 ) -> None:
     """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
+    from videoapi.errors import VideoRejected
     from videoapi.pipeline.engine import ENGINE_FORMATS
-    from videoapi.pipeline.probe import VideoRejected, probe
+    from videoapi.pipeline.probe import probe
 
     if format not in ENGINE_FORMATS:
         fail(f"--format must be one of {', '.join(ENGINE_FORMATS)}, not {format!r}")
@@ -380,7 +382,8 @@ def detect(
 
 def _split_locally(video: Path, document: dict, folder: Path, mode: str, trim_transitions: bool) -> None:
     """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
-    from videoapi.pipeline.clips import ClipError, clip_spans, cut_clips
+    from videoapi.errors import ClipError
+    from videoapi.pipeline.clips import clip_spans, cut_clips
 
     try:
         clips = cut_clips(video, clip_spans(document, None, trim_transitions), folder, mode)

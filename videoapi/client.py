@@ -8,6 +8,8 @@ from pathlib import Path
 
 import httpx
 
+from videoapi.errors import VideoapiError
+
 
 def retry_after(response: httpx.Response) -> float | None:
     """Seconds a 429 or 503 asks the caller to wait (Retry-After in seconds), None when it asks nothing."""
@@ -19,12 +21,12 @@ def retry_after(response: httpx.Response) -> float | None:
         return None
 
 
-class ApiClientError(RuntimeError):
-    """The API refused a request or could not be reached; the message is the API's own."""
+class ApiClientError(VideoapiError):
+    """The API refused a request or could not be reached; the message is the API's own, `status` its reply's."""
 
-    def __init__(self, message: str, code: str = "", status: int = 0):
-        super().__init__(message)
-        self.code, self.status = code, status
+    def __init__(self, message: str, code: str = "", status: int = 0) -> None:
+        super().__init__(code or "api_unreachable", message)
+        self.status = status
 
 
 class VideoApiClient:

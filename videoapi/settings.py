@@ -43,7 +43,8 @@ class Settings(BaseSettings):
     decoder: Literal["auto", "pyav", "opencv", "nvdec"] = Field(
         "auto",
         description="pyav scales from YUV like the reference's ffmpeg; opencv converts full frames to BGR; nvdec "
-        "decodes on the GPU (videoapi.pipeline.decode_nvdec); auto: nvdec where a GPU and its decoder are there, else pyav",
+        "decodes on the GPU (videoapi.pipeline.decode_nvdec); auto: nvdec where a GPU and its decoder are there, "
+        "else pyav",
     )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")

@@ -12,10 +12,10 @@ from celery.signals import worker_init, worker_process_init, worker_process_shut
 
 from videoapi.adapters.queue import NEXT_JOB_TASK, QUEUE
 from videoapi.domain.jobs import Job, JobStatus, JobStore
+from videoapi.errors import VideoRejected
 from videoapi.observability import metrics
 from videoapi.observability.logging import configure_logging
 from videoapi.observability.tracing import configure_tracing, shutdown_tracing
-from videoapi.pipeline.probe import VideoRejected
 
 log = logging.getLogger(__name__)
 _PID_IN_NAME = re.compile(r"_(\d+)\.db$")

@@ -20,11 +20,12 @@ from videoapi.adapters.triton import ShotModelClient
 from videoapi.domain import callbacks
 from videoapi.domain.fairness import FairQueue, record_frames
 from videoapi.domain.jobs import JobStore
-from videoapi.domain.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask, Preempted
+from videoapi.domain.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask
 from videoapi.domain.rekognition_api import NOTIFICATION_FIELD, publish_completion
+from videoapi.errors import ClipError, JobError, Preempted
 from videoapi.observability.logging import job_context
-from videoapi.pipeline.clips import ClipError, ClipMaker, is_clips_job
-from videoapi.pipeline.detection import JobError, Segment, ShotDetector, as_job_error
+from videoapi.pipeline.clips import ClipMaker, is_clips_job
+from videoapi.pipeline.detection import Segment, ShotDetector, as_job_error
 from workers import observability
 from workers.celery_app import app
 

@@ -11,7 +11,8 @@ from pydantic import BaseModel, Field, ValidationError
 from functions.deps import ClientDep, LimitsDep, ServicesDep
 from videoapi.domain.exports import EXPORT_FILES
 from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES
-from videoapi.domain.submission import RESULT_EXTRAS, RESULT_FORMATS, ApiError, ClipsRequest, SubmitRequest, job_view
+from videoapi.domain.submission import RESULT_EXTRAS, RESULT_FORMATS, ClipsRequest, SubmitRequest, job_view
+from videoapi.errors import InvalidRequest
 from videoapi.pipeline.cues import BODY_FIELDS, SegmentOptions
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -59,7 +60,7 @@ def submit_job(
     except ValidationError as error:
         first = error.errors()[0]
         name = BODY_FIELDS.get(str(first["loc"][0]), str(first["loc"][0])) if first["loc"] else "filters"
-        raise ApiError(422, "invalid_segment_options", f"{name}: {first['msg']}", name) from None
+        raise InvalidRequest("invalid_segment_options", f"{name}: {first['msg']}", name) from None
     request = SubmitRequest(
         source=body.source,
         threshold=body.threshold,

@@ -16,10 +16,11 @@ from kombu.exceptions import OperationalError
 
 from functions import observability
 from functions.deps import ServicesDep
-from videoapi.adapters.storage import StorageError
+from functions.errors import AWS_STATUS
 from videoapi.domain.fairness import RATE_LIMITED
-from videoapi.domain.rekognition_api import AwsError, RekognitionService
-from videoapi.domain.sigv4 import SignatureRejected, verify_request
+from videoapi.domain.rekognition_api import RekognitionService
+from videoapi.domain.sigv4 import verify_request
+from videoapi.errors import AwsError, SignatureRejected, StorageError
 
 SERVICE = "rekognition"
 TARGET_PREFIX = "RekognitionService."
@@ -41,8 +42,8 @@ def _answer(body: dict, status: int = 200) -> Response:
     return Response(json.dumps(body, separators=(",", ":")), status, headers=headers, media_type=CONTENT_TYPE)
 
 
-def _error(code: str, message: str, status: int = 400) -> Response:
-    return _answer({"__type": code, "message": message}, status)
+def _error(code: str, message: str, status: int | None = None) -> Response:
+    return _answer({"__type": code, "message": message}, status or AWS_STATUS.get(code, 400))
 
 
 def _received_url(request: Request) -> str:
@@ -67,7 +68,7 @@ async def _rekognition(request: Request, services: ServicesDep) -> Response:
             request.method, _received_url(request), request.headers, body, services.key_pairs.lookup, SERVICE
         )
     except SignatureRejected as exc:
-        return _error(exc.code, exc.message, exc.status)
+        return _error(exc.code, exc.message)
     except redis.RedisError:
         return _error("ThrottlingException", "Rate exceeded", 400)
     # the same requests-per-second limit as an API key's, on a bucket of the access key's own
@@ -87,7 +88,7 @@ async def _rekognition(request: Request, services: ServicesDep) -> Response:
     try:
         return _answer(operation(RekognitionService(services.jobs), pair.client_id, params))
     except AwsError as exc:
-        return _error(exc.code, exc.message, exc.status)
+        return _error(exc.code, exc.message)
     except (redis.RedisError, OperationalError, StorageError):
         return _error("ThrottlingException", "Rate exceeded", 400)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from functions.deps import ClientDep, ServicesDep
-from videoapi.domain.submission import ApiError
+from videoapi.errors import TooLarge
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
 
@@ -34,7 +34,7 @@ async def direct_upload(
     content_type: Annotated[str, Header()] = "application/octet-stream",
 ) -> dict:
     limit = services.settings.direct_upload_max_bytes
-    too_large = ApiError(413, "too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")
+    too_large = TooLarge("too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large

@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
-from videoapi.domain.submission import ApiError
+from videoapi.errors import NotFound
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 _FILES = {"index.html": "text/html", "app.js": "text/javascript", "style.css": "text/css"}
@@ -24,5 +24,5 @@ def home() -> RedirectResponse:
 @router.get("/ui/{name}")
 def page(name: str = "index.html") -> FileResponse:
     if name not in _FILES:
-        raise ApiError(404, "not_found", f"no page {name!r}")
+        raise NotFound("not_found", f"no page {name!r}")
     return FileResponse(WEB / name, media_type=_FILES[name], headers={"Cache-Control": "no-cache"})

@@ -14,4 +14,4 @@ USER 10001
 ENV VIDEOAPI_LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/videoapi-api-metrics VIDEOAPI_API_METRICS_PORT=9808
 EXPOSE 8080 9808
 HEALTHCHECK --interval=30s --timeout=3s CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v1/health', timeout=2)"
-CMD ["gunicorn", "-c", "infra/api/gunicorn.conf.py", "functions.local:app"]
+CMD ["gunicorn", "-c", "infra/api/gunicorn.conf.py", "functions.asgi:app"]

@@ -14,8 +14,8 @@ import opentimelineio as otio
 import pytest
 
 from local.synthetic import write_video
+from videoapi.errors import VideoRejected
 from videoapi.pipeline.detection import as_job_error
-from videoapi.pipeline.probe import VideoRejected
 
 
 @pytest.fixture(scope="module")

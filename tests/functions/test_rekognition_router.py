@@ -91,8 +91,8 @@ def test_secrets_are_encrypted_at_rest_under_the_server_key_and_rotate(services)
 
 
 def test_a_job_that_fails_is_failed_with_our_reason(at_root, http, alice, pair, api_settings, run_job):
+    from videoapi.errors import VideoRejected
     from videoapi.pipeline.detection import as_job_error
-    from videoapi.pipeline.probe import VideoRejected
 
     key = http.put(
         "/v1/uploads/direct",

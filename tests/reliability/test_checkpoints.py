@@ -14,7 +14,8 @@ from local.synthetic import write_video
 from videoapi.adapters.storage import Storage
 from videoapi.adapters.triton import ShotModelClient
 from videoapi.domain.jobs import JobStatus, JobStore
-from videoapi.domain.leases import Drain, Preempted
+from videoapi.domain.leases import Drain
+from videoapi.errors import Preempted
 from videoapi.pipeline.detection import FRAMES_INFERRED_FIELD, ShotDetector
 
 pytestmark = [pytest.mark.reliability]

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from local.synthetic import write_video
-from videoapi.pipeline.clips import ClipError, ClipSpan, clip_spans, cut_clips
+from videoapi.errors import ClipError
+from videoapi.pipeline.clips import ClipSpan, clip_spans, cut_clips
 
 
 def decoded(path: Path) -> list[np.ndarray]:

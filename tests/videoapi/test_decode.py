@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from local.synthetic import write_video
+from videoapi.errors import VideoRejected
 from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav
-from videoapi.pipeline.probe import VideoRejected
 
 DECODERS = {
     "opencv": iter_model_frames,

@@ -3,8 +3,9 @@ bench/gpu/nvdec.py, not here)."""
 
 import pytest
 
+from videoapi.errors import DecoderUnavailable
 from videoapi.pipeline import decode_nvdec
-from videoapi.pipeline.decode_nvdec import DecoderUnavailable, resolve_decoder
+from videoapi.pipeline.decode_nvdec import resolve_decoder
 from videoapi.settings import Settings
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from local.synthetic import write_video, write_zero_frames
 from videoapi.domain.exports import to_csv, to_edl
-from videoapi.pipeline.engine import DetectionFailed, Detector, LocalModel, ModelNotBuilt, ShotResult
-from videoapi.pipeline.probe import VideoRejected
+from videoapi.errors import DetectionFailed, ModelNotBuilt, VideoRejected
+from videoapi.pipeline.engine import Detector, LocalModel, ShotResult
 from videoapi.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
@@ -261,7 +261,8 @@ def test_the_engine_path_imports_no_service_library():
 
     code = (
         "import sys, videoapi, videoapi.cli, videoapi.pipeline.engine; "
-        "assert videoapi.detect is videoapi.pipeline.engine.detect and videoapi.Detector is videoapi.pipeline.engine.Detector; "
+        "from videoapi.pipeline import engine; "
+        "assert videoapi.detect is engine.detect and videoapi.Detector is engine.Detector; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & "
         "{'celery', 'boto3', 'botocore', 'fastapi', 'redis', 'tritonclient', 'grpc', 'torch'}))"
     )

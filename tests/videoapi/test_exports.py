@@ -10,7 +10,8 @@ from fractions import Fraction
 import opentimelineio as otio
 import pytest
 
-from videoapi.domain.exports import ExportError, to_csv, to_qp, to_timeline
+from videoapi.domain.exports import to_csv, to_qp, to_timeline
+from videoapi.errors import ExportError
 from videoapi.pipeline.shots import smpte_timecode, timecode_frames
 
 RATES = {"23.976": 24000 / 1001, "25": 25.0, "29.97 DF": 30000 / 1001, "59.94 DF": 60000 / 1001}

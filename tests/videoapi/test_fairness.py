@@ -7,8 +7,9 @@ from collections import Counter
 
 import pytest
 
-from videoapi.domain.fairness import FairQueue, Quotas, RateLimiter, Refusal
+from videoapi.domain.fairness import FairQueue, Quotas, RateLimiter
 from videoapi.domain.jobs import JobStore
+from videoapi.errors import Refusal
 
 
 @pytest.fixture

@@ -3,14 +3,8 @@
 import pytest
 
 from local.synthetic import write_variable_frame_rate, write_video
-from videoapi.pipeline.probe import (
-    VideoLimits,
-    VideoRejected,
-    frame_times,
-    is_variable_frame_rate,
-    probe,
-    probe_timeline,
-)
+from videoapi.errors import VideoRejected
+from videoapi.pipeline.probe import VideoLimits, frame_times, is_variable_frame_rate, probe, probe_timeline
 
 
 def test_describes_a_real_video(tmp_path):

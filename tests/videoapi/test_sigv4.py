@@ -11,7 +11,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from videoapi.domain.aws_keys import KeyPair
-from videoapi.domain.sigv4 import SignatureRejected, verify_request
+from videoapi.domain.sigv4 import verify_request
+from videoapi.errors import SignatureRejected
 
 PAIR = KeyPair("AKIAEXAMPLEEXAMPLE12", "s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3t-s3cr3", "alice")
 URL = "http://127.0.0.1:8080/rekognition/"

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from videoapi.pipeline.url_source import SourceError, SourceRules, download
+from videoapi.errors import SourceError
+from videoapi.pipeline.url_source import SourceRules, download
 
 BODY = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
 

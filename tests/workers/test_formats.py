@@ -286,7 +286,7 @@ def test_a_url_source_is_downloaded_by_the_worker_and_a_refused_one_fails_with_i
     import http.server
     import threading
 
-    from videoapi.pipeline.detection import JobError
+    from videoapi.errors import JobError
 
     write_video(tmp_path / "served.mp4", SHOTS, options=GOP, **SIZE)
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))

@@ -12,17 +12,8 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from videoapi.domain.result import npz_bytes  # noqa: F401 - where the result files were written from before
+from videoapi.errors import ObjectNotFound, StorageError
 from videoapi.settings import Settings
-
-
-class StorageError(RuntimeError):
-    """Base of storage errors; `transient` says whether a retry can help."""
-
-    transient = True
-
-
-class ObjectNotFound(StorageError):
-    transient = False
 
 
 @dataclass

@@ -12,26 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from videoapi.errors import InferenceError, InferenceInputError, InferenceUnavailable
 from videoapi.observability.metrics import TRITON_BATCH, TRITON_ERRORS, TRITON_LATENCY
 from videoapi.observability.tracing import span
 
 FRAME_SHAPE = (27, 48, 3)
-
-
-class InferenceError(RuntimeError):
-    """Base of the errors this client raises; `transient` says whether a retry can help."""
-
-    transient = False
-
-
-class InferenceUnavailable(InferenceError):
-    """Triton cannot be reached, or the model is not ready: retry later."""
-
-    transient = True
-
-
-class InferenceInputError(InferenceError, ValueError):
-    """The request itself is wrong (shape, type): retrying will not help."""
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,7 @@ import httpx
 
 from videoapi.domain.jobs import Job
 from videoapi.domain.submission import job_view
-
-
-class CallbackFailed(RuntimeError):
-    """The receiver could not be reached or answered 5xx: worth another try."""
+from videoapi.errors import CallbackFailed
 
 
 def callback_body(job: Job) -> bytes:

@@ -11,6 +11,7 @@ from pathlib import PurePosixPath
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
 
+from videoapi.errors import ExportError
 from videoapi.pipeline.shots import timecode_frames, timecode_rate
 
 # format name -> the OpenTimelineIO adapter that writes it
@@ -36,14 +37,6 @@ CSV_COLUMNS = [
     "end_timecode",
     "confidence",
 ]
-
-
-class ExportError(ValueError):
-    """A document that cannot be written in the asked format; `field` names the parameter at fault."""
-
-    def __init__(self, message: str, field: str):
-        super().__init__(message)
-        self.field = field
 
 
 def to_csv(document: dict) -> str:

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import redis
 
+from videoapi.errors import Refusal
+
 PRIORITIES = ("interactive", "batch")  # within a client, interactive jobs go first
 DEFAULT_PRIORITY = "interactive"
 
@@ -132,20 +134,6 @@ redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate * 1000) + 1000)
 return {allowed, tostring(tokens)}
 """
-
-
-class Refusal(Exception):
-    """A request refused by a client's limits: `code` is quota_exceeded or rate_limited."""
-
-    def __init__(self, code: str, message: str, *, limit: float, count: int = 0, retry_after_s: int = 0):
-        super().__init__(message)
-        self.code, self.message, self.limit, self.count, self.retry_after_s = (
-            code,
-            message,
-            limit,
-            count,
-            retry_after_s,
-        )
 
 
 @dataclass(frozen=True)

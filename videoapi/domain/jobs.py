@@ -9,6 +9,8 @@ from enum import StrEnum
 
 import redis
 
+from videoapi.errors import JobNotFound
+
 
 class JobStatus(StrEnum):
     queued = "queued"
@@ -52,10 +54,6 @@ _ADD_PROGRESS = """
 redis.call('HINCRBY', KEYS[1], 'frames_done', ARGV[1])
 return redis.call('HGET', KEYS[1], 'status')
 """
-
-
-class JobNotFound(KeyError):
-    pass
 
 
 POSTPROCESS_FIELD = "postprocess"  # a job's record: "1" or "0"; absent (older jobs): the setting

@@ -23,10 +23,6 @@ REAPER_LOCK_KEY = "leases:reaper"
 WORKER_LOST = "worker_lost"
 
 
-class Preempted(Exception):
-    """The task's worker is shutting down and the task cannot finish in time: its progress is checkpointed."""
-
-
 def draining_key(hostname: str) -> str:
     """Set (to the grace period's end, unix seconds) while the worker `hostname` is shutting down."""
     return f"draining:{hostname}"

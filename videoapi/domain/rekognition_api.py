@@ -16,19 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from videoapi.domain.jobs import Job, JobStatus
 from videoapi.domain.rekognition import REKOGNITION_OPTIONS
-from videoapi.domain.submission import ApiError, JobService, SubmitRequest
+from videoapi.domain.submission import JobService, SubmitRequest
+from videoapi.errors import ApiError, AwsError, VideoapiError
 from videoapi.pipeline.cues import SegmentOptions
 
 NOTIFICATION_FIELD = "rekognition_notification"  # the job record's field holding NotificationChannel
 SEGMENT_TYPES = ("TECHNICAL_CUE", "SHOT")
-
-
-class AwsError(Exception):
-    """An error as AWS's JSON protocol returns it: {"__type": code, "message": ...} with an HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 class _Model(BaseModel):
@@ -95,7 +88,7 @@ def _parse(model: type[BaseModel], params: dict) -> BaseModel:
 
 
 def segment_options(request: StartSegmentDetection) -> dict:
-    """Start's SegmentTypes and Filters under the names of videoapi.pipeline.cues.SegmentOptions (Rekognition's units)."""
+    """Start's SegmentTypes and Filters as videoapi.pipeline.cues.SegmentOptions names (Rekognition's units)."""
     filters = request.Filters or FiltersParam()
     shot, cue = filters.ShotFilter or ConfidenceFilterParam(), filters.TechnicalCueFilter or TechnicalCueFilterParam()
     black = cue.BlackFrame or BlackFrameParam()
@@ -128,9 +121,9 @@ _ERRORS = {
 }
 
 
-def as_aws_error(error: ApiError) -> AwsError:
+def as_aws_error(error: VideoapiError) -> AwsError:
     code, message = _ERRORS.get(error.code, ("InvalidParameterException", None))
-    if error.status >= 500:
+    if error.transient:
         code = "ThrottlingException"  # the store or queue is down for a moment: worth a retry
     return AwsError(code, message or error.message)
 

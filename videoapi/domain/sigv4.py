@@ -18,6 +18,7 @@ from botocore.compat import HTTPHeaders
 from botocore.credentials import Credentials
 
 from videoapi.domain.aws_keys import KeyPair
+from videoapi.errors import SignatureRejected
 
 MAX_SKEW = dt.timedelta(minutes=15)
 _AUTHORIZATION = re.compile(
@@ -28,14 +29,6 @@ _MISMATCH = (
     "The request signature we calculated does not match the signature you provided. Check your AWS Secret "
     "Access Key and signing method. Consult the service documentation for details."
 )
-
-
-class SignatureRejected(Exception):
-    """A request AWS would refuse before running it: `code` is its `__type`, `status` its HTTP status."""
-
-    def __init__(self, code: str, message: str, status: int = 400):
-        super().__init__(message)
-        self.code, self.message, self.status = code, message, status
 
 
 class _ReceivedRequestSigner(SigV4Auth):
@@ -78,7 +71,7 @@ def verify_request(
     lowered = {k.lower(): v for k, v in headers.items()}
     authorization = lowered.get("authorization")
     if not authorization:
-        raise SignatureRejected("MissingAuthenticationTokenException", "Missing Authentication Token", 403)
+        raise SignatureRejected("MissingAuthenticationTokenException", "Missing Authentication Token")
     match = _AUTHORIZATION.match(authorization)
     if not match:
         raise SignatureRejected(

@@ -1,6 +1,6 @@
 """The API's domain: uploads, job submission with idempotency, S3-triggered jobs, results.
 
-Knows nothing of HTTP: errors are `ApiError`s carrying the status a web adapter should use.
+Knows nothing of HTTP: refusals are `videoapi.errors.ApiError` kinds; the web adapter picks their statuses.
 """
 
 from __future__ import annotations
@@ -21,20 +21,27 @@ from urllib.parse import urlparse
 import numpy as np
 
 from videoapi.adapters.queue import TaskQueue
-from videoapi.adapters.storage import ObjectNotFound, Storage, StorageError
-from videoapi.domain.exports import EXPORT_FILES, ExportError, export
-from videoapi.domain.fairness import (
-    DEFAULT_PRIORITY,
-    PRIORITIES,
-    QUOTA_EXCEEDED,
-    FairQueue,
-    Quotas,
-    Refusal,
-    frames_today,
-)
-from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobNotFound, JobStatus, JobStore, new_job_id
+from videoapi.adapters.storage import Storage
+from videoapi.domain.exports import EXPORT_FILES, export
+from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES, QUOTA_EXCEEDED, FairQueue, Quotas, frames_today
+from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore, new_job_id
 from videoapi.domain.rekognition import REKOGNITION_OPTIONS, segment_detection
-from videoapi.pipeline.clips import CLIPS_JOB_KIND, ClipError, clip_spans, is_clips_job
+from videoapi.errors import (
+    ApiError,
+    ClipError,
+    Conflict,
+    ExportError,
+    InvalidRequest,
+    JobNotFound,
+    NotFound,
+    ObjectNotFound,
+    Refusal,
+    StorageError,
+    TooLarge,
+    TooManyRequests,
+    UnsupportedMediaType,
+)
+from videoapi.pipeline.clips import CLIPS_JOB_KIND, clip_spans, is_clips_job
 from videoapi.pipeline.cues import SegmentOptions
 from videoapi.pipeline.shots import max_per_stride
 from videoapi.pipeline.url_source import is_url
@@ -43,41 +50,6 @@ from videoapi.settings import Settings
 RESULT_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # json, csv, edl, otio, fcpxml, xml, qp, rekognition
 RESULT_EXTRAS = ("probabilities", "curve", "overview", "thumbnails")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class ApiError(Exception):
-    """A refusal with an HTTP status, a machine-readable code and, where it applies, the field at fault."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        field: str | None = None,
-        *,
-        details: dict | None = None,
-        headers: dict[str, str] | None = None,
-    ):
-        super().__init__(message)
-        self.status, self.code, self.message, self.field = status, code, message, field
-        self.details, self.headers = details or {}, headers or {}
-
-    def body(self) -> dict:
-        error = {"code": self.code, "message": self.message}
-        if self.field:
-            error["field"] = self.field
-        error.update(self.details)
-        return {"error": error}
-
-    @classmethod
-    def refused(cls, refusal: Refusal, headers: dict[str, str] | None = None) -> ApiError:
-        """429 for a client over one of its limits, naming the limit (and the count, for a quota)."""
-        details = {"limit": refusal.limit}
-        if refusal.code == QUOTA_EXCEEDED:
-            details["count"] = refusal.count
-        else:
-            details["retry_after_s"] = refusal.retry_after_s
-        return cls(429, refusal.code, refusal.message, details=details, headers=headers)
 
 
 @dataclass(frozen=True)
@@ -89,16 +61,26 @@ class ClientLimits:
     weight: float = 1.0  # its share of the workers against other clients'
 
 
+def refused(refusal: Refusal, headers: dict[str, str] | None = None) -> TooManyRequests:
+    """A client over one of its limits, naming the limit (and the count, for a quota)."""
+    details: dict[str, object] = {"limit": refusal.limit}
+    if refusal.code == QUOTA_EXCEEDED:
+        details["count"] = refusal.count
+    else:
+        details["retry_after_s"] = refusal.retry_after_s
+    return TooManyRequests(refusal.code, refusal.message, details=details, headers=headers)
+
+
 def safe_filename(name: str, field: str = "filename") -> str:
     """A file name fit to be the last part of a key: no separators, no dot-dot, no control characters."""
     if not name or "/" in name or "\\" in name or name in (".", "..") or ".." in name or _CONTROL.search(name):
-        raise ApiError(
-            422, "invalid_filename", "file names may not contain '/', '\\', '..' or control characters", field
+        raise InvalidRequest(
+            "invalid_filename", "file names may not contain '/', '\\', '..' or control characters", field
         )
     # any printable Unicode is fine (S3 keys are UTF-8); invisible characters could disguise a name
     if any(unicodedata.category(c)[0] == "C" for c in name) or len(name.encode()) > 255 or name != name.strip():
-        raise ApiError(
-            422, "invalid_filename", "file names must be printable, without edge spaces, at most 255 bytes", field
+        raise InvalidRequest(
+            "invalid_filename", "file names must be printable, without edge spaces, at most 255 bytes", field
         )
     return name
 
@@ -112,25 +94,24 @@ def check_key(key: str, field: str = "source") -> str:
         or any(part in (".", "..") for part in key.split("/"))
         or _CONTROL.search(key)
     ):
-        raise ApiError(422, "invalid_key", "object keys may not be empty, absolute, or hold '.', '..' or '//'", field)
+        raise InvalidRequest("invalid_key", "object keys may not be empty, absolute, or hold '.', '..' or '//'", field)
     return key
 
 
 def check_callback_url(url: str, allow_private: bool) -> str:
     parsed = urlparse(url)
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
-        raise ApiError(422, "invalid_callback_url", "callback_url must be an http(s) URL", "callback_url")
+        raise InvalidRequest("invalid_callback_url", "callback_url must be an http(s) URL", "callback_url")
     if allow_private:
         return url
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443)}
     except socket.gaierror as exc:
-        raise ApiError(422, "invalid_callback_url", f"cannot resolve {parsed.hostname}", "callback_url") from exc
+        raise InvalidRequest("invalid_callback_url", f"cannot resolve {parsed.hostname}", "callback_url") from exc
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])
         if not ip.is_global:
-            raise ApiError(
-                422,
+            raise InvalidRequest(
                 "callback_url_not_allowed",
                 f"callbacks to private or loopback addresses ({ip}) are refused",
                 "callback_url",
@@ -206,7 +187,7 @@ class JobService:
         try:
             self.quotas.reserve(client_id, job_id, limits.max_active_jobs)
         except Refusal as refusal:
-            raise ApiError.refused(refusal) from None
+            raise refused(refusal) from None
 
     def _enqueue(self, job: Job, priority: str, limits: ClientLimits | None) -> None:
         """Into the client's list (weighted fair share of the workers), and one more token for the workers."""
@@ -234,11 +215,11 @@ class JobService:
         safe_filename(filename)
         if content_type not in self.settings.allowed_content_types:
             allowed = ", ".join(self.settings.allowed_content_types)
-            raise ApiError(
-                415, "unsupported_content_type", f"{content_type!r} is not one of: {allowed}", "content_type"
+            raise UnsupportedMediaType(
+                "unsupported_content_type", f"{content_type!r} is not one of: {allowed}", "content_type"
             )
         if size <= 0:
-            raise ApiError(422, "invalid_size", "size_bytes must be positive", "size_bytes")
+            raise InvalidRequest("invalid_size", "size_bytes must be positive", "size_bytes")
         return filename
 
     def upload_key(self, client_id: str, filename: str) -> str:
@@ -248,8 +229,8 @@ class JobService:
         """A presigned PUT bound to this size and type, and a POST policy enforcing the size limit."""
         self._check_upload(filename, content_type, size_bytes)
         if size_bytes > self.settings.max_upload_bytes:
-            raise ApiError(
-                413, "too_large", f"size_bytes exceeds the limit of {self.settings.max_upload_bytes}", "size_bytes"
+            raise TooLarge(
+                "too_large", f"size_bytes exceeds the limit of {self.settings.max_upload_bytes}", "size_bytes"
             )
         key = self.upload_key(client_id, filename)
         expires = self.settings.presign_expiry_s
@@ -285,7 +266,7 @@ class JobService:
     def direct_upload(self, client_id: str, filename: str, content_type: str, data: bytes) -> dict:
         self._check_upload(filename, content_type, len(data) or 1)
         if not data:
-            raise ApiError(422, "empty_body", "the request body is empty", "body")
+            raise InvalidRequest("empty_body", "the request body is empty", "body")
         key = self.upload_key(client_id, filename)
         self.storage.put_bytes(key, data, content_type)
         return {"key": key, "size_bytes": len(data)}
@@ -295,35 +276,31 @@ class JobService:
         if is_url(source):  # fetched by the worker, under the SSRF rules (videoapi.pipeline.url_source)
             schemes = ("https://", "http://") if self.settings.url_source_allow_http else ("https://",)
             if not source.startswith(schemes) or len(source) > 4096:
-                raise ApiError(422, "source_not_allowed", "URL sources must be https:// URLs", "source")
+                raise InvalidRequest("source_not_allowed", "URL sources must be https:// URLs", "source")
             return "", source
         if source.startswith("s3://"):
             bucket, _, key = source[5:].partition("/")
             check_key(key)
             if bucket != self.storage.bucket and bucket not in self.settings.allowed_source_buckets:
-                raise ApiError(422, "bucket_not_allowed", f"bucket {bucket!r} is not one this service reads", "source")
+                raise InvalidRequest("bucket_not_allowed", f"bucket {bucket!r} is not one this service reads", "source")
         else:
             bucket, key = self.storage.bucket, check_key(source)
         if bucket == self.storage.bucket and not (
             key.startswith(f"uploads/{client_id}/") or key.startswith(f"{self.settings.trigger_prefix}{client_id}/")
         ):
             # keys in the service bucket belong to whoever uploaded them
-            raise ApiError(404, "source_not_found", "no such object among this client's uploads", "source")
+            raise NotFound("source_not_found", "no such object among this client's uploads", "source")
         try:
             size = self.storage.for_bucket(bucket).size(key, version)
         except ObjectNotFound as exc:
-            raise ApiError(404, "source_not_found", f"s3://{bucket}/{key} does not exist", "source") from exc
+            raise NotFound("source_not_found", f"s3://{bucket}/{key} does not exist", "source") from exc
         except StorageError as exc:
             if not version:
                 raise
             # S3 answers a version id it does not know with 400, not 404
-            raise ApiError(
-                404, "source_not_found", f"s3://{bucket}/{key} has no version {version!r}", "source"
-            ) from exc
+            raise NotFound("source_not_found", f"s3://{bucket}/{key} has no version {version!r}", "source") from exc
         if size > self.settings.max_video_bytes:
-            raise ApiError(
-                413, "too_large", f"the object is {size} bytes, over {self.settings.max_video_bytes}", "source"
-            )
+            raise TooLarge("too_large", f"the object is {size} bytes, over {self.settings.max_video_bytes}", "source")
         return bucket, key
 
     def submit(
@@ -338,10 +315,10 @@ class JobService:
         429 quota_exceeded when the client already has its most queued plus running jobs.
         """
         if request.priority not in PRIORITIES:
-            raise ApiError(422, "invalid_priority", f"priority must be one of {', '.join(PRIORITIES)}", "priority")
+            raise InvalidRequest("invalid_priority", f"priority must be one of {', '.join(PRIORITIES)}", "priority")
         for fmt in request.formats:
             if fmt not in RESULT_FORMATS:
-                raise ApiError(422, "invalid_format", f"formats must be among {', '.join(RESULT_FORMATS)}", "formats")
+                raise InvalidRequest("invalid_format", f"formats must be among {', '.join(RESULT_FORMATS)}", "formats")
         threshold = self.settings.threshold if request.threshold is None else request.threshold
         postprocess = self.settings.postprocess if request.postprocess is None else request.postprocess
         if request.callback_url:
@@ -354,8 +331,7 @@ class JobService:
             if not self.store.redis.set(marker, claim, nx=True, ex=self.settings.idempotency_ttl_s):
                 existing = json.loads(self.store.redis.get(marker) or "{}")
                 if existing.get("fingerprint") != request.fingerprint():
-                    raise ApiError(
-                        409,
+                    raise Conflict(
                         "idempotency_key_reused",
                         "this Idempotency-Key was used with a different request",
                         "Idempotency-Key",
@@ -442,7 +418,7 @@ class JobService:
         except JobNotFound:
             job = None
         if job is None or job.client_id != client_id:
-            raise ApiError(404, "job_not_found", f"no job {job_id!r}")
+            raise NotFound("job_not_found", f"no job {job_id!r}")
         return job
 
     def cancel(self, client_id: str, job_id: str) -> Job:
@@ -451,15 +427,15 @@ class JobService:
         cancelled = self.store.cancel(job_id)
         job = self.store.get(job_id)
         if not cancelled and job.status != JobStatus.cancelled:  # cancelling twice is fine
-            raise ApiError(409, "job_finished", f"the job already {job.status.value}; nothing to cancel")
+            raise Conflict("job_finished", f"the job already {job.status.value}; nothing to cancel")
         return job
 
     def _finished_detection(self, client_id: str, job_id: str) -> Job:
         job = self.get(client_id, job_id)
         if is_clips_job(job):
-            raise ApiError(409, "not_a_detection_job", f"{job_id} is a clips job; use its detection job")
+            raise Conflict("not_a_detection_job", f"{job_id} is a clips job; use its detection job")
         if job.status != JobStatus.succeeded:
-            raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; clips need its shots")
+            raise Conflict("job_not_finished", f"the job is {job.status.value}; clips need its shots")
         return job
 
     def request_clips(
@@ -468,11 +444,11 @@ class JobService:
         """A clips job of its own over a finished detection job; checked here so the worker meets no bad request."""
         parent = self._finished_detection(client_id, job_id)
         if request.mode not in ("copy", "exact"):
-            raise ApiError(422, "invalid_mode", "mode must be copy or exact", "mode")
+            raise InvalidRequest("invalid_mode", "mode must be copy or exact", "mode")
         try:
             clip_spans(self.storage.get_json(parent.result_key), request.shots, request.trim_transitions)
         except ClipError as exc:
-            raise ApiError(422, exc.code, exc.message, exc.field) from exc
+            raise InvalidRequest(exc.code, exc.message, exc.field) from exc
         options = {
             "parent": parent.id,
             "mode": request.mode,
@@ -499,9 +475,9 @@ class JobService:
         """A finished clips job's manifest with presigned GET URLs for every clip and the zip."""
         job = self.get(client_id, job_id)
         if not is_clips_job(job):
-            raise ApiError(409, "not_a_clips_job", f"{job_id} is not a clips job")
+            raise Conflict("not_a_clips_job", f"{job_id} is not a clips job")
         if job.status != JobStatus.succeeded:
-            raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; poll its status")
+            raise Conflict("job_not_finished", f"the job is {job.status.value}; poll its status")
         manifest = self.storage.get_json(job.result_key)
         expires = self.settings.presign_expiry_s
         for item in (*manifest["clips"], manifest["zip"]):
@@ -531,20 +507,20 @@ class JobService:
     def result(self, client_id: str, job_id: str, fmt: str, start_timecode: str | None = None) -> tuple[bytes, str]:
         """A finished job's result in `fmt`; `start_timecode` offsets the timeline formats (otio, fcpxml, xml, edl)."""
         if fmt not in (*RESULT_FORMATS, *RESULT_EXTRAS):
-            raise ApiError(
-                422, "invalid_format", f"format must be among {', '.join((*RESULT_FORMATS, *RESULT_EXTRAS))}", "format"
+            raise InvalidRequest(
+                "invalid_format", f"format must be among {', '.join((*RESULT_FORMATS, *RESULT_EXTRAS))}", "format"
             )
         job = self.get(client_id, job_id)
         if is_clips_job(job) and job.status == JobStatus.succeeded:
             if fmt != "json":
-                raise ApiError(422, "invalid_format", "a clips job's result is its JSON manifest", "format")
+                raise InvalidRequest("invalid_format", "a clips job's result is its JSON manifest", "format")
             return json.dumps(self.clips_result(client_id, job_id)).encode(), "application/json"
         if job.status == JobStatus.failed:
-            raise ApiError(409, "job_failed", f"the job failed ({job.error_code}): {job.error_message}")
+            raise Conflict("job_failed", f"the job failed ({job.error_code}): {job.error_message}")
         if job.status == JobStatus.cancelled:
-            raise ApiError(409, "job_cancelled", "the job was cancelled; it has no result")
+            raise Conflict("job_cancelled", "the job was cancelled; it has no result")
         if job.status != JobStatus.succeeded:
-            raise ApiError(409, "job_not_finished", f"the job is {job.status.value}; poll its status")
+            raise Conflict("job_not_finished", f"the job is {job.status.value}; poll its status")
         document = self.storage.get_json(job.result_key)
         if fmt == "json":
             return json.dumps(document).encode(), "application/json"
@@ -553,7 +529,7 @@ class JobService:
                 return export(document, fmt, start_timecode), EXPORT_FILES[fmt][1]
             except ExportError as exc:
                 code = "invalid_start_timecode" if exc.field == "start_timecode" else "unsupported_frame_rate"
-                raise ApiError(422, code, str(exc), exc.field) from exc
+                raise InvalidRequest(code, str(exc), exc.field) from exc
         if fmt == "rekognition":
             return json.dumps(self.rekognition_document(job, document)).encode(), "application/json"
         if fmt == "curve":
@@ -561,7 +537,7 @@ class JobService:
         if fmt in ("overview", "thumbnails"):
             previews = document.get("previews")
             if not previews:
-                raise ApiError(404, "no_preview", f"this result has no {fmt} picture (made before pictures existed)")
+                raise NotFound("no_preview", f"this result has no {fmt} picture (made before pictures existed)")
             media = "image/png" if fmt == "overview" else "image/jpeg"
             return self.storage.get_bytes(previews[fmt]["key"]), media
         return self.storage.get_bytes(document["probabilities"]["key"]), "application/octet-stream"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from videoapi.errors import ModelFileError
 from videoapi.model import runtime
 from videoapi.model.runtime import PRECISIONS, RUNTIME_MODULE, RUNTIMES
 
@@ -23,10 +24,6 @@ GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/
 FRAME_SHAPE = (27, 48, 3)
 
 _ONNX_TO_TRITON = {"tensor(uint8)": "TYPE_UINT8", "tensor(float)": "TYPE_FP32", "tensor(float16)": "TYPE_FP16"}
-
-
-class ModelFileError(ValueError):
-    """The ONNX file is missing, unreadable, or not shaped like TransNetV2."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from videoapi.domain.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
+from videoapi.errors import JobError
 from videoapi.pipeline.cues import SegmentOptions, technical_cues
 from videoapi.pipeline.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
 from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec, resolve_decoder
@@ -38,14 +39,6 @@ from videoapi.pipeline.probe import VideoInfo, frame_times
 from videoapi.pipeline.shots import FrameClock, ShotList
 from videoapi.pipeline.windows import MARGIN
 from videoapi.settings import Settings
-
-
-class JobError(Exception):
-    """Ends a job as failed with a machine-readable code, unless `transient` (then it is retried)."""
-
-    def __init__(self, code: str, message: str, *, transient: bool = False):
-        super().__init__(message)
-        self.code, self.message, self.transient = code, message, transient
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,13 @@ from typing import Literal
 
 from videoapi.adapters.storage import Storage
 from videoapi.domain.jobs import Job, JobStatus, JobStore
+from videoapi.errors import ClipError
 from videoapi.settings import Settings
 
 ClipMode = Literal["copy", "exact"]
 CLIP_MODES = ("copy", "exact")
 GRADUAL = ("dissolve", "fade", "fade_in", "fade_out")
 CLIPS_JOB_KIND = "clips"
-
-
-class ClipError(ValueError):
-    """A clip request that cannot be met; `code` and `field` say why and where."""
-
-    def __init__(self, code: str, message: str, field: str | None = None):
-        super().__init__(message)
-        self.code, self.message, self.field = code, message, field
 
 
 @dataclass(frozen=True)

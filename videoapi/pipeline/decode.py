@@ -9,7 +9,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from videoapi.pipeline.probe import VideoRejected
+from videoapi.errors import VideoRejected
 
 MODEL_WIDTH, MODEL_HEIGHT = 48, 27
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from videoapi.errors import DecoderUnavailable, VideoRejected
 from videoapi.pipeline.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
-from videoapi.pipeline.probe import VideoRejected
 
 logger = logging.getLogger(__name__)
 SURFACE = (160, 90)  # the hardware scaler's output: even sides (NVDEC needs them), a keyframe tile's size
@@ -31,10 +31,6 @@ MATRICES = {
     "bt601": ((1.164384, 0.0, 1.596027), (1.164384, -0.391762, -0.812968), (1.164384, 2.017232, 0.0)),
     "bt709": ((1.164384, 0.0, 1.792741), (1.164384, -0.213249, -0.532909), (1.164384, 2.112402, 0.0)),
 }
-
-
-class DecoderUnavailable(RuntimeError):
-    """The decoder asked for cannot run on this machine."""
 
 
 def _nvcuvid_loads() -> bool:

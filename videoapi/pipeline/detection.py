@@ -18,15 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from videoapi.adapters.storage import ObjectNotFound, Storage, StorageError, npz_bytes
-from videoapi.adapters.triton import InferenceError, InferenceUnavailable
+from videoapi.adapters.storage import Storage, npz_bytes
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
-from videoapi.domain.leases import Preempted
 from videoapi.domain.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
+from videoapi.errors import JobError, ObjectNotFound, Preempted, SourceError, VideoapiError
 from videoapi.pipeline.analysis import (
     WHOLE_VIDEO,
     DecodedVideo,
-    JobError,
     Segment,
     decode_whole,
     detect_result,
@@ -38,8 +36,8 @@ from videoapi.pipeline.decode import DecodeLog
 from videoapi.pipeline.frame_features import FEATURE_PREFIX, FeatureTap, concatenated, frame_features, stored
 from videoapi.pipeline.inference import FrameModel, Predictions
 from videoapi.pipeline.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, keyframe_geometry
-from videoapi.pipeline.probe import VideoInfo, VideoLimits, VideoRejected, probe_timeline
-from videoapi.pipeline.url_source import SourceError, SourceRules, download, is_url
+from videoapi.pipeline.probe import VideoInfo, VideoLimits, probe_timeline
+from videoapi.pipeline.url_source import SourceRules, download, is_url
 from videoapi.pipeline.windows import MARGIN, step_for
 from videoapi.settings import Settings
 
@@ -47,19 +45,11 @@ __all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector
 
 
 def as_job_error(exc: BaseException) -> JobError:
-    """Map what the pipeline raises to the job's error code and retry policy."""
+    """The job's error for what the pipeline raised: the family's code and retry policy; internal_error else."""
     if isinstance(exc, JobError):
         return exc
-    if isinstance(exc, VideoRejected):
-        return JobError(exc.code, exc.message)
-    if isinstance(exc, ObjectNotFound):
-        return JobError("video_not_found", str(exc))
-    if isinstance(exc, StorageError):
-        return JobError("storage_unavailable", str(exc), transient=exc.transient)
-    if isinstance(exc, InferenceUnavailable):
-        return JobError("triton_unavailable", str(exc), transient=True)
-    if isinstance(exc, InferenceError):
-        return JobError("inference_error", str(exc))
+    if isinstance(exc, VideoapiError):
+        return JobError(exc.code, exc.message, transient=exc.transient)
     return JobError("internal_error", f"{type(exc).__name__}: {exc}")
 
 

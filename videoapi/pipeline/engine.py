@@ -25,7 +25,8 @@ import numpy as np
 
 from videoapi.domain.exports import EXPORT_FILES, export
 from videoapi.domain.result import ModelIdentity, ResultKeys
-from videoapi.pipeline.analysis import JobError, decode_whole, detect_result
+from videoapi.errors import DetectionFailed, JobError, ModelNotBuilt
+from videoapi.pipeline.analysis import decode_whole, detect_result
 from videoapi.pipeline.cues import SegmentOptions
 from videoapi.pipeline.inference import Predictions
 from videoapi.pipeline.probe import VideoInfo, VideoLimits, probe_timeline
@@ -34,18 +35,6 @@ from videoapi.settings import Settings
 
 ENGINE_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # as the service renders them
 _PARAMETER = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"\s*\}\s*\}')
-
-
-class ModelNotBuilt(RuntimeError):
-    """The model repository has no usable model file, and it could not be built here."""
-
-
-class DetectionFailed(RuntimeError):
-    """A video could not be processed; `code` is the service's job error code."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{message} ({code})")
-        self.code, self.message = code, message
 
 
 def model_parameters(config_text: str) -> dict[str, str]:

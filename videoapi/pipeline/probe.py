@@ -14,14 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-class VideoRejected(ValueError):
-    """The file is not a video this service will process; `code` is machine-readable."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
+from videoapi.errors import VideoRejected
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
-
-class SourceError(Exception):
-    """A URL source that cannot be fetched; `code` is source_not_allowed, source_unreachable or source_too_large."""
-
-    def __init__(self, code: str, message: str):
-        super().__init__(message)
-        self.code, self.message = code, message
+from videoapi.errors import SourceError
 
 
 @dataclass(frozen=True)

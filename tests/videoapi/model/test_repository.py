@@ -11,13 +11,8 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from local.triton_server import TritonServer
 from videoapi.adapters.triton import ShotModelClient
-from videoapi.model.repository import (
-    ModelFileError,
-    build_model_repository,
-    cpu_variant,
-    inspect_onnx,
-    triton_config,
-)
+from videoapi.errors import ModelFileError
+from videoapi.model.repository import build_model_repository, cpu_variant, inspect_onnx, triton_config
 
 ONNX = "transnetv2/1/model.onnx"
 

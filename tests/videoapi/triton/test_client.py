@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from local.netutil import free_port
-from videoapi.adapters.triton import InferenceInputError, InferenceUnavailable, ShotModelClient
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.errors import InferenceInputError, InferenceUnavailable
 
 
 @pytest.fixture(params=["grpc", "http"])
