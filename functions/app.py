@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,7 +37,7 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
         app.include_router(rekognition.root_router)
 
     @app.get("/v1/health", tags=["health"])
-    def health() -> dict:
+    def health() -> dict[str, Any]:
         app.state.services.jobs.store.redis.ping()
         return {"status": "ok"}
 

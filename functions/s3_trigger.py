@@ -7,6 +7,7 @@ the job the first one created.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 from urllib.parse import unquote_plus
 
 from functions.deps import Services
@@ -22,7 +23,7 @@ def _services() -> Services:
     return Services.from_settings(get_settings())
 
 
-def handle_event(event: dict, services: Services) -> list[dict]:
+def handle_event(event: dict[str, Any], services: Services) -> list[dict[str, Any]]:
     outcomes = []
     for record in event.get("Records", []):
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):

@@ -36,7 +36,7 @@ class RedisServer:
     host: str = "127.0.0.1"
     data_dir: Path | None = None
     appendonly: bool = True
-    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: str | None = field(default=None, init=False, repr=False)
 
     @property

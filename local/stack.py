@@ -72,7 +72,7 @@ class LocalStack:
     supervisor: Supervisor = field(default=None, init=False, repr=False)
     triton: object = field(default=None, init=False, repr=False)  # the TritonServer, once started
     redis: object = field(default=None, init=False, repr=False)  # the embedded RedisServer (none with redis_url)
-    _api: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _api: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _moto: object = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -19,6 +19,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from threading import Thread
+from typing import Any
 
 from local.netutil import free_port, port_is_open, stop_process_group
 from videoapi.errors import StartError
@@ -93,9 +94,9 @@ class TritonServer:
     model_config_name: str | None = None
     startup_timeout_s: float = 180.0
     extra_args: list[str] = field(default_factory=list)
-    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
-    _tmp: tempfile.TemporaryDirectory | None = field(default=None, init=False, repr=False)
-    _log: deque = field(default_factory=lambda: deque(maxlen=200), init=False, repr=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
+    _log: deque[Any] = field(default_factory=lambda: deque(maxlen=200), init=False, repr=False)
 
     @property
     def grpc_url(self) -> str:

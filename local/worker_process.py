@@ -32,7 +32,7 @@ class WorkerProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     metrics_port: int = field(default=0, init=False)
     _metrics_dir: Path | None = field(default=None, init=False, repr=False)
-    _process: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _log: object = field(default=None, init=False, repr=False)
 
     @property

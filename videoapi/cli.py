@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -273,7 +273,9 @@ def _detect_in_process(
     return failed
 
 
-def _detect_via_api(target, video: Path, format: str, threshold, timeout: float, start_timecode) -> tuple[bytes, dict]:
+def _detect_via_api(
+    target, video: Path, format: str, threshold, timeout: float, start_timecode
+) -> tuple[bytes, dict[str, Any]]:
     """Upload one video, wait for its job with a progress bar; its result in `format` and its JSON document."""
     from videoapi.client import ApiClientError, VideoApiClient
 
@@ -284,7 +286,7 @@ def _detect_via_api(target, video: Path, format: str, threshold, timeout: float,
             with _progress_bar() as bar:
                 task = bar.add_task(f"{video.name}: queued", total=100)
 
-                def show(state: dict) -> None:
+                def show(state: dict[str, Any]) -> None:
                     bar.update(task, completed=state["progress"], description=f"{video.name}: {state['status']}")
 
                 job = client.wait(job["id"], on_progress=show, timeout_s=timeout)
@@ -380,7 +382,7 @@ def detect(
             stack.stop()
 
 
-def _split_locally(video: Path, document: dict, folder: Path, mode: str, trim_transitions: bool) -> None:
+def _split_locally(video: Path, document: dict[str, Any], folder: Path, mode: str, trim_transitions: bool) -> None:
     """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
     from videoapi.errors import ClipError
     from videoapi.pipeline.clips import clip_spans, cut_clips

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -98,7 +99,7 @@ class VideoApiClient:
         tag: str = "",
         postprocess: bool | None = None,
         priority: str | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         body = {"source": source, "tag": tag}
         if priority is not None:
             body["priority"] = priority
@@ -108,16 +109,16 @@ class VideoApiClient:
             body["postprocess"] = postprocess
         return self._request("POST", "/v1/jobs", json=body).json()
 
-    def status(self, job_id: str) -> dict:
+    def status(self, job_id: str) -> dict[str, Any]:
         return self._request("GET", f"/v1/jobs/{job_id}").json()
 
-    def cancel(self, job_id: str) -> dict:
+    def cancel(self, job_id: str) -> dict[str, Any]:
         return self._request("POST", f"/v1/jobs/{job_id}/cancel").json()
 
-    def usage(self) -> dict:
+    def usage(self) -> dict[str, Any]:
         return self._request("GET", "/v1/usage").json()
 
-    def list(self, limit: int = 50) -> list[dict]:
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
         return self._request("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
 
     def result(self, job_id: str, fmt: str = "json", start_timecode: str | None = None) -> bytes:
@@ -128,10 +129,10 @@ class VideoApiClient:
         self,
         job_id: str,
         *,
-        on_progress: Callable[[dict], None] | None = None,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
         poll_s: float = 0.5,
         timeout_s: float | None = None,
-    ) -> dict:
+    ) -> dict[str, Any]:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         while True:
             job = self.status(job_id)

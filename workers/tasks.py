@@ -8,6 +8,7 @@ import socket
 import uuid
 from contextlib import contextmanager
 from functools import cache
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
@@ -205,7 +206,7 @@ def _retries() -> int:
 
 
 @app.task(name="videoapi.detect_shots", max_retries=_retries(), **_policy)
-def detect_shots(self, job_id: str) -> dict:
+def detect_shots(self, job_id: str) -> dict[str, Any]:
     """Entry point for a job: short videos end here, long ones fan out to segments and a stitch."""
     outcome = detector().begin(job_id, preempt(self))
     if isinstance(outcome, list):
@@ -232,7 +233,7 @@ def detect_segment(self, job_id: str, start: int, stop: int | None) -> list[str]
 
 
 @app.task(name="videoapi.stitch_segments", max_retries=_retries(), **_policy)
-def stitch_segments(self, segment_keys: list, job_id: str) -> dict:
+def stitch_segments(self, segment_keys: list[Any], job_id: str) -> dict[str, Any]:
     if any(isinstance(k, dict) for k in segment_keys):  # a segment's checkpoint keys, or its failure
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
     detector().stitch(job_id, segment_keys)
@@ -267,7 +268,7 @@ class NextJobTask(JobTask):
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def run_next_job(self, job_id: str) -> dict:
+def run_next_job(self, job_id: str) -> dict[str, Any]:
     """The job a token popped: a detection job (short, or fanned out to segments) or a clips job."""
     if is_clips_job(detector().store.get(job_id)):
         return make_clips.run(job_id)
@@ -280,7 +281,7 @@ def clip_maker() -> ClipMaker:
 
 
 @app.task(name=CLIPS_TASK, max_retries=_retries(), **_policy)
-def make_clips(self, job_id: str) -> dict:
+def make_clips(self, job_id: str) -> dict[str, Any]:
     """A clips job: every asked shot as its own file, uploaded under the detection job's results."""
     try:
         manifest = clip_maker().run(job_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -33,7 +33,7 @@ class JobRequest(BaseModel):
         None, description="post-process the probabilities (typed transitions); false: the reference rule exactly"
     )
     segment_types: list[str] | None = Field(None, description="SHOT and/or TECHNICAL_CUE (default both)")
-    filters: dict | None = Field(
+    filters: dict[str, Any] | None = Field(
         None, description="min_segment_confidence (50-100), black_frame: {max_pixel_threshold, min_coverage_percentage}"
     )
     min_black_s: float | None = Field(
@@ -76,22 +76,24 @@ def submit_job(
 
 
 @usage_router.get("", summary="This client's active jobs, its limits and the frames run for it today (UTC)")
-def usage(client: ClientDep, limits: LimitsDep, services: ServicesDep) -> dict:
+def usage(client: ClientDep, limits: LimitsDep, services: ServicesDep) -> dict[str, Any]:
     return services.jobs.usage(client, limits)
 
 
 @router.get("", summary="This client's jobs, newest first")
-def list_jobs(client: ClientDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> dict:
+def list_jobs(
+    client: ClientDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
     return {"jobs": [job_view(job) for job in services.jobs.list(client, limit)]}
 
 
 @router.get("/{job_id}", summary="Job status")
-def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     return job_view(services.jobs.get(client, job_id))
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job (409 once it has finished)")
-def cancel_job(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+def cancel_job(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     return job_view(services.jobs.cancel(client, job_id))
 
 
@@ -119,7 +121,7 @@ def request_clips(
 
 
 @router.get("/{job_id}/video", summary="A presigned GET of the job's source video (to play it)")
-def job_video(job_id: str, client: ClientDep, services: ServicesDep) -> dict:
+def job_video(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     return services.jobs.video_url(client, job_id)
 
 

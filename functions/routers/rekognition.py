@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import redis
 from fastapi import APIRouter, Request
@@ -35,7 +36,7 @@ router = APIRouter(tags=["rekognition"], include_in_schema=False)
 root_router = APIRouter(tags=["rekognition"], include_in_schema=False)
 
 
-def _answer(body: dict, status: int = 200) -> Response:
+def _answer(body: dict[str, Any], status: int = 200) -> Response:
     headers = {"x-amzn-RequestId": str(uuid.uuid4())}
     if "__type" in body:
         headers["x-amzn-ErrorType"] = body["__type"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
@@ -20,7 +20,7 @@ class UploadRequest(BaseModel):
 
 
 @router.post("", status_code=201, summary="Create a presigned upload")
-def create_upload(body: UploadRequest, client: ClientDep, services: ServicesDep) -> dict:
+def create_upload(body: UploadRequest, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     """A presigned S3 PUT (and an equivalent POST policy) for one file: the video never passes through the API."""
     return services.jobs.presign_upload(client, body.filename, body.content_type, body.size_bytes)
 
@@ -32,7 +32,7 @@ async def direct_upload(
     services: ServicesDep,
     filename: Annotated[str, Query(min_length=1, max_length=200)],
     content_type: Annotated[str, Header()] = "application/octet-stream",
-) -> dict:
+) -> dict[str, Any]:
     limit = services.settings.direct_upload_max_bytes
     too_large = TooLarge("too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")
     declared = request.headers.get("content-length")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import boto3
 from botocore.config import Config
@@ -82,14 +82,14 @@ class Storage:
             "put", key, self.client.put_object, Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
         )
 
-    def put_json(self, key: str, document: dict) -> None:
+    def put_json(self, key: str, document: dict[str, Any]) -> None:
         self.put_bytes(key, json.dumps(document, separators=(",", ":")).encode(), "application/json")
 
     def get_bytes(self, key: str) -> bytes:
         body = self._guard("get", key, self.client.get_object, Bucket=self.bucket, Key=key)["Body"]
         return body.read()
 
-    def get_json(self, key: str) -> dict:
+    def get_json(self, key: str) -> dict[str, Any]:
         return json.loads(self.get_bytes(key))
 
     def delete(self, key: str) -> None:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.errors import InferenceError, InferenceInputError, InferenceUnavailable
 from videoapi.observability.metrics import TRITON_BATCH, TRITON_ERRORS, TRITON_LATENCY
@@ -34,7 +36,7 @@ class ServedModel:
     max_batch_size: int
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -125,7 +127,7 @@ class ShotModelClient:
         )
         return self._served
 
-    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, windows: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
         """Probabilities for windows uint8 [n, time, 27, 48, 3]: (single_frame, many_hot), each [n, time]."""
         served = self.served_model()
         if windows.ndim != 5 or windows.shape[2:] != FRAME_SHAPE or windows.dtype != np.uint8:
@@ -146,7 +148,7 @@ class ShotModelClient:
         many = np.concatenate(manys) if served.many_hot_output else None
         return single, many
 
-    def _infer(self, served: ServedModel, batch: np.ndarray):
+    def _infer(self, served: ServedModel, batch: NDArray[Any]):
         data = batch if served.input_datatype == "UINT8" else batch.astype(np.float32)
         datatype = "UINT8" if served.input_datatype == "UINT8" else "FP32"
         inp = self._tc.InferInput(served.input_name, list(data.shape), datatype)

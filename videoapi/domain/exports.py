@@ -7,6 +7,7 @@ import io
 import re
 from fractions import Fraction
 from pathlib import PurePosixPath
+from typing import Any
 
 import opentimelineio as otio
 from opentimelineio.opentime import RationalTime, TimeRange
@@ -39,7 +40,7 @@ CSV_COLUMNS = [
 ]
 
 
-def to_csv(document: dict) -> str:
+def to_csv(document: dict[str, Any]) -> str:
     """One row per shot; `transition_type` when the document has transitions; technical cues as `kind` rows.
 
     New columns are appended, so readers of the shot-only header keep working.
@@ -64,17 +65,17 @@ def to_csv(document: dict) -> str:
     return out.getvalue()
 
 
-def to_qp(document: dict) -> str:
+def to_qp(document: dict[str, Any]) -> str:
     """An x264/x265 `--qpfile`: an I-frame (QP chosen by the encoder) at each shot's first frame."""
     return "".join(f"{shot['start_frame']} I -1\n" for shot in document["shots"])
 
 
-def _rate(document: dict) -> float:
+def _rate(document: dict[str, Any]) -> float:
     fps = document["video"]["fps"]
     return timecode_rate(fps) or fps
 
 
-def _start_frames(document: dict, start_timecode: str | None) -> int:
+def _start_frames(document: dict[str, Any], start_timecode: str | None) -> int:
     if not start_timecode:
         return 0
     try:
@@ -83,7 +84,7 @@ def _start_frames(document: dict, start_timecode: str | None) -> int:
         raise ExportError(str(exc), "start_timecode") from exc
 
 
-def timeline(document: dict, start_timecode: str | None = None) -> otio.schema.Timeline:
+def timeline(document: dict[str, Any], start_timecode: str | None = None) -> otio.schema.Timeline:
     """One video track, a clip per shot whose source range is the shot's frames in the source media.
 
     Frames in no shot (those the model found inside a transition) are gaps, so the record side keeps the
@@ -141,7 +142,7 @@ def timeline(document: dict, start_timecode: str | None = None) -> otio.schema.T
     return result
 
 
-def _blend(transition: dict, gap: int, cut: int) -> tuple[int, int] | None:
+def _blend(transition: dict[str, Any], gap: int, cut: int) -> tuple[int, int] | None:
     """(in_offset, out_offset) in frames of a gradual transition at `cut` (the next shot's first frame).
 
     Blended frames between the shots (`gap` of them) are split across the cut; when the shots hold the
@@ -155,7 +156,7 @@ def _blend(transition: dict, gap: int, cut: int) -> tuple[int, int] | None:
     return (before, after) if before + after > 0 else None
 
 
-def to_timeline(document: dict, fmt: str, start_timecode: str | None = None) -> str:
+def to_timeline(document: dict[str, Any], fmt: str, start_timecode: str | None = None) -> str:
     """The shots as `otio` (JSON), `fcpxml` (Final Cut Pro X), `xml` (Final Cut Pro 7) or `edl` (CMX 3600)."""
     if fmt in ("edl", "xml") and timecode_rate(document["video"]["fps"]) is None:
         raise ExportError(
@@ -181,7 +182,7 @@ def _edl_record_offset(text: str, offset: int, rate: float) -> str:
     if not offset:
         return text
 
-    def shift(match: re.Match) -> str:
+    def shift(match: re.Match[str]) -> str:
         head, record_in, record_out = match.groups()
         drop = ";" in record_in
         moved = [RationalTime.from_timecode(tc, rate).value + offset for tc in (record_in, record_out)]
@@ -201,7 +202,7 @@ def _fcpxml_frame_duration(text: str, rate: float) -> str:
     return text.replace('frameDuration=""', f'frameDuration="{frame.numerator}/{frame.denominator}s"')
 
 
-def export(document: dict, fmt: str, start_timecode: str | None = None) -> bytes:
+def export(document: dict[str, Any], fmt: str, start_timecode: str | None = None) -> bytes:
     """The document in one of EXPORT_FILES' formats; ExportError for what that format cannot hold."""
     if fmt == "csv":
         return to_csv(document).encode()
@@ -210,6 +211,6 @@ def export(document: dict, fmt: str, start_timecode: str | None = None) -> bytes
     return to_timeline(document, fmt, start_timecode).encode()
 
 
-def to_edl(document: dict, start_timecode: str | None = None) -> str:
+def to_edl(document: dict[str, Any], start_timecode: str | None = None) -> str:
     """CMX 3600 through OTIO's adapter: a cut per shot, `D` events for dissolves."""
     return to_timeline(document, "edl", start_timecode)

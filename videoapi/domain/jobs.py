@@ -6,6 +6,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import redis
 
@@ -81,7 +82,7 @@ class Job:
     error_code: str = ""
     error_message: str = ""
     result_key: str = ""
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def progress(self) -> float:

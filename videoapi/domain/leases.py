@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -58,8 +59,8 @@ class LeasedTask:
     task_id: str
     name: str
     job_id: str
-    args: list
-    options: dict
+    args: list[Any]
+    options: dict[str, Any]
 
     @classmethod
     def from_record(cls, task_id: str, record: dict[str, str]) -> LeasedTask:

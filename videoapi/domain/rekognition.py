@@ -6,6 +6,8 @@ Cue types Rekognition has no name for (FrozenFrames, Silence) stay in our own JS
 
 from __future__ import annotations
 
+from typing import Any
+
 from videoapi.pipeline.shots import smpte_timecode
 
 SEGMENT_TYPES = ("TECHNICAL_CUE", "SHOT")
@@ -20,7 +22,7 @@ def _millis(seconds: float) -> int:
     return int(round(seconds * 1000))
 
 
-def _segment(kind: str, item: dict, fps: float) -> dict:
+def _segment(kind: str, item: dict[str, Any], fps: float) -> dict[str, Any]:
     start, end = int(item["start_frame"]), int(item["end_frame"])
     duration = end - start + 1
     start_ms, end_ms = _millis(item["start_time"]), _millis(item["end_time"])
@@ -42,7 +44,7 @@ def _confidence(value: float) -> float:
     return round(max(MIN_CONFIDENCE, min(100.0, 100.0 * float(value))), 3)
 
 
-def video_metadata(document: dict) -> list[dict]:
+def video_metadata(document: dict[str, Any]) -> list[dict[str, Any]]:
     video = document["video"]
     metadata = {
         "Codec": video.get("codec", ""),
@@ -57,7 +59,7 @@ def video_metadata(document: dict) -> list[dict]:
     return [metadata]
 
 
-def audio_metadata(document: dict) -> list[dict]:
+def audio_metadata(document: dict[str, Any]) -> list[dict[str, Any]]:
     audio = document.get("audio")
     if not audio:
         return []
@@ -72,11 +74,11 @@ def audio_metadata(document: dict) -> list[dict]:
 
 
 def segments(
-    document: dict,
+    document: dict[str, Any],
     segment_types: tuple[str, ...] = SEGMENT_TYPES,
     shot_min_confidence: float = MIN_CONFIDENCE,
     cue_min_confidence: float = MIN_CONFIDENCE,
-) -> list[dict]:
+) -> list[dict[str, Any]]:
     """Shots and Rekognition-named cues as Rekognition's Segments, ordered by start time; confidences 0-100."""
     fps = float(document["video"]["fps"])
     found = []
@@ -100,7 +102,9 @@ def segments(
     return sorted(found, key=lambda s: (s["StartTimestampMillis"], s["Type"] != "TECHNICAL_CUE"))
 
 
-def selected_segment_types(document: dict, segment_types: tuple[str, ...] = SEGMENT_TYPES) -> list[dict]:
+def selected_segment_types(
+    document: dict[str, Any], segment_types: tuple[str, ...] = SEGMENT_TYPES
+) -> list[dict[str, Any]]:
     model = document.get("model") or {}
     versions = {
         "SHOT": f"{model.get('name', 'transnetv2')}/{model.get('version') or '1'}",
@@ -110,11 +114,11 @@ def selected_segment_types(document: dict, segment_types: tuple[str, ...] = SEGM
 
 
 def segment_detection(
-    document: dict,
+    document: dict[str, Any],
     segment_types: tuple[str, ...] = SEGMENT_TYPES,
     shot_min_confidence: float = MIN_CONFIDENCE,
     cue_min_confidence: float = MIN_CONFIDENCE,
-) -> dict:
+) -> dict[str, Any]:
     """A succeeded job's result document as GetSegmentDetection's response (all segments, no pagination)."""
     return {
         "JobStatus": "SUCCEEDED",

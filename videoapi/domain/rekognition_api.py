@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import time
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -78,7 +78,7 @@ class GetSegmentDetection(_Model):
     NextToken: str | None = Field(None, max_length=255)
 
 
-def _parse(model: type[BaseModel], params: dict) -> BaseModel:
+def _parse(model: type[BaseModel], params: dict[str, Any]) -> BaseModel:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -87,7 +87,7 @@ def _parse(model: type[BaseModel], params: dict) -> BaseModel:
         raise AwsError("InvalidParameterException", f"{where}: {first['msg']}") from exc
 
 
-def segment_options(request: StartSegmentDetection) -> dict:
+def segment_options(request: StartSegmentDetection) -> dict[str, Any]:
     """Start's SegmentTypes and Filters as videoapi.pipeline.cues.SegmentOptions names (Rekognition's units)."""
     filters = request.Filters or FiltersParam()
     shot, cue = filters.ShotFilter or ConfidenceFilterParam(), filters.TechnicalCueFilter or TechnicalCueFilterParam()
@@ -134,7 +134,7 @@ class RekognitionService:
     def __init__(self, jobs: JobService):
         self.jobs = jobs
 
-    def start_segment_detection(self, client_id: str, params: dict) -> dict:
+    def start_segment_detection(self, client_id: str, params: dict[str, Any]) -> dict[str, Any]:
         request = _parse(StartSegmentDetection, params)
         s3 = request.Video.S3Object
         attributes = {REKOGNITION_OPTIONS: json.dumps({**segment_options(request), "job_tag": request.JobTag or ""})}
@@ -155,7 +155,7 @@ class RekognitionService:
             raise as_aws_error(exc) from exc
         return {"JobId": job.id}
 
-    def get_segment_detection(self, client_id: str, params: dict) -> dict:
+    def get_segment_detection(self, client_id: str, params: dict[str, Any]) -> dict[str, Any]:
         request = _parse(GetSegmentDetection, params)
         try:
             job = self.jobs.get(client_id, request.JobId)
@@ -187,7 +187,7 @@ def _offset(token: str, job_id: str) -> int:
     raise AwsError("InvalidPaginationTokenException", "Invalid Token")
 
 
-def completion_message(job: Job) -> dict:
+def completion_message(job: Job) -> dict[str, Any]:
     """The message Rekognition publishes to the job's SNS topic when a segment detection ends."""
     options = json.loads(job.extra.get(REKOGNITION_OPTIONS, "{}"))
     message = {

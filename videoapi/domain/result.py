@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import itertools
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,15 +60,15 @@ def shot_document(
     info: VideoInfo,
     frame_count: int,
     clock: FrameClock,
-    warnings: list[dict],
+    warnings: list[dict[str, Any]],
     threshold: float,
     postprocess: bool,
-    transitions: list[dict],
+    transitions: list[dict[str, Any]],
     model: ModelIdentity,
     shots: ShotList,
-    previews: dict,
+    previews: dict[str, Any],
     keys: ResultKeys,
-) -> dict:
+) -> dict[str, Any]:
     """The shots.json document of one video; `frame_count` is the frames decoded, `previews` their layout."""
     fps = info.fps
     return {

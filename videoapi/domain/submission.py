@@ -16,6 +16,7 @@ import time
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -194,7 +195,7 @@ class JobService:
         self.fair.push(job.client_id, job.id, priority, (limits or self.limits()).weight)
         self.queue.enqueue_token()
 
-    def usage(self, client_id: str, limits: ClientLimits | None = None) -> dict:
+    def usage(self, client_id: str, limits: ClientLimits | None = None) -> dict[str, Any]:
         """The client's active jobs, its limits and the frames run for it today (UTC)."""
         limits = limits or self.limits()
         return {
@@ -225,7 +226,7 @@ class JobService:
     def upload_key(self, client_id: str, filename: str) -> str:
         return f"uploads/{client_id}/{uuid.uuid4().hex}/{filename}"
 
-    def presign_upload(self, client_id: str, filename: str, content_type: str, size_bytes: int) -> dict:
+    def presign_upload(self, client_id: str, filename: str, content_type: str, size_bytes: int) -> dict[str, Any]:
         """A presigned PUT bound to this size and type, and a POST policy enforcing the size limit."""
         self._check_upload(filename, content_type, size_bytes)
         if size_bytes > self.settings.max_upload_bytes:
@@ -263,7 +264,7 @@ class JobService:
             "expires_at": iso(time.time() + expires),
         }
 
-    def direct_upload(self, client_id: str, filename: str, content_type: str, data: bytes) -> dict:
+    def direct_upload(self, client_id: str, filename: str, content_type: str, data: bytes) -> dict[str, Any]:
         self._check_upload(filename, content_type, len(data) or 1)
         if not data:
             raise InvalidRequest("empty_body", "the request body is empty", "body")
@@ -471,7 +472,7 @@ class JobService:
         self._enqueue(job, DEFAULT_PRIORITY, limits)
         return self.store.get(job.id)  # with the clips fields the new record holds
 
-    def clips_result(self, client_id: str, job_id: str) -> dict:
+    def clips_result(self, client_id: str, job_id: str) -> dict[str, Any]:
         """A finished clips job's manifest with presigned GET URLs for every clip and the zip."""
         job = self.get(client_id, job_id)
         if not is_clips_job(job):
@@ -485,7 +486,7 @@ class JobService:
         manifest["expires_in"], manifest["expires_at"] = expires, iso(time.time() + expires)
         return manifest
 
-    def video_url(self, client_id: str, job_id: str) -> dict:
+    def video_url(self, client_id: str, job_id: str) -> dict[str, Any]:
         """A presigned GET of the job's source video, to play it (the page reopening a job)."""
         job = self.get(client_id, job_id)
         expires = self.settings.presign_expiry_s
@@ -542,13 +543,13 @@ class JobService:
             return self.storage.get_bytes(previews[fmt]["key"]), media
         return self.storage.get_bytes(document["probabilities"]["key"]), "application/octet-stream"
 
-    def rekognition_document(self, job: Job, document: dict | None = None) -> dict:
+    def rekognition_document(self, job: Job, document: dict[str, Any] | None = None) -> dict[str, Any]:
         """The job as GetSegmentDetection returns it: status, and once it succeeded every segment."""
         options = json.loads(job.extra.get(REKOGNITION_OPTIONS, "{}"))
         s3_object = {"Bucket": job.bucket, "Name": job.key}
         if job.extra.get("source_version"):
             s3_object["Version"] = job.extra["source_version"]
-        response: dict = {"JobId": job.id, "Video": {"S3Object": s3_object}}
+        response: dict[str, Any] = {"JobId": job.id, "Video": {"S3Object": s3_object}}
         if options.get("job_tag"):
             response["JobTag"] = options["job_tag"]
         if job.status in (JobStatus.failed, JobStatus.cancelled):
@@ -562,7 +563,7 @@ class JobService:
             kwargs["segment_types"] = tuple(options["segment_types"])
         return {**segment_detection(document, **kwargs), **response}
 
-    def _curve(self, document: dict, max_points: int = 20_000) -> dict:
+    def _curve(self, document: dict[str, Any], max_points: int = 20_000) -> dict[str, Any]:
         """Per-frame probabilities as JSON for plotting; long videos keep each stride's maximum."""
         with np.load(io.BytesIO(self.storage.get_bytes(document["probabilities"]["key"]))) as arrays:
             single, many = arrays["single_frame"], arrays["many_hot"]
@@ -577,7 +578,7 @@ class JobService:
         }
 
 
-def job_view(job: Job, base: str = "/v1") -> dict:
+def job_view(job: Job, base: str = "/v1") -> dict[str, Any]:
     """The status representation of a job."""
     links = {"self": f"{base}/jobs/{job.id}"}
     if not job.status.finished:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.errors import ModelFileError
 from videoapi.model import runtime
@@ -58,7 +60,7 @@ def _session(path: Path):
         raise ModelFileError(f"{path} is not a loadable ONNX model: {str(exc).splitlines()[0]}") from exc
 
 
-def _probe_windows(time: int) -> np.ndarray:
+def _probe_windows(time: int) -> NDArray[Any]:
     """Two windows: a still grey shot, and a hard cut half way. Probabilities stay in [0, 1]."""
     still = np.full((time, *FRAME_SHAPE), 128, np.uint8)
     cut = still.copy()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 RUNTIME_MODULE = "transnetv2_runtime.py"  # the name of this file's copy beside model.py
 RUNTIMES = ("auto", "openvino", "onnxruntime")
@@ -24,7 +25,7 @@ PRECISIONS = ("auto", "f32", "bf16")
 class LoadedModel:
     """A compiled model: run(output_names, feed) -> arrays; which inputs take float32; where it runs."""
 
-    run: Callable[[list[str], dict], list]
+    run: Callable[[list[str], dict[str, Any]], list[Any]]
     float_inputs: set[str]
     input_names: list[str]
     output_names: list[str]
@@ -46,7 +47,7 @@ def _onnxruntime(path: str, threads: int, gpu_device: int | None) -> LoadedModel
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
-    providers: list = ["CPUExecutionProvider"]
+    providers: list[Any] = ["CPUExecutionProvider"]
     if gpu_device is not None and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": gpu_device}))
     session = ort.InferenceSession(path, sess_options=options, providers=providers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
@@ -30,7 +31,7 @@ def tracing_requested() -> bool:
     return bool(exporter or _otlp_endpoint_set() or os.environ.get(TRACE_FILE_ENV))
 
 
-def _exporters() -> list:
+def _exporters() -> list[Any]:
     names = {n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()}
     exporters = []
     if "otlp" in names or (not names and _otlp_endpoint_set()):

@@ -12,8 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.domain.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
 from videoapi.errors import JobError
@@ -58,20 +60,20 @@ class DecodedVideo:
 
     predictions: Predictions
     overview_stride: int
-    overview: np.ndarray  # every overview_stride-th model frame
+    overview: NDArray[Any]  # every overview_stride-th model frame
     candidates: TileSource  # keyframe candidates
     open_video: Callable[[], AbstractContextManager[Path]]  # for shots shorter than the candidates' stride
-    features: dict[str, np.ndarray]  # per-frame feature arrays (videoapi.pipeline.frame_features), one row per frame
-    frame_pts: np.ndarray | None = None  # every frame's timestamp in presentation order (the probe's)
+    features: dict[str, NDArray[Any]]  # per-frame feature arrays (videoapi.pipeline.frame_features), one row per frame
+    frame_pts: NDArray[Any] | None = None  # every frame's timestamp in presentation order (the probe's)
     decode_errors: int = 0  # packets the decoder refused
-    decode_damaged: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames at the damage
+    decode_damaged: NDArray[Any] = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # frames at the damage
 
 
 @dataclass(frozen=True)
 class Detection:
     """One video's result: the document and the files it names."""
 
-    document: dict
+    document: dict[str, Any]
     predictions: Predictions
     overview_png: bytes
     thumbnails_jpeg: bytes
@@ -89,11 +91,11 @@ def predict_file(
     sampler: OverviewSampler | None = None,
     candidates: KeyframeCandidates | None = None,
     features: FeatureTap | None = None,
-    on_predictions: Callable[[np.ndarray], None] | None = None,
+    on_predictions: Callable[[NDArray[Any]], None] | None = None,
     *,
-    frame_pts: np.ndarray | None = None,
+    frame_pts: NDArray[Any] | None = None,
     log: DecodeLog | None = None,
-    last_tap: Callable[[Iterator[np.ndarray], int], Iterator[np.ndarray]] | None = None,
+    last_tap: Callable[[Iterator[NDArray[Any]], int], Iterator[NDArray[Any]]] | None = None,
 ) -> Predictions:
     """Probabilities for the segment's frames; `sampler`, `candidates`, `features` and `log` take theirs on the way.
 
@@ -143,9 +145,9 @@ def decode_whole(
     settings: Settings,
     model: FrameModel,
     progress: Callable[[int], None] | None = None,
-    on_predictions: Callable[[np.ndarray], None] | None = None,
+    on_predictions: Callable[[NDArray[Any]], None] | None = None,
     *,
-    frame_pts: np.ndarray | None = None,
+    frame_pts: NDArray[Any] | None = None,
 ) -> Iterator[DecodedVideo]:
     """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends.
 
@@ -193,7 +195,7 @@ def checked_frame_count(predictions: Predictions) -> int:
     return decoded
 
 
-def frame_clock(info: VideoInfo, frame_pts: np.ndarray | None) -> FrameClock:
+def frame_clock(info: VideoInfo, frame_pts: NDArray[Any] | None) -> FrameClock:
     """How frame numbers become times: the frames' own timestamps when the rate varies."""
     if info.variable_frame_rate and frame_pts is not None:
         return FrameClock(info.fps, frame_times(frame_pts, info.time_base), end=info.end_time)
@@ -202,7 +204,7 @@ def frame_clock(info: VideoInfo, frame_pts: np.ndarray | None) -> FrameClock:
 
 def render_previews(
     shots: ShotList, video: DecodedVideo, keys: ResultKeys, max_thumbnails: int, info: VideoInfo | None = None
-) -> tuple[dict, bytes, bytes]:
+) -> tuple[dict[str, Any], bytes, bytes]:
     """(layout for the document, overview.png, thumbnails.jpg): the frames and predictions, a keyframe per shot.
 
     Pictures are upright and at the display's aspect of `info` (its rotation and display size).

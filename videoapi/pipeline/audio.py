@@ -9,14 +9,16 @@ segmented job hears the same levels as a single pass.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 # Digital silence (all samples zero) reads as this level, so every frame of a track has a finite level.
 FLOOR_DB = -150.0
 
 
-def samples_of(frame) -> np.ndarray:
+def samples_of(frame) -> NDArray[Any]:
     """A decoded PyAV AudioFrame as float samples [channels, n] in -1..1, whatever its sample format."""
     array = frame.to_ndarray()
     channels = len(frame.layout.channels)
@@ -29,7 +31,7 @@ def samples_of(frame) -> np.ndarray:
     return array.astype(np.float32, copy=False)
 
 
-def frame_edges(frame_pts: np.ndarray, time_base: float) -> np.ndarray:
+def frame_edges(frame_pts: NDArray[Any], time_base: float) -> NDArray[Any]:
     """Absolute seconds at which each video frame starts to be shown, and when the last one ends."""
     starts = np.asarray(frame_pts, dtype=np.float64) * time_base
     deltas = np.diff(starts)
@@ -48,19 +50,19 @@ class AudioLevels:
     def __init__(self) -> None:
         self.start, self.stop = 0, None
         self.frames = 0  # video frames of the span seen
-        self.edges: np.ndarray | None = None  # the span's frame edges (absolute seconds), one more than its frames
-        self.power: np.ndarray | None = None  # [span frames, channels] sums of squared samples
-        self.counts: np.ndarray | None = None  # [span frames] samples summed
+        self.edges: NDArray[Any] | None = None  # the span's frame edges (absolute seconds), one more than its frames
+        self.power: NDArray[Any] | None = None  # [span frames, channels] sums of squared samples
+        self.counts: NDArray[Any] | None = None  # [span frames] samples summed
         self.covered = -math.inf  # absolute seconds up to which audio has been heard
 
     def bind(self, start: int, stop: int | None) -> None:
         """The span (global frame numbers start..stop-1) whose frames this feature reports."""
         self.start, self.stop = start, stop
 
-    def update(self, frame: np.ndarray) -> None:
+    def update(self, frame: NDArray[Any]) -> None:
         self.frames += 1
 
-    def open_audio(self, edges: np.ndarray, channels: int) -> None:
+    def open_audio(self, edges: NDArray[Any], channels: int) -> None:
         """The file has an audio stream: `edges` are every video frame's start (absolute seconds) and the last's end."""
         last = len(edges) - 1 if self.stop is None else min(self.stop, len(edges) - 1)
         self.edges = np.asarray(edges[self.start : last + 1], dtype=np.float64)
@@ -73,7 +75,7 @@ class AudioLevels:
         """Absolute seconds up to which the span needs audio (the end of its last frame)."""
         return float(self.edges[-1]) if self.edges is not None and len(self.edges) else -math.inf
 
-    def add_audio(self, samples: np.ndarray, time: float, rate: int) -> None:
+    def add_audio(self, samples: NDArray[Any], time: float, rate: int) -> None:
         """Samples [channels, n] starting at absolute `time` seconds, `rate` a second."""
         if self.edges is None or len(self.edges) < 2 or samples.shape[1] == 0:
             return
@@ -91,7 +93,7 @@ class AudioLevels:
         self.power[first:last, : len(squared)] += (cumulative[:, cuts[1:]] - cumulative[:, cuts[:-1]]).T
         self.counts[first:last] += np.diff(cuts)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         if self.power is None:
             return {}
         seen = min(self.frames, len(self.counts))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from videoapi.adapters.storage import Storage
 from videoapi.domain.jobs import Job, JobStatus, JobStore
@@ -48,7 +48,9 @@ class Clip:
     size_bytes: int
 
 
-def clip_spans(document: dict, shots: Sequence[int] | None = None, trim_transitions: bool = False) -> list[ClipSpan]:
+def clip_spans(
+    document: dict[str, Any], shots: Sequence[int] | None = None, trim_transitions: bool = False
+) -> list[ClipSpan]:
     """The frames of each asked shot (all when `shots` is None); with `trim_transitions`, less the frames of
     gradual transitions (the document's `transitions`) at either end, so a clip holds only its own shot."""
     all_shots = document["shots"]
@@ -58,7 +60,7 @@ def clip_spans(document: dict, shots: Sequence[int] | None = None, trim_transiti
         raise ClipError("invalid_shots", f"no shots {bad}: this result has shots 0..{len(all_shots) - 1}", "shots")
     transitions = document.get("transitions") or []
 
-    def gradual(index: int | None) -> dict | None:
+    def gradual(index: int | None) -> dict[str, Any] | None:
         if index is None or not transitions:
             return None
         transition = transitions[index]
@@ -161,7 +163,7 @@ def _clip(span: ClipSpan, target: Path, first: int, last: int, pts: list[int], t
     )
 
 
-def _frames(path: Path) -> Iterator:
+def _frames(path: Path) -> Iterator[Any]:
     import av
 
     with av.open(str(path)) as container:
@@ -186,7 +188,7 @@ def exact_clips(
         by_start.setdefault(span.start_frame, []).append(span)
     open_clips: list[tuple[ClipSpan, object, object, Path]] = []
     written: list[Clip] = []
-    finished: set = set()
+    finished: set[Any] = set()
     last_needed = max((s.end_frame for s in spans), default=-1)
     with av.open(str(path)) as probe:
         stream = probe.streams.video[0]
@@ -280,7 +282,7 @@ class ClipMaker:
     def __init__(self, settings: Settings, store: JobStore, storage: Storage):
         self.settings, self.store, self.storage = settings, store, storage
 
-    def run(self, job_id: str) -> dict | None:
+    def run(self, job_id: str) -> dict[str, Any] | None:
         """The manifest once uploaded; None when the job had already finished (a redelivery)."""
         job = self.store.get(job_id)
         if job.status.finished:

@@ -9,9 +9,10 @@ swscale, which expands limited-range video to full range, so thresholds are frac
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from videoapi.pipeline.shots import FrameClock
@@ -62,7 +63,7 @@ class SegmentOptions(BaseModel):
         return cls.model_validate_json(stored) if stored else cls()
 
     @classmethod
-    def from_body(cls, body: dict) -> SegmentOptions:
+    def from_body(cls, body: dict[str, Any]) -> SegmentOptions:
         """The options from a request body using Rekognition-style nested `filters`."""
         filters = body.get("filters") or {}
         black = filters.get("black_frame") or {}
@@ -97,17 +98,17 @@ BODY_FIELDS = {
 LUMA_WEIGHTS = np.array([0.2126, 0.7152, 0.0722], dtype=np.float32)
 
 
-def luma(frame: np.ndarray) -> np.ndarray:
+def luma(frame: NDArray[Any]) -> NDArray[Any]:
     """BT.709 luma of full-range RGB frames (..., 3) in 0..255."""
     return frame[..., :3].astype(np.float32) @ LUMA_WEIGHTS
 
 
-def percentile_ranks(pixels: int) -> np.ndarray:
+def percentile_ranks(pixels: int) -> NDArray[Any]:
     """Rank (ascending) of the pixel under which each whole percentage of a frame's pixels lies."""
     return np.maximum(np.ceil(BLACK_PERCENTILES / 100 * pixels).astype(int) - 1, 0)
 
 
-def bar_reference(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def bar_reference(height: int, width: int) -> tuple[NDArray[Any], NDArray[Any]]:
     """The bars' colours over the top two thirds of a frame, and the columns compared (bar edges left out)."""
     edges = np.linspace(0, width, len(BAR_COLOURS) + 1).round().astype(int)
     reference = np.zeros((height * 2 // 3, width, 3), np.float32)
@@ -123,13 +124,13 @@ class CueFeature:
     """Per frame: luma percentiles, the change from the previous frame, and how far the picture is from bars."""
 
     def __init__(self) -> None:
-        self.percentiles: list[np.ndarray] = []
+        self.percentiles: list[NDArray[Any]] = []
         self.changes: list[float] = []
         self.bar_errors: list[float] = []
-        self.previous: np.ndarray | None = None
+        self.previous: NDArray[Any] | None = None
         self.shape: tuple[int, int] | None = None
 
-    def update(self, frame: np.ndarray) -> None:
+    def update(self, frame: NDArray[Any]) -> None:
         if self.shape != frame.shape[:2]:
             self.shape = frame.shape[:2]
             self.ranks = percentile_ranks(frame.shape[0] * frame.shape[1])
@@ -145,15 +146,15 @@ class CueFeature:
         top = frame[: len(self.reference), self.columns].astype(np.float32)
         self.bar_errors.append(float(np.abs(top - self.reference).mean()))
 
-    def state(self) -> dict[str, np.ndarray]:
+    def state(self) -> dict[str, NDArray[Any]]:
         """The still run's anchor frame: a checkpoint carries it, so a resumed span measures freezes exactly."""
         return {} if self.previous is None else {"cue_anchor": self.previous}
 
-    def restore(self, state: dict[str, np.ndarray]) -> None:
+    def restore(self, state: dict[str, NDArray[Any]]) -> None:
         if "cue_anchor" in state:
             self.previous = np.asarray(state["cue_anchor"])
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         return {
             "cue_luma_percentiles": np.array(self.percentiles, dtype=np.uint8).reshape(-1, len(BLACK_PERCENTILES)),
             "cue_change": np.array(self.changes, dtype=np.float32),
@@ -161,14 +162,14 @@ class CueFeature:
         }
 
 
-def runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def runs(mask: NDArray[Any]) -> list[tuple[int, int]]:
     """Inclusive (start, end) of each run of True."""
     padded = np.concatenate([[False], mask.astype(bool), [False]])
     edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
     return [(int(start), int(stop) - 1) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
 
 
-def cue(kind: str, start: int, end: int, clock: FrameClock, confidence: float) -> dict:
+def cue(kind: str, start: int, end: int, clock: FrameClock, confidence: float) -> dict[str, Any]:
     """One technical cue document over frames start..end inclusive, timed as the shots are."""
     return {
         "type": kind,
@@ -183,23 +184,23 @@ def cue(kind: str, start: int, end: int, clock: FrameClock, confidence: float) -
     }
 
 
-def black_mask(percentiles: np.ndarray, options: SegmentOptions) -> np.ndarray:
+def black_mask(percentiles: NDArray[Any], options: SegmentOptions) -> NDArray[Any]:
     """Frames where at least min_coverage_percentage of pixels are at or under max_pixel_threshold."""
     return black_levels(percentiles, options) <= options.black_max_pixel_threshold * 255
 
 
-def black_levels(percentiles: np.ndarray, options: SegmentOptions) -> np.ndarray:
+def black_levels(percentiles: NDArray[Any], options: SegmentOptions) -> NDArray[Any]:
     """Per frame, the luma under which min_coverage_percentage of its pixels lie (what the threshold is held to)."""
     return percentiles[:, min(100, math.ceil(options.black_min_coverage_percentage))]
 
 
-def held_seconds(levels: np.ndarray, start: int, clock: FrameClock) -> float:
+def held_seconds(levels: NDArray[Any], start: int, clock: FrameClock) -> float:
     """The longest stretch of a black run (frames from `start`) within BLACK_HOLD_LEVELS of its darkest level."""
     held = levels.astype(np.int16) <= int(levels.min()) + BLACK_HOLD_LEVELS
     return max(clock.end_time(start + end) - clock.time(start + first) for first, end in runs(held))
 
 
-def black_slugs(percentiles: np.ndarray, clock: FrameClock, options: SegmentOptions) -> list[tuple[int, int]]:
+def black_slugs(percentiles: NDArray[Any], clock: FrameClock, options: SegmentOptions) -> list[tuple[int, int]]:
     """Runs of black frames (Rekognition's rule) whose darkest level is held for at least min_black_s."""
     levels = black_levels(percentiles, options)
     found = []
@@ -209,7 +210,7 @@ def black_slugs(percentiles: np.ndarray, clock: FrameClock, options: SegmentOpti
     return found
 
 
-def silences(levels: np.ndarray, clock: FrameClock, options: SegmentOptions) -> list[dict]:
+def silences(levels: NDArray[Any], clock: FrameClock, options: SegmentOptions) -> list[dict[str, Any]]:
     """Silence cues: frames whose sound (cue_audio_db) stays under silence_db for at least min_silence_s.
 
     A frame with no sample at all (the track ends before the picture) is silent.
@@ -224,11 +225,11 @@ def silences(levels: np.ndarray, clock: FrameClock, options: SegmentOptions) -> 
     return found
 
 
-def technical_cues(arrays: dict[str, np.ndarray], clock: FrameClock, options: SegmentOptions) -> list[dict]:
+def technical_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock, options: SegmentOptions) -> list[dict[str, Any]]:
     """The video's technical cues, by start frame, from its stitched `cue_` arrays; Content fills the gaps."""
     percentiles = arrays["cue_luma_percentiles"]
     count = len(percentiles)
-    found: list[dict] = []
+    found: list[dict[str, Any]] = []
     for start, end in black_slugs(percentiles, clock, options):
         found.append(cue("BlackFrames", start, end, clock, 1.0))
     bars = arrays["cue_bar_error"] < BARS_MAX_ERROR

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.errors import VideoRejected
 
@@ -21,15 +22,15 @@ class TileTap(Protocol):
 
     def wants(self, index: int) -> bool: ...
 
-    def add(self, index: int, bgr: np.ndarray) -> None: ...
+    def add(self, index: int, bgr: NDArray[Any]) -> None: ...
 
 
 class AudioTap(Protocol):
     """Hears the audio track while the video is decoded (videoapi.pipeline.audio.AudioLevels): no second decode."""
 
-    def open_audio(self, edges: np.ndarray, channels: int) -> None: ...
+    def open_audio(self, edges: NDArray[Any], channels: int) -> None: ...
 
-    def add_audio(self, samples: np.ndarray, time: float, rate: int) -> None: ...
+    def add_audio(self, samples: NDArray[Any], time: float, rate: int) -> None: ...
 
     covered: float  # absolute seconds up to which it has heard the sound
 
@@ -37,7 +38,7 @@ class AudioTap(Protocol):
     def until(self) -> float: ...  # absolute seconds up to which it needs the sound
 
 
-def to_model_frame(bgr: np.ndarray) -> np.ndarray:
+def to_model_frame(bgr: NDArray[Any]) -> NDArray[Any]:
     """One decoded BGR frame to a 27x48x3 RGB uint8 frame (area averaging, closest to the reference's ffmpeg scale)."""
     small = cv2.resize(bgr, (MODEL_WIDTH, MODEL_HEIGHT), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
@@ -60,7 +61,7 @@ def _seek(cap: cv2.VideoCapture, start: int) -> int:
 
 def iter_model_frames(
     path: Path, start: int = 0, stop: int | None = None, *, tiles: TileTap | None = None
-) -> Iterator[np.ndarray]:
+) -> Iterator[NDArray[Any]]:
     """Yield frames start..stop-1 as 27x48x3 RGB uint8, holding one decoded frame at a time; `tiles` taps some."""
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
@@ -112,12 +113,12 @@ class DecodeLog:
         if self._mine(index):
             self.frames.append(index)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         """For a segment's npz: the error count and the damaged frame numbers."""
         return {"decode_errors": np.array([self.errors]), "decode_damaged": np.array(self.frames, dtype=np.int64)}
 
 
-def decode_warnings(errors: int, damaged: np.ndarray, frame_count: int, expected: int) -> list[dict]:
+def decode_warnings(errors: int, damaged: NDArray[Any], frame_count: int, expected: int) -> list[dict[str, Any]]:
     """The result's `warnings`: decode errors (count, first and last frame touched), frames missing at the end."""
     warnings = []
     if errors or len(damaged):
@@ -141,7 +142,7 @@ def decode_warnings(errors: int, damaged: np.ndarray, frame_count: int, expected
     return warnings
 
 
-def _frame_number(pts: int | None, frame_pts: np.ndarray | None, fallback: int, base: int, tb: float, rate: float):
+def _frame_number(pts: int | None, frame_pts: NDArray[Any] | None, fallback: int, base: int, tb: float, rate: float):
     """The frame's position in presentation order: looked up among the probe's timestamps when given."""
     if pts is None:
         return fallback
@@ -164,10 +165,10 @@ def iter_model_frames_pyav(
     threads: int = 0,
     interpolation: str = "BICUBIC",
     tiles: TileTap | None = None,
-    frame_pts: np.ndarray | None = None,
+    frame_pts: NDArray[Any] | None = None,
     log: DecodeLog | None = None,
     audio: AudioTap | None = None,
-) -> Iterator[np.ndarray]:
+) -> Iterator[NDArray[Any]]:
     """Like iter_model_frames, decoding with PyAV and scaling straight from YUV to 48x27 RGB in one swscale call.
 
     Bicubic is what `ffmpeg -s 48x27` (the reference's decode) uses: the frames come out within a grey level or
@@ -246,7 +247,7 @@ def iter_model_frames_pyav(
             _hear_until(packets, audio, audio.until)
 
 
-def _seek_before(container, stream, frame_pts: np.ndarray, start: int, back: int, tb: float) -> None:
+def _seek_before(container, stream, frame_pts: NDArray[Any], start: int, back: int, tb: float) -> None:
     """Seek so that decoding starts at a keyframe at or before frame `start` (`back` ticks earlier still).
 
     A seek may land past its target: MPEG-TS has no index, FFmpeg bisects the file by timestamps and can
@@ -279,7 +280,7 @@ AUDIO_LEAD_S = 2.0
 AUDIO_TAIL_S = 10.0
 
 
-def _open_audio(container, audio: AudioTap | None, frame_pts: np.ndarray | None, tb: float):
+def _open_audio(container, audio: AudioTap | None, frame_pts: NDArray[Any] | None, tb: float):
     """The audio stream to demux with the video, opened on the tap; None when there is none to hear."""
     if audio is None or frame_pts is None or not len(frame_pts) or not container.streams.audio:
         return None
@@ -324,8 +325,8 @@ def _hear_until(packets, audio: AudioTap, until: float) -> None:
 
 
 def _decoded_frames(
-    packets: Iterator, log: DecodeLog, next_index: Callable[[], int], hear: Callable | None = None
-) -> Iterator:
+    packets: Iterator[Any], log: DecodeLog, next_index: Callable[[], int], hear: Callable[..., Any] | None = None
+) -> Iterator[Any]:
     """Every video frame the decoder gives, packet by packet: a packet it refuses is logged and skipped.
 
     Audio packets (demuxed in the same loop when the sound is heard) go to `hear`.

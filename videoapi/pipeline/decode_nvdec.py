@@ -17,8 +17,9 @@ import logging
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.errors import DecoderUnavailable, VideoRejected
 from videoapi.pipeline.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
@@ -111,7 +112,7 @@ def iter_model_batches_nvdec(
     surface: tuple[int, int] = SURFACE,
     matrix: str = "bt601",
     tiles: TileTap | None = None,
-) -> Iterator:
+) -> Iterator[Any]:
     """Frames start..stop-1 as (n, 27, 48, 3) uint8 CUDA tensors, up to `batch` frames each.
 
     Frames are numbered in the order the decoder shows them (display order, as OpenCV's path numbers them).
@@ -170,7 +171,7 @@ def iter_model_batches_nvdec(
             yield nv12_to_model(ybuf[:filled], uvbuf[:filled], matrix)
 
 
-def _tile(y, uv, tiles: TileTap, matrix: str) -> np.ndarray:
+def _tile(y, uv, tiles: TileTap, matrix: str) -> NDArray[Any]:
     """One frame's keyframe tile (BGR, the tap's size) from the small surface."""
     import torch
     import torch.nn.functional as F
@@ -184,7 +185,7 @@ def _tile(y, uv, tiles: TileTap, matrix: str) -> np.ndarray:
     return rgb.round_().clamp_(0, 255).to(torch.uint8)[0].flip(-1).cpu().numpy()
 
 
-def iter_model_frames_nvdec(path: Path, start: int = 0, stop: int | None = None, **kwargs) -> Iterator[np.ndarray]:
+def iter_model_frames_nvdec(path: Path, start: int = 0, stop: int | None = None, **kwargs) -> Iterator[NDArray[Any]]:
     """Like iter_model_frames_pyav, decoding on the GPU: 27x48x3 RGB uint8 frames in host memory."""
     for batch in iter_model_batches_nvdec(path, start, stop, **kwargs):
         yield from batch.cpu().numpy()

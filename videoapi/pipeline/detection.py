@@ -15,8 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.adapters.storage import Storage, npz_bytes
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
@@ -118,7 +120,7 @@ class _Cut:
     last window needs), then ends the stream. The one window after the cut is padded and thrown away.
     """
 
-    def __init__(self, part: Segment, step: int, taps: list):
+    def __init__(self, part: Segment, step: int, taps: list[Any]):
         self.part, self.step, self.taps = part, step, taps
         self.next_index = part.start
         self.at: int | None = None
@@ -134,7 +136,7 @@ class _Cut:
                 tap.stop = at
         return True
 
-    def tap(self, frames: Iterator[np.ndarray], first: int) -> Iterator[np.ndarray]:
+    def tap(self, frames: Iterator[NDArray[Any]], first: int) -> Iterator[NDArray[Any]]:
         for index, frame in enumerate(frames, start=first):
             if self.at is not None and index >= self.at + MARGIN:
                 return
@@ -186,7 +188,7 @@ class ShotDetector:
         with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
             yield storage.download(job.key, Path(tmp) / "video", version)
 
-    def begin(self, job_id: str, preempt: Preempt | None = None) -> list[Segment] | dict | None:
+    def begin(self, job_id: str, preempt: Preempt | None = None) -> list[Segment] | dict[str, Any] | None:
         """Fetch and probe the video and mark the job running.
 
         Short videos are detected right here, on the file already fetched (the
@@ -236,9 +238,9 @@ class ShotDetector:
         candidates: KeyframeCandidates | None = None,
         features: FeatureTap | None = None,
         *,
-        frame_pts: np.ndarray | None = None,
+        frame_pts: NDArray[Any] | None = None,
         log: DecodeLog | None = None,
-        last_tap: Callable[[Iterator[np.ndarray], int], Iterator[np.ndarray]] | None = None,
+        last_tap: Callable[[Iterator[NDArray[Any]], int], Iterator[NDArray[Any]]] | None = None,
     ) -> Predictions:
         """Probabilities for the segment's frames (videoapi.pipeline.analysis.predict_file with this worker's model)."""
         return predict_file(
@@ -285,7 +287,7 @@ class ShotDetector:
         path: Path,
         info: VideoInfo,
         span: Segment,
-        frame_pts: np.ndarray | None,
+        frame_pts: NDArray[Any] | None,
         progress: Callable[[int], None],
         preempt: Preempt | None = None,
     ) -> list[str]:
@@ -346,11 +348,11 @@ class ShotDetector:
         path: Path,
         info: VideoInfo,
         part: Segment,
-        frame_pts: np.ndarray | None,
+        frame_pts: NDArray[Any] | None,
         progress: Callable[[int], None],
-        state: dict[str, np.ndarray],
+        state: dict[str, NDArray[Any]],
         cut: _Cut | None = None,
-    ) -> tuple[str, int, dict[str, np.ndarray], Segment]:
+    ) -> tuple[str, int, dict[str, NDArray[Any]], Segment]:
         """Predict frames part.start..part.stop-1 and store them as a segment's npz.
 
         `state`: the frame features' state at the end of the part before (none for a segment's first part);
@@ -396,11 +398,11 @@ class ShotDetector:
         self.storage.put_bytes(key, npz_bytes(**arrays), "application/x-npz")
         return key, predictions.frame_count, state, part
 
-    def _carried_state(self, key: str) -> dict[str, np.ndarray]:
+    def _carried_state(self, key: str) -> dict[str, NDArray[Any]]:
         with np.load(io.BytesIO(self.storage.get_bytes(key))) as data:
             return {n.removeprefix(STATE_PREFIX): data[n] for n in data.files if n.startswith(STATE_PREFIX)}
 
-    def _frame_pts(self, job_id: str) -> np.ndarray | None:
+    def _frame_pts(self, job_id: str) -> NDArray[Any] | None:
         """The probe's frame timestamps, parked for a split job (None from a job begun by an older worker)."""
         try:
             with np.load(io.BytesIO(self.storage.get_bytes(_frame_pts_key(job_id)))) as data:
@@ -408,7 +410,7 @@ class ShotDetector:
         except ObjectNotFound:
             return None
 
-    def stitch(self, job_id: str, segment_keys: list) -> dict:
+    def stitch(self, job_id: str, segment_keys: list[Any]) -> dict[str, Any]:
         """Concatenate the segments' checkpoints in order and publish them like a single pass."""
         keys = [k for keys in segment_keys for k in ([keys] if isinstance(keys, str) else keys)]
         job = self.store.get(job_id)
@@ -428,9 +430,9 @@ class ShotDetector:
         self,
         job_id: str,
         keys: list[str],
-        frame_pts: np.ndarray | None,
+        frame_pts: NDArray[Any] | None,
         open_video: Callable[[], AbstractContextManager[Path]],
-    ) -> dict:
+    ) -> dict[str, Any]:
         info = self.info(job_id)
         parts, tiles, feature_parts, errors, damaged = [], {}, [], 0, []
         for key in sorted(set(keys)):  # a part written twice (a late original and its retry) counts once
@@ -466,7 +468,7 @@ class ShotDetector:
         finally:
             candidates.close()
 
-    def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict:
+    def publish(self, job_id: str, decoded_video: DecodedVideo) -> dict[str, Any]:
         """Check the decode was complete; write shots.json, probabilities.npz and the pictures; succeed the job."""
         job, info = self.store.get(job_id), self.info(job_id)
         _stop_if_cancelled(job.status)

@@ -20,8 +20,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.domain.exports import EXPORT_FILES, export
 from videoapi.domain.result import ModelIdentity, ResultKeys
@@ -42,7 +44,7 @@ def model_parameters(config_text: str) -> dict[str, str]:
     return dict(_PARAMETER.findall(config_text))
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     return 1.0 / (1.0 + np.exp(-x))
 
 
@@ -88,7 +90,7 @@ class LocalModel:
     def where(self) -> str:
         return f"{self.runtime} on {self._model.where}"
 
-    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def predict(self, windows: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
         """Probabilities for windows uint8 [n, time, 27, 48, 3]: (single_frame, many_hot), each [n, time]."""
         feed = windows.astype(np.float32) if self._input in self._model.float_inputs else windows
         arrays = [np.asarray(a).reshape(len(windows), -1) for a in self._model.run(self._outputs, {self._input: feed})]
@@ -142,7 +144,7 @@ class DetectedShot(Shot):
 class ShotResult:
     """What the service returns for a video: the document (shots.json), its probabilities and pictures."""
 
-    document: dict
+    document: dict[str, Any]
     predictions: Predictions
     overview_png: bytes
     thumbnails_jpeg: bytes
@@ -153,15 +155,15 @@ class ShotResult:
         return [DetectedShot(**{k: v for k, v in shot.items() if k in names}) for shot in self.document["shots"]]
 
     @property
-    def transitions(self) -> list[dict]:
+    def transitions(self) -> list[dict[str, Any]]:
         return list(self.document.get("transitions", []))
 
     @property
-    def technical_cues(self) -> list[dict]:
+    def technical_cues(self) -> list[dict[str, Any]]:
         return list(self.document.get("technical_cues", []))
 
     @property
-    def video(self) -> dict:
+    def video(self) -> dict[str, Any]:
         return self.document["video"]
 
     def to_json(self, indent: int | None = None) -> str:
@@ -179,7 +181,7 @@ class ShotResult:
             return json.dumps(segment_detection(self.document))
         return export(self.document, fmt, start_timecode).decode()
 
-    def save(self, folder: str | os.PathLike) -> Path:
+    def save(self, folder: str | os.PathLike[str]) -> Path:
         """Write shots.json, probabilities.npz, overview.png and thumbnails.jpg (the document's names) into folder."""
         from videoapi.domain.result import npz_bytes
 
@@ -230,11 +232,11 @@ class Detector:
     def identity(self) -> ModelIdentity:
         return ModelIdentity(self.settings.model_name, self.model.version, self.settings.window)
 
-    def probe(self, video: str | os.PathLike) -> VideoInfo:
+    def probe(self, video: str | os.PathLike[str]) -> VideoInfo:
         """The video's stream as the service sees it; raises VideoRejected (with a code) for what it refuses."""
         return self._timeline(video)[0]
 
-    def _timeline(self, video: str | os.PathLike) -> tuple[VideoInfo, np.ndarray]:
+    def _timeline(self, video: str | os.PathLike[str]) -> tuple[VideoInfo, NDArray[Any]]:
         """The probe and every frame's timestamp (which number and time the frames, as in the worker)."""
         path = Path(video)
         if not path.is_file():
@@ -245,14 +247,14 @@ class Detector:
 
     def detect(
         self,
-        video: str | os.PathLike,
+        video: str | os.PathLike[str],
         *,
         threshold: float | None = None,
         postprocess: bool | None = None,
         segments: SegmentOptions | None = None,
         progress: Callable[[int, int], None] | None = None,
         info: VideoInfo | None = None,
-        _on_predictions: Callable[[np.ndarray], None] | None = None,
+        _on_predictions: Callable[[NDArray[Any]], None] | None = None,
     ) -> ShotResult:
         """Shots of one video file: the same document the service's job gives (job_id a fresh id, source the path).
 
@@ -287,7 +289,7 @@ class Detector:
         return ShotResult(detection.document, detection.predictions, detection.overview_png, detection.thumbnails_jpeg)
 
     def iter_shots(
-        self, video: str | os.PathLike, *, threshold: float | None = None, postprocess: bool | None = None
+        self, video: str | os.PathLike[str], *, threshold: float | None = None, postprocess: bool | None = None
     ) -> Iterator[Shot]:
         """Shots as soon as they are final, while the video is still decoding (for long videos).
 
@@ -300,11 +302,11 @@ class Detector:
                 yield Shot(**{f.name: getattr(shot, f.name) for f in fields(Shot)})
             return
         info = self.probe(video)  # a rejected file raises here, before any thread starts
-        chunks: queue.Queue = queue.Queue(maxsize=64)
+        chunks: queue.Queue[Any] = queue.Queue(maxsize=64)
         gone = threading.Event()
-        outcome: dict = {}
+        outcome: dict[str, Any] = {}
 
-        def take(values: np.ndarray) -> None:
+        def take(values: NDArray[Any]) -> None:
             if gone.is_set():
                 raise _Stop
             chunks.put(values)
@@ -343,7 +345,7 @@ class Detector:
 
     def detect_many(
         self,
-        videos: Iterable[str | os.PathLike],
+        videos: Iterable[str | os.PathLike[str]],
         *,
         workers: int | None = None,
         threshold: float | None = None,
@@ -384,10 +386,10 @@ class _FinalShots:
 
     def __init__(self, fps: float, threshold: float):
         self.fps, self.threshold = fps, threshold
-        self.parts: list[np.ndarray] = []
+        self.parts: list[NDArray[Any]] = []
         self.frames = self.checked = self.given = 0
 
-    def add(self, values: np.ndarray) -> list[Shot]:
+    def add(self, values: NDArray[Any]) -> list[Shot]:
         self.parts.append(np.asarray(values, np.float32).reshape(-1))
         self.frames += len(self.parts[-1])
         if self.frames < max(self.checked * 1.1, self.checked + 500):
@@ -409,7 +411,7 @@ _default: Detector | None = None
 _default_lock = threading.Lock()
 
 
-def detect(video: str | os.PathLike, *, threshold: float | None = None, **options) -> ShotResult:
+def detect(video: str | os.PathLike[str], *, threshold: float | None = None, **options) -> ShotResult:
     """Shots of one video file, in this process (a Detector kept for the next call: the model loads once)."""
     global _default
     with _default_lock:

@@ -9,9 +9,10 @@ a split job sees the same arrays as a single pass.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.settings import Settings
 
@@ -21,9 +22,9 @@ FEATURE_PREFIX = "feature_"
 class FrameFeature(Protocol):
     """Accumulates per-frame values over consecutive model frames (uint8 [27, 48, 3], RGB)."""
 
-    def update(self, frame: np.ndarray) -> None: ...
+    def update(self, frame: NDArray[Any]) -> None: ...
 
-    def arrays(self) -> dict[str, np.ndarray]: ...
+    def arrays(self) -> dict[str, NDArray[Any]]: ...
 
 
 class FeatureTap:
@@ -36,7 +37,7 @@ class FeatureTap:
         if self.audio is not None:
             self.audio.bind(start, stop)
 
-    def tap(self, frames: Iterable[np.ndarray], first: int) -> Iterator[np.ndarray]:
+    def tap(self, frames: Iterable[NDArray[Any]], first: int) -> Iterator[NDArray[Any]]:
         """Pass `frames` (the first being frame number `first`) through, feeding those of the span to the features."""
         if not self.features:
             yield from frames
@@ -47,22 +48,22 @@ class FeatureTap:
                     feature.update(frame)
             yield frame
 
-    def state(self) -> dict[str, np.ndarray]:
+    def state(self) -> dict[str, NDArray[Any]]:
         """The features' carried state after the last frame fed (features without one have none)."""
-        merged: dict[str, np.ndarray] = {}
+        merged: dict[str, NDArray[Any]] = {}
         for feature in self.features:
             merged |= feature.state() if hasattr(feature, "state") else {}
         return merged
 
-    def restore(self, state: dict[str, np.ndarray]) -> None:
+    def restore(self, state: dict[str, NDArray[Any]]) -> None:
         """Go on from a checkpoint's `state()`, as if the frames before the span had been fed."""
         for feature in self.features:
             if hasattr(feature, "restore"):
                 feature.restore(state)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         """Every feature's arrays by name (names are unique across features)."""
-        merged: dict[str, np.ndarray] = {}
+        merged: dict[str, NDArray[Any]] = {}
         for feature in self.features:
             for name, values in feature.arrays().items():
                 if name in merged:
@@ -80,14 +81,14 @@ def frame_features(settings: Settings) -> list[FrameFeature]:
     return [PictureStats(), *([CueFeature(), AudioLevels()] if settings.technical_cues else [])]
 
 
-def stored(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def stored(arrays: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
     """Feature arrays named for a segment's npz."""
     return {FEATURE_PREFIX + name: values for name, values in arrays.items()}
 
 
-def concatenated(parts: Iterable[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def concatenated(parts: Iterable[dict[str, NDArray[Any]]]) -> dict[str, NDArray[Any]]:
     """One video's feature arrays from its segments' npz contents, in segment order."""
-    collected: dict[str, list[np.ndarray]] = {}
+    collected: dict[str, list[NDArray[Any]]] = {}
     for part in parts:
         for name, values in part.items():
             if name.startswith(FEATURE_PREFIX):

@@ -8,9 +8,10 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import islice
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.pipeline.windows import MARGIN, Window, iter_windows, kept
 
@@ -18,13 +19,13 @@ from videoapi.pipeline.windows import MARGIN, Window, iter_windows, kept
 class FrameModel(Protocol):
     """Anything that maps windows [n, time, 27, 48, 3] to (single_frame, many_hot) [n, time]."""
 
-    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]: ...
+    def predict(self, windows: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]: ...
 
 
 @dataclass(frozen=True)
 class Predictions:
-    single_frame: np.ndarray  # float32 [frames]
-    many_hot: np.ndarray  # float32 [frames]
+    single_frame: NDArray[Any]  # float32 [frames]
+    many_hot: NDArray[Any]  # float32 [frames]
 
     @property
     def frame_count(self) -> int:
@@ -37,7 +38,7 @@ def _batches(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
 
 
 def predict_frames(
-    frames: Iterable[np.ndarray],
+    frames: Iterable[NDArray[Any]],
     model: FrameModel,
     *,
     window: int = 100,
@@ -46,7 +47,7 @@ def predict_frames(
     on_progress: Callable[[int], None] | None = None,
     start: int = 0,
     stop: int | None = None,
-    on_predictions: Callable[[np.ndarray], None] | None = None,
+    on_predictions: Callable[[NDArray[Any]], None] | None = None,
 ) -> Predictions:
     """Run TransNetV2 over a frame stream; at most `in_flight` batches wait on the model while decoding goes on.
 
@@ -55,10 +56,10 @@ def predict_frames(
     those of frames start..stop-1 of a single pass (see iter_windows).
     `on_predictions` gets each batch's single-frame probabilities, in frame order, as they come.
     """
-    singles: list[np.ndarray] = []
-    manys: list[np.ndarray] = []
+    singles: list[NDArray[Any]] = []
+    manys: list[NDArray[Any]] = []
     done = 0
-    pending: deque[tuple[list[Window], Future]] = deque()
+    pending: deque[tuple[list[Window], Future[Any]]] = deque()
 
     def collect() -> None:
         nonlocal done

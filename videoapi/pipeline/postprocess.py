@@ -9,9 +9,11 @@ frame). Turned off (`postprocess: false`), the reference TransNetV2 rule gives t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.pipeline.shots import FrameClock, Shot, ShotList, shot_spans
 
@@ -24,13 +26,13 @@ class PictureStats:
     """Per frame: an 8x6 RGB thumbnail, a 64-bin colour histogram, mean luma, and mean change from the last frame."""
 
     def __init__(self) -> None:
-        self._thumbs: list[np.ndarray] = []
-        self._hists: list[np.ndarray] = []
+        self._thumbs: list[NDArray[Any]] = []
+        self._hists: list[NDArray[Any]] = []
         self._luma: list[float] = []
         self._diff: list[float] = []
-        self._previous: np.ndarray | None = None
+        self._previous: NDArray[Any] | None = None
 
-    def update(self, frame: np.ndarray) -> None:
+    def update(self, frame: NDArray[Any]) -> None:
         """Take one 27x48x3 RGB frame."""
         self._thumbs.append(cv2.resize(frame, (THUMB_WIDTH, THUMB_HEIGHT), interpolation=cv2.INTER_AREA))
         bins = (frame >> HIST_SHIFT).astype(np.int32)
@@ -43,15 +45,15 @@ class PictureStats:
         self._diff.append(0.0 if self._previous is None else float(np.abs(grey - self._previous).mean()))
         self._previous = grey
 
-    def state(self) -> dict[str, np.ndarray]:
+    def state(self) -> dict[str, NDArray[Any]]:
         """What the next frame's values depend on: a checkpoint carries it, so a resumed span goes on exactly."""
         return {} if self._previous is None else {"pp_previous": self._previous}
 
-    def restore(self, state: dict[str, np.ndarray]) -> None:
+    def restore(self, state: dict[str, NDArray[Any]]) -> None:
         if "pp_previous" in state:
             self._previous = np.asarray(state["pp_previous"], np.int16)
 
-    def arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, NDArray[Any]]:
         n = len(self._luma)
         return {
             "pp_thumb": np.asarray(self._thumbs, np.uint8).reshape(n, THUMB_HEIGHT, THUMB_WIDTH, 3),
@@ -78,7 +80,7 @@ class Transition:
         return (self.start_frame + self.end_frame + 1) // 2
 
 
-def reference_transitions(single_frame: np.ndarray, threshold: float) -> list[Transition]:
+def reference_transitions(single_frame: NDArray[Any], threshold: float) -> list[Transition]:
     """The reference rule's boundaries as untyped cuts (their spans the frames over the threshold)."""
     probs = np.asarray(single_frame, np.float32).reshape(-1)
     spans = shot_spans(probs, threshold)
@@ -115,27 +117,27 @@ class Rules:
     isolated: float = 1.8  # a cut's change is this many times the largest other change near it
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+def _runs(mask: NDArray[Any]) -> list[tuple[int, int]]:
     """(first, last) of each run of True."""
     edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
     return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
 
 
-def _normalised(thumbs: np.ndarray) -> np.ndarray:
+def _normalised(thumbs: NDArray[Any]) -> NDArray[Any]:
     """Thumbnails with the exposure divided out: a brighter or darker copy of a picture matches it."""
     values = thumbs.reshape(len(thumbs), -1).astype(np.float32)
     centred = values - values.mean(axis=1, keepdims=True)
     return centred / (centred.std(axis=1, keepdims=True) + 4.0)
 
 
-def _change(normalised: np.ndarray, i: int, j: int) -> float:
+def _change(normalised: NDArray[Any], i: int, j: int) -> float:
     n = len(normalised)
     i, j = min(max(i, 0), n - 1), min(max(j, 0), n - 1)
     return float(np.abs(normalised[i] - normalised[j]).mean())
 
 
 def detect_transitions(
-    single_frame: np.ndarray, many_hot: np.ndarray, features: dict[str, np.ndarray], threshold: float = 0.5,
+    single_frame: NDArray[Any], many_hot: NDArray[Any], features: dict[str, NDArray[Any]], threshold: float = 0.5,
     rules: Rules = Rules(),
 ) -> list[Transition]:  # fmt: skip
     """Typed transitions with their spans from the two probability curves and PictureStats' arrays."""
@@ -209,12 +211,12 @@ def detect_transitions(
     return found
 
 
-def _peak_change(normalised: np.ndarray, first: int, last: int) -> float:
+def _peak_change(normalised: NDArray[Any], first: int, last: int) -> float:
     """The largest change from the frame before a run to any frame of it."""
     return max(_change(normalised, first - 1, k) for k in range(first, last + 1))
 
 
-def _isolation(diff: np.ndarray, first: int, last: int, rules: Rules) -> float:
+def _isolation(diff: NDArray[Any], first: int, last: int, rules: Rules) -> float:
     """How far the largest frame change near a run stands above the other changes around it."""
     lo, hi = max(1, first - rules.cut_search), min(len(diff), last + rules.cut_search + 2)
     if hi <= lo:
@@ -226,7 +228,11 @@ def _isolation(diff: np.ndarray, first: int, last: int, rules: Rules) -> float:
 
 
 def transitions_for(
-    single_frame: np.ndarray, many_hot: np.ndarray, features: dict[str, np.ndarray], threshold: float, enabled: bool
+    single_frame: NDArray[Any],
+    many_hot: NDArray[Any],
+    features: dict[str, NDArray[Any]],
+    threshold: float,
+    enabled: bool,
 ) -> list[Transition]:
     """The post-processed transitions, or the reference rule's when disabled (or the features are missing)."""
     needed = ("pp_thumb", "pp_luma", "pp_diff")
@@ -256,7 +262,7 @@ def shot_list(transitions: list[Transition], frame_count: int, clock: FrameClock
     return ShotList(fps=clock.fps, frame_count=frame_count, threshold=threshold, shots=tuple(shots))
 
 
-def transition_dicts(transitions: list[Transition], clock: FrameClock) -> list[dict]:
+def transition_dicts(transitions: list[Transition], clock: FrameClock) -> list[dict[str, Any]]:
     """The result document's `transitions`."""
     return [
         {
@@ -272,7 +278,7 @@ def transition_dicts(transitions: list[Transition], clock: FrameClock) -> list[d
     ]
 
 
-def _same_picture(normalised: np.ndarray, first: int, last: int, rules: Rules) -> bool:
+def _same_picture(normalised: NDArray[Any], first: int, last: int, rules: Rules) -> bool:
     """Whether the picture after a run is the one before it, moved no more than the shot moves by itself."""
     width = min(30, last - first + 2)
     across = min(_change(normalised, first - i, last + j) for i in (1, 2) for j in (1, 2))
@@ -280,7 +286,7 @@ def _same_picture(normalised: np.ndarray, first: int, last: int, rules: Rules) -
     return across < rules.same_ratio * own + rules.flat_change
 
 
-def _colour_change(hists: np.ndarray, i: int, j: int) -> float:
+def _colour_change(hists: NDArray[Any], i: int, j: int) -> float:
     """L1 distance between two frames' colour histograms (about 0 to 2)."""
     i, j = min(max(i, 0), len(hists) - 1), min(max(j, 0), len(hists) - 1)
     return float(np.abs(hists[i] - hists[j]).sum())

@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import cv2
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.pipeline.shots import max_per_stride
 
@@ -35,14 +36,14 @@ class OverviewSampler:
     stride: int
     start: int = 0
     stop: int | None = None
-    frames: list[np.ndarray] = field(default_factory=list)
+    frames: list[NDArray[Any]] = field(default_factory=list)
     indices: list[int] = field(default_factory=list)
 
     @classmethod
     def for_video(cls, frame_count: int, max_frames: int, start: int = 0, stop: int | None = None) -> OverviewSampler:
         return cls(stride=max(1, math.ceil(frame_count / max_frames)), start=start, stop=stop)
 
-    def tap(self, frames: Iterable[np.ndarray], first: int) -> Iterator[np.ndarray]:
+    def tap(self, frames: Iterable[NDArray[Any]], first: int) -> Iterator[NDArray[Any]]:
         """Pass `frames` (the first being frame number `first`) through, keeping the sampled ones."""
         for index, frame in enumerate(frames, start=first):
             if index % self.stride == 0 and index >= self.start and (self.stop is None or index < self.stop):
@@ -50,12 +51,12 @@ class OverviewSampler:
                 self.indices.append(index)
             yield frame
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+    def arrays(self) -> tuple[NDArray[Any], NDArray[Any]]:
         frames = np.stack(self.frames) if self.frames else np.zeros((0, 27, 48, 3), np.uint8)
         return frames, np.asarray(self.indices, dtype=np.int64)
 
 
-def upright(picture: np.ndarray, rotation: int) -> np.ndarray:
+def upright(picture: NDArray[Any], rotation: int) -> NDArray[Any]:
     """`picture` turned `rotation` degrees counterclockwise (a multiple of 90: VideoInfo.rotation), as FFmpeg's
     autorotate shows it."""
     turns = (rotation // 90) % 4
@@ -77,7 +78,7 @@ def shown_size(info) -> tuple[int, int]:
     return info.display_width or info.width, info.display_height or info.height
 
 
-def overview_tiles(frames: np.ndarray, rotation: int = 0, aspect: float | None = None) -> np.ndarray:
+def overview_tiles(frames: NDArray[Any], rotation: int = 0, aspect: float | None = None) -> NDArray[Any]:
     """Model frames (27x48, as stored) turned upright and, given `aspect` (shown width/height), scaled to it at
     the same number of rows."""
     rows = frames.shape[1]
@@ -94,9 +95,9 @@ def overview_tiles(frames: np.ndarray, rotation: int = 0, aspect: float | None =
 
 
 def overview_png(
-    frames: np.ndarray,
-    single_frame: np.ndarray,
-    many_hot: np.ndarray,
+    frames: NDArray[Any],
+    single_frame: NDArray[Any],
+    many_hot: NDArray[Any],
     stride: int = 1,
     *,
     rotation: int = 0,
@@ -133,8 +134,11 @@ def keyframes(spans: list[tuple[int, int]]) -> list[int]:
 
 
 def read_frames_at(
-    path: Path, wanted: list[int], seek_gap: int = 300, shrink: Callable[[np.ndarray], np.ndarray] | None = None
-) -> dict[int, np.ndarray]:
+    path: Path,
+    wanted: list[int],
+    seek_gap: int = 300,
+    shrink: Callable[[NDArray[Any]], NDArray[Any]] | None = None,
+) -> dict[int, NDArray[Any]]:
     """Decode just the frames numbered in `wanted` (BGR, as stored: not turned by the display matrix): reads through
     short gaps, seeks over long ones.
 
@@ -142,7 +146,7 @@ def read_frames_at(
     """
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     cap.set(cv2.CAP_PROP_ORIENTATION_AUTO, 0)  # as the decode has them; keyframe_tiles turns them upright
-    found: dict[int, np.ndarray] = {}
+    found: dict[int, NDArray[Any]] = {}
     try:
         position = 0
         for target in sorted(set(wanted)):
@@ -206,20 +210,20 @@ class KeyframeCandidates:
     def wants(self, index: int) -> bool:
         return index % self.stride == 0 and index >= self.start and (self.stop is None or index < self.stop)
 
-    def add(self, index: int, bgr: np.ndarray) -> None:
+    def add(self, index: int, bgr: NDArray[Any]) -> None:
         ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 90])
         assert ok
         offset = self.spill.seek(0, io.SEEK_END)
         self.spill.write(jpeg.tobytes())
         self.places[index] = (offset, len(jpeg))
 
-    def numbers(self) -> np.ndarray:
+    def numbers(self) -> NDArray[Any]:
         return np.asarray(sorted(self.places), dtype=np.int64)
 
-    def tile(self, index: int) -> np.ndarray:
+    def tile(self, index: int) -> NDArray[Any]:
         return _read_tile(self.spill, *self.places[index])
 
-    def index_arrays(self) -> dict[str, np.ndarray]:
+    def index_arrays(self) -> dict[str, NDArray[Any]]:
         """Where each JPEG lies in the spill file (frame numbers, offsets, lengths), for a segment's npz."""
         numbers = self.numbers()
         places = np.asarray([self.places[int(n)] for n in numbers], dtype=np.int64).reshape(-1, 2)
@@ -229,7 +233,7 @@ class KeyframeCandidates:
         self.spill.close()
 
 
-def _read_tile(spill: BinaryIO, offset: int, length: int) -> np.ndarray:
+def _read_tile(spill: BinaryIO, offset: int, length: int) -> NDArray[Any]:
     """The JPEG at `offset` in a spill file, decoded (BGR)."""
     spill.seek(offset)
     return cv2.imdecode(np.frombuffer(spill.read(length), np.uint8), cv2.IMREAD_COLOR)
@@ -261,7 +265,7 @@ class StoredCandidates:
     def __init__(
         self,
         size: tuple[int, int],
-        segments: dict[str, dict[str, np.ndarray]],
+        segments: dict[str, dict[str, NDArray[Any]]],
         fetch: Callable[[str, Path], Path],
         rotation: int = 0,
     ):
@@ -273,10 +277,10 @@ class StoredCandidates:
         self._tmp = tempfile.TemporaryDirectory(prefix="videoapi-tiles-")
         self._open: tuple[str, BinaryIO] | None = None
 
-    def numbers(self) -> np.ndarray:
+    def numbers(self) -> NDArray[Any]:
         return np.asarray(sorted(self._places), dtype=np.int64)
 
-    def tile(self, index: int) -> np.ndarray:
+    def tile(self, index: int) -> NDArray[Any]:
         key, offset, length = self._places[index]
         if self._open is None or self._open[0] != key:
             self._close_segment()
@@ -303,12 +307,12 @@ class TileSource(Protocol):
     size: tuple[int, int]
     rotation: int
 
-    def numbers(self) -> np.ndarray: ...
+    def numbers(self) -> NDArray[Any]: ...
 
-    def tile(self, index: int) -> np.ndarray: ...
+    def tile(self, index: int) -> NDArray[Any]: ...
 
 
-def pick_candidates(numbers: np.ndarray, spans: list[tuple[int, int]]) -> list[int | None]:
+def pick_candidates(numbers: NDArray[Any], spans: list[tuple[int, int]]) -> list[int | None]:
     """Per shot (first, last frame), the candidate (sorted `numbers`) inside it nearest its middle, or None."""
     chosen: list[int | None] = []
     for (first, last), middle in zip(spans, keyframes(spans)):
@@ -322,7 +326,7 @@ def keyframe_tiles(
     candidates: TileSource,
     spans: list[tuple[int, int]],
     open_video: Callable[[], AbstractContextManager[Path]],
-) -> tuple[list[int], Iterator[np.ndarray | None]]:
+) -> tuple[list[int], Iterator[NDArray[Any] | None]]:
     """Each shot's keyframe number, and their tiles (upright: `shown_tile_size(candidates)`): from the
     candidates, or read from the video for shots without one.
 
@@ -331,10 +335,10 @@ def keyframe_tiles(
     chosen = pick_candidates(candidates.numbers(), spans)
     middles = keyframes(spans)
     missing = [middle for middle, pick in zip(middles, chosen) if pick is None]
-    read: dict[int, np.ndarray] = {}
+    read: dict[int, NDArray[Any]] = {}
     if missing:
 
-        def shrink(bgr: np.ndarray) -> np.ndarray:
+        def shrink(bgr: NDArray[Any]) -> NDArray[Any]:
             return cv2.resize(bgr, candidates.size, interpolation=cv2.INTER_AREA)
 
         with open_video() as path:
@@ -348,7 +352,7 @@ def keyframe_tiles(
     return frames, tiles
 
 
-def _upright_or_none(tile: np.ndarray | None, rotation: int) -> np.ndarray | None:
+def _upright_or_none(tile: NDArray[Any] | None, rotation: int) -> NDArray[Any] | None:
     return None if tile is None else upright(tile, rotation)
 
 
@@ -367,7 +371,7 @@ class ThumbnailSheet:
     columns: int
     count: int
 
-    def layout(self) -> dict:
+    def layout(self) -> dict[str, Any]:
         return {
             "tile_width": self.tile_width,
             "tile_height": self.tile_height,
@@ -377,7 +381,7 @@ class ThumbnailSheet:
 
 
 def thumbnail_sheet(
-    tiles: Iterable[np.ndarray | None], count: int, size: tuple[int, int], columns: int = 10
+    tiles: Iterable[NDArray[Any] | None], count: int, size: tuple[int, int], columns: int = 10
 ) -> ThumbnailSheet:
     """`count` tiles (BGR, `size` = width, height; None stays black) on one sheet, `columns` to a row."""
     tile_width, tile_height = size

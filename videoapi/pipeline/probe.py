@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.errors import VideoRejected
 
@@ -54,7 +56,7 @@ class VideoInfo:
     audio_duration: float = 0.0  # seconds, from its packets' timestamps
 
     @property
-    def audio(self) -> dict | None:
+    def audio(self) -> dict[str, Any] | None:
         """The result document's `audio`: codec, sample rate, channels, layout, duration; None without audio."""
         if not self.audio_codec:
             return None
@@ -87,7 +89,7 @@ def _frame_rate(stream) -> Fraction | None:
     return None
 
 
-def is_variable_frame_rate(pts: np.ndarray, tolerance: float = 0.1, share: float = 0.02) -> bool:
+def is_variable_frame_rate(pts: NDArray[Any], tolerance: float = 0.1, share: float = 0.02) -> bool:
     """True when more than `share` of the frame intervals differ from the median by over `tolerance`."""
     if len(pts) < 3:
         return False
@@ -105,7 +107,7 @@ def probe(path: Path, limits: VideoLimits = VideoLimits()) -> VideoInfo:
     return probe_timeline(path, limits)[0]
 
 
-def frame_times(frame_pts: np.ndarray, time_base: str) -> np.ndarray:
+def frame_times(frame_pts: NDArray[Any], time_base: str) -> NDArray[Any]:
     """Seconds from the first frame shown, per frame, from the sorted presentation timestamps."""
     pts = np.asarray(frame_pts, dtype=np.int64)
     if len(pts) == 0:
@@ -113,7 +115,7 @@ def frame_times(frame_pts: np.ndarray, time_base: str) -> np.ndarray:
     return (pts - pts[0]).astype(np.float64) * float(Fraction(time_base))
 
 
-def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[VideoInfo, np.ndarray]:
+def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[VideoInfo, NDArray[Any]]:
     """Like probe, with every frame's presentation timestamp (time_base units) in presentation order.
 
     Frame numbers are positions in that order, whatever the timestamps: variable frame rate, a start
@@ -225,7 +227,7 @@ class _AudioSpan:
         self.last = max(self.last, start + float((packet.duration or 0) * packet.time_base))
 
 
-def _audio_facts(sound, heard: _AudioSpan) -> dict:
+def _audio_facts(sound, heard: _AudioSpan) -> dict[str, Any]:
     """VideoInfo's audio fields for the first audio stream (none: the defaults, no audio)."""
     if sound is None or sound.codec_context is None or not sound.codec_context.sample_rate:
         return {}
@@ -261,7 +263,7 @@ def _first_frame_facts(container, stream) -> tuple[int, str]:
     return 0, "progressive"
 
 
-def _filled_timestamps(pts: list, rate: Fraction, time_base: Fraction) -> np.ndarray:
+def _filled_timestamps(pts: list[Any], rate: Fraction, time_base: Fraction) -> NDArray[Any]:
     """The packets' timestamps, missing ones guessed at the nominal rate, a transport stream's 33-bit wrap undone."""
     step = max(1, round(1 / (rate * time_base)))
     filled, previous = [], None

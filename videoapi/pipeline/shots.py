@@ -5,18 +5,20 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from opentimelineio.opentime import RationalTime, from_timecode, to_timecode
 
 
-def max_per_stride(values: np.ndarray, stride: int) -> np.ndarray:
+def max_per_stride(values: NDArray[Any], stride: int) -> NDArray[Any]:
     """The highest value of each run of `stride` values (the last run zero-padded): probabilities for a plot."""
     padded = np.pad(np.asarray(values), (0, -len(values) % stride))
     return padded.reshape(-1, stride).max(axis=1)
 
 
-def shot_spans(single_frame: np.ndarray, threshold: float = 0.5) -> list[tuple[int, int]]:
+def shot_spans(single_frame: NDArray[Any], threshold: float = 0.5) -> list[tuple[int, int]]:
     """(start, end) frame pairs, end inclusive: the reference TransNetV2 rule, exactly.
 
     A shot ends on the first frame whose probability exceeds the threshold; the
@@ -91,7 +93,7 @@ class FrameClock:
     last frame ends. Constant-rate videos keep round(frame / fps, 6) and SMPTE timecodes.
     """
 
-    def __init__(self, fps: float, times: np.ndarray | None = None, end: float | None = None):
+    def __init__(self, fps: float, times: NDArray[Any] | None = None, end: float | None = None):
         self.fps = fps
         self.times = None if times is None else np.asarray(times, dtype=np.float64)
         self.end = end
@@ -149,7 +151,7 @@ class ShotList:
 
     @classmethod
     def from_predictions(
-        cls, single_frame: np.ndarray, fps: float, threshold: float = 0.5, clock: FrameClock | None = None
+        cls, single_frame: NDArray[Any], fps: float, threshold: float = 0.5, clock: FrameClock | None = None
     ) -> ShotList:
         """Shots by the reference rule, timed by `clock` (default: constant rate `fps`)."""
         clock = clock or FrameClock(fps)
@@ -176,7 +178,7 @@ class ShotList:
         """First frame of every shot but the first: where the cuts are."""
         return [s.start_frame for s in self.shots[1:]]
 
-    def to_dicts(self) -> list[dict]:
+    def to_dicts(self) -> list[dict[str, Any]]:
         return [asdict(s) for s in self.shots]
 
 

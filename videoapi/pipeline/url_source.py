@@ -11,6 +11,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -53,7 +54,7 @@ def checked_address(url: str, rules: SourceRules) -> str:
     return addresses[0]
 
 
-def _pinned(url: str, address: str) -> tuple[str, dict, dict]:
+def _pinned(url: str, address: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """The URL aimed at `address`, with the Host header and TLS name of the original host."""
     parts = urlsplit(url)
     host = f"[{address}]" if ":" in address else address

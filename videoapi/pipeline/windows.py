@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 MARGIN = 25
 
@@ -20,7 +22,7 @@ MARGIN = 25
 class Window:
     """One model input: `frames` [window, 27, 48, 3]; its kept predictions are for frames first..first+count-1."""
 
-    frames: np.ndarray
+    frames: NDArray[Any]
     first: int
     count: int
 
@@ -37,7 +39,7 @@ def window_count(frame_count: int, window: int = 100, margin: int = MARGIN) -> i
 
 
 def iter_windows(
-    frames: Iterable[np.ndarray],
+    frames: Iterable[NDArray[Any]],
     window: int = 100,
     margin: int = MARGIN,
     *,
@@ -53,7 +55,7 @@ def iter_windows(
     step = step_for(window, margin)
     if start and (start % step or start < margin):
         raise ValueError(f"a segment must start on a multiple of the step ({step}), not {start}")
-    buffer: list[np.ndarray] = []
+    buffer: list[NDArray[Any]] = []
     emitted = seen = 0
     last = None
     source_first = start - margin if start else 0  # global index of the first frame read
@@ -82,6 +84,6 @@ def iter_windows(
         del buffer[:step]
 
 
-def kept(predictions: np.ndarray, win: Window, margin: int = MARGIN) -> np.ndarray:
+def kept(predictions: NDArray[Any], win: Window, margin: int = MARGIN) -> NDArray[Any]:
     """The predictions a window contributes: the middle, trimmed at the video's end."""
     return predictions[margin : margin + win.count]
