@@ -5,16 +5,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import redis
 from fastapi import Depends, Request
 
 from videoapi.adapters.queue import TaskQueue
+from videoapi.adapters.redis_client import redis_client
 from videoapi.adapters.storage import Storage
 from videoapi.domain.api_keys import ApiKeys
 from videoapi.domain.aws_keys import KeyPairs
 from videoapi.domain.fairness import RATE_LIMITED, RateLimiter
 from videoapi.domain.jobs import JobStore
+from videoapi.domain.results import ResultService
 from videoapi.domain.submission import ClientLimits, JobService, refused
+from videoapi.domain.uploads import UploadService
 from videoapi.errors import Refusal, Unauthorized
 from videoapi.settings import Settings
 
@@ -23,22 +25,25 @@ from videoapi.settings import Settings
 class Services:
     settings: Settings
     jobs: JobService
+    uploads: UploadService
+    results: ResultService
     keys: ApiKeys
     key_pairs: KeyPairs
     rate_limiter: RateLimiter
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        client = redis.Redis.from_url(
-            settings.redis_url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2
-        )
+        client = redis_client(settings.redis_url, socket_timeout_s=5)
         store = JobStore(client)
         queue = TaskQueue(settings.redis_url, settings.visibility_timeout_s)
         keys = ApiKeys(client)
         for key, client_id in settings.api_keys.items():
             keys.add(key, client_id)
-        jobs = JobService(settings, store, Storage.from_settings(settings), queue)
-        return cls(settings, jobs, keys, KeyPairs(client, settings.aws_secret_key), RateLimiter(client))
+        storage = Storage.from_settings(settings)
+        jobs = JobService(settings, store, storage, queue)
+        uploads, results = UploadService(settings, storage), ResultService(settings, storage, jobs)
+        key_pairs = KeyPairs(client, settings.aws_secret_key)
+        return cls(settings, jobs, uploads, results, keys, key_pairs, RateLimiter(client))
 
 
 def get_services(request: Request) -> Services:

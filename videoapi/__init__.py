@@ -1,9 +1,11 @@
 """Shot-boundary detection with TransNetV2: `detect("video.mp4")` here, or the service (README.md)."""
 
+from typing import Any
+
 _ENGINE_NAMES = ("detect", "Detector", "ShotResult")
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # the engine (and its model runtime) loads only when asked for, not on every `import videoapi.x`
     if name in _ENGINE_NAMES:
         from videoapi.pipeline import engine

@@ -486,8 +486,6 @@ def _key_pairs():
     """The key pairs in the deployment's Redis: VIDEOAPI_REDIS_URL / REDIS_URL, else the running local stack's."""
     import json as _json
 
-    import redis
-
     from local.stack import state_file
     from videoapi.domain.aws_keys import KeyPairs
 
@@ -496,7 +494,9 @@ def _key_pairs():
     path = state_file()
     if not (os.environ.get("VIDEOAPI_REDIS_URL") or os.environ.get("REDIS_URL")) and path.is_file():
         url = _json.loads(path.read_text()).get("redis_url", url)
-    return KeyPairs(redis.Redis.from_url(url, decode_responses=True, socket_connect_timeout=2), settings.aws_secret_key)
+    from videoapi.adapters.redis_client import redis_client
+
+    return KeyPairs(redis_client(url), settings.aws_secret_key)
 
 
 def _print_pair(pair, as_json: bool) -> None:

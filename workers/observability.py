@@ -88,7 +88,7 @@ def observe_frames(frames: int) -> None:
 
 def observe_job_end(store: JobStore, job: Job) -> None:
     """Count a finished job exactly once across workers and redeliveries."""
-    if not job.status.finished or not store.redis.hsetnx(f"job:{job.id}", "metrics_counted", "1"):
+    if not job.status.finished or not store.set_once(job.id, "metrics_counted"):
         return
     log.info(
         "job %s: %d frames in %.2fs",

@@ -57,7 +57,7 @@ def fair_queue() -> FairQueue:
 def count_frames(job_id: str, frames: int) -> None:
     """This worker's frames counter, and the job's client's frames today (GET /v1/usage)."""
     observability.observe_frames(frames)
-    client_id = detector().store.redis.hget(f"job:{job_id}", "client_id")
+    client_id = detector().store.field(job_id, "client_id")
     if client_id is not None:
         record_frames(detector().store.redis, client_id, frames)
 
@@ -187,10 +187,10 @@ class JobTask(Task):
         job = detector().store.get(job_id)
         observability.observe_job_end(detector().store, job)
         if job.status.finished and job.extra.get("callback_url"):
-            if detector().store.redis.hsetnx(f"job:{job_id}", "callback_queued", "1"):
+            if detector().store.set_once(job_id, "callback_queued"):
                 deliver_callback.delay(job_id)
         if job.status.finished and job.extra.get(NOTIFICATION_FIELD):
-            if detector().store.redis.hsetnx(f"job:{job_id}", "sns_queued", "1"):
+            if detector().store.set_once(job_id, "sns_queued"):
                 publish_rekognition_completion.delay(job_id)
 
     @staticmethod
@@ -214,7 +214,7 @@ def detect_shots(self, job_id: str) -> dict[str, Any]:
             return {"job_id": job_id, "status": "running"}  # a redelivery after the segments were sent
         # the segments run beside other clients' jobs: beyond the one pop that started the job, they count
         # to the client's share as further pops would (videoapi.domain.fairness)
-        client_id = detector().store.redis.hget(f"job:{job_id}", "client_id")
+        client_id = detector().store.field(job_id, "client_id")
         if client_id is not None:
             fair_queue().charge(client_id, len(outcome) - 1)
         segments = [detect_segment.s(job_id, s.start, s.stop) for s in outcome]

@@ -11,7 +11,9 @@ from pydantic import BaseModel, Field, ValidationError
 from functions.deps import ClientDep, LimitsDep, ServicesDep
 from videoapi.domain.exports import EXPORT_FILES
 from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES
-from videoapi.domain.submission import RESULT_EXTRAS, RESULT_FORMATS, ClipsRequest, SubmitRequest, job_view
+from videoapi.domain.formats import RESULT_EXTRAS, RESULT_FORMATS
+from videoapi.domain.submission import ClipsRequest, SubmitRequest
+from videoapi.domain.views import job_view
 from videoapi.errors import InvalidRequest
 from videoapi.pipeline.cues import BODY_FIELDS, SegmentOptions
 
@@ -122,7 +124,7 @@ def request_clips(
 
 @router.get("/{job_id}/video", summary="A presigned GET of the job's source video (to play it)")
 def job_video(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
-    return services.jobs.video_url(client, job_id)
+    return services.results.video_url(client, job_id)
 
 
 _DOWNLOADS = {
@@ -150,7 +152,7 @@ def job_result(
         str | None, Query(max_length=11, description="first timecode of timeline exports, e.g. 01:00:00:00")
     ] = None,
 ) -> Response:
-    content, media_type = services.jobs.result(client, job_id, format, start_timecode)
+    content, media_type = services.results.result(client, job_id, format, start_timecode)
     headers = {}
     if format in _DOWNLOADS:
         headers["Content-Disposition"] = f'attachment; filename="{job_id}.{_DOWNLOADS[format]}"'

@@ -87,7 +87,7 @@ async def _rekognition(request: Request, services: ServicesDep) -> Response:
     except ValueError:
         return _error("com.amazon.coral.service#SerializationException", "the request body is not a JSON object")
     try:
-        return _answer(operation(RekognitionService(services.jobs), pair.client_id, params))
+        return _answer(operation(RekognitionService(services.jobs, services.results), pair.client_id, params))
     except AwsError as exc:
         return _error(exc.code, exc.message)
     except (redis.RedisError, OperationalError, StorageError):

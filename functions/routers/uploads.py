@@ -22,7 +22,7 @@ class UploadRequest(BaseModel):
 @router.post("", status_code=201, summary="Create a presigned upload")
 def create_upload(body: UploadRequest, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     """A presigned S3 PUT (and an equivalent POST policy) for one file: the video never passes through the API."""
-    return services.jobs.presign_upload(client, body.filename, body.content_type, body.size_bytes)
+    return services.uploads.presign_upload(client, body.filename, body.content_type, body.size_bytes)
 
 
 @router.put("/direct", status_code=201, summary="Upload a small file through the API")
@@ -43,4 +43,4 @@ async def direct_upload(
         data += chunk
         if len(data) > limit:
             raise too_large
-    return services.jobs.direct_upload(client, filename, content_type.split(";")[0].strip(), bytes(data))
+    return services.uploads.direct_upload(client, filename, content_type.split(";")[0].strip(), bytes(data))

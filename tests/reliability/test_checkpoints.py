@@ -65,7 +65,7 @@ def test_a_resumed_job_equals_an_uninterrupted_run(
         job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
 
         def inferred() -> int:
-            return int(store.redis.hget(f"job:{job.id}", FRAMES_INFERRED_FIELD) or 0)
+            return int(store.field(job.id, FRAMES_INFERRED_FIELD) or 0)
 
         def dies(eta_s: float) -> bool:
             if inferred() >= 400:

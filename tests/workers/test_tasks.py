@@ -136,7 +136,7 @@ def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, sto
     seen: list = []
     job = wait(store, submit(celery, store, storage, video), seen=seen)
     assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
-    assert store.redis.hget(f"job:{job.id}", "segments_sent") == "1"  # it really fanned out
+    assert store.field(job.id, "segments_sent") == "1"  # it really fanned out
     doc = storage.get_json(job.result_key)
 
     with ShotModelClient(stack_settings.triton_url) as model:

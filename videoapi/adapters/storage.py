@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -15,12 +16,42 @@ from videoapi.domain.result import npz_bytes  # noqa: F401 - where the result fi
 from videoapi.errors import ObjectNotFound, StorageError
 from videoapi.settings import Settings
 
+T = TypeVar("T")
+
+
+class S3Client(Protocol):
+    """The calls made on a boto3 S3 client (boto3 ships no types)."""
+
+    def head_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def get_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def put_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_object(self, **kwargs: Any) -> dict[str, Any]: ...
+    def head_bucket(self, **kwargs: Any) -> dict[str, Any]: ...
+    def create_bucket(self, **kwargs: Any) -> dict[str, Any]: ...
+    def download_file(self, Bucket: str, Key: str, Filename: str, ExtraArgs: dict[str, Any] | None = None) -> None: ...
+    def upload_file(self, Filename: str, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None) -> None: ...
+    def upload_fileobj(
+        self, Fileobj: BinaryIO, Bucket: str, Key: str, ExtraArgs: dict[str, Any] | None = None
+    ) -> None: ...
+    def generate_presigned_url(
+        self, ClientMethod: str, Params: dict[str, Any] | None = None, ExpiresIn: int = 3600
+    ) -> str: ...
+    def generate_presigned_post(
+        self,
+        Bucket: str,
+        Key: str,
+        Fields: dict[str, Any] | None = None,
+        Conditions: list[Any] | None = None,
+        ExpiresIn: int = 3600,
+    ) -> dict[str, Any]: ...
+    def get_paginator(self, operation_name: str) -> Any: ...
+
 
 @dataclass
 class Storage:
     """One bucket, through boto3 (retries in botocore's standard mode)."""
 
-    client: object
+    client: S3Client
     bucket: str
 
     @classmethod
@@ -31,7 +62,7 @@ class Storage:
         )
         return cls(client=client, bucket=settings.bucket)
 
-    def _guard(self, what: str, key: str, fn, *args, **kwargs):
+    def _guard(self, what: str, key: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
@@ -87,10 +118,12 @@ class Storage:
 
     def get_bytes(self, key: str) -> bytes:
         body = self._guard("get", key, self.client.get_object, Bucket=self.bucket, Key=key)["Body"]
-        return body.read()
+        data: bytes = body.read()
+        return data
 
     def get_json(self, key: str) -> dict[str, Any]:
-        return json.loads(self.get_bytes(key))
+        document: dict[str, Any] = json.loads(self.get_bytes(key))
+        return document
 
     def delete(self, key: str) -> None:
         self._guard("delete", key, self.client.delete_object, Bucket=self.bucket, Key=key)

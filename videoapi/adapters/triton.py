@@ -8,6 +8,7 @@ with any TransNetV2 file the repository was built from.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +38,8 @@ class ServedModel:
 
 
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
-    return 1.0 / (1.0 + np.exp(-x))
+    probabilities: NDArray[Any] = 1.0 / (1.0 + np.exp(-x))
+    return probabilities
 
 
 class ShotModelClient:
@@ -71,10 +73,10 @@ class ShotModelClient:
     def __enter__(self) -> ShotModelClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, what: str, fn, *args, **kwargs):
+    def _call(self, what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         from tritonclient.utils import InferenceServerException
 
         try:
@@ -138,17 +140,19 @@ class ShotModelClient:
             raise InferenceInputError(
                 f"model {served.name} takes {served.window}-frame windows, got {windows.shape[1]}"
             )
-        singles, manys = [], []
+        singles: list[NDArray[Any]] = []
+        manys: list[NDArray[Any]] = []  # one per chunk when the model has the many-hot output, else none
         chunk = min(served.max_batch_size, self.batch_windows or served.max_batch_size)
         for start in range(0, len(windows), chunk):
-            single, many = self._infer(served, windows[start : start + chunk])
-            singles.append(single)
-            manys.append(many)
+            single_chunk, many_chunk = self._infer(served, windows[start : start + chunk])
+            singles.append(single_chunk)
+            if many_chunk is not None:
+                manys.append(many_chunk)
         single = np.concatenate(singles)
         many = np.concatenate(manys) if served.many_hot_output else None
         return single, many
 
-    def _infer(self, served: ServedModel, batch: NDArray[Any]):
+    def _infer(self, served: ServedModel, batch: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
         data = batch if served.input_datatype == "UINT8" else batch.astype(np.float32)
         datatype = "UINT8" if served.input_datatype == "UINT8" else "FP32"
         inp = self._tc.InferInput(served.input_name, list(data.shape), datatype)
@@ -157,7 +161,8 @@ class ShotModelClient:
         outputs = [self._tc.InferRequestedOutput(n) for n in names]
         timeout = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         # one span of our own for both protocols, with the batch size (no gRPC instrumentation needed)
-        with span("triton.infer", **{"triton.model": served.name, "triton.batch_windows": len(batch)}):
+        attributes: dict[str, str | int] = {"triton.model": served.name, "triton.batch_windows": len(batch)}
+        with span("triton.infer", **attributes):
             started = time.perf_counter()
             try:
                 result = self._call("inference", self._client.infer, served.name, [inp], outputs=outputs, **timeout)

@@ -8,12 +8,14 @@ from dataclasses import dataclass
 
 import redis
 
+from videoapi.domain import redis_keys
+
 _HASHES = "apikeys"
 LIMIT_FIELDS = ("weight", "rate_limit", "max_active_jobs")
 
 
 def _limits_key(key_hash: str) -> str:
-    return f"apikey:{key_hash}"
+    return redis_keys.api_key(key_hash)
 
 
 @dataclass(frozen=True)

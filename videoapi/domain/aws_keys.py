@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import redis
 
-_PAIRS = "awskeys"
+from videoapi.domain import redis_keys
+
+_PAIRS = redis_keys.AWS_KEY_PAIRS
 _ID_ALPHABET = string.ascii_uppercase + "234567"
 
 

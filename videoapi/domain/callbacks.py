@@ -9,7 +9,7 @@ import json
 import httpx
 
 from videoapi.domain.jobs import Job
-from videoapi.domain.submission import job_view
+from videoapi.domain.views import job_view
 from videoapi.errors import CallbackFailed
 
 

@@ -19,31 +19,34 @@ from dataclasses import dataclass
 
 import redis
 
+from videoapi.domain import redis_keys
 from videoapi.errors import Refusal
 
 PRIORITIES = ("interactive", "batch")  # within a client, interactive jobs go first
 DEFAULT_PRIORITY = "interactive"
 
-_CLIENTS = "fair:clients"  # sorted set: active client -> virtual time
-_WEIGHTS = "fair:weights"  # hash: client -> weight (absent: 1)
-_LAST = "fair:last"  # hash: client -> its virtual time when it went idle
-_CLOCK = "fair:clock"  # the virtual time of the last pop
+_CLIENTS, _WEIGHTS, _LAST, _CLOCK = (
+    redis_keys.FAIR_CLIENTS,
+    redis_keys.FAIR_WEIGHTS,
+    redis_keys.FAIR_LAST,
+    redis_keys.FAIR_CLOCK,
+)
 _CLAIM_TTL_S = 7 * 24 * 3600
 QUOTA_EXCEEDED = "quota_exceeded"
 RATE_LIMITED = "rate_limited"
 
 
 def queue_key(client_id: str, priority: str) -> str:
-    return f"fair:q:{client_id}:{priority}"
+    return redis_keys.fair_queue(client_id, priority)
 
 
 def active_key(client_id: str) -> str:
     """The set of a client's queued and running jobs (JobStore removes a job from it when it finishes)."""
-    return f"active_jobs:{client_id}"
+    return redis_keys.active_jobs(client_id)
 
 
 def frames_key(client_id: str, day: str) -> str:
-    return f"usage:frames:{client_id}:{day}"
+    return redis_keys.frames_used(client_id, day)
 
 
 # KEYS: clients, weights, last, clock, the client's lists (by priority), ARGV: client, job, weight, priority index
@@ -160,7 +163,7 @@ class FairQueue:
     def pop(self, token_id: str) -> Popped | None:
         """The next job for the token `token_id` (the same one if this token already took one); None: none queued."""
         keys = [_CLIENTS, _WEIGHTS, _LAST, _CLOCK, claim_key(token_id)]
-        result = self._pop(keys=keys, args=[_CLAIM_TTL_S, "fair:q:", *PRIORITIES])
+        result = self._pop(keys=keys, args=[_CLAIM_TTL_S, redis_keys.FAIR_QUEUE_PREFIX, *PRIORITIES])
         return Popped(*result) if result else None
 
     def claimed(self, token_id: str) -> str | None:
@@ -179,7 +182,7 @@ class FairQueue:
 
 
 def claim_key(token_id: str) -> str:
-    return f"fair:claim:{token_id}"
+    return redis_keys.fair_claim(token_id)
 
 
 class Quotas:
@@ -243,7 +246,7 @@ class RateLimiter:
         if rate <= 0:
             return None
         burst = max(1.0, rate * self.BURST)
-        allowed, tokens = self._take(keys=[f"ratelimit:{bucket}"], args=[rate, burst])
+        allowed, tokens = self._take(keys=[redis_keys.rate_limit(bucket)], args=[rate, burst])
         tokens = float(tokens)
         return RateDecision(
             allowed=bool(allowed),

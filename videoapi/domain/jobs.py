@@ -10,6 +10,8 @@ from typing import Any
 
 import redis
 
+from videoapi.adapters.redis_client import redis_client
+from videoapi.domain import redis_keys
 from videoapi.errors import JobNotFound
 
 
@@ -37,10 +39,10 @@ redis.call('HSET', KEYS[1], 'status', ARGV[1])
 if rank[ARGV[1]] >= 2 then
   -- a finished job no longer counts to its client's quota (videoapi.domain.fairness)
   local client = redis.call('HGET', KEYS[1], 'client_id') or ''
-  redis.call('SREM', 'active_jobs:' .. client, redis.call('HGET', KEYS[1], 'id'))
+  redis.call('SREM', ACTIVE_JOBS_PREFIX .. client, redis.call('HGET', KEYS[1], 'id'))
 end
 return 1
-"""
+""".replace("ACTIVE_JOBS_PREFIX", repr(redis_keys.ACTIVE_JOBS_PREFIX))
 
 
 # Progress never moves back either: a redelivered job starts counting again from zero.
@@ -153,7 +155,22 @@ class JobStore:
 
     @staticmethod
     def _key(job_id: str) -> str:
-        return f"job:{job_id}"
+        return redis_keys.job(job_id)
+
+    def field(self, job_id: str, name: str) -> str | None:
+        """One field of the job's record (None when absent)."""
+        value: str | None = self.redis.hget(self._key(job_id), name)
+        return value
+
+    def set_field(self, job_id: str, name: str, value: str) -> None:
+        self.redis.hset(self._key(job_id), name, value)
+
+    def set_once(self, job_id: str, name: str) -> bool:
+        """Mark `name` on the job; True only for the first caller (to do something once per job)."""
+        return bool(self.redis.hsetnx(self._key(job_id), name, "1"))
+
+    def add_to_field(self, job_id: str, name: str, amount: int) -> int:
+        return int(self.redis.hincrby(self._key(job_id), name, amount))
 
     def create(
         self,
@@ -191,13 +208,13 @@ class JobStore:
         with self.redis.pipeline() as pipe:
             pipe.hset(self._key(job.id), mapping=fields)
             pipe.expire(self._key(job.id), self.ttl_s)
-            pipe.zadd(f"client_jobs:{client_id}", {job.id: job.created_at})
+            pipe.zadd(redis_keys.client_jobs(client_id), {job.id: job.created_at})
             pipe.execute()
         return job
 
     def list_for(self, client_id: str, limit: int = 50) -> list[Job]:
         """A client's jobs, newest first (those whose records have expired are skipped)."""
-        ids = self.redis.zrevrange(f"client_jobs:{client_id}", 0, limit - 1)
+        ids = self.redis.zrevrange(redis_keys.client_jobs(client_id), 0, limit - 1)
         with self.redis.pipeline() as pipe:
             for job_id in ids:
                 pipe.hgetall(self._key(job_id))
@@ -239,20 +256,3 @@ class JobStore:
     def cancel(self, job_id: str) -> bool:
         """queued|running -> cancelled; False if the job had already finished."""
         return self._move(job_id, JobStatus.cancelled, finished_at=time.time())
-
-
-def redis_client(url: str, ride_out_s: float = 0.0) -> redis.Redis:
-    """A client that fails fast (API: answer 503) or, with ride_out_s, retries through a restart (workers)."""
-    from redis.backoff import ExponentialBackoff
-    from redis.exceptions import ConnectionError, TimeoutError
-    from redis.retry import Retry
-
-    retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=int(ride_out_s / 2) + 1 if ride_out_s else 0)
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=10,
-        socket_connect_timeout=2,
-        retry=retry,
-        retry_on_error=[ConnectionError, TimeoutError],
-    )

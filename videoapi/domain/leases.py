@@ -17,16 +17,16 @@ from typing import Any
 
 import redis
 
+from videoapi.domain import redis_keys
 from videoapi.domain.jobs import JobStore
 
-LEASES_KEY = "leases"  # sorted set: task id -> expiry (unix seconds)
-REAPER_LOCK_KEY = "leases:reaper"
+LEASES_KEY, REAPER_LOCK_KEY = redis_keys.LEASES, redis_keys.LEASES_REAPER_LOCK
 WORKER_LOST = "worker_lost"
 
 
 def draining_key(hostname: str) -> str:
     """Set (to the grace period's end, unix seconds) while the worker `hostname` is shutting down."""
-    return f"draining:{hostname}"
+    return redis_keys.draining(hostname)
 
 
 class Drain:
@@ -49,7 +49,7 @@ class Drain:
 
 
 def _record_key(task_id: str) -> str:
-    return f"lease:{task_id}"
+    return redis_keys.lease(task_id)
 
 
 @dataclass(frozen=True)
@@ -98,11 +98,11 @@ class LeaseBook:
             pipe.hincrby(key, "losses", 1 if left_running else 0)
             pipe.expire(key, 7 * 24 * 3600)
             pipe.zadd(LEASES_KEY, {task.task_id: time.time() + self.lease_s})
-            pipe.hincrby(f"job:{task.job_id}", "attempts", 1)
-            pipe.hset(f"job:{task.job_id}", "worker", json.dumps({"hostname": hostname, "pid": pid}))
+            pipe.hincrby(redis_keys.job(task.job_id), "attempts", 1)
+            pipe.hset(redis_keys.job(task.job_id), "worker", json.dumps({"hostname": hostname, "pid": pid}))
             losses = pipe.execute()[1]
         if losses >= self.max_worker_losses:
-            self.redis.hincrby(f"job:{task.job_id}", "attempts", -1)  # refused: this delivery never ran
+            self.redis.hincrby(redis_keys.job(task.job_id), "attempts", -1)  # refused: this delivery never ran
             self.release(task.task_id)
             self.store.fail(
                 task.job_id, WORKER_LOST, f"the worker running this job died {losses} times; the job is not retried"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from videoapi.domain.jobs import Job, JobStatus
 from videoapi.domain.rekognition import REKOGNITION_OPTIONS
+from videoapi.domain.results import ResultService
 from videoapi.domain.submission import JobService, SubmitRequest
 from videoapi.errors import ApiError, AwsError, VideoapiError
 from videoapi.pipeline.cues import SegmentOptions
@@ -131,8 +132,8 @@ def as_aws_error(error: VideoapiError) -> AwsError:
 class RekognitionService:
     """The two operations for one authenticated client."""
 
-    def __init__(self, jobs: JobService):
-        self.jobs = jobs
+    def __init__(self, jobs: JobService, results: ResultService):
+        self.jobs, self.results = jobs, results
 
     def start_segment_detection(self, client_id: str, params: dict[str, Any]) -> dict[str, Any]:
         request = _parse(StartSegmentDetection, params)
@@ -159,7 +160,7 @@ class RekognitionService:
         request = _parse(GetSegmentDetection, params)
         try:
             job = self.jobs.get(client_id, request.JobId)
-            document = self.jobs.rekognition_document(job)
+            document = self.results.rekognition_document(job)
         except ApiError as exc:
             raise as_aws_error(exc) from exc
         segments = document.pop("Segments", None)

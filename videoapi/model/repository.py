@@ -10,6 +10,7 @@ whether they are logits or probabilities) travels as config parameters.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,11 +46,11 @@ class ModelSignature:
     outputs_are_logits: bool
 
 
-def _dims(shape) -> tuple[int, ...]:
+def _dims(shape: Sequence[Any]) -> tuple[int, ...]:
     return tuple(d if isinstance(d, int) and d > 0 else -1 for d in shape[1:])
 
 
-def _session(path: Path):
+def _session(path: Path) -> Any:
     import onnxruntime as ort
 
     if not path.is_file():
@@ -99,7 +100,7 @@ def inspect_onnx(path: Path, *, single_frame_output: str | None = None) -> Model
         raise ModelFileError(f"{path}: a test window of shape {probe.shape} fails: {str(exc).splitlines()[0]}") from exc
     logits = any(float(np.min(v)) < 0.0 or float(np.max(v)) > 1.0 for v in values)
 
-    def spec(o) -> TensorSpec:
+    def spec(o: Any) -> TensorSpec:
         return TensorSpec(o.name, _ONNX_TO_TRITON.get(o.type, "TYPE_FP32"), _dims(o.shape))
 
     return ModelSignature(
@@ -121,7 +122,7 @@ def install_runtime(version_dir: Path) -> Path:
     return target
 
 
-def _set_cpu_options(config, cpu_runtime: str, cpu_precision: str) -> None:
+def _set_cpu_options(config: Any, cpu_runtime: str, cpu_precision: str) -> None:
     """The parameters model.py reads to pick its CPU runtime and precision, checked."""
     if cpu_runtime not in CPU_RUNTIMES or cpu_precision not in CPU_PRECISIONS:
         raise ValueError(f"cpu_runtime must be one of {CPU_RUNTIMES}, cpu_precision one of {CPU_PRECISIONS}")
@@ -143,7 +144,8 @@ def triton_config(
 
     On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`.
     """
-    from google.protobuf import text_format
+    # no protobuf stubs (types-protobuf) in this environment
+    from google.protobuf import text_format  # type: ignore[import-untyped]
     from tritonclient.grpc import model_config_pb2 as mc
 
     config = mc.ModelConfig(name=name, max_batch_size=max_batch_size)
@@ -172,7 +174,8 @@ def triton_config(
     config.parameters["single_frame_output"].string_value = signature.single_frame.name
     config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
     config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"
-    return text_format.MessageToString(config)
+    text: str = text_format.MessageToString(config)
+    return text
 
 
 def build_model_repository(

@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import Any, cast
 
 RUNTIME_MODULE = "transnetv2_runtime.py"  # the name of this file's copy beside model.py
 RUNTIMES = ("auto", "openvino", "onnxruntime")
@@ -62,7 +63,7 @@ def _onnxruntime(path: str, threads: int, gpu_device: int | None) -> LoadedModel
     )
 
 
-def _import_openvino():
+def _import_openvino() -> Any:
     """`import openvino`, without its model-conversion tools: importing those forks a process that sends
     usage telemetry, and only compile_model (ONNX read natively) is needed here."""
     import sys
@@ -71,7 +72,9 @@ def _import_openvino():
         return sys.modules["openvino"]
     blocked = "openvino.tools.ovc" not in sys.modules
     if blocked:
-        sys.modules["openvino.tools.ovc"] = None  # openvino/__init__.py skips it on ImportError
+        # None in sys.modules makes the import raise ImportError (typeshed types the values as modules only)
+        modules = cast("dict[str, ModuleType | None]", sys.modules)
+        modules["openvino.tools.ovc"] = None  # openvino/__init__.py skips it on ImportError
     try:
         import openvino
     finally:
@@ -90,7 +93,7 @@ def _openvino(path: str, precision: str, threads: int, cache_dir: str | None, st
         precision = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
     if precision not in ("f32", "bf16"):
         raise ValueError(f"cpu_precision {precision!r}: expected f32, bf16 or auto")
-    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
     if streams > 1:  # several calls at once (a batch of files): each its own stream on its share of the cores
         config |= {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}
     if threads > 0:
@@ -102,7 +105,7 @@ def _openvino(path: str, precision: str, threads: int, cache_dir: str | None, st
     # an infer request serves one call at a time: one per calling thread
     local = threading.local()
 
-    def run(names, feed):
+    def run(names: list[str], feed: dict[str, Any]) -> list[Any]:
         request = getattr(local, "request", None)
         if request is None:
             request = local.request = compiled.create_infer_request()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
@@ -15,7 +16,7 @@ _HANDLER_NAME = "videoapi"
 
 
 @contextmanager
-def job_context(job_id: str):
+def job_context(job_id: str) -> Iterator[None]:
     """Log lines written inside carry this job id."""
     token = _job_id.set(job_id)
     try:

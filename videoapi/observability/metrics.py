@@ -8,6 +8,8 @@ and the scrape sums them.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -19,7 +21,8 @@ from prometheus_client import (
     multiprocess,
     start_http_server,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
@@ -63,10 +66,10 @@ DECODE_ERRORS = Counter("videoapi_decode_errors", "Videos that could not be prob
 class QueueDepthCollector:
     """`videoapi_queue_depth`: tasks waiting in the Celery queue, read from Redis at scrape time."""
 
-    def __init__(self, redis_client, queue: str):
+    def __init__(self, redis_client: Any, queue: str) -> None:
         self.redis, self.queue = redis_client, queue
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily("videoapi_queue_depth", "Tasks waiting in the Celery queue", labels=["queue"])
         try:
             # kombu's Redis transport keeps one list per priority step: the queue's name, then name\x06\x16N
@@ -81,11 +84,11 @@ class QueueDepthCollector:
         yield family
 
 
-def scrape_registry(*extra_collectors) -> CollectorRegistry:
+def scrape_registry(*extra_collectors: Collector) -> CollectorRegistry:
     """The registry a scrape reads: every process's files in multiprocess mode, else this process's."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
     else:
         registry = CollectorRegistry()
         registry.register(_ProcessRegistry())
@@ -97,7 +100,7 @@ def scrape_registry(*extra_collectors) -> CollectorRegistry:
 class _ProcessRegistry:
     """This process's default registry, as one collector (so extra collectors can join it per scrape)."""
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         yield from REGISTRY.collect()
 
 
@@ -109,16 +112,18 @@ def exposition(registry: CollectorRegistry) -> bytes:
 def mark_process_dead(pid: int) -> None:
     """Drop a dead process's live gauges from the multiprocess files (its counters stay counted)."""
     if os.environ.get(MULTIPROC_ENV):
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]  # prometheus_client leaves it unannotated
 
 
-def serve(port: int, *extra_collectors, addr: str = "0.0.0.0") -> int:
+def serve(port: int, *extra_collectors: Collector, addr: str = "0.0.0.0") -> int:
     """Serve /metrics on `port` (0: a free one) in a background thread; returns the port."""
     server, _ = start_http_server(port, addr=addr, registry=scrape_registry(*extra_collectors))
     return server.server_port
 
 
-def observe_job_finished(status: str, error_code: str, started_at, finished_at, frames: int) -> None:
+def observe_job_finished(
+    status: str, error_code: str, started_at: float | None, finished_at: float | None, frames: int
+) -> None:
     """Count a finished job; its duration and frames/s when it ran."""
     JOBS_FINISHED.labels(status, error_code or "").inc()
     if started_at is not None and finished_at is not None and finished_at >= started_at:

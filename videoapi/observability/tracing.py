@@ -8,13 +8,22 @@ spans go, as in every OpenTelemetry SDK; VIDEOAPI_TRACE_FILE also writes them as
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import SpanKind
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from opentelemetry.context import Context
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.trace import Link, Span
+    from opentelemetry.trace.span import TraceState
+    from opentelemetry.util.types import Attributes, AttributeValue
 
 TRACE_FILE_ENV = "VIDEOAPI_TRACE_FILE"
 _tracer = trace.get_tracer("videoapi")
@@ -31,9 +40,9 @@ def tracing_requested() -> bool:
     return bool(exporter or _otlp_endpoint_set() or os.environ.get(TRACE_FILE_ENV))
 
 
-def _exporters() -> list[Any]:
+def _exporters() -> list[SpanExporter]:
     names = {n.strip().lower() for n in os.environ.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()}
-    exporters = []
+    exporters: list[SpanExporter] = []
     if "otlp" in names or (not names and _otlp_endpoint_set()):
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -51,7 +60,7 @@ def _otlp_endpoint_set() -> bool:
     return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 
 
-def configure_tracing(service_name: str, *, exporter=None, batch: bool = True) -> bool:
+def configure_tracing(service_name: str, *, exporter: SpanExporter | None = None, batch: bool = True) -> bool:
     """Install a tracer provider and the library instrumentations, once per process; False when tracing is off.
 
     `exporter` (e.g. an InMemorySpanExporter) replaces the ones the environment names.
@@ -91,7 +100,16 @@ class JobTraces(Sampler):
     keeps tracing's cost on the status endpoint small; inside a kept trace, every span is kept.
     """
 
-    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
         keep = kind in (SpanKind.SERVER, SpanKind.CONSUMER, SpanKind.PRODUCER) and name != STATUS_POLL_SPAN
         return SamplingResult(Decision.RECORD_AND_SAMPLE if keep else Decision.DROP, None, trace_state)
 
@@ -112,7 +130,9 @@ def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), BotocoreInstrumentor(), HTTPXClientInstrumentor()):
+    # the Celery and botocore instrumentors leave __init__ unannotated
+    instrumentors = (CeleryInstrumentor(), RedisInstrumentor(), BotocoreInstrumentor(), HTTPXClientInstrumentor())  # type: ignore[no-untyped-call]
+    for instrumentor in instrumentors:
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
 
@@ -125,13 +145,15 @@ def uninstrument_libraries() -> None:
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), BotocoreInstrumentor(), HTTPXClientInstrumentor()):
+    # the Celery and botocore instrumentors leave __init__ unannotated
+    instrumentors = (CeleryInstrumentor(), RedisInstrumentor(), BotocoreInstrumentor(), HTTPXClientInstrumentor())  # type: ignore[no-untyped-call]
+    for instrumentor in instrumentors:
         if instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.uninstrument()
     _configured = False
 
 
-def instrument_fastapi(app) -> None:
+def instrument_fastapi(app: FastAPI) -> None:
     """Server spans for every route of the app (a no-op while tracing is off)."""
     if _configured:
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
@@ -141,7 +163,7 @@ def instrument_fastapi(app) -> None:
 
 
 @contextmanager
-def span(name: str, **attributes):
+def span(name: str, **attributes: AttributeValue) -> Iterator[Span]:
     """A span of our own (no-op while tracing is off), e.g. around a Triton call."""
     with _tracer.start_as_current_span(name, attributes=attributes) as current:
         yield current
@@ -156,10 +178,10 @@ def current_trace_id() -> str:
 class JsonLinesSpanExporter(SpanExporter):
     """Writes each finished span as one JSON line to a file, appending (safe across forked processes)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str) -> None:
         self.path = path
 
-    def export(self, spans):
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(s.to_json(indent=None) + "\n" for s in spans)
         # O_APPEND writes of a few KiB land whole, so processes writing at once do not interleave lines
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from videoapi.pipeline.shots import FrameClock
 
-SEGMENT_TYPES = ("SHOT", "TECHNICAL_CUE")
+SEGMENT_TYPES: tuple[Literal["SHOT", "TECHNICAL_CUE"], ...] = ("SHOT", "TECHNICAL_CUE")
 CUE_TYPES = ("BlackFrames", "ColorBars", "FrozenFrames", "Silence", "Content")
 # Percentiles kept per frame for the black-frame test: any min_coverage_percentage is answered later.
 BLACK_PERCENTILES = np.arange(101)
@@ -105,7 +105,8 @@ def luma(frame: NDArray[Any]) -> NDArray[Any]:
 
 def percentile_ranks(pixels: int) -> NDArray[Any]:
     """Rank (ascending) of the pixel under which each whole percentage of a frame's pixels lies."""
-    return np.maximum(np.ceil(BLACK_PERCENTILES / 100 * pixels).astype(int) - 1, 0)
+    ranks: NDArray[Any] = np.maximum(np.ceil(BLACK_PERCENTILES / 100 * pixels).astype(int) - 1, 0)
+    return ranks
 
 
 def bar_reference(height: int, width: int) -> tuple[NDArray[Any], NDArray[Any]]:
@@ -132,7 +133,8 @@ class CueFeature:
 
     def update(self, frame: NDArray[Any]) -> None:
         if self.shape != frame.shape[:2]:
-            self.shape = frame.shape[:2]
+            height, width = frame.shape[:2]
+            self.shape = (height, width)
             self.ranks = percentile_ranks(frame.shape[0] * frame.shape[1])
             self.reference, self.columns = bar_reference(*self.shape)
         y = luma(frame)

@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from videoapi.adapters.storage import Storage, npz_bytes
+from videoapi.domain import redis_keys
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
 from videoapi.domain.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
 from videoapi.errors import JobError, ObjectNotFound, Preempted, SourceError, VideoapiError
@@ -99,12 +100,12 @@ def _part_stop(key: str) -> int | None:
 
 def _parts_index(job_id: str, span_start: int) -> str:
     """Redis list of the checkpoints a task (the span starting at span_start) has written, in order."""
-    return f"parts:{job_id}:{span_start:09d}"
+    return redis_keys.checkpoints(job_id, span_start)
 
 
 def _parts_indexes(job_id: str) -> str:
     """Redis set of the job's checkpoint lists, to delete them with the job's scratch files."""
-    return f"parts:{job_id}"
+    return redis_keys.checkpoint_lists(job_id)
 
 
 FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
@@ -204,7 +205,7 @@ class ShotDetector:
             info, frame_pts = probe_timeline(path, self.limits)
             if not self.store.start(job_id, info.frame_count):
                 return None
-            self.store.redis.hset(f"job:{job_id}", "video_info", json.dumps(asdict(info)))
+            self.store.set_field(job_id, "video_info", json.dumps(asdict(info)))
             segments = plan_segments(info.frame_count, self.settings.segment_frames, self.settings.window)
             if len(segments) > 1:
                 # the segments find their frames by these timestamps, and the result is timed by them
@@ -224,10 +225,10 @@ class ShotDetector:
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
-        return bool(self.store.redis.hsetnx(f"job:{job_id}", "segments_sent", "1"))
+        return self.store.set_once(job_id, "segments_sent")
 
     def info(self, job_id: str) -> VideoInfo:
-        return VideoInfo(**json.loads(self.store.redis.hget(f"job:{job_id}", "video_info")))
+        return VideoInfo(**json.loads(self.store.field(job_id, "video_info") or "{}"))
 
     def predict_file(
         self,
@@ -317,7 +318,7 @@ class ShotDetector:
 
             def on_progress(done: int, part: Segment = part, cut: _Cut = cut) -> None:
                 nonlocal counted, inferred, leaving
-                redis.hincrby(f"job:{job_id}", FRAMES_INFERRED_FIELD, done - counted)
+                redis.hincrby(redis_keys.job(job_id), FRAMES_INFERRED_FIELD, done - counted)
                 inferred += done - counted
                 counted = done
                 progress(part.start - span.start + min(done, (cut.at or math.inf) - part.start))
@@ -489,7 +490,7 @@ class ShotDetector:
         self.storage.put_bytes(keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg")
         self.storage.put_bytes(keys.probabilities, detection.probabilities_npz(), "application/x-npz")
         self.storage.put_json(keys.shots, detection.document)
-        self.store.redis.hincrby(f"job:{job_id}", "result_writes", 1)  # the chaos test counts them
+        self.store.add_to_field(job_id, "result_writes", 1)  # the chaos test counts them
         self.store.set_progress(job_id, detection.predictions.frame_count)
         self.store.succeed(job_id, keys.shots)
         return detection.document

@@ -45,7 +45,8 @@ def model_parameters(config_text: str) -> dict[str, str]:
 
 
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
-    return 1.0 / (1.0 + np.exp(-x))
+    probabilities: NDArray[Any] = 1.0 / (1.0 + np.exp(-x))
+    return probabilities
 
 
 class LocalModel:
@@ -164,7 +165,8 @@ class ShotResult:
 
     @property
     def video(self) -> dict[str, Any]:
-        return self.document["video"]
+        video: dict[str, Any] = self.document["video"]
+        return video
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.document, indent=indent)
@@ -298,8 +300,8 @@ class Detector:
         """
         threshold = _threshold(self.settings, threshold)
         if self.settings.postprocess if postprocess is None else postprocess:
-            for shot in self.detect(video, threshold=threshold, postprocess=True).shots:
-                yield Shot(**{f.name: getattr(shot, f.name) for f in fields(Shot)})
+            for detected in self.detect(video, threshold=threshold, postprocess=True).shots:
+                yield Shot(**{f.name: getattr(detected, f.name) for f in fields(Shot)})
             return
         info = self.probe(video)  # a rejected file raises here, before any thread starts
         chunks: queue.Queue[Any] = queue.Queue(maxsize=64)
@@ -411,7 +413,7 @@ _default: Detector | None = None
 _default_lock = threading.Lock()
 
 
-def detect(video: str | os.PathLike[str], *, threshold: float | None = None, **options) -> ShotResult:
+def detect(video: str | os.PathLike[str], *, threshold: float | None = None, **options: Any) -> ShotResult:
     """Shots of one video file, in this process (a Detector kept for the next call: the model loads once)."""
     global _default
     with _default_lock:

@@ -127,7 +127,8 @@ def _normalised(thumbs: NDArray[Any]) -> NDArray[Any]:
     """Thumbnails with the exposure divided out: a brighter or darker copy of a picture matches it."""
     values = thumbs.reshape(len(thumbs), -1).astype(np.float32)
     centred = values - values.mean(axis=1, keepdims=True)
-    return centred / (centred.std(axis=1, keepdims=True) + 4.0)
+    normalised: NDArray[Any] = centred / (centred.std(axis=1, keepdims=True) + 4.0)
+    return normalised
 
 
 def _change(normalised: NDArray[Any], i: int, j: int) -> float:

@@ -18,13 +18,16 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from videoapi.pipeline.shots import max_per_stride
+
+if TYPE_CHECKING:
+    from videoapi.pipeline.probe import VideoInfo
 
 OVERVIEW_COLUMNS = 25
 
@@ -68,12 +71,12 @@ def as_stored(size: tuple[int, int], rotation: int) -> tuple[int, int]:
     return (size[1], size[0]) if rotation % 180 == 90 else size
 
 
-def shown_rotation(info) -> int:
+def shown_rotation(info: VideoInfo) -> int:
     """The turn that makes a VideoInfo's picture upright (0 for an angle that is not a multiple of 90)."""
     return info.rotation % 360 if info.rotation % 90 == 0 else 0
 
 
-def shown_size(info) -> tuple[int, int]:
+def shown_size(info: VideoInfo) -> tuple[int, int]:
     """A VideoInfo's picture as shown: width, height (sample aspect ratio applied, then rotation)."""
     return info.display_width or info.width, info.display_height or info.height
 
@@ -202,7 +205,7 @@ class KeyframeCandidates:
         return cls(candidate_stride(frame_count), tile_size(width, height, tile_height), start, stop)
 
     @classmethod
-    def for_info(cls, info, *, start: int = 0, stop: int | None = None) -> KeyframeCandidates:
+    def for_info(cls, info: VideoInfo, *, start: int = 0, stop: int | None = None) -> KeyframeCandidates:
         """For a probed video (VideoInfo): tiles at the display's aspect, upright once turned by its rotation."""
         size, rotation = keyframe_geometry(info)
         return cls(candidate_stride(info.frame_count), size, start, stop, rotation=rotation)
@@ -248,7 +251,7 @@ def tile_size(width: int, height: int, tile_height: int = 90) -> tuple[int, int]
     return int(np.clip(round(tile_height * aspect), 16, 4 * tile_height)), tile_height
 
 
-def keyframe_geometry(info, tile_height: int = 90) -> tuple[tuple[int, int], int]:
+def keyframe_geometry(info: VideoInfo, tile_height: int = 90) -> tuple[tuple[int, int], int]:
     """A probed video's keyframe tile size as decoded (width, height: the display's aspect, before the turn)
     and the rotation that turns it upright, to `tile_height` rows."""
     rotation = shown_rotation(info)

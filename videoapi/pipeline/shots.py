@@ -15,7 +15,8 @@ from opentimelineio.opentime import RationalTime, from_timecode, to_timecode
 def max_per_stride(values: NDArray[Any], stride: int) -> NDArray[Any]:
     """The highest value of each run of `stride` values (the last run zero-padded): probabilities for a plot."""
     padded = np.pad(np.asarray(values), (0, -len(values) % stride))
-    return padded.reshape(-1, stride).max(axis=1)
+    highest: NDArray[Any] = padded.reshape(-1, stride).max(axis=1)
+    return highest
 
 
 def shot_spans(single_frame: NDArray[Any], threshold: float = 0.5) -> list[tuple[int, int]]:
@@ -56,7 +57,8 @@ def timecode_frames(timecode: str, fps: float) -> int:
         raise ValueError(f"{timecode!r} is not a timecode HH:MM:SS:FF (HH:MM:SS;FF drop-frame) under 24:00:00:00")
     rate = timecode_rate(fps)
     if rate is not None:
-        return from_timecode(timecode, rate).to_frames()
+        frames_from_zero: int = from_timecode(timecode, rate).to_frames()
+        return frames_from_zero
     hours, minutes, seconds, frames = map(int, match.groups())
     nominal = max(1, round(fps))
     if frames >= nominal or ";" in timecode:
@@ -73,7 +75,8 @@ def smpte_timecode(frame: int, fps: float, start: str | None = None) -> str:
     frame += timecode_frames(start, fps) if start else 0
     rate = timecode_rate(fps)
     if rate is not None:
-        return to_timecode(RationalTime(frame, rate), rate)
+        timecode: str = to_timecode(RationalTime(frame, rate), rate)
+        return timecode
     nominal = max(1, round(fps))
     seconds, ff = divmod(frame, nominal)
     return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}:{ff:02d}"

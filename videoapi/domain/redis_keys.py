@@ -1,0 +1,86 @@
+"""Every Redis key the service uses, named once.
+
+The job store (videoapi.domain.jobs) is the only writer of job records; fairness, quotas, leases, API keys and
+idempotency markers each live under their own prefix here. Lua scripts receive these names as arguments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+JOB_PREFIX = "job:"
+ACTIVE_JOBS_PREFIX = "active_jobs:"  # a client's queued and running jobs (its quota)
+FAIR_QUEUE_PREFIX = "fair:q:"  # a client's queued jobs, one list per priority
+FAIR_CLIENTS = "fair:clients"  # sorted set: active client -> virtual time
+FAIR_WEIGHTS = "fair:weights"  # hash: client -> weight (absent: 1)
+FAIR_LAST = "fair:last"  # hash: client -> its virtual time when it went idle
+FAIR_CLOCK = "fair:clock"  # the virtual time of the last pop
+LEASES = "leases"  # sorted set: task id -> expiry (unix seconds)
+LEASES_REAPER_LOCK = "leases:reaper"
+AWS_KEY_PAIRS = "awskeys"  # hash: access key id -> {client, secret}
+
+
+def job(job_id: str) -> str:
+    """The hash of one job's record."""
+    return f"{JOB_PREFIX}{job_id}"
+
+
+def client_jobs(client_id: str) -> str:
+    """Sorted set of a client's job ids by creation time."""
+    return f"client_jobs:{client_id}"
+
+
+def active_jobs(client_id: str) -> str:
+    """Set of a client's queued and running jobs (the job store removes a job when it finishes)."""
+    return f"{ACTIVE_JOBS_PREFIX}{client_id}"
+
+
+def fair_queue(client_id: str, priority: str) -> str:
+    return f"{FAIR_QUEUE_PREFIX}{client_id}:{priority}"
+
+
+def fair_claim(token_id: str) -> str:
+    return f"fair:claim:{token_id}"
+
+
+def frames_used(client_id: str, day: str) -> str:
+    """Frames run for a client on one UTC day."""
+    return f"usage:frames:{client_id}:{day}"
+
+
+def rate_limit(bucket: str) -> str:
+    """A token bucket: an API key's, or an AWS access key's (`aws:<id>`)."""
+    return f"ratelimit:{bucket}"
+
+
+def api_key(key_hash: str) -> str:
+    return f"apikey:{key_hash}"
+
+
+def idempotency(client_id: str, idempotency_key: str) -> str:
+    """The marker of a submission with an Idempotency-Key (or Rekognition's ClientRequestToken)."""
+    return f"idem:{client_id}:{hashlib.sha256(idempotency_key.encode()).hexdigest()}"
+
+
+def s3_event(bucket: str, key: str, sequencer: str) -> str:
+    """The marker of one S3 event, so that a redelivered notification makes no second job."""
+    return f"s3event:{bucket}:{hashlib.sha256(f'{key}|{sequencer}'.encode()).hexdigest()}"
+
+
+def lease(task_id: str) -> str:
+    return f"lease:{task_id}"
+
+
+def draining(hostname: str) -> str:
+    """Set (to the grace period's end, unix seconds) while the worker `hostname` is shutting down."""
+    return f"draining:{hostname}"
+
+
+def checkpoints(job_id: str, span_start: int) -> str:
+    """List of the checkpoints a task (the span starting at span_start) has written, in order."""
+    return f"parts:{job_id}:{span_start:09d}"
+
+
+def checkpoint_lists(job_id: str) -> str:
+    """Set of the job's checkpoint lists, to delete them with the job's scratch files."""
+    return f"parts:{job_id}"
