@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import redis
@@ -17,6 +18,8 @@ from functions.errors import error_response, status_of
 from functions.routers import jobs, rekognition, uploads, web
 from videoapi.errors import ApiError, StorageError
 from videoapi.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 ROUTERS = {
     "uploads": uploads.router,
@@ -62,10 +65,12 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
     @app.exception_handler(redis.RedisError)
     @app.exception_handler(OperationalError)
     async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        logger.warning("%s %s: the job store or queue is unreachable: %s", request.method, request.url.path, exc)
         return error_response(503, "service_unavailable", "the job store is unreachable; retry shortly")
 
     @app.exception_handler(StorageError)
     async def storage_down(request: Request, exc: StorageError) -> JSONResponse:
+        logger.warning("%s %s: object storage failed: %s", request.method, request.url.path, exc)
         return error_response(503, "storage_unavailable", "object storage is unreachable; retry shortly")
 
     observability.install(app, settings)

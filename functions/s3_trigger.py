@@ -6,6 +6,7 @@ the job the first one created.
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Any
 from urllib.parse import unquote_plus
@@ -15,6 +16,8 @@ from functions.observability import configure_process, count_refusal
 from videoapi.domain.fairness import QUOTA_EXCEEDED
 from videoapi.errors import ApiError
 from videoapi.settings import get_settings
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -36,6 +39,7 @@ def handle_event(event: dict[str, Any], services: Services) -> list[dict[str, An
         try:
             job = services.jobs.create_from_event(bucket, key, int(obj.get("size", 0)), sequencer)
         except ApiError as exc:
+            logger.info("S3 event for s3://%s/%s refused: %s", bucket, key, exc.code)
             outcomes.append({"key": key, "error": exc.code})
             continue
         if job is not None and job.error_code == QUOTA_EXCEEDED:

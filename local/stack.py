@@ -7,6 +7,7 @@ trigger prefix and handing each new object to the same handler Lambda runs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from videoapi.adapters.storage import Storage
 from videoapi.domain.aws_keys import KeyPair
 from videoapi.errors import StartError
 from videoapi.settings import PROJECT_ROOT, Settings, state_file
+
+logger = logging.getLogger(__name__)
 
 
 class StackError(StartError):
@@ -288,6 +291,7 @@ class LocalStack:
                         handle_event({"Records": [record]}, services)
                         notified.add((obj["Key"], sequencer))
             except Exception:  # the emulator keeps going through transient errors, like S3 would
+                logger.warning("S3 notifications: a poll failed; trying again", exc_info=True)
                 continue
 
     @property

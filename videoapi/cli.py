@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 import typer
 from rich.console import Console
 
+from videoapi.domain.formats import FORMAT_DESCRIPTIONS, RESULT_FORMATS
 from videoapi.settings import get_settings
 
 app = typer.Typer(help="Video API for shot-boundary detection (TransNetV2 on Triton).", no_args_is_help=True)
@@ -25,10 +26,7 @@ app.add_typer(jobs_app, name="jobs")
 keys_app = typer.Typer(help="AWS-style key pairs for Rekognition's protocol (SigV4).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 err = Console(stderr=True, soft_wrap=True)
-FORMATS_HELP = (
-    "json, csv, edl (CMX 3600), otio (OpenTimelineIO), fcpxml (Final Cut Pro X), xml (Final Cut Pro 7), qp, "
-    "rekognition (GetSegmentDetection's document)"
-)
+FORMATS_HELP = ", ".join(f"{name} ({FORMAT_DESCRIPTIONS[name]})" for name in RESULT_FORMATS)
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
-from videoapi.adapters.queue import NEXT_JOB_TASK, QUEUE
+from videoapi.adapters.queue import DETECT_TASK, NEXT_JOB_TASK, QUEUE
 from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.errors import VideoRejected
 from videoapi.observability import metrics
@@ -64,7 +64,7 @@ def start_worker_observability(settings) -> int | None:
 def observe_task_start(store: JobStore, task_name: str, job_id: str, retries: int) -> None:
     """Queue wait, once per job: when the entry task first finds it queued."""
     log.info("task %s started (retries: %d)", task_name, retries)
-    if task_name not in ("videoapi.detect_shots", NEXT_JOB_TASK) or retries:  # a job's entry: direct or a token
+    if task_name not in (DETECT_TASK, NEXT_JOB_TASK) or retries:  # a job's entry: direct or a token
         return
     try:
         job = store.get(job_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -15,7 +16,16 @@ from celery import Task, chord
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from celery.signals import worker_process_init, worker_ready, worker_shutting_down
 
-from videoapi.adapters.queue import CLIPS_TASK, NEXT_JOB_TASK, QUEUE
+from videoapi.adapters.queue import (
+    CALLBACK_TASK,
+    CLIPS_TASK,
+    DETECT_TASK,
+    NEXT_JOB_TASK,
+    QUEUE,
+    REKOGNITION_NOTIFY_TASK,
+    SEGMENT_TASK,
+    STITCH_TASK,
+)
 from videoapi.adapters.storage import Storage
 from videoapi.adapters.triton import ShotModelClient
 from videoapi.domain import callbacks
@@ -29,6 +39,8 @@ from videoapi.pipeline.clips import ClipMaker, is_clips_job
 from videoapi.pipeline.detection import Segment, ShotDetector, as_job_error
 from workers import observability
 from workers.celery_app import app
+
+logger = logging.getLogger(__name__)
 
 
 @cache
@@ -99,7 +111,7 @@ def _drain(sender=None, sig=None, how=None, **_) -> None:
         try:
             Drain(_main_redis(), sender).begin(app.conf.videoapi_settings.shutdown_grace_s)
         except Exception:  # Redis unreachable: the tasks finish (or, past the pod's grace, their leases lapse)
-            pass
+            logger.warning("could not mark %s draining", sender, exc_info=True)
 
 
 def preempt(task: Task):
@@ -173,6 +185,7 @@ class JobTask(Task):
         except Exception as exc:
             error = as_job_error(exc)
             observability.observe_task_error(exc, error.code, error.transient)
+            logger.warning("%s failed (%s, transient=%s): %s", self.name, error.code, error.transient, error.message)
             if error.transient and self.request.retries < self.max_retries:
                 backoff = min(app.conf.videoapi_settings.task_retry_backoff_max_s, 2 ** (self.request.retries + 1))
                 raise self.retry(exc=error, countdown=backoff) from exc
@@ -205,7 +218,7 @@ def _retries() -> int:
     return app.conf.videoapi_settings.task_max_retries
 
 
-@app.task(name="videoapi.detect_shots", max_retries=_retries(), **_policy)
+@app.task(name=DETECT_TASK, max_retries=_retries(), **_policy)
 def detect_shots(self, job_id: str) -> dict[str, Any]:
     """Entry point for a job: short videos end here, long ones fan out to segments and a stitch."""
     outcome = detector().begin(job_id, preempt(self))
@@ -225,14 +238,14 @@ def detect_shots(self, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "status": "succeeded" if outcome else "skipped"}
 
 
-@app.task(name="videoapi.detect_segment", max_retries=_retries(), **_policy)
+@app.task(name=SEGMENT_TASK, max_retries=_retries(), **_policy)
 def detect_segment(self, job_id: str, start: int, stop: int | None) -> list[str]:
     keys = detector().run_segment(job_id, Segment(start, stop), preempt(self))
     count_frames(job_id, (detector().info(job_id).frame_count if stop is None else stop) - start)
     return keys
 
 
-@app.task(name="videoapi.stitch_segments", max_retries=_retries(), **_policy)
+@app.task(name=STITCH_TASK, max_retries=_retries(), **_policy)
 def stitch_segments(self, segment_keys: list[Any], job_id: str) -> dict[str, Any]:
     if any(isinstance(k, dict) for k in segment_keys):  # a segment's checkpoint keys, or its failure
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
@@ -291,7 +304,7 @@ def make_clips(self, job_id: str) -> dict[str, Any]:
 
 
 @app.task(
-    name="videoapi.deliver_callback",
+    name=CALLBACK_TASK,
     autoretry_for=(callbacks.CallbackFailed,),
     retry_backoff=2,
     retry_backoff_max=300,
@@ -317,7 +330,7 @@ def sns_client(region: str):
 
 
 @app.task(
-    name="videoapi.publish_rekognition_completion",
+    name=REKOGNITION_NOTIFY_TASK,
     autoretry_for=(ClientError, BotoCoreError),
     retry_backoff=2,
     retry_backoff_max=300,

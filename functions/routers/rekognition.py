@@ -7,6 +7,7 @@ SigV4-signed with a key pair from `videoapi keys create`. Errors are `{"__type",
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from typing import Any
 
@@ -22,6 +23,8 @@ from videoapi.domain.fairness import RATE_LIMITED
 from videoapi.domain.rekognition_api import RekognitionService
 from videoapi.domain.sigv4 import verify_request
 from videoapi.errors import AwsError, SignatureRejected, StorageError
+
+logger = logging.getLogger(__name__)
 
 SERVICE = "rekognition"
 TARGET_PREFIX = "RekognitionService."
@@ -70,7 +73,8 @@ async def _rekognition(request: Request, services: ServicesDep) -> Response:
         )
     except SignatureRejected as exc:
         return _error(exc.code, exc.message)
-    except redis.RedisError:
+    except redis.RedisError as exc:
+        logger.warning("Rekognition: the key store is unreachable: %s", exc)
         return _error("ThrottlingException", "Rate exceeded", 400)
     # the same requests-per-second limit as an API key's, on a bucket of the access key's own
     decision = services.rate_limiter.take(f"aws:{pair.access_key_id}", services.jobs.limits().rate_limit)
@@ -90,7 +94,8 @@ async def _rekognition(request: Request, services: ServicesDep) -> Response:
         return _answer(operation(RekognitionService(services.jobs, services.results), pair.client_id, params))
     except AwsError as exc:
         return _error(exc.code, exc.message)
-    except (redis.RedisError, OperationalError, StorageError):
+    except (redis.RedisError, OperationalError, StorageError) as exc:
+        logger.warning("Rekognition %s: a backing service failed: %s", target, exc)
         return _error("ThrottlingException", "Rate exceeded", 400)
 
 

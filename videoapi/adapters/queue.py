@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from celery import Celery
 
+# the Celery task names and the queue, named once (workers/tasks.py registers them under these names)
 DETECT_TASK = "videoapi.detect_shots"
+SEGMENT_TASK = "videoapi.detect_segment"
+STITCH_TASK = "videoapi.stitch_segments"
 CLIPS_TASK = "videoapi.make_clips"
 NEXT_JOB_TASK = "videoapi.run_next_job"  # a token: the worker running it pops the next job fairly
+CALLBACK_TASK = "videoapi.deliver_callback"
+REKOGNITION_NOTIFY_TASK = "videoapi.publish_rekognition_completion"
 QUEUE = "shots"
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 
 import httpx
 
 from videoapi.domain.jobs import Job
 from videoapi.domain.views import job_view
 from videoapi.errors import CallbackFailed
+
+logger = logging.getLogger(__name__)
 
 
 def callback_body(job: Job) -> bytes:
@@ -30,6 +33,7 @@ def deliver(url: str, job: Job, *, secret: str = "", timeout_s: float = 10.0) ->
     try:
         response = httpx.post(url, content=body, headers=headers, timeout=timeout_s, follow_redirects=False)
     except httpx.HTTPError as exc:
+        logger.warning("callback to %s failed: %s", url, exc)
         raise CallbackFailed(f"callback to {url} failed: {exc}") from exc
     if response.status_code >= 500 or response.status_code == 429:
         raise CallbackFailed(f"callback to {url} answered {response.status_code}")

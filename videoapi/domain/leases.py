@@ -9,6 +9,7 @@ worker and its reaper were gone, and the job's forward-only status makes that la
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +20,8 @@ import redis
 
 from videoapi.domain import redis_keys
 from videoapi.domain.jobs import JobStore
+
+logger = logging.getLogger(__name__)
 
 LEASES_KEY, REAPER_LOCK_KEY = redis_keys.LEASES, redis_keys.LEASES_REAPER_LOCK
 WORKER_LOST = "worker_lost"
@@ -144,7 +147,9 @@ class LeaseBook:
                         WORKER_LOST,
                         f"the worker running this job died {losses} times; the job is not retried",
                     )
+                    logger.warning("job %s: its worker died %d times; failed as %s", task.job_id, losses, WORKER_LOST)
                     continue
+                logger.info("job %s: task %s lost its worker; sent again", task.job_id, task_id)
                 send(task)
                 requeued.append(task)
         finally:
@@ -168,8 +173,8 @@ class Heartbeat:
         while not self._stopped.wait(self._interval_s):
             try:
                 self._beat()
-            except redis.exceptions.RedisError:
-                pass  # Redis restarting: the lease is renewed at the next beat, well before it lapses
+            except redis.exceptions.RedisError as exc:  # Redis restarting: renewed at the next beat, before it lapses
+                logger.info("lease heartbeat missed: %s", exc)
 
     def start(self) -> Heartbeat:
         self._thread.start()

@@ -5,9 +5,9 @@ Knows nothing of HTTP: refusals are `videoapi.errors.ApiError` kinds; the web ad
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +37,8 @@ from videoapi.pipeline.clips import CLIPS_JOB_KIND, clip_spans, is_clips_job
 from videoapi.pipeline.cues import SegmentOptions
 from videoapi.pipeline.url_source import is_url
 from videoapi.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -234,8 +236,10 @@ class JobService:
                 priority=request.priority,
             )
         except Exception:
-            with contextlib.suppress(Exception):  # no job was made: its place in the quota is given back
+            try:  # no job was made: its place in the quota is given back
                 self.quotas.release(client_id, job_id)
+            except Exception:
+                logger.warning("job %s was not created and its quota place not released", job_id, exc_info=True)
             raise
         self._enqueue(job, request.priority, limits)
         return job, True

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 from numpy.typing import NDArray
@@ -202,6 +202,13 @@ def frame_clock(info: VideoInfo, frame_pts: NDArray[Any] | None) -> FrameClock:
     return FrameClock(info.fps)
 
 
+class _ShownPicture(TypedDict, total=False):
+    """overview_png's keywords for the picture as shown."""
+
+    rotation: int
+    aspect: float | None
+
+
 def render_previews(
     shots: ShotList, video: DecodedVideo, keys: ResultKeys, max_thumbnails: int, info: VideoInfo | None = None
 ) -> tuple[dict[str, Any], bytes, bytes]:
@@ -210,7 +217,7 @@ def render_previews(
     Pictures are upright and at the display's aspect of `info` (its rotation and display size).
     """
     stride, overview, candidates = video.overview_stride, video.overview, video.candidates
-    shown = {}
+    shown: _ShownPicture = {}
     if info is not None:
         width, height = shown_size(info)
         shown = {"rotation": shown_rotation(info), "aspect": width / height if width and height else None}

@@ -9,18 +9,21 @@ segmented job hears the same levels as a single pass.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from av.audio.frame import AudioFrame
 
 # Digital silence (all samples zero) reads as this level, so every frame of a track has a finite level.
 FLOOR_DB = -150.0
 
 
-def samples_of(frame) -> NDArray[Any]:
+def samples_of(frame: AudioFrame) -> NDArray[Any]:
     """A decoded PyAV AudioFrame as float samples [channels, n] in -1..1, whatever its sample format."""
-    array = frame.to_ndarray()
+    array: NDArray[Any] = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if not frame.format.is_planar:
         array = array.reshape(-1, channels).T
@@ -48,7 +51,8 @@ class AudioLevels:
     """
 
     def __init__(self) -> None:
-        self.start, self.stop = 0, None
+        self.start: int = 0
+        self.stop: int | None = None
         self.frames = 0  # video frames of the span seen
         self.edges: NDArray[Any] | None = None  # the span's frame edges (absolute seconds), one more than its frames
         self.power: NDArray[Any] | None = None  # [span frames, channels] sums of squared samples
@@ -86,6 +90,7 @@ class AudioLevels:
         last = min(len(self.edges) - 1, int(np.searchsorted(self.edges, end, "left")))
         if first >= last:
             return
+        assert self.power is not None and self.counts is not None  # opened with the edges
         # sample k plays at time + k / rate: frame i holds the samples from cuts[i] to cuts[i + 1]
         cuts = np.clip(np.ceil((self.edges[first : last + 1] - time) * rate - 1e-6), 0, n).astype(np.int64)
         squared = np.square(samples[: self.power.shape[1]], dtype=np.float64)
@@ -96,6 +101,7 @@ class AudioLevels:
     def arrays(self) -> dict[str, NDArray[Any]]:
         if self.power is None:
             return {}
+        assert self.counts is not None  # opened with the power
         seen = min(self.frames, len(self.counts))
         with np.errstate(divide="ignore", invalid="ignore"):
             mean_square = self.power[:seen].max(axis=1) / self.counts[:seen]

@@ -10,12 +10,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from videoapi.adapters.storage import Storage
 from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.errors import ClipError
 from videoapi.settings import Settings
+
+if TYPE_CHECKING:
+    from av.container import OutputContainer
+    from av.video.stream import VideoStream
 
 ClipMode = Literal["copy", "exact"]
 CLIP_MODES = ("copy", "exact")
@@ -101,6 +105,7 @@ def _keyframe_index(path: Path) -> tuple[list[int], list[int], Fraction]:
             if packet.is_keyframe:
                 keys.add(packet.pts)
         time_base = stream.time_base
+    assert time_base is not None  # a demuxed stream has one
     pts.sort()
     return pts, [i for i, p in enumerate(pts) if p in keys], time_base
 
@@ -139,6 +144,7 @@ def copy_clips(
                 if packet.pts > hi:
                     continue  # a frame shown after the clip, sent before its end (B-frames)
                 packet.pts -= lo
+                assert packet.dts is not None  # the demuxer stamps both, as it did pts
                 packet.dts -= lo
                 packet.stream = out
                 sink.mux(packet)
@@ -186,7 +192,7 @@ def exact_clips(
     by_start: dict[int, list[ClipSpan]] = {}
     for span in pending:
         by_start.setdefault(span.start_frame, []).append(span)
-    open_clips: list[tuple[ClipSpan, object, object, Path]] = []
+    open_clips: list[tuple[ClipSpan, OutputContainer, VideoStream, Path]] = []
     written: list[Clip] = []
     finished: set[Any] = set()
     last_needed = max((s.end_frame for s in spans), default=-1)

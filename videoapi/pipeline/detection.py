@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import tempfile
 import time
@@ -43,6 +44,8 @@ from videoapi.pipeline.probe import VideoInfo, VideoLimits, probe_timeline
 from videoapi.pipeline.url_source import SourceRules, download, is_url
 from videoapi.pipeline.windows import MARGIN, step_for
 from videoapi.settings import Settings
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["RESULT_SCHEMA", "DecodedVideo", "JobError", "Segment", "ShotDetector", "as_job_error", "plan_segments"]
 
@@ -152,11 +155,7 @@ class ShotDetector:
         self.settings, self.store, self.storage = settings, store, storage
         self._model_factory = model_factory
         self._model: FrameModel | None = None
-        self.limits = VideoLimits(
-            max_width=settings.max_width,
-            max_height=settings.max_height,
-            max_duration_s=settings.max_duration_s,
-        )
+        self.limits = VideoLimits.from_settings(settings)
         self.source_rules = SourceRules(
             max_bytes=settings.max_video_bytes,
             allow_http=settings.url_source_allow_http,
@@ -508,4 +507,5 @@ class ShotDetector:
         )
 
     def fail(self, job_id: str, error: JobError) -> None:
+        logger.info("job %s failed: %s: %s", job_id, error.code, error.message)
         self.store.fail(job_id, error.code, error.message)

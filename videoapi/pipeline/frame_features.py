@@ -9,12 +9,15 @@ a split job sees the same arrays as a single pass.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 from numpy.typing import NDArray
 
 from videoapi.settings import Settings
+
+if TYPE_CHECKING:
+    from videoapi.pipeline.audio import AudioLevels
 
 FEATURE_PREFIX = "feature_"
 
@@ -33,7 +36,7 @@ class FeatureTap:
     def __init__(self, features: Sequence[FrameFeature], start: int = 0, stop: int | None = None):
         self.features, self.start, self.stop = list(features), start, stop
         # a feature that also hears the audio track (videoapi.pipeline.audio.AudioLevels): the decoder feeds it
-        self.audio = next((f for f in self.features if hasattr(f, "add_audio")), None)
+        self.audio = cast("AudioLevels | None", next((f for f in self.features if hasattr(f, "add_audio")), None))
         if self.audio is not None:
             self.audio.bind(start, stop)
 
@@ -78,7 +81,8 @@ def frame_features(settings: Settings) -> list[FrameFeature]:
     from videoapi.pipeline.cues import CueFeature
     from videoapi.pipeline.postprocess import PictureStats
 
-    return [PictureStats(), *([CueFeature(), AudioLevels()] if settings.technical_cues else [])]
+    cue_features: list[FrameFeature] = [CueFeature(), AudioLevels()] if settings.technical_cues else []
+    return [PictureStats(), *cue_features]
 
 
 def stored(arrays: dict[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:

@@ -17,16 +17,23 @@ import numpy as np
 from numpy.typing import NDArray
 
 from videoapi.errors import VideoRejected
+from videoapi.settings import Settings
 
 
 @dataclass(frozen=True)
 class VideoLimits:
-    max_width: int = 7680
-    max_height: int = 4320
+    """What a video may be; the size and duration limits are the settings' (their defaults by default)."""
+
+    max_width: int = Settings.model_fields["max_width"].default
+    max_height: int = Settings.model_fields["max_height"].default
     min_side: int = 16
-    max_duration_s: float = 4 * 3600
+    max_duration_s: float = Settings.model_fields["max_duration_s"].default
     max_fps: float = 240.0
     min_fps: float = 1.0  # below this there is no motion to cut: a slideshow, or no time base at all
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> VideoLimits:
+        return cls(max_width=settings.max_width, max_height=settings.max_height, max_duration_s=settings.max_duration_s)
 
 
 @dataclass(frozen=True)

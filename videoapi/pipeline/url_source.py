@@ -11,7 +11,7 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
@@ -43,7 +43,9 @@ def checked_address(url: str, rules: SourceRules) -> str:
         raise SourceError("source_not_allowed", f"only {'http(s)' if rules.allow_http else 'https'} URLs are fetched")
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
-        addresses = [info[4][0] for info in socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)]
+        # an IPv4 or IPv6 sockaddr's host is a str (typeshed also allows the int of a build without IPv6)
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
+        addresses = [cast(str, info[4][0]) for info in infos]
     except socket.gaierror as exc:
         raise SourceError("source_unreachable", f"cannot resolve {parts.hostname}: {exc}") from exc
     for address in addresses:
