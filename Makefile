@@ -25,10 +25,12 @@ test:
 test-fast:
 	$(BIN)/python -m pytest -m "not slow"
 
-# The same checks as CI and the pre-commit hooks.
+# The same checks as CI and the pre-commit hooks: ruff (lint, format), mypy (strict), the import contracts.
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench:
 	$(BIN)/python bench/inference.py

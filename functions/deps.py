@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
@@ -47,7 +47,7 @@ class Services:
 
 
 def get_services(request: Request) -> Services:
-    return request.app.state.services
+    return cast(Services, request.app.state.services)  # set by create_app; Starlette's state is untyped
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]
@@ -87,7 +87,7 @@ ClientDep = Annotated[str, Depends(require_client)]
 
 def client_limits(request: Request, client: ClientDep) -> ClientLimits:
     """The calling client's limits (its key's overrides, else the settings'); after authentication."""
-    return request.state.limits
+    return cast(ClientLimits, request.state.limits)  # set by require_client
 
 
 LimitsDep = Annotated[ClientLimits, Depends(client_limits)]

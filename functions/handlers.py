@@ -6,8 +6,10 @@ Each builds its app once per container (cold start) and holds no state between c
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from mangum import Mangum
+from mangum.types import LambdaContext, LambdaEvent
 
 from functions.app import create_app
 from functions.observability import configure_process
@@ -20,20 +22,20 @@ def _adapter(*routers: str) -> Mangum:
     return Mangum(create_app(get_settings(), routers=list(routers) or None), lifespan="off")
 
 
-def api(event, context):
+def api(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
     """All routes in one function (the simplest deployment)."""
     return _adapter()(event, context)
 
 
-def upload(event, context):
+def upload(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
     return _adapter("uploads")(event, context)
 
 
-def jobs(event, context):
+def jobs(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
     """Submit, status and result, the client's usage; and the same through AWS Rekognition's protocol."""
     return _adapter("jobs", "usage", "rekognition")(event, context)
 
 
-def web(event, context):
+def web(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
     """The result viewer page."""
     return _adapter("web")(event, context)

@@ -7,6 +7,7 @@ import sys
 import time
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.deps import RATE_LIMIT_HEADERS
 from videoapi.adapters.queue import QUEUE
@@ -25,17 +26,17 @@ class RequestMetrics:
     Plain ASGI rather than BaseHTTPMiddleware: it adds no task per request (status polling is the hot path).
     """
 
-    def __init__(self, app, emf: bool = False):
+    def __init__(self, app: ASGIApp, emf: bool = False) -> None:
         self.app, self.emf = app, emf
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
         status = 500
 
-        async def send_status(message):
+        async def send_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -71,15 +72,15 @@ def count_refusal(code: str) -> None:
 class RateLimitHeaders:
     """ASGI middleware: every response to a rate-limited key carries the RateLimit-* headers of its bucket."""
 
-    def __init__(self, app):
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope, receive, send):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        async def send_with_headers(message):
+        async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = scope.get("state", {}).get(RATE_LIMIT_HEADERS)
                 if headers:

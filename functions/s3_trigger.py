@@ -27,7 +27,7 @@ def _services() -> Services:
 
 
 def handle_event(event: dict[str, Any], services: Services) -> list[dict[str, Any]]:
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for record in event.get("Records", []):
         if not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
@@ -50,5 +50,5 @@ def handle_event(event: dict[str, Any], services: Services) -> list[dict[str, An
     return outcomes
 
 
-def handler(event, context):
+def handler(event: dict[str, Any], context: object) -> dict[str, Any]:
     return {"jobs": handle_event(event, _services())}

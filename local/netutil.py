@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from subprocess import Popen
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on host right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -20,7 +25,7 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
-def stop_process_group(process, timeout_s: float = 10.0) -> None:
+def stop_process_group(process: Popen[Any] | None, timeout_s: float = 10.0) -> None:
     """SIGTERM a process started with start_new_session=True and its whole group; SIGKILL after timeout_s."""
     import os
     import signal

@@ -2,6 +2,9 @@
 
 S3 is moto's server; its ObjectCreated notifications are emulated by watching the
 trigger prefix and handing each new object to the same handler Lambda runs.
+
+Over 300 lines because starting, supervising and stopping the parts must follow one order (an ExitStack);
+the supervisor and each part's launcher live in their own modules.
 """
 
 from __future__ import annotations
@@ -13,9 +16,11 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 from urllib.parse import quote_plus
 
 import httpx
@@ -28,6 +33,12 @@ from videoapi.adapters.storage import Storage
 from videoapi.domain.aws_keys import KeyPair
 from videoapi.errors import StartError
 from videoapi.settings import PROJECT_ROOT, Settings, state_file
+
+if TYPE_CHECKING:  # imported where they start (LocalStack._start)
+    from moto.server import ThreadedMotoServer
+
+    from local.redis_server import RedisServer
+    from local.triton_server import TritonServer
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +75,7 @@ class LocalStack:
     log_dir: Path | None = None
     write_state: bool = True
     with_inference: bool = True  # False: no Triton and no workers (API and storage only, e.g. for load tests)
-    on_status: callable = print
+    on_status: Callable[[str], None] = print
     api_url: str = ""
     api_key: str = ""
     worker_metrics_urls: list[str] = field(default_factory=list)
@@ -72,11 +83,11 @@ class LocalStack:
     key_pair: KeyPair | None = None  # for Rekognition's protocol (SigV4)
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-    supervisor: Supervisor = field(default=None, init=False, repr=False)
-    triton: object = field(default=None, init=False, repr=False)  # the TritonServer, once started
-    redis: object = field(default=None, init=False, repr=False)  # the embedded RedisServer (none with redis_url)
+    supervisor: Supervisor = field(default=cast(Supervisor, None), init=False, repr=False)  # set in __post_init__
+    triton: TritonServer | None = field(default=None, init=False, repr=False)  # the TritonServer, once started
+    redis: RedisServer | None = field(default=None, init=False, repr=False)  # the embedded one (none with redis_url)
     _api: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-    _moto: object = field(default=None, init=False, repr=False)
+    _moto: ThreadedMotoServer | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.supervisor = Supervisor(on_status=self.on_status)
@@ -110,11 +121,16 @@ class LocalStack:
 
         self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
         self._moto.start()
-        self._stack.callback(lambda: self._moto.stop())
+
+        def stop_moto() -> None:
+            assert self._moto is not None  # started above; restart_moto replaces it, never with None
+            self._moto.stop()
+
+        self._stack.callback(stop_moto)
         self.on_status(f"S3 (moto)    http://127.0.0.1:{s3_port}")
 
         def restart_moto() -> None:  # moto keeps objects in memory: a restarted S3 starts empty
-            self._moto.stop()
+            stop_moto()
             self._moto = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
             self._moto.start()
             Storage.from_settings(self.settings).ensure_bucket()
@@ -131,8 +147,13 @@ class LocalStack:
             self._stack.callback(redis.stop)
             self.redis = redis
             redis_url = redis.url
+
             # the same port and data directory: the AOF brings the jobs and the queue back
-            self.supervisor.watch("Redis", lambda: redis.alive, lambda: (redis.stop(keep_data=True), redis.start()))
+            def restart_redis() -> None:
+                redis.stop(keep_data=True)
+                redis.start()
+
+            self.supervisor.watch("Redis", lambda: redis.alive, restart_redis)
         self.on_status(f"Redis        {redis_url}  (AOF on)")
 
         if not self.with_inference:
@@ -161,7 +182,12 @@ class LocalStack:
             raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
         self._stack.callback(triton.stop)
         self.triton = triton
-        self.supervisor.watch("Triton", lambda: triton.alive, lambda: (triton.stop(), triton.start()))
+
+        def restart_triton() -> None:
+            triton.stop()
+            triton.start()
+
+        self.supervisor.watch("Triton", lambda: triton.alive, restart_triton)
         self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
 
         settings = self.settings.model_copy(
@@ -186,7 +212,15 @@ class LocalStack:
                 raise StackError(f"Celery worker: {exc} (log: {logs / f'worker{n + 1}.log'})") from exc
             self._stack.callback(worker.stop)
             self.worker_metrics_urls.append(worker.metrics_url)
-            self.supervisor.watch(worker.name, lambda w=worker: w.alive, lambda w=worker: (w.stop(), w.start()))
+
+            def worker_alive(w: WorkerProcess = worker) -> bool:
+                return w.alive
+
+            def restart_worker(w: WorkerProcess = worker) -> None:
+                w.stop()
+                w.start()
+
+            self.supervisor.watch(worker.name, worker_alive, restart_worker)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
         self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
         self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton {self.triton_metrics_url}")
@@ -310,5 +344,5 @@ class LocalStack:
     def __enter__(self) -> LocalStack:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

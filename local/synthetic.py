@@ -1,17 +1,27 @@
 """Real H.264 test videos with exact ground truth: textured shots joined by hard cuts.
 
 Used by the tests and benchmarks (the encoder is FFmpeg's libx264 inside PyAV).
+
+Over 300 lines because each generator (cuts, dissolves, fades, broadcast bars and slugs, VFR) is a few lines
+of test-video knowledge that the tests and benchmarks share.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.container import OutputContainer
 
 
-def _shot_frames(rng: np.random.Generator, length: int, width: int, height: int):
+def _shot_frames(rng: np.random.Generator, length: int, width: int, height: int) -> Iterator[NDArray[np.uint8]]:
     """A moving texture in a colour of its own: the camera pans slowly over it."""
     base = rng.integers(0, 256, (height // 8 + 2, width // 8 + 2, 3), dtype=np.uint8)
     tint = rng.integers(40, 216, 3)
@@ -53,9 +63,10 @@ def write_video(
     timed = bool(frame_durations_ms) or start_ms > 0
     with av.open(str(path), "w", format=container_format, options=container_options or {}) as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
+        assert isinstance(stream, av.VideoStream)  # `codec` names a video codec
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if options is not None:
-            stream.options = options
+            stream.options = cast(dict[str, object], options)  # PyAV's stub: dict[str, object], which is invariant
         else:
             stream.options = {"preset": "ultrafast", "crf": "20"} if codec == "libx264" else {}
         if timed:
@@ -83,12 +94,14 @@ def write_video(
     return list(np.cumsum(shot_lengths)[:-1].astype(int))
 
 
-def _frames_of_shots(rng: np.random.Generator, shot_lengths: list[int], width: int, height: int):
+def _frames_of_shots(
+    rng: np.random.Generator, shot_lengths: list[int], width: int, height: int
+) -> Iterator[NDArray[np.uint8]]:
     for length in shot_lengths:
         yield from _shot_frames(rng, length, width, height)
 
 
-def _mux_tone(container, sound, sample: int, chunk: int = 1024) -> int:
+def _mux_tone(container: OutputContainer, sound: AudioStream, sample: int, chunk: int = 1024) -> int:
     """Encode and mux one chunk of a 440 Hz tone from `sample` on; returns the next sample."""
     import av
 
@@ -273,18 +286,21 @@ def write_zip_bomb(path: Path, inflated_bytes: int = 256 * 1024**2) -> None:
     path.write_bytes(buffer.getvalue())
 
 
-def tone(seconds: float, rate: int = 48000, level_db: float = -20.0, hz: float = 1000.0, start: int = 0) -> np.ndarray:
+def tone(
+    seconds: float, rate: int = 48000, level_db: float = -20.0, hz: float = 1000.0, start: int = 0
+) -> NDArray[np.float32]:
     """A sine at `level_db` dBFS peak (RMS 3 dB lower), mono float samples; `start` continues its phase."""
     at = start + np.arange(int(round(seconds * rate)))
-    return (np.sin(at * 2 * np.pi * hz / rate) * 10 ** (level_db / 20)).astype(np.float32)
+    samples: NDArray[np.float32] = (np.sin(at * 2 * np.pi * hz / rate) * 10 ** (level_db / 20)).astype(np.float32)
+    return samples
 
 
 def write_pictures(
     path: Path,
-    pictures,
+    pictures: Iterable[NDArray[Any]],
     *,
     fps: int = 25,
-    sound: np.ndarray | None = None,
+    sound: NDArray[Any] | None = None,
     sample_rate: int = 48000,
     audio_codec: str = "aac",
     layout: str = "stereo",
@@ -300,9 +316,9 @@ def write_pictures(
         stream = container.add_stream("libx264", rate=Fraction(fps))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         stream.options = {"preset": "ultrafast", "crf": crf}
-        audio = None
-        if sound is not None:
-            audio = container.add_stream(audio_codec, rate=sample_rate, layout=layout)
+        audio: AudioStream | None = None
+        if sound is not None:  # `audio_codec` names an audio codec
+            audio = cast("AudioStream", container.add_stream(audio_codec, rate=sample_rate, layout=layout))
             audio.codec_context.layout = layout
         channels = 1 if layout == "mono" else 2
         audio_format = "fltp" if audio_codec == "aac" else "s16"
@@ -310,7 +326,9 @@ def write_pictures(
         for index, rgb in enumerate(pictures):
             for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
                 container.mux(packet)
-            while audio is not None and sample < min(len(sound), (index + 1) * sample_rate // fps):
+            while (
+                audio is not None and sound is not None and sample < min(len(sound), (index + 1) * sample_rate // fps)
+            ):
                 piece = np.tile(sound[sample : sample + chunk], (channels, 1))
                 if audio_format == "s16":
                     piece = (np.clip(piece, -1, 1) * 32767).astype(np.int16).T.reshape(1, -1)

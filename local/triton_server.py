@@ -94,7 +94,7 @@ class TritonServer:
     model_config_name: str | None = None
     startup_timeout_s: float = 180.0
     extra_args: list[str] = field(default_factory=list)
-    _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _process: subprocess.Popen[str] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     _log: deque[Any] = field(default_factory=lambda: deque(maxlen=200), init=False, repr=False)
 
@@ -184,6 +184,7 @@ class TritonServer:
         import urllib.error
         import urllib.request
 
+        assert self._process is not None  # start() started it just before
         url = f"http://{self.http_url}/v2/health/ready"
         deadline = time.monotonic() + self.startup_timeout_s
         while time.monotonic() < deadline:
@@ -211,5 +212,5 @@ class TritonServer:
     def __enter__(self) -> TritonServer:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -11,6 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from local.netutil import free_port, stop_process_group
 from videoapi.errors import StartError
@@ -33,7 +34,7 @@ class WorkerProcess:
     metrics_port: int = field(default=0, init=False)
     _metrics_dir: Path | None = field(default=None, init=False, repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
-    _log: object = field(default=None, init=False, repr=False)
+    _log: IO[bytes] | int | None = field(default=None, init=False, repr=False)  # a log file, or DEVNULL
 
     @property
     def pid(self) -> int | None:
@@ -128,7 +129,7 @@ class WorkerProcess:
     def stop(self, timeout_s: float = 20.0) -> None:
         process, self._process = self._process, None
         stop_process_group(process, timeout_s)
-        if self._log not in (None, subprocess.DEVNULL):
+        if self._log not in (None, subprocess.DEVNULL) and not isinstance(self._log, int):  # int: only DEVNULL
             self._log.close()
         if self._metrics_dir is not None:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
@@ -137,5 +138,5 @@ class WorkerProcess:
     def __enter__(self) -> WorkerProcess:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -1,3 +1,5 @@
-from videoapi.cli import app
+"""`python -m videoapi`: the CLI."""
 
-app()
+from videoapi.cli import main
+
+main()

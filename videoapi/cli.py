@@ -1,4 +1,8 @@
-"""`videoapi`: build the model, serve it, and (later) run the stack and detect shots."""
+"""`videoapi`: build and serve the model, run the local stack, detect shots, look at jobs, manage keys.
+
+Over 300 lines because it is the whole command line in one place, as typer reads it: each command is a thin
+function over the engine, the client or the local stack, and splitting them would scatter `--help`'s order.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,22 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 from rich.console import Console
 
 from videoapi.domain.formats import FORMAT_DESCRIPTIONS, RESULT_FORMATS
+from videoapi.errors import VideoapiError
 from videoapi.settings import get_settings
+
+if TYPE_CHECKING:  # imported where used: `videoapi --help` stays fast
+    from rich.progress import Progress
+
+    from videoapi.client import VideoApiClient
+    from videoapi.domain.aws_keys import KeyPair, KeyPairs
+    from videoapi.pipeline.clips import ClipMode
 
 app = typer.Typer(help="Video API for shot-boundary detection (TransNetV2 on Triton).", no_args_is_help=True)
 model_app = typer.Typer(help="Build and serve the TransNetV2 model repository.", no_args_is_help=True)
@@ -29,7 +42,7 @@ err = Console(stderr=True, soft_wrap=True)
 FORMATS_HELP = ", ".join(f"{name} ({FORMAT_DESCRIPTIONS[name]})" for name in RESULT_FORMATS)
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
 
@@ -112,7 +125,7 @@ def model_serve(
         server.stop()
 
 
-def _interrupt(signum, frame) -> None:
+def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -160,7 +173,8 @@ def local_up(
         fail("interrupted while starting; everything started was stopped", 130)
     print(f"ready: API {stack.api_url}  key {stack.api_key}", flush=True)
     pair = stack.key_pair
-    print(f"aws_access_key_id={pair.access_key_id} aws_secret_access_key={pair.secret_access_key}", flush=True)
+    if pair is not None:
+        print(f"aws_access_key_id={pair.access_key_id} aws_secret_access_key={pair.secret_access_key}", flush=True)
     err.print(f"  Rekognition: boto3.client('rekognition', endpoint_url='{stack.api_url}/rekognition', ...)")
     err.print(f"  try: videoapi detect some.mp4   (or --api {stack.api_url} --api-key {stack.api_key})")
     err.print(f"  or open {stack.api_url}/ui/#key={stack.api_key}  (upload, watch, browse the shots)")
@@ -172,7 +186,7 @@ def local_up(
         stack.stop()
 
 
-def _api_target(api: str | None, api_key: str | None):
+def _api_target(api: str | None, api_key: str | None) -> tuple[str, str] | None:
     """The API to talk to: --api/--api-key, else the running local stack, else None."""
     import json as _json
 
@@ -189,7 +203,7 @@ def _api_target(api: str | None, api_key: str | None):
         state = _json.loads(path.read_text())
         try:
             os.kill(int(state["pid"]), 0)
-            return state["api_url"], api_key or state["api_key"]
+            return str(state["api_url"]), str(api_key or state["api_key"])
         except (ProcessLookupError, ValueError, KeyError):
             path.unlink(missing_ok=True)  # left by a stack that is gone
     return None
@@ -208,7 +222,7 @@ def _outputs(videos: list[Path], output: Path | None, format: str) -> list[Path 
         return [output]
     output.mkdir(parents=True, exist_ok=True)
     taken: dict[str, int] = {}
-    paths = []
+    paths: list[Path | None] = []
     for video in videos:
         taken[video.stem] = taken.get(video.stem, 0) + 1
         suffix = "" if taken[video.stem] == 1 else f"-{taken[video.stem]}"
@@ -226,7 +240,7 @@ def _emit(content: bytes, destination: Path | None, label: str) -> None:
         err.print(f"{label}: written to {destination}", highlight=False)
 
 
-def _progress_bar():
+def _progress_bar() -> Progress:
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
     columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn()]
@@ -234,7 +248,12 @@ def _progress_bar():
 
 
 def _detect_in_process(
-    videos: list[Path], destinations: list[Path | None], format: str, threshold, start_timecode, split_to
+    videos: list[Path],
+    destinations: list[Path | None],
+    format: str,
+    threshold: float | None,
+    start_timecode: str | None,
+    split_to: tuple[Path, ClipMode, bool] | None,
 ) -> int:
     """Every video through the in-process engine, the model loaded once; the number that failed."""
     from videoapi.errors import DetectionFailed, ModelNotBuilt, VideoRejected
@@ -272,7 +291,12 @@ def _detect_in_process(
 
 
 def _detect_via_api(
-    target, video: Path, format: str, threshold, timeout: float, start_timecode
+    target: tuple[str, str],
+    video: Path,
+    format: str,
+    threshold: float | None,
+    timeout: float,
+    start_timecode: str | None,
 ) -> tuple[bytes, dict[str, Any]]:
     """Upload one video, wait for its job with a progress bar; its result in `format` and its JSON document."""
     from videoapi.client import ApiClientError, VideoApiClient
@@ -327,11 +351,10 @@ def detect(
 ) -> None:
     """Detect the shots of VIDEOS and print them (or write them with -o), with a progress bar."""
     from videoapi.errors import VideoRejected
-    from videoapi.pipeline.engine import ENGINE_FORMATS
     from videoapi.pipeline.probe import probe
 
-    if format not in ENGINE_FORMATS:
-        fail(f"--format must be one of {', '.join(ENGINE_FORMATS)}, not {format!r}")
+    if format not in RESULT_FORMATS:
+        fail(f"--format must be one of {', '.join(RESULT_FORMATS)}, not {format!r}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         fail(f"--threshold must be between 0 and 1 (exclusive), not {threshold}")
     if split_mode not in ("exact", "copy"):
@@ -350,7 +373,8 @@ def detect(
         except VideoRejected as exc:
             fail(f"{video} cannot be processed ({exc.code}): {exc.message}")
     destinations = _outputs(videos, output, format)
-    split_to = (split, split_mode, trim_transitions) if split is not None else None
+    mode: ClipMode = "copy" if split_mode == "copy" else "exact"  # checked above
+    split_to = (split, mode, trim_transitions) if split is not None else None
 
     target = None if engine == "inprocess" else _api_target(api, api_key)
     if target is None and engine != "stack":
@@ -380,7 +404,7 @@ def detect(
             stack.stop()
 
 
-def _split_locally(video: Path, document: dict[str, Any], folder: Path, mode: str, trim_transitions: bool) -> None:
+def _split_locally(video: Path, document: dict[str, Any], folder: Path, mode: ClipMode, trim_transitions: bool) -> None:
     """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
     from videoapi.errors import ClipError
     from videoapi.pipeline.clips import clip_spans, cut_clips
@@ -394,7 +418,7 @@ def _split_locally(video: Path, document: dict[str, Any], folder: Path, mode: st
     err.print(f"{len(clips)} clips ({mode}) written to {folder}")
 
 
-def _client(api: str | None, api_key: str | None):
+def _client(api: str | None, api_key: str | None) -> VideoApiClient:
     from videoapi.client import VideoApiClient
 
     target = _api_target(api, api_key)
@@ -480,12 +504,12 @@ def jobs_result(
         sys.stdout.write(content.decode() + ("" if content.endswith(b"\n") else "\n"))
 
 
-def _key_pairs():
+def _key_pairs() -> KeyPairs:
     """The key pairs in the deployment's Redis: VIDEOAPI_REDIS_URL / REDIS_URL, else the running local stack's."""
     import json as _json
 
-    from local.stack import state_file
     from videoapi.domain.aws_keys import KeyPairs
+    from videoapi.settings import state_file
 
     settings = get_settings()
     url = settings.redis_url
@@ -497,7 +521,7 @@ def _key_pairs():
     return KeyPairs(redis_client(url), settings.aws_secret_key)
 
 
-def _print_pair(pair, as_json: bool) -> None:
+def _print_pair(pair: KeyPair, as_json: bool) -> None:
     import json as _json
 
     if as_json:
@@ -575,11 +599,18 @@ def keys_limits(
         record = keys.record(api_key)
     except (redis.RedisError, ValueError) as exc:
         fail(str(exc))
+    if record is None:
+        fail("no such API key")
     print(
         f"client {record.client_id}: rate_limit={record.rate_limit}, max_active_jobs={record.max_active_jobs}, "
         f"weight={record.weight} (None: the settings' default)"
     )
 
 
-def main() -> None:  # pragma: no cover - console entry
-    sys.exit(app())
+def main() -> None:
+    """The console entry: an error of the family ends the command with its code and message, not a traceback."""
+    try:
+        app()
+    except VideoapiError as exc:
+        err.print(f"[bold red]error:[/] ({exc.code}) {exc.message}")
+        sys.exit(1)

@@ -55,10 +55,10 @@ class VideoApiClient:
     def __enter__(self) -> VideoApiClient:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.rate_limit_retries + 1):
             try:
                 response = self.http.request(method, path, **kwargs)
@@ -89,7 +89,7 @@ class VideoApiClient:
                 raise ApiClientError(f"upload to storage failed: {exc}") from exc
         if response.status_code >= 300:
             raise ApiClientError(f"upload to storage failed: HTTP {response.status_code} {response.text[:200]}")
-        return upload["key"]
+        return str(upload["key"])
 
     def submit(
         self,
@@ -100,26 +100,27 @@ class VideoApiClient:
         postprocess: bool | None = None,
         priority: str | None = None,
     ) -> dict[str, Any]:
-        body = {"source": source, "tag": tag}
+        body: dict[str, Any] = {"source": source, "tag": tag}
         if priority is not None:
             body["priority"] = priority
         if threshold is not None:
             body["threshold"] = threshold
         if postprocess is not None:
             body["postprocess"] = postprocess
-        return self._request("POST", "/v1/jobs", json=body).json()
+        return _json(self._request("POST", "/v1/jobs", json=body))
 
     def status(self, job_id: str) -> dict[str, Any]:
-        return self._request("GET", f"/v1/jobs/{job_id}").json()
+        return _json(self._request("GET", f"/v1/jobs/{job_id}"))
 
     def cancel(self, job_id: str) -> dict[str, Any]:
-        return self._request("POST", f"/v1/jobs/{job_id}/cancel").json()
+        return _json(self._request("POST", f"/v1/jobs/{job_id}/cancel"))
 
     def usage(self) -> dict[str, Any]:
-        return self._request("GET", "/v1/usage").json()
+        return _json(self._request("GET", "/v1/usage"))
 
     def list(self, limit: int = 50) -> list[dict[str, Any]]:
-        return self._request("GET", "/v1/jobs", params={"limit": limit}).json()["jobs"]
+        jobs: list[dict[str, Any]] = _json(self._request("GET", "/v1/jobs", params={"limit": limit}))["jobs"]
+        return jobs
 
     def result(self, job_id: str, fmt: str = "json", start_timecode: str | None = None) -> bytes:
         params = {"format": fmt, **({"start_timecode": start_timecode} if start_timecode else {})}
@@ -143,3 +144,9 @@ class VideoApiClient:
             if deadline is not None and time.monotonic() > deadline:
                 raise ApiClientError(f"job {job_id} still {job['status']} after {timeout_s:.0f}s", "timeout")
             time.sleep(poll_s)
+
+
+def _json(response: httpx.Response) -> dict[str, Any]:
+    """A JSON object reply."""
+    body: dict[str, Any] = response.json()
+    return body

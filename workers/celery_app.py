@@ -6,6 +6,7 @@ Run a worker with: celery -A workers.celery_app worker --concurrency 2
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 from celery import Celery
 from celery.signals import worker_init
@@ -29,7 +30,8 @@ def limit_malloc_arenas(arenas: int) -> bool:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:  # not glibc (musl, macOS): nothing to cap
         return False
-    return libc.mallopt(M_ARENA_MAX, arenas) == 1
+    changed: int = libc.mallopt(M_ARENA_MAX, arenas)  # ctypes: a C int, 1 on success
+    return changed == 1
 
 
 def create_app(settings: Settings) -> Celery:
@@ -60,7 +62,7 @@ def create_app(settings: Settings) -> Celery:
 app = create_app(get_settings())
 
 
-@worker_init.connect
-def _cap_malloc_arenas(**_) -> None:
+@worker_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _cap_malloc_arenas(**_: Any) -> None:
     # in the worker's main process, before the pool forks: the children inherit the cap
     limit_malloc_arenas(app.conf.videoapi_settings.worker_malloc_arenas)

@@ -7,6 +7,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
@@ -16,6 +17,7 @@ from videoapi.errors import VideoRejected
 from videoapi.observability import metrics
 from videoapi.observability.logging import configure_logging
 from videoapi.observability.tracing import configure_tracing, shutdown_tracing
+from videoapi.settings import Settings
 
 log = logging.getLogger(__name__)
 _PID_IN_NAME = re.compile(r"_(\d+)\.db$")
@@ -42,7 +44,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def start_worker_observability(settings) -> int | None:
+def start_worker_observability(settings: Settings) -> int | None:
     """In the worker's main process, before the pool forks: logs, stale metric files, the /metrics server."""
     configure_logging(settings.log_format, settings.log_level)
     directory = os.environ.get(metrics.MULTIPROC_ENV)
@@ -102,18 +104,18 @@ def observe_job_end(store: JobStore, job: Job) -> None:
     )
 
 
-@worker_init.connect
-def _on_worker_init(sender=None, **_) -> None:
+@worker_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _on_worker_init(sender: Any = None, **_: Any) -> None:  # sender: the WorkController
     start_worker_observability(sender.app.conf.videoapi_settings)
 
 
-@worker_process_init.connect
-def _on_pool_process_init(**_) -> None:
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _on_pool_process_init(**_: Any) -> None:
     # after the fork: the span exporter's thread must be started in the process that uses it
     configure_tracing("videoapi-worker")
 
 
-@worker_process_shutdown.connect
-def _on_pool_process_shutdown(pid=None, **_) -> None:
+@worker_process_shutdown.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _on_pool_process_shutdown(pid: int | None = None, **_: Any) -> None:
     shutdown_tracing()
     metrics.mark_process_dead(pid or os.getpid())

@@ -1,4 +1,8 @@
-"""Celery tasks: each a few lines over ShotDetector; retry and failure policy live here."""
+"""Celery tasks: each a few lines over ShotDetector; retry and failure policy live here.
+
+Over 300 lines because Celery's signals (worker start, drain, shutdown) and the tasks share the worker's
+one detector and lease book; each task stays a few lines.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,12 @@ import os
 import signal
 import socket
 import uuid
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
+import redis
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -33,10 +39,11 @@ from videoapi.domain.fairness import FairQueue, record_frames
 from videoapi.domain.jobs import JobStore
 from videoapi.domain.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask
 from videoapi.domain.rekognition_api import NOTIFICATION_FIELD, publish_completion
-from videoapi.errors import ClipError, JobError, Preempted
+from videoapi.errors import CallbackFailed, ClipError, JobError, Preempted
 from videoapi.observability.logging import job_context
 from videoapi.pipeline.clips import ClipMaker, is_clips_job
-from videoapi.pipeline.detection import Segment, ShotDetector, as_job_error
+from videoapi.pipeline.detection import Preempt, Segment, ShotDetector, as_job_error
+from videoapi.settings import Settings
 from workers import observability
 from workers.celery_app import app
 
@@ -86,26 +93,26 @@ def requeue(task: LeasedTask) -> None:
     app.send_task(task.name, args=task.args, task_id=task.task_id, queue=QUEUE, **options)
 
 
-@worker_process_init.connect
-def _start_reaper(**_) -> None:
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _start_reaper(**_: Any) -> None:
     # every pool process reaps; the lease book's lock lets one at a time do it
     Heartbeat(lambda: lease_book().reap(requeue), app.conf.videoapi_settings.reaper_interval_s).start()
 
 
 @cache
-def _main_redis():
+def _main_redis() -> redis.Redis:
     """The worker's main process's own Redis client (the pool processes have their detector's)."""
     return JobStore.from_url(app.conf.videoapi_settings.redis_url).redis
 
 
-@worker_ready.connect
-def _not_draining(sender=None, **_) -> None:
+@worker_ready.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _not_draining(sender: Any = None, **_: Any) -> None:  # sender: the worker's consumer
     # a worker restarted under the same name is not leaving
     Drain(_main_redis(), sender.hostname).end()
 
 
-@worker_shutting_down.connect
-def _drain(sender=None, sig=None, how=None, **_) -> None:
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _drain(sender: Any = None, sig: str | None = None, how: str | None = None, **_: Any) -> None:
     """SIGTERM (warm shutdown): Celery stops taking tasks; each running one finishes or yields (see `preempt`)."""
     if how == "Warm":
         try:
@@ -114,7 +121,7 @@ def _drain(sender=None, sig=None, how=None, **_) -> None:
             logger.warning("could not mark %s draining", sender, exc_info=True)
 
 
-def preempt(task: Task):
+def preempt(task: Task) -> Preempt | None:
     """For the detector: True when this task's worker is shutting down and `eta_s` outlasts the grace period."""
     if not task.request.id or not task.request.hostname:  # eager (in-process): nothing shuts it down
         return None
@@ -133,7 +140,7 @@ def _test_only_crash(job_id: str) -> None:
 
 
 @contextmanager
-def leased(task: Task, job_id: str):
+def leased(task: Task, job_id: str) -> Iterator[bool]:
     """Hold the task's lease while it runs; yields False when the job was failed as poison (worker_lost)."""
     request = task.request
     if not request.id:  # called in-process (eager), not by a worker: nothing to lose
@@ -153,10 +160,10 @@ def leased(task: Task, job_id: str):
         book.release(held.task_id)
 
 
-class JobTask(Task):
+class JobTask(Task):  # type: ignore[misc]  # Celery is untyped: its Task is Any
     """Transient errors are retried with exponential backoff; anything else, or the last retry, fails the job."""
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         job_id = self.job_id_of(args, kwargs)
         try:
             with job_context(job_id), leased(self, job_id) as held:
@@ -173,7 +180,7 @@ class JobTask(Task):
             requeue(LeasedTask(request.id, self.name, job_id, list(request.args or []), options))
             raise Ignore() from None
 
-    def _run_job(self, args, kwargs):
+    def _run_job(self, args: Sequence[Any], kwargs: dict[str, Any]) -> Any:
         try:
             return self.run(*args, **kwargs)
         except Preempted:
@@ -192,7 +199,9 @@ class JobTask(Task):
             detector().fail(self.job_id_of(args, kwargs), error)
             return {"job_id": self.job_id_of(args, kwargs), "status": "failed", "error_code": error.code}
 
-    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Sequence[Any], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
         """Once the job is over (whichever task ended it), queue its callback, exactly once."""
         if self.name in (deliver_callback.name, publish_rekognition_completion.name):
             return
@@ -207,7 +216,7 @@ class JobTask(Task):
                 publish_rekognition_completion.delay(job_id)
 
     @staticmethod
-    def job_id_of(args, kwargs) -> str:
+    def job_id_of(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
         return kwargs.get("job_id") or next(a for a in args if isinstance(a, str) and a.startswith("job_"))
 
 
@@ -215,11 +224,12 @@ _policy = {"base": JobTask, "bind": True, "acks_late": True, "reject_on_worker_l
 
 
 def _retries() -> int:
-    return app.conf.videoapi_settings.task_max_retries
+    settings: Settings = app.conf.videoapi_settings
+    return settings.task_max_retries
 
 
-@app.task(name=DETECT_TASK, max_retries=_retries(), **_policy)
-def detect_shots(self, job_id: str) -> dict[str, Any]:
+@app.task(name=DETECT_TASK, max_retries=_retries(), **_policy)  # type: ignore[untyped-decorator]  # Celery is untyped
+def detect_shots(self: Task, job_id: str) -> dict[str, Any]:
     """Entry point for a job: short videos end here, long ones fan out to segments and a stitch."""
     outcome = detector().begin(job_id, preempt(self))
     if isinstance(outcome, list):
@@ -238,15 +248,15 @@ def detect_shots(self, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "status": "succeeded" if outcome else "skipped"}
 
 
-@app.task(name=SEGMENT_TASK, max_retries=_retries(), **_policy)
-def detect_segment(self, job_id: str, start: int, stop: int | None) -> list[str]:
+@app.task(name=SEGMENT_TASK, max_retries=_retries(), **_policy)  # type: ignore[untyped-decorator]  # Celery is untyped
+def detect_segment(self: Task, job_id: str, start: int, stop: int | None) -> list[str]:
     keys = detector().run_segment(job_id, Segment(start, stop), preempt(self))
     count_frames(job_id, (detector().info(job_id).frame_count if stop is None else stop) - start)
     return keys
 
 
-@app.task(name=STITCH_TASK, max_retries=_retries(), **_policy)
-def stitch_segments(self, segment_keys: list[Any], job_id: str) -> dict[str, Any]:
+@app.task(name=STITCH_TASK, max_retries=_retries(), **_policy)  # type: ignore[untyped-decorator]  # Celery is untyped
+def stitch_segments(self: Task, segment_keys: list[Any], job_id: str) -> dict[str, Any]:
     if any(isinstance(k, dict) for k in segment_keys):  # a segment's checkpoint keys, or its failure
         raise JobError("segment_failed", "a segment of the video failed; see the job's error")
     detector().stitch(job_id, segment_keys)
@@ -260,20 +270,22 @@ class NextJobTask(JobTask):
     worker died, a Celery retry or redelivery) runs that job again rather than popping another one.
     """
 
-    def __call__(self, *args, **kwargs):
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
         token_id = self.request.id or f"eager-{uuid.uuid4().hex}"  # called in-process: a token of its own
         popped = fair_queue().pop(token_id)
         if popped is None:  # no job queued (a token sent with none behind it): nothing to do
             return {"status": "idle"}
         return super().__call__(popped.job_id)
 
-    def after_return(self, status, retval, task_id, args, kwargs, einfo) -> None:
+    def after_return(
+        self, status: str, retval: Any, task_id: str, args: Sequence[Any], kwargs: dict[str, Any], einfo: Any
+    ) -> None:
         job_id = fair_queue().claimed(task_id) if task_id else None
         if job_id:
             super().after_return(status, retval, task_id, [job_id], kwargs, einfo)
 
 
-@app.task(
+@app.task(  # type: ignore[untyped-decorator]  # Celery is untyped
     name=NEXT_JOB_TASK,
     max_retries=_retries(),
     bind=True,
@@ -281,11 +293,11 @@ class NextJobTask(JobTask):
     acks_late=True,
     reject_on_worker_lost=True,
 )
-def run_next_job(self, job_id: str) -> dict[str, Any]:
+def run_next_job(self: Task, job_id: str) -> dict[str, Any]:
     """The job a token popped: a detection job (short, or fanned out to segments) or a clips job."""
     if is_clips_job(detector().store.get(job_id)):
-        return make_clips.run(job_id)
-    return detect_shots.run(job_id)
+        return cast(dict[str, Any], make_clips.run(job_id))  # Celery's task objects are untyped
+    return cast(dict[str, Any], detect_shots.run(job_id))
 
 
 @cache
@@ -293,8 +305,8 @@ def clip_maker() -> ClipMaker:
     return ClipMaker(app.conf.videoapi_settings, detector().store, detector().storage)
 
 
-@app.task(name=CLIPS_TASK, max_retries=_retries(), **_policy)
-def make_clips(self, job_id: str) -> dict[str, Any]:
+@app.task(name=CLIPS_TASK, max_retries=_retries(), **_policy)  # type: ignore[untyped-decorator]  # Celery is untyped
+def make_clips(self: Task, job_id: str) -> dict[str, Any]:
     """A clips job: every asked shot as its own file, uploaded under the detection job's results."""
     try:
         manifest = clip_maker().run(job_id)
@@ -303,9 +315,9 @@ def make_clips(self, job_id: str) -> dict[str, Any]:
     return {"job_id": job_id, "status": "succeeded" if manifest else "skipped"}
 
 
-@app.task(
+@app.task(  # type: ignore[untyped-decorator]  # Celery is untyped
     name=CALLBACK_TASK,
-    autoretry_for=(callbacks.CallbackFailed,),
+    autoretry_for=(CallbackFailed,),
     retry_backoff=2,
     retry_backoff_max=300,
     max_retries=8,
@@ -319,7 +331,7 @@ def deliver_callback(job_id: str) -> int:
 
 
 @cache
-def sns_client(region: str):
+def sns_client(region: str) -> Any:  # boto3's client, untyped
     """boto3's SNS client for a region: moto's in the local stack, AWS's in production."""
     import boto3
     from botocore.config import Config
@@ -329,7 +341,7 @@ def sns_client(region: str):
     return boto3.client("sns", endpoint_url=settings.sns_endpoint_url, region_name=region, config=config)
 
 
-@app.task(
+@app.task(  # type: ignore[untyped-decorator]  # Celery is untyped
     name=REKOGNITION_NOTIFY_TASK,
     autoretry_for=(ClientError, BotoCoreError),
     retry_backoff=2,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
@@ -20,6 +20,15 @@ from videoapi.pipeline.cues import BODY_FIELDS, SegmentOptions
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 usage_router = APIRouter(prefix="/v1/usage", tags=["jobs"])
 
+if TYPE_CHECKING:  # the Literals are built from tuples named once elsewhere, which mypy cannot read as a Literal
+    _ResultFormat = str
+    _ResultOrExtra = str
+    _Priority = str
+else:
+    _ResultFormat = Literal[RESULT_FORMATS]
+    _ResultOrExtra = Literal[(*RESULT_FORMATS, *RESULT_EXTRAS)]
+    _Priority = Literal[PRIORITIES]
+
 
 class JobRequest(BaseModel):
     source: str = Field(
@@ -28,7 +37,7 @@ class JobRequest(BaseModel):
         description="key returned by POST /v1/uploads, s3://bucket/key, or an https:// URL (presigned URLs work)",
     )
     threshold: float | None = Field(None, gt=0, lt=1)
-    formats: list[Literal[RESULT_FORMATS]] = ["json"]
+    formats: list[_ResultFormat] = ["json"]
     tag: str = Field("", max_length=200, description="your own label, returned with the job")
     callback_url: str | None = Field(None, max_length=2000, description="POSTed the job's status when it ends")
     postprocess: bool | None = Field(
@@ -44,7 +53,7 @@ class JobRequest(BaseModel):
     min_silence_s: float | None = Field(None, description="shortest Silence cue, seconds (default 2)")
     min_freeze_s: float | None = Field(None, description="shortest FrozenFrames cue, seconds (default 2)")
     silence_db: float | None = Field(None, description="Silence level, dBFS (default -50)")
-    priority: Literal[PRIORITIES] = Field(
+    priority: _Priority = Field(
         DEFAULT_PRIORITY, description="interactive or batch: within a client, interactive jobs run first"
     )
 
@@ -147,7 +156,7 @@ def job_result(
     job_id: str,
     client: ClientDep,
     services: ServicesDep,
-    format: Annotated[Literal[(*RESULT_FORMATS, *RESULT_EXTRAS)], Query()] = "json",
+    format: Annotated[_ResultOrExtra, Query()] = "json",
     start_timecode: Annotated[
         str | None, Query(max_length=11, description="first timecode of timeline exports, e.g. 01:00:00:00")
     ] = None,

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from local.synthetic import write_video
-from videoapi.adapters.storage import npz_bytes
+from videoapi.domain.result import npz_bytes
 from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav
 from videoapi.pipeline.preview import (
     KEYFRAME_MAX_CANDIDATES,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
@@ -19,3 +22,18 @@ def redis_client(url: str, ride_out_s: float = 0.0, socket_timeout_s: float = 10
         retry=retry,
         retry_on_error=[ConnectionError, TimeoutError],
     )
+
+
+def text(value: bytes | str | None) -> str | None:
+    """A reply as text: the factory's clients decode replies; the typing of redis-py allows bytes too."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def texts(values: Iterable[Any]) -> list[str]:
+    """Members or keys (of a set, list or sorted set) as text."""
+    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+
+
+def text_hash(mapping: Mapping[Any, Any]) -> dict[str, str]:
+    """A hash (HGETALL) as text."""
+    return {str(text(k)): str(text(v)) for k, v in mapping.items()}

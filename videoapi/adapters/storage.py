@@ -12,7 +12,6 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from videoapi.domain.result import npz_bytes  # noqa: F401 - where the result files were written from before
 from videoapi.errors import ObjectNotFound, StorageError
 from videoapi.settings import Settings
 
@@ -78,6 +77,26 @@ class Storage:
     def for_bucket(self, bucket: str) -> Storage:
         """The same client on another bucket."""
         return self if bucket == self.bucket else Storage(client=self.client, bucket=bucket)
+
+    def presigned_get(self, key: str, expires_s: int, download_as: str | None = None) -> str:
+        """A URL that GETs the object for `expires_s`; with `download_as`, browsers save it under that name."""
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+        if download_as:
+            params["ResponseContentDisposition"] = f'attachment; filename="{download_as}"'
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_s)
+
+    def presigned_put(self, key: str, content_type: str, size_bytes: int, expires_s: int) -> str:
+        """A URL that PUTs exactly this type and size to `key` for `expires_s`."""
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type, "ContentLength": size_bytes}
+        return self.client.generate_presigned_url("put_object", Params=params, ExpiresIn=expires_s)
+
+    def presigned_post(self, key: str, content_type: str, max_bytes: int, expires_s: int) -> dict[str, Any]:
+        """A browser form upload (url and fields) to `key`, its type fixed and its size at most `max_bytes`."""
+        conditions: list[Any] = [{"Content-Type": content_type}, ["content-length-range", 1, max_bytes]]
+        post = self.client.generate_presigned_post(
+            self.bucket, key, Fields={"Content-Type": content_type}, Conditions=conditions, ExpiresIn=expires_s
+        )
+        return {"url": post["url"], "fields": post["fields"]}
 
     def size(self, key: str, version_id: str | None = None) -> int:
         version = {"VersionId": version_id} if version_id else {}

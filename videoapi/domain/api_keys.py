@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import redis
 
+from videoapi.adapters.redis_client import text
 from videoapi.domain import redis_keys
 
 _HASHES = "apikeys"
@@ -51,7 +52,7 @@ class ApiKeys:
     def client_for(self, key: str | None) -> str | None:
         if not key:
             return None
-        return self.redis.hget(_HASHES, hash_key(key))
+        return text(self.redis.hget(_HASHES, hash_key(key)))
 
     def record(self, key: str | None) -> KeyRecord | None:
         """The key's client and limits in one round trip; None for an unknown key."""

@@ -111,7 +111,7 @@ def timeline(document: dict[str, Any], start_timecode: str | None = None) -> oti
         blend = _blend(opening, gap, shot["start_frame"]) if opening and previous_end >= 0 else None
         if gap > 0 and blend is None:
             track.append(otio.schema.Gap(source_range=TimeRange(duration=RationalTime(gap, rate))))
-        if blend:
+        if blend and opening:
             track.append(
                 otio.schema.Transition(
                     name=opening["type"],
@@ -162,7 +162,7 @@ def to_timeline(document: dict[str, Any], fmt: str, start_timecode: str | None =
         raise ExportError(
             f"{fmt} needs an SMPTE rate, not {document['video']['fps']} fps; use otio or fcpxml", "format"
         )
-    text = otio.adapters.write_to_string(timeline(document, start_timecode), TIMELINE_ADAPTERS[fmt])
+    text = str(otio.adapters.write_to_string(timeline(document, start_timecode), TIMELINE_ADAPTERS[fmt]))
     if fmt == "fcpxml":
         return _fcpxml_frame_duration(text, _rate(document))
     if fmt == "edl":

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import redis
 
+from videoapi.adapters.redis_client import text
 from videoapi.domain import redis_keys
 from videoapi.errors import Refusal
 
@@ -167,7 +168,7 @@ class FairQueue:
         return Popped(*result) if result else None
 
     def claimed(self, token_id: str) -> str | None:
-        return self.redis.get(claim_key(token_id))
+        return text(self.redis.get(claim_key(token_id)))
 
     def charge(self, client_id: str, units: float) -> None:
         """Count work done outside a pop (a split job's extra segments) against the client's share."""
@@ -203,7 +204,7 @@ class Quotas:
                 limit=limit,
                 count=count,
             )
-        return count
+        return int(count)
 
     def release(self, client_id: str, job_id: str) -> None:
         self.redis.srem(active_key(client_id), job_id)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import redis
 
+from videoapi.adapters.redis_client import text
 from videoapi.domain import redis_keys
 
 
@@ -41,5 +42,4 @@ class IdempotencyMarkers:
         marker = redis_keys.s3_event(bucket, key, sequencer)
         if self.redis.set(marker, job_id, nx=True, ex=self.ttl_s):
             return None
-        existing: str | None = self.redis.get(marker)
-        return existing
+        return text(self.redis.get(marker))

@@ -10,7 +10,7 @@ from typing import Any
 
 import redis
 
-from videoapi.adapters.redis_client import redis_client
+from videoapi.adapters.redis_client import redis_client, text, text_hash, texts
 from videoapi.domain import redis_keys
 from videoapi.errors import JobNotFound
 
@@ -97,7 +97,7 @@ class Job:
 
     @classmethod
     def from_hash(cls, data: dict[str, str]) -> Job:
-        def num(name):
+        def num(name: str) -> float | None:
             value = data.get(name)
             return float(value) if value not in (None, "") else None
 
@@ -159,8 +159,7 @@ class JobStore:
 
     def field(self, job_id: str, name: str) -> str | None:
         """One field of the job's record (None when absent)."""
-        value: str | None = self.redis.hget(self._key(job_id), name)
-        return value
+        return text(self.redis.hget(self._key(job_id), name))
 
     def set_field(self, job_id: str, name: str, value: str) -> None:
         self.redis.hset(self._key(job_id), name, value)
@@ -194,7 +193,7 @@ class JobStore:
             tag=tag,
             extra={name: str(value) for name, value in extra.items()},
         )
-        fields = {
+        fields: dict[Any, str | float] = {  # Any keys: redis-py's mapping type is invariant in them
             "id": job.id,
             "status": job.status.value,
             "bucket": bucket,
@@ -214,24 +213,24 @@ class JobStore:
 
     def list_for(self, client_id: str, limit: int = 50) -> list[Job]:
         """A client's jobs, newest first (those whose records have expired are skipped)."""
-        ids = self.redis.zrevrange(redis_keys.client_jobs(client_id), 0, limit - 1)
+        ids = texts(self.redis.zrevrange(redis_keys.client_jobs(client_id), 0, limit - 1))
         with self.redis.pipeline() as pipe:
             for job_id in ids:
                 pipe.hgetall(self._key(job_id))
             records = pipe.execute()
-        return [Job.from_hash(r) for r in records if r]
+        return [Job.from_hash(text_hash(r)) for r in records if r]
 
     def get(self, job_id: str) -> Job:
-        data = self.redis.hgetall(self._key(job_id))
+        data = text_hash(self.redis.hgetall(self._key(job_id)))
         if not data:
             raise JobNotFound(job_id)
         return Job.from_hash(data)
 
-    def _move(self, job_id: str, status: JobStatus, **fields) -> bool:
+    def _move(self, job_id: str, status: JobStatus, **fields: object) -> bool:
         args = [status.value]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        result = self._advance(keys=[self._key(job_id)], args=args)
+        result = int(self._advance(keys=[self._key(job_id)], args=args))
         if result == -1:
             raise JobNotFound(job_id)
         return result == 1

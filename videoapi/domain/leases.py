@@ -18,6 +18,7 @@ from typing import Any
 
 import redis
 
+from videoapi.adapters.redis_client import text_hash, texts
 from videoapi.domain import redis_keys
 from videoapi.domain.jobs import JobStore
 
@@ -131,10 +132,10 @@ class LeaseBook:
             return []
         requeued = []
         try:
-            for task_id in self.redis.zrangebyscore(LEASES_KEY, "-inf", time.time()):
+            for task_id in texts(self.redis.zrangebyscore(LEASES_KEY, "-inf", time.time())):
                 if not self.redis.zrem(LEASES_KEY, task_id):
                     continue  # renewed or released meanwhile
-                record = self.redis.hgetall(_record_key(task_id))
+                record = text_hash(self.redis.hgetall(_record_key(task_id)))
                 if not record:
                     continue
                 task = LeasedTask.from_record(task_id, record)

@@ -10,7 +10,8 @@ import base64
 import binascii
 import json
 import time
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,6 +24,9 @@ from videoapi.pipeline.cues import SegmentOptions
 
 NOTIFICATION_FIELD = "rekognition_notification"  # the job record's field holding NotificationChannel
 SEGMENT_TYPES = ("TECHNICAL_CUE", "SHOT")
+
+
+Request = TypeVar("Request", bound=BaseModel)
 
 
 class _Model(BaseModel):
@@ -79,7 +83,7 @@ class GetSegmentDetection(_Model):
     NextToken: str | None = Field(None, max_length=255)
 
 
-def _parse(model: type[BaseModel], params: dict[str, Any]) -> BaseModel:
+def _parse(model: type[Request], params: dict[str, Any]) -> Request:
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -203,7 +207,7 @@ def completion_message(job: Job) -> dict[str, Any]:
     return message
 
 
-def publish_completion(sns_for_region, job: Job) -> str | None:
+def publish_completion(sns_for_region: Callable[[str], Any], job: Job) -> str | None:
     """Publish the completion message to the job's NotificationChannel, if any, with `sns_for_region(region)`'s
     SNS client (the topic's region, from its ARN); returns the message id."""
     channel = job.extra.get(NOTIFICATION_FIELD)
@@ -211,4 +215,4 @@ def publish_completion(sns_for_region, job: Job) -> str | None:
         return None
     topic = json.loads(channel)["SNSTopicArn"]
     client = sns_for_region(topic.split(":")[3])
-    return client.publish(TopicArn=topic, Message=json.dumps(completion_message(job)))["MessageId"]
+    return str(client.publish(TopicArn=topic, Message=json.dumps(completion_message(job)))["MessageId"])

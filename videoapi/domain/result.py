@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from videoapi.pipeline.probe import VideoInfo
 from videoapi.pipeline.shots import FrameClock, ShotList
@@ -46,7 +47,7 @@ class ModelIdentity:
     window: int
 
 
-def npz_bytes(**arrays) -> bytes:
+def npz_bytes(**arrays: NDArray[Any]) -> bytes:
     """Arrays as a compressed .npz file's bytes."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)

@@ -49,17 +49,12 @@ class ResultService:
         """A presigned GET of the job's source video, to play it (the page reopening a job)."""
         job = self.get(client_id, job_id)
         expires = self.settings.presign_expiry_s
-        storage = self.storage.for_bucket(job.bucket)
-        url = storage.client.generate_presigned_url(
-            "get_object", Params={"Bucket": job.bucket, "Key": job.key}, ExpiresIn=expires
-        )
+        url = self.storage.for_bucket(job.bucket).presigned_get(job.key, expires)
         return {"url": url, "expires_in": expires, "expires_at": iso(time.time() + expires)}
 
     def _presigned_get(self, key: str, expires: int) -> str:
         """A GET that downloads as a file (browsers ignore `download` on links to another origin)."""
-        disposition = f'attachment; filename="{key.rsplit("/", 1)[-1]}"'
-        params = {"Bucket": self.storage.bucket, "Key": key, "ResponseContentDisposition": disposition}
-        return self.storage.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires)
+        return self.storage.presigned_get(key, expires, download_as=key.rsplit("/", 1)[-1])
 
     def result(self, client_id: str, job_id: str, fmt: str, start_timecode: str | None = None) -> tuple[bytes, str]:
         """A finished job's result in `fmt`; `start_timecode` offsets the timeline formats (otio, fcpxml, xml, edl)."""

@@ -96,7 +96,10 @@ def verify_request(
             f"'{scope_date}' != '{amz_date[:8]}'",
         )
     now = now or dt.datetime.now(dt.UTC)
-    stamp = lambda t: t.strftime(SIGV4_TIMESTAMP)  # noqa: E731
+
+    def stamp(t: dt.datetime) -> str:
+        return t.strftime(SIGV4_TIMESTAMP)
+
     if signed_at < now - MAX_SKEW:
         raise SignatureRejected(
             "InvalidSignatureException",

@@ -1,6 +1,9 @@
 """Job submission: checked requests, quotas, idempotency, S3-triggered jobs, cancelling, clips requests.
 
 Knows nothing of HTTP: refusals are `videoapi.errors.ApiError` kinds; the web adapter picks their statuses.
+
+Over 300 lines because every way a job is made (API, S3 event, clips request) must pass the same checks,
+quota and fair queue in the same order; validation, uploads, results and views live in their own modules.
 """
 
 from __future__ import annotations
@@ -266,12 +269,11 @@ class JobService:
         earlier = self.markers.claim_event(bucket, key, sequencer, job_id)
         if earlier is not None:
             return self.store.get(earlier)
+        refusal: ApiError | None = None
         try:
             self._reserve(owner, job_id, None)
         except ApiError as refused:
             refusal = refused
-        else:
-            refusal = None
         job = self.store.create(
             job_id=job_id,
             bucket=bucket,

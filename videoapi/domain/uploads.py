@@ -47,30 +47,14 @@ class UploadService:
             )
         key = self.upload_key(client_id, filename)
         expires = self.settings.presign_expiry_s
-        client = self.storage.client
-        put_url = client.generate_presigned_url(
-            "put_object",
-            Params={
-                "Bucket": self.storage.bucket,
-                "Key": key,
-                "ContentType": content_type,
-                "ContentLength": size_bytes,
-            },
-            ExpiresIn=expires,
-        )
-        post = client.generate_presigned_post(
-            self.storage.bucket,
-            key,
-            Fields={"Content-Type": content_type},
-            Conditions=[{"Content-Type": content_type}, ["content-length-range", 1, size_bytes]],
-            ExpiresIn=expires,
-        )
+        put_url = self.storage.presigned_put(key, content_type, size_bytes, expires)
+        post = self.storage.presigned_post(key, content_type, size_bytes, expires)
         return {
             "key": key,
             "method": "PUT",
             "url": put_url,
             "headers": {"Content-Type": content_type, "Content-Length": str(size_bytes)},
-            "post": {"url": post["url"], "fields": post["fields"]},
+            "post": post,
             "max_bytes": size_bytes,
             "expires_in": expires,
             "expires_at": iso(time.time() + expires),

@@ -47,7 +47,7 @@ def check_callback_url(url: str, allow_private: bool) -> str:
     if allow_private:
         return url
     try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443)}
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443)}
     except socket.gaierror as exc:
         raise InvalidRequest("invalid_callback_url", f"cannot resolve {parsed.hostname}", "callback_url") from exc
     for address in addresses:

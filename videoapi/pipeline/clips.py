@@ -1,4 +1,8 @@
-"""A video cut into one file per shot with PyAV: stream copy at keyframes, or a frame-exact re-encode."""
+"""A video cut into one file per shot with PyAV: stream copy at keyframes, or a frame-exact re-encode.
+
+Over 300 lines because stream copy and exact re-encode share the span planning and the container options
+that keep the source's display matrix and aspect; they are one feature, clips.
+"""
 
 from __future__ import annotations
 

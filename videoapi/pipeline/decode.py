@@ -1,16 +1,26 @@
-"""Decode a video (PyAV or OpenCV), frame by frame, into TransNetV2's 48x27 RGB input."""
+"""Decode a video (PyAV or OpenCV), frame by frame, into TransNetV2's 48x27 RGB input.
+
+Over 300 lines because the PyAV and OpenCV paths, the audio tap and the decode warnings must agree frame for
+frame; kept side by side so that a change to one is seen against the other.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 
 from videoapi.errors import VideoRejected
+
+if TYPE_CHECKING:
+    from av.audio.stream import AudioStream
+    from av.container import InputContainer
+    from av.packet import Packet
+    from av.video.stream import VideoStream
 
 MODEL_WIDTH, MODEL_HEIGHT = 48, 27
 
@@ -142,7 +152,9 @@ def decode_warnings(errors: int, damaged: NDArray[Any], frame_count: int, expect
     return warnings
 
 
-def _frame_number(pts: int | None, frame_pts: NDArray[Any] | None, fallback: int, base: int, tb: float, rate: float):
+def _frame_number(
+    pts: int | None, frame_pts: NDArray[Any] | None, fallback: int, base: int, tb: float, rate: float
+) -> int:
     """The frame's position in presentation order: looked up among the probe's timestamps when given."""
     if pts is None:
         return fallback
@@ -194,7 +206,9 @@ def iter_model_frames_pyav(
         stream.codec_context.thread_count = threads
         if skip_loop_filter:
             stream.codec_context.options = {"skip_loop_filter": "all"}
-        rate = float(stream.average_rate or stream.guessed_rate)
+        average_rate = stream.average_rate or stream.guessed_rate
+        assert average_rate is not None and stream.time_base is not None  # a video stream has both
+        rate = float(average_rate)
         base = stream.start_time or 0
         tb = float(stream.time_base)
         sound = _open_audio(container, audio, frame_pts, tb)
@@ -211,7 +225,7 @@ def iter_model_frames_pyav(
         counted = None  # frames without timestamps are numbered by counting
         previous = None  # the last model frame, to stand in for frames that never come
         packets = container.demux(stream) if sound is None else container.demux(stream, sound)
-        hear = None if sound is None else lambda packet: _hear(packet, audio)
+        hear = None if sound is None or audio is None else lambda packet: _hear(packet, audio)
         # the lambda reads `expected` when a packet fails: the frame the damage lands on
         for frame in _decoded_frames(packets, log, lambda: expected, hear):  # noqa: B023
             index = _frame_number(frame.pts, frame_pts, 0 if counted is None else counted + 1, base, tb, rate)
@@ -244,10 +258,13 @@ def iter_model_frames_pyav(
                 yield previous
                 expected += 1
         if sound is not None:
+            assert audio is not None  # a sound stream is opened only for a tap
             _hear_until(packets, audio, audio.until)
 
 
-def _seek_before(container, stream, frame_pts: NDArray[Any], start: int, back: int, tb: float) -> None:
+def _seek_before(
+    container: InputContainer, stream: VideoStream, frame_pts: NDArray[Any], start: int, back: int, tb: float
+) -> None:
     """Seek so that decoding starts at a keyframe at or before frame `start` (`back` ticks earlier still).
 
     A seek may land past its target: MPEG-TS has no index, FFmpeg bisects the file by timestamps and can
@@ -280,7 +297,9 @@ AUDIO_LEAD_S = 2.0
 AUDIO_TAIL_S = 10.0
 
 
-def _open_audio(container, audio: AudioTap | None, frame_pts: NDArray[Any] | None, tb: float):
+def _open_audio(
+    container: InputContainer, audio: AudioTap | None, frame_pts: NDArray[Any] | None, tb: float
+) -> AudioStream | None:
     """The audio stream to demux with the video, opened on the tap; None when there is none to hear."""
     if audio is None or frame_pts is None or not len(frame_pts) or not container.streams.audio:
         return None
@@ -293,7 +312,7 @@ def _open_audio(container, audio: AudioTap | None, frame_pts: NDArray[Any] | Non
     return sound
 
 
-def _hear(packet, audio: AudioTap) -> None:
+def _hear(packet: Packet[AudioStream], audio: AudioTap) -> None:
     """Decode one audio packet onto the tap; a packet the decoder refuses is skipped (the picture is what counts)."""
     import av
 
@@ -308,7 +327,7 @@ def _hear(packet, audio: AudioTap) -> None:
             audio.add_audio(samples_of(frame), float(frame.pts * frame.time_base), frame.sample_rate)
 
 
-def _hear_until(packets, audio: AudioTap, until: float) -> None:
+def _hear_until(packets: Iterator[Packet[Any]], audio: AudioTap, until: float) -> None:
     """After the video stopped: go on demuxing (video packets skipped) until the sound reaches `until`."""
     import av
 

@@ -17,12 +17,16 @@ import logging
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from numpy.typing import NDArray
 
 from videoapi.errors import DecoderUnavailable, VideoRejected
 from videoapi.pipeline.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 logger = logging.getLogger(__name__)
 SURFACE = (160, 90)  # the hardware scaler's output: even sides (NVDEC needs them), a keyframe tile's size
@@ -71,7 +75,16 @@ def resolve_decoder(setting: str) -> str:
     return setting
 
 
-def _planes(frame, torch):
+class _Resize(TypedDict):
+    """torch.nn.functional.interpolate's keywords for the scale to the model's size."""
+
+    size: tuple[int, int]
+    mode: str
+    antialias: bool
+    align_corners: bool
+
+
+def _planes(frame: Any, torch: ModuleType) -> tuple[Tensor, Tensor]:
     """The decoded NV12 surface as torch views on the GPU: Y (h, w) and interleaved UV (h/2, w/2, 2)."""
     views = frame.cuda() if hasattr(frame, "cuda") else []
     if len(views) >= 2:
@@ -83,7 +96,7 @@ def _planes(frame, torch):
     return whole[:h], whole[h:].reshape(h // 2, -1, 2)
 
 
-def nv12_to_model(y, uv, matrix: str = "bt601"):
+def nv12_to_model(y: Tensor, uv: Tensor, matrix: str = "bt601") -> Tensor:
     """NV12 batches (B, h, w) and (B, h/2, w/2, 2), uint8 on the GPU, to (B, 27, 48, 3) RGB uint8.
 
     Each plane is scaled to 48x27 first (antialiased bicubic, as swscale scales the planes before converting: the
@@ -93,7 +106,7 @@ def nv12_to_model(y, uv, matrix: str = "bt601"):
     import torch.nn.functional as F
 
     size = (MODEL_HEIGHT, MODEL_WIDTH)
-    resize = {"size": size, "mode": "bicubic", "antialias": True, "align_corners": False}
+    resize: _Resize = {"size": size, "mode": "bicubic", "antialias": True, "align_corners": False}
     luma = F.interpolate(y.unsqueeze(1).float(), **resize) - 16.0
     chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), **resize) - 128.0
     m = torch.tensor(MATRICES[matrix], device=y.device, dtype=torch.float32)
@@ -112,7 +125,7 @@ def iter_model_batches_nvdec(
     surface: tuple[int, int] = SURFACE,
     matrix: str = "bt601",
     tiles: TileTap | None = None,
-) -> Iterator[Any]:
+) -> Iterator[Tensor]:
     """Frames start..stop-1 as (n, 27, 48, 3) uint8 CUDA tensors, up to `batch` frames each.
 
     Frames are numbered in the order the decoder shows them (display order, as OpenCV's path numbers them).
@@ -129,7 +142,7 @@ def iter_model_batches_nvdec(
     sw = min(surface[0], width) // 2 * 2
     sh = min(surface[1], height) // 2 * 2
     torch.cuda.set_device(gpu_id)
-    stream = torch.cuda.Stream(gpu_id)
+    stream = torch.cuda.Stream(gpu_id)  # type: ignore[no-untyped-call]  # torch leaves Stream.__new__ unannotated
     decoder = nvc.CreateDecoder(
         gpuid=gpu_id,
         codec=demuxer.GetNvCodecId(),
@@ -144,7 +157,8 @@ def iter_model_batches_nvdec(
             decoder.setReconfigParams(sw, sh)  # the decoder's hardware scaler: ulTargetWidth/Height
         except Exception as exc:  # noqa: BLE001 - full-size surfaces, resized on the GPU, still give the frames
             logger.warning("NVDEC's scaler refused %dx%d (%s): full-size surfaces, resized on the GPU", sw, sh, exc)
-    ybuf = uvbuf = None
+    ybuf: Tensor | None = None
+    uvbuf: Tensor | None = None
     filled, index = 0, 0
     with torch.cuda.stream(stream):
         for packet in demuxer:
@@ -153,7 +167,7 @@ def iter_model_batches_nvdec(
                     break
                 if index >= start:
                     y, uv = _planes(frame, torch)
-                    if ybuf is None:
+                    if ybuf is None or uvbuf is None:  # both made at the first frame
                         ybuf = torch.empty((batch, *y.shape), dtype=torch.uint8, device=y.device)
                         uvbuf = torch.empty((batch, *uv.shape), dtype=torch.uint8, device=y.device)
                     ybuf[filled].copy_(y)  # the surface is the decoder's again at the next Decode call
@@ -168,10 +182,11 @@ def iter_model_batches_nvdec(
             if stop is not None and index >= stop:
                 break
         if filled:
+            assert ybuf is not None and uvbuf is not None  # made at the first frame filled
             yield nv12_to_model(ybuf[:filled], uvbuf[:filled], matrix)
 
 
-def _tile(y, uv, tiles: TileTap, matrix: str) -> NDArray[Any]:
+def _tile(y: Tensor, uv: Tensor, tiles: TileTap, matrix: str) -> NDArray[Any]:
     """One frame's keyframe tile (BGR, the tap's size) from the small surface."""
     import torch
     import torch.nn.functional as F
@@ -185,7 +200,9 @@ def _tile(y, uv, tiles: TileTap, matrix: str) -> NDArray[Any]:
     return rgb.round_().clamp_(0, 255).to(torch.uint8)[0].flip(-1).cpu().numpy()
 
 
-def iter_model_frames_nvdec(path: Path, start: int = 0, stop: int | None = None, **kwargs) -> Iterator[NDArray[Any]]:
+def iter_model_frames_nvdec(
+    path: Path, start: int = 0, stop: int | None = None, **kwargs: Any
+) -> Iterator[NDArray[Any]]:
     """Like iter_model_frames_pyav, decoding on the GPU: 27x48x3 RGB uint8 frames in host memory."""
     for batch in iter_model_batches_nvdec(path, start, stop, **kwargs):
         yield from batch.cpu().numpy()

@@ -2,6 +2,9 @@
 
 Plain Python over the job store, storage and a model client: the Celery tasks
 in workers/ are thin adapters over `ShotDetector`.
+
+Over 300 lines because planning, checkpointed segments, stitching and publishing share one job's state
+(its keys, parts and leases); split apart, each piece would need the others' private naming.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from videoapi.adapters.storage import Storage, npz_bytes
+from videoapi.adapters.redis_client import texts
+from videoapi.adapters.storage import Storage
 from videoapi.domain import redis_keys
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
-from videoapi.domain.result import RESULT_SCHEMA, ModelIdentity, ResultKeys
+from videoapi.domain.result import RESULT_SCHEMA, ModelIdentity, ResultKeys, npz_bytes
 from videoapi.errors import JobError, ObjectNotFound, Preempted, SourceError, VideoapiError
 from videoapi.pipeline.analysis import (
     WHOLE_VIDEO,
@@ -275,11 +279,12 @@ class ShotDetector:
         if resumed and _part_stop(resumed[-1]) in (None, segment.stop):
             return resumed  # a retry of a segment that had finished (its worker died before acknowledging)
         with self.fetched(job) as path:
-            reported = (_part_stop(resumed[-1]) - segment.start) if resumed else 0  # counted by the earlier attempt
+            resumed_at = _part_stop(resumed[-1]) if resumed else None
+            reported = resumed_at - segment.start if resumed_at is not None else 0  # counted by the earlier attempt
             return self.predict_span(job_id, path, info, segment, frame_pts, progress, preempt)
 
     def _checkpoints(self, job_id: str, span: Segment) -> list[str]:
-        return list(dict.fromkeys(self.store.redis.lrange(_parts_index(job_id, span.start), 0, -1)))
+        return list(dict.fromkeys(texts(self.store.redis.lrange(_parts_index(job_id, span.start), 0, -1))))
 
     def predict_span(
         self,
@@ -320,7 +325,8 @@ class ShotDetector:
                 redis.hincrby(redis_keys.job(job_id), FRAMES_INFERRED_FIELD, done - counted)
                 inferred += done - counted
                 counted = done
-                progress(part.start - span.start + min(done, (cut.at or math.inf) - part.start))
+                shown = done if cut.at is None else min(done, cut.at - part.start)
+                progress(part.start - span.start + shown)
                 if preempt is not None and not leaving:
                     left = max(0, end - part.start - done)
                     rate = inferred / max(1e-6, time.monotonic() - began)
@@ -359,10 +365,10 @@ class ShotDetector:
         `cut` can end it early (scale-in); returns the part's key, its frame count, the state at its end and
         the part as stored.
         """
-        span = {"start": part.start, "stop": part.stop}
-        sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, **span)
-        candidates = KeyframeCandidates.for_info(info, **span)
-        features = FeatureTap(frame_features(self.settings), **span)
+        start, stop = part.start, part.stop
+        sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, start, stop)
+        candidates = KeyframeCandidates.for_info(info, start=start, stop=stop)
+        features = FeatureTap(frame_features(self.settings), start, stop)
         features.restore(state)
         log = DecodeLog(part.start, part.stop)
         if cut is not None:
@@ -406,7 +412,8 @@ class ShotDetector:
         """The probe's frame timestamps, parked for a split job (None from a job begun by an older worker)."""
         try:
             with np.load(io.BytesIO(self.storage.get_bytes(_frame_pts_key(job_id)))) as data:
-                return data["frame_pts"]
+                frame_pts: NDArray[Any] = data["frame_pts"]
+                return frame_pts
         except ObjectNotFound:
             return None
 

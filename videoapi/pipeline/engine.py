@@ -6,6 +6,9 @@ Triton's CPU model picks (videoapi.model.runtime), behind the FrameModel protoco
     from videoapi import detect
     result = detect("video.mp4", threshold=0.5)
     result.shots, result.to_json(), result.export("edl")
+
+Over 300 lines because it holds the whole public Python API (detect, Detector, ShotResult and the batch
+runner) that README.md documents; its parts are small and read together.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from videoapi.domain.exports import EXPORT_FILES, export
+from videoapi.domain.exports import export
+from videoapi.domain.formats import RESULT_FORMATS
 from videoapi.domain.result import ModelIdentity, ResultKeys
 from videoapi.errors import DetectionFailed, JobError, ModelNotBuilt
 from videoapi.pipeline.analysis import decode_whole, detect_result
@@ -35,7 +39,6 @@ from videoapi.pipeline.probe import VideoInfo, VideoLimits, probe_timeline
 from videoapi.pipeline.shots import Shot, ShotList
 from videoapi.settings import Settings
 
-ENGINE_FORMATS = ("json", *EXPORT_FILES, "rekognition")  # as the service renders them
 _PARAMETER = re.compile(r'parameters\s*\{\s*key:\s*"([^"]+)"\s*value\s*\{\s*string_value:\s*"([^"]*)"\s*\}\s*\}')
 
 
@@ -172,9 +175,9 @@ class ShotResult:
         return json.dumps(self.document, indent=indent)
 
     def export(self, fmt: str, start_timecode: str | None = None) -> str:
-        """The document as the service's `?format=` renders it (ENGINE_FORMATS); timelines from start_timecode."""
-        if fmt not in ENGINE_FORMATS:
-            raise ValueError(f"format must be among {', '.join(ENGINE_FORMATS)}, not {fmt!r}")
+        """The document as the service's `?format=` renders it (RESULT_FORMATS); timelines from start_timecode."""
+        if fmt not in RESULT_FORMATS:
+            raise ValueError(f"format must be among {', '.join(RESULT_FORMATS)}, not {fmt!r}")
         if fmt == "json":
             return json.dumps(self.document)
         if fmt == "rekognition":
@@ -225,11 +228,7 @@ class Detector:
         settings = settings or Settings()
         self.model = model or load_local_model(settings, on_status=on_status, streams=streams)
         self.settings = settings.model_copy(update={"batch_windows": settings.engine_batch_windows})
-        self.limits = VideoLimits(
-            max_width=self.settings.max_width,
-            max_height=self.settings.max_height,
-            max_duration_s=self.settings.max_duration_s,
-        )
+        self.limits = VideoLimits.from_settings(self.settings)
 
     def identity(self) -> ModelIdentity:
         return ModelIdentity(self.settings.model_name, self.model.version, self.settings.window)

@@ -7,6 +7,9 @@ highest probability of its k frames, so the picture and the memory it takes stay
 Every picture here is shown as the player shows it: turned upright by the display matrix and at the display's
 aspect (sample aspect ratio applied). The frames are decoded and scaled as stored (the model's input is not
 turned); tiles are turned upright when they are put on a picture.
+
+Over 300 lines because the keyframe sheet and the overview share the decoding, seeking and upright-tile
+helpers below; they are one idea, pictures of a result.
 """
 
 from __future__ import annotations

@@ -11,13 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 from videoapi.errors import VideoRejected
 from videoapi.settings import Settings
+
+if TYPE_CHECKING:  # PyAV is imported where it is used: the API's Lambda package has no PyAV
+    from av.audio.stream import AudioStream
+    from av.container import InputContainer
+    from av.packet import Packet
+    from av.video.stream import VideoStream
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class VideoInfo:
         )
 
 
-def _frame_rate(stream) -> Fraction | None:
+def _frame_rate(stream: VideoStream) -> Fraction | None:
     for rate in (stream.average_rate, stream.guessed_rate, stream.base_rate):
         if rate and rate > 0:
             return Fraction(rate)
@@ -119,7 +125,8 @@ def frame_times(frame_pts: NDArray[Any], time_base: str) -> NDArray[Any]:
     pts = np.asarray(frame_pts, dtype=np.int64)
     if len(pts) == 0:
         return np.zeros(0)
-    return (pts - pts[0]).astype(np.float64) * float(Fraction(time_base))
+    times: NDArray[np.float64] = (pts - pts[0]).astype(np.float64) * float(Fraction(time_base))
+    return times
 
 
 def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[VideoInfo, NDArray[Any]]:
@@ -161,10 +168,10 @@ def probe_timeline(path: Path, limits: VideoLimits = VideoLimits()) -> tuple[Vid
         declared = [container.duration / 1e6] if container.duration else []
         if stream.duration and stream.time_base:
             declared.append(float(stream.duration * stream.time_base))
-        for seconds in declared:
-            if seconds > limits.max_duration_s:
+        for declared_s in declared:
+            if declared_s > limits.max_duration_s:
                 raise VideoRejected(
-                    "duration_too_long", f"declared duration {seconds:.0f}s exceeds {limits.max_duration_s:.0f}s"
+                    "duration_too_long", f"declared duration {declared_s:.0f}s exceeds {limits.max_duration_s:.0f}s"
                 )
         max_packets = int(limits.max_duration_s * float(rate)) + 1
         pts, durations = [], []
@@ -226,7 +233,7 @@ class _AudioSpan:
         self.first: float | None = None
         self.last = 0.0
 
-    def add(self, packet) -> None:
+    def add(self, packet: Packet[Any]) -> None:
         if packet.pts is None or packet.time_base is None:
             return
         start = float(packet.pts * packet.time_base)
@@ -234,7 +241,7 @@ class _AudioSpan:
         self.last = max(self.last, start + float((packet.duration or 0) * packet.time_base))
 
 
-def _audio_facts(sound, heard: _AudioSpan) -> dict[str, Any]:
+def _audio_facts(sound: AudioStream | None, heard: _AudioSpan) -> dict[str, Any]:
     """VideoInfo's audio fields for the first audio stream (none: the defaults, no audio)."""
     if sound is None or sound.codec_context is None or not sound.codec_context.sample_rate:
         return {}
@@ -254,7 +261,7 @@ def _audio_facts(sound, heard: _AudioSpan) -> dict[str, Any]:
 FIELD_ORDERS = {0: "unknown", 1: "progressive", 2: "tt", 3: "bb", 4: "tb", 5: "bt"}  # FFmpeg's AVFieldOrder
 
 
-def _first_frame_facts(container, stream) -> tuple[int, str]:
+def _first_frame_facts(container: InputContainer, stream: VideoStream) -> tuple[int, str]:
     """Rotation (the display matrix) and field order, read from the first decoded frame, where PyAV exposes them."""
     import av
 
