@@ -1,4 +1,4 @@
-# The API as a container service: Gunicorn + Uvicorn workers over functions.local:app.
+# The API as a container service: Gunicorn + Uvicorn workers over functions.asgi:app.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
@@ -6,7 +6,6 @@ COPY pyproject.toml README.md ./
 COPY videoapi/ videoapi/
 COPY functions/ functions/
 COPY workers/ workers/
-COPY local/ local/
 COPY infra/api/gunicorn.conf.py infra/api/gunicorn.conf.py
 RUN pip install --no-cache-dir . "gunicorn>=22"
 USER 10001

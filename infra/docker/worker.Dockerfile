@@ -12,7 +12,6 @@ COPY pyproject.toml README.md ./
 COPY videoapi/ videoapi/
 COPY functions/ functions/
 COPY workers/ workers/
-COPY local/ local/
 RUN pip install --no-cache-dir .
 USER 10001
 # JSON logs (job and trace ids on each line); the pool processes' metrics meet here, served on 9808

@@ -115,6 +115,7 @@ def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
             *sources, _ = ins["value"].split()
             for source in sources:
                 assert (PROJECT_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
+                assert not source.startswith("local"), f"{dockerfile.name}: the emulator (local/) is not shipped"
     cmd = next(i["value"] for i in reversed(instructions) if i["instruction"] == "CMD")
     if "gunicorn" in cmd:
         assert "functions.asgi:app" in cmd and (PROJECT_ROOT / "infra/api/gunicorn.conf.py").exists()
