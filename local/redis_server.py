@@ -9,6 +9,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import redis
+
 from local.netutil import free_port, port_is_open, stop_process_group
 from videoapi.errors import StartError
 
@@ -88,11 +90,21 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 raise RedisStartError(f"redis-server exited with code {self._process.returncode}")
-            if port_is_open(self.host, self.port):
+            if port_is_open(self.host, self.port) and self._loaded():
                 return self
             time.sleep(0.05)
         self.stop()
         raise RedisStartError(f"redis-server not listening on {self.port} after {timeout_s:.0f}s")
+
+    def _loaded(self) -> bool:
+        """Listening is not ready: while it loads its AOF, Redis answers commands with LOADING."""
+        client = redis.Redis(host=self.host, port=self.port, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            return str(client.info("persistence").get("loading", 1)) == "0"
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def stop(self, timeout_s: float = 10.0, *, keep_data: bool = False) -> None:
         process, self._process = self._process, None
