@@ -6,7 +6,7 @@ BatchSpanProcessor an OTLP exporter uses) while /metrics of the API and the work
 ("on"). Prometheus counters are recorded in both (they have no off switch; a sample costs about a microsecond
 and a job records a few dozen). Arms alternate (off, on, off, on, ...) to spread the noise of a shared machine.
 
-Run: `python bench/observability.py [--shots 8] [--repeats 3] [--seconds 10]`; writes
+Run: `python bench/observability.py [--shots 8] [--repeats 3] [--seconds 10] [--scrape-every 1]`; writes
 bench/results/observability.json.
 """
 
@@ -75,12 +75,12 @@ def scraping(urls: list[str], interval_s: float = 1.0):
         thread.join()
 
 
-def end_to_end(clip: Path, on: bool, work: Path) -> float:
+def end_to_end(clip: Path, on: bool, work: Path, scrape_every_s: float = 1.0) -> float:
     with arm(on, work):
         stack = LocalStack(Settings(), StackPorts(api=0), write_state=False, on_status=lambda _: None).start()
     try:
         urls = [f"{stack.api_url}/metrics", *stack.worker_metrics_urls] if on else []
-        with VideoApiClient(stack.api_url, stack.api_key) as client, scraping(urls):
+        with VideoApiClient(stack.api_url, stack.api_key) as client, scraping(urls, scrape_every_s):
             key = client.upload(clip)
             started = time.perf_counter()
             job = client.submit(key)
@@ -122,6 +122,9 @@ def main(
     seconds: Annotated[float, typer.Option(help="seconds of status load per run")] = 10.0,
     concurrency: int = 16,
     parts: Annotated[str, typer.Option(help="what to measure: end_to_end_s, status_rps or both")] = "both",
+    scrape_every: Annotated[
+        float, typer.Option(help="seconds between scrapes of /metrics (Prometheus' default is 60, common: 15-30)")
+    ] = 1.0,
     out: Path = Path("bench/results/observability.json"),
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="videoapi-obs-"))
@@ -133,7 +136,7 @@ def main(
     runs = {name: arms for name, arms in runs.items() if name in wanted}
     for _ in range(repeats if "end_to_end_s" in wanted else 0):
         for on in (False, True):
-            runs["end_to_end_s"]["on" if on else "off"].append(end_to_end(clip, on, work))
+            runs["end_to_end_s"]["on" if on else "off"].append(end_to_end(clip, on, work, scrape_every))
     for _ in range(repeats if "status_rps" in wanted else 0):
         for on in (False, True):
             runs["status_rps"]["on" if on else "off"].append(status_throughput(on, work, seconds, concurrency))
@@ -157,7 +160,9 @@ def main(
     Console().print(table)
     out.parent.mkdir(parents=True, exist_ok=True)
     out = out.with_name(f"{out.stem}-{parts}{out.suffix}") if parts != "both" else out
-    out.write_text(json.dumps({"machine": machine, "shots": shots, "results": summary}, indent=2))
+    out.write_text(
+        json.dumps({"machine": machine, "shots": shots, "scrape_every_s": scrape_every, "results": summary}, indent=2)
+    )
     print(f"written: {out}")
 
 
