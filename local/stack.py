@@ -20,7 +20,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
 import httpx
@@ -83,7 +83,7 @@ class LocalStack:
     key_pair: KeyPair | None = None  # for Rekognition's protocol (SigV4)
     _stack: ExitStack = field(default_factory=ExitStack, init=False, repr=False)
     _stop: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
-    supervisor: Supervisor = field(default=cast(Supervisor, None), init=False, repr=False)  # set in __post_init__
+    supervisor: Supervisor = field(init=False, repr=False)  # made in __post_init__
     triton: TritonServer | None = field(default=None, init=False, repr=False)  # the TritonServer, once started
     redis: RedisServer | None = field(default=None, init=False, repr=False)  # the embedded one (none with redis_url)
     _api: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)

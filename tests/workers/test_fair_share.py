@@ -15,7 +15,8 @@ from functions.deps import Services
 from local.synthetic import write_video
 from local.worker_process import WorkerProcess
 from videoapi.adapters.queue import QUEUE
-from videoapi.domain.fairness import PRIORITIES, queue_key
+from videoapi.domain import redis_keys
+from videoapi.domain.fairness import PRIORITIES
 from videoapi.domain.jobs import Job, JobStatus
 from workers.celery_app import create_app as create_celery
 
@@ -93,7 +94,7 @@ def assert_ran_once_and_nothing_left(services: Services, jobs: dict[str, Job]) -
     redis = services.jobs.store.redis
     assert redis.llen(QUEUE) == 0  # no token left over
     for client_id in {job.client_id for job in jobs.values()}:
-        assert all(redis.llen(queue_key(client_id, p)) == 0 for p in PRIORITIES)
+        assert all(redis.llen(redis_keys.fair_queue(client_id, p)) == 0 for p in PRIORITIES)
         assert services.jobs.quotas.active(client_id) == 0
 
 

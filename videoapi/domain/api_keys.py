@@ -11,12 +11,7 @@ import redis
 from videoapi.adapters.redis_client import text
 from videoapi.domain import redis_keys
 
-_HASHES = "apikeys"
 LIMIT_FIELDS = ("weight", "rate_limit", "max_active_jobs")
-
-
-def _limits_key(key_hash: str) -> str:
-    return redis_keys.api_key(key_hash)
 
 
 @dataclass(frozen=True)
@@ -42,17 +37,17 @@ class ApiKeys:
     def create(self, client_id: str) -> str:
         """A new key for client_id; the plaintext is returned here and never stored."""
         key = "vapi_" + secrets.token_urlsafe(32)
-        self.redis.hset(_HASHES, hash_key(key), client_id)
+        self.redis.hset(redis_keys.API_KEYS, hash_key(key), client_id)
         return key
 
     def add(self, key: str, client_id: str) -> None:
         """Register a key chosen elsewhere (e.g. from deployment configuration)."""
-        self.redis.hset(_HASHES, hash_key(key), client_id)
+        self.redis.hset(redis_keys.API_KEYS, hash_key(key), client_id)
 
     def client_for(self, key: str | None) -> str | None:
         if not key:
             return None
-        return text(self.redis.hget(_HASHES, hash_key(key)))
+        return text(self.redis.hget(redis_keys.API_KEYS, hash_key(key)))
 
     def record(self, key: str | None) -> KeyRecord | None:
         """The key's client and limits in one round trip; None for an unknown key."""
@@ -60,8 +55,8 @@ class ApiKeys:
             return None
         digest = hash_key(key)
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(_HASHES, digest)
-            pipe.hgetall(_limits_key(digest))
+            pipe.hget(redis_keys.API_KEYS, digest)
+            pipe.hgetall(redis_keys.api_key_limits(digest))
             client_id, limits = pipe.execute()
         if client_id is None:
             return None
@@ -80,7 +75,7 @@ class ApiKeys:
             raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
         if "weight" in limits and limits["weight"] is not None and limits["weight"] <= 0:
             raise ValueError("weight must be positive")
-        key_ = _limits_key(hash_key(key))
+        key_ = redis_keys.api_key_limits(hash_key(key))
         with self.redis.pipeline() as pipe:
             for name, value in limits.items():
                 if value is None:
@@ -90,5 +85,5 @@ class ApiKeys:
             pipe.execute()
 
     def revoke(self, key: str) -> None:
-        self.redis.hdel(_HASHES, hash_key(key))
-        self.redis.delete(_limits_key(hash_key(key)))
+        self.redis.hdel(redis_keys.API_KEYS, hash_key(key))
+        self.redis.delete(redis_keys.api_key_limits(hash_key(key)))

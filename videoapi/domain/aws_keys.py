@@ -19,7 +19,6 @@ import redis
 
 from videoapi.domain import redis_keys
 
-_PAIRS = redis_keys.AWS_KEY_PAIRS
 _ID_ALPHABET = string.ascii_uppercase + "234567"
 
 
@@ -56,12 +55,12 @@ class KeyPairs:
             "encrypted": self._fernet is not None,
             "secret": self._fernet.encrypt(secret.encode()).decode() if self._fernet else secret,
         }
-        self.redis.hset(_PAIRS, pair.access_key_id, json.dumps(record))
+        self.redis.hset(redis_keys.AWS_KEY_PAIRS, pair.access_key_id, json.dumps(record))
         return pair
 
     def lookup(self, access_key_id: str) -> KeyPair | None:
         """The pair with this id, its secret decrypted; None when unknown (or undecryptable)."""
-        raw = self.redis.hget(_PAIRS, access_key_id) if access_key_id else None
+        raw = self.redis.hget(redis_keys.AWS_KEY_PAIRS, access_key_id) if access_key_id else None
         if raw is None:
             return None
         record = json.loads(raw)
@@ -87,4 +86,4 @@ class KeyPairs:
         return pair
 
     def revoke(self, access_key_id: str) -> bool:
-        return bool(self.redis.hdel(_PAIRS, access_key_id))
+        return bool(self.redis.hdel(redis_keys.AWS_KEY_PAIRS, access_key_id))

@@ -26,28 +26,11 @@ from videoapi.errors import Refusal
 PRIORITIES = ("interactive", "batch")  # within a client, interactive jobs go first
 DEFAULT_PRIORITY = "interactive"
 
-_CLIENTS, _WEIGHTS, _LAST, _CLOCK = (
-    redis_keys.FAIR_CLIENTS,
-    redis_keys.FAIR_WEIGHTS,
-    redis_keys.FAIR_LAST,
-    redis_keys.FAIR_CLOCK,
-)
+# the keys every fair-share script takes first, in this order (KEYS[1..4])
+_SHARE_KEYS = (redis_keys.FAIR_CLIENTS, redis_keys.FAIR_WEIGHTS, redis_keys.FAIR_LAST, redis_keys.FAIR_CLOCK)
 _CLAIM_TTL_S = 7 * 24 * 3600
 QUOTA_EXCEEDED = "quota_exceeded"
 RATE_LIMITED = "rate_limited"
-
-
-def queue_key(client_id: str, priority: str) -> str:
-    return redis_keys.fair_queue(client_id, priority)
-
-
-def active_key(client_id: str) -> str:
-    """The set of a client's queued and running jobs (JobStore removes a job from it when it finishes)."""
-    return redis_keys.active_jobs(client_id)
-
-
-def frames_key(client_id: str, day: str) -> str:
-    return redis_keys.frames_used(client_id, day)
 
 
 # KEYS: clients, weights, last, clock, the client's lists (by priority), ARGV: client, job, weight, priority index
@@ -158,32 +141,36 @@ class FairQueue:
     def push(self, client_id: str, job_id: str, priority: str = DEFAULT_PRIORITY, weight: float = 1.0) -> None:
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}")
-        keys = [_CLIENTS, _WEIGHTS, _LAST, _CLOCK, *(queue_key(client_id, p) for p in PRIORITIES)]
+        keys = [
+            *_SHARE_KEYS,
+            *(redis_keys.fair_queue(client_id, p) for p in PRIORITIES),
+        ]
         self._push(keys=keys, args=[client_id, job_id, repr(float(weight)), PRIORITIES.index(priority) + 1])
 
     def pop(self, token_id: str) -> Popped | None:
         """The next job for the token `token_id` (the same one if this token already took one); None: none queued."""
-        keys = [_CLIENTS, _WEIGHTS, _LAST, _CLOCK, claim_key(token_id)]
+        keys = [
+            *_SHARE_KEYS,
+            redis_keys.fair_claim(token_id),
+        ]
         result = self._pop(keys=keys, args=[_CLAIM_TTL_S, redis_keys.FAIR_QUEUE_PREFIX, *PRIORITIES])
         return Popped(*result) if result else None
 
     def claimed(self, token_id: str) -> str | None:
-        return text(self.redis.get(claim_key(token_id)))
+        return text(self.redis.get(redis_keys.fair_claim(token_id)))
 
     def charge(self, client_id: str, units: float) -> None:
         """Count work done outside a pop (a split job's extra segments) against the client's share."""
         if units > 0:
-            self._charge(keys=[_CLIENTS, _WEIGHTS, _LAST], args=[client_id, units])
+            self._charge(
+                keys=[redis_keys.FAIR_CLIENTS, redis_keys.FAIR_WEIGHTS, redis_keys.FAIR_LAST], args=[client_id, units]
+            )
 
     def queued(self, client_id: str) -> int:
         with self.redis.pipeline(transaction=False) as pipe:
             for priority in PRIORITIES:
-                pipe.llen(queue_key(client_id, priority))
+                pipe.llen(redis_keys.fair_queue(client_id, priority))
             return sum(pipe.execute())
-
-
-def claim_key(token_id: str) -> str:
-    return redis_keys.fair_claim(token_id)
 
 
 class Quotas:
@@ -195,7 +182,7 @@ class Quotas:
 
     def reserve(self, client_id: str, job_id: str, limit: int) -> int:
         """Count `job_id` among the client's active jobs; Refusal (quota_exceeded) at the limit. Returns the count."""
-        admitted, count = self._reserve(keys=[active_key(client_id)], args=[job_id, limit])
+        admitted, count = self._reserve(keys=[redis_keys.active_jobs(client_id)], args=[job_id, limit])
         if not admitted:
             raise Refusal(
                 QUOTA_EXCEEDED,
@@ -207,10 +194,10 @@ class Quotas:
         return int(count)
 
     def release(self, client_id: str, job_id: str) -> None:
-        self.redis.srem(active_key(client_id), job_id)
+        self.redis.srem(redis_keys.active_jobs(client_id), job_id)
 
     def active(self, client_id: str) -> int:
-        return self.redis.scard(active_key(client_id))
+        return self.redis.scard(redis_keys.active_jobs(client_id))
 
 
 @dataclass(frozen=True)
@@ -265,7 +252,7 @@ def today(now: float | None = None) -> str:
 def record_frames(client: redis.Redis, client_id: str, frames: int) -> None:
     """Frames run for a client today (UTC), for GET /v1/usage; kept two days."""
     if frames > 0:
-        key = frames_key(client_id, today())
+        key = redis_keys.frames_used(client_id, today())
         with client.pipeline(transaction=False) as pipe:
             pipe.incrby(key, frames)
             pipe.expire(key, 2 * 24 * 3600)
@@ -273,4 +260,4 @@ def record_frames(client: redis.Redis, client_id: str, frames: int) -> None:
 
 
 def frames_today(client: redis.Redis, client_id: str) -> int:
-    return int(client.get(frames_key(client_id, today())) or 0)
+    return int(client.get(redis_keys.frames_used(client_id, today())) or 0)

@@ -153,23 +153,19 @@ class JobStore:
         """A store on its own connection pool; `ride_out_s` > 0 retries through a Redis restart that long."""
         return cls(redis_client(url, ride_out_s))
 
-    @staticmethod
-    def _key(job_id: str) -> str:
-        return redis_keys.job(job_id)
-
     def field(self, job_id: str, name: str) -> str | None:
         """One field of the job's record (None when absent)."""
-        return text(self.redis.hget(self._key(job_id), name))
+        return text(self.redis.hget(redis_keys.job(job_id), name))
 
     def set_field(self, job_id: str, name: str, value: str) -> None:
-        self.redis.hset(self._key(job_id), name, value)
+        self.redis.hset(redis_keys.job(job_id), name, value)
 
     def set_once(self, job_id: str, name: str) -> bool:
         """Mark `name` on the job; True only for the first caller (to do something once per job)."""
-        return bool(self.redis.hsetnx(self._key(job_id), name, "1"))
+        return bool(self.redis.hsetnx(redis_keys.job(job_id), name, "1"))
 
     def add_to_field(self, job_id: str, name: str, amount: int) -> int:
-        return int(self.redis.hincrby(self._key(job_id), name, amount))
+        return int(self.redis.hincrby(redis_keys.job(job_id), name, amount))
 
     def create(
         self,
@@ -205,8 +201,8 @@ class JobStore:
             **extra,
         }
         with self.redis.pipeline() as pipe:
-            pipe.hset(self._key(job.id), mapping=fields)
-            pipe.expire(self._key(job.id), self.ttl_s)
+            pipe.hset(redis_keys.job(job.id), mapping=fields)
+            pipe.expire(redis_keys.job(job.id), self.ttl_s)
             pipe.zadd(redis_keys.client_jobs(client_id), {job.id: job.created_at})
             pipe.execute()
         return job
@@ -216,12 +212,12 @@ class JobStore:
         ids = texts(self.redis.zrevrange(redis_keys.client_jobs(client_id), 0, limit - 1))
         with self.redis.pipeline() as pipe:
             for job_id in ids:
-                pipe.hgetall(self._key(job_id))
+                pipe.hgetall(redis_keys.job(job_id))
             records = pipe.execute()
         return [Job.from_hash(text_hash(r)) for r in records if r]
 
     def get(self, job_id: str) -> Job:
-        data = text_hash(self.redis.hgetall(self._key(job_id)))
+        data = text_hash(self.redis.hgetall(redis_keys.job(job_id)))
         if not data:
             raise JobNotFound(job_id)
         return Job.from_hash(data)
@@ -230,7 +226,7 @@ class JobStore:
         args = [status.value]
         for name, value in fields.items():
             args += [name, "" if value is None else str(value)]
-        result = int(self._advance(keys=[self._key(job_id)], args=args))
+        result = int(self._advance(keys=[redis_keys.job(job_id)], args=args))
         if result == -1:
             raise JobNotFound(job_id)
         return result == 1
@@ -241,10 +237,10 @@ class JobStore:
 
     def set_progress(self, job_id: str, frames_done: int) -> JobStatus:
         """Raise frames_done to at least `frames_done`; returns the job's status."""
-        return JobStatus(self._progress(keys=[self._key(job_id)], args=[frames_done]))
+        return JobStatus(self._progress(keys=[redis_keys.job(job_id)], args=[frames_done]))
 
     def add_progress(self, job_id: str, frames: int) -> JobStatus:
-        return JobStatus(self._add_progress(keys=[self._key(job_id)], args=[frames]))
+        return JobStatus(self._add_progress(keys=[redis_keys.job(job_id)], args=[frames]))
 
     def succeed(self, job_id: str, result_key: str) -> bool:
         return self._move(job_id, JobStatus.succeeded, finished_at=time.time(), result_key=result_key)

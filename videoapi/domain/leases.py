@@ -24,13 +24,7 @@ from videoapi.domain.jobs import JobStore
 
 logger = logging.getLogger(__name__)
 
-LEASES_KEY, REAPER_LOCK_KEY = redis_keys.LEASES, redis_keys.LEASES_REAPER_LOCK
 WORKER_LOST = "worker_lost"
-
-
-def draining_key(hostname: str) -> str:
-    """Set (to the grace period's end, unix seconds) while the worker `hostname` is shutting down."""
-    return redis_keys.draining(hostname)
 
 
 class Drain:
@@ -41,19 +35,15 @@ class Drain:
 
     def begin(self, grace_s: float) -> None:
         """The worker got SIGTERM: its tasks have `grace_s` to finish."""
-        self.redis.set(draining_key(self.hostname), repr(time.time() + grace_s), ex=int(grace_s) + 3600)
+        self.redis.set(redis_keys.draining(self.hostname), repr(time.time() + grace_s), ex=int(grace_s) + 3600)
 
     def end(self) -> None:
-        self.redis.delete(draining_key(self.hostname))
+        self.redis.delete(redis_keys.draining(self.hostname))
 
     def must_yield(self, eta_s: float) -> bool:
         """True when the worker is draining and `eta_s` more seconds of work would outlast its grace period."""
-        deadline = self.redis.get(draining_key(self.hostname))
+        deadline = self.redis.get(redis_keys.draining(self.hostname))
         return deadline is not None and time.time() + eta_s > float(deadline)
-
-
-def _record_key(task_id: str) -> str:
-    return redis_keys.lease(task_id)
 
 
 @dataclass(frozen=True)
@@ -86,7 +76,7 @@ class LeaseBook:
         A record left behind by an earlier run that never released it means that run's worker died:
         that counts as a lost worker, like a lease the reaper found lapsed.
         """
-        key = _record_key(task.task_id)
+        key = redis_keys.lease(task.task_id)
         left_running = self.redis.hget(key, "state") == "running"
         with self.redis.pipeline() as pipe:
             pipe.hset(
@@ -101,7 +91,7 @@ class LeaseBook:
             )
             pipe.hincrby(key, "losses", 1 if left_running else 0)
             pipe.expire(key, 7 * 24 * 3600)
-            pipe.zadd(LEASES_KEY, {task.task_id: time.time() + self.lease_s})
+            pipe.zadd(redis_keys.LEASES, {task.task_id: time.time() + self.lease_s})
             pipe.hincrby(redis_keys.job(task.job_id), "attempts", 1)
             pipe.hset(redis_keys.job(task.job_id), "worker", json.dumps({"hostname": hostname, "pid": pid}))
             losses = pipe.execute()[1]
@@ -116,31 +106,31 @@ class LeaseBook:
 
     def renew(self, task_id: str) -> bool:
         """Push the lease's expiry forward; False if it is no longer held (the reaper took it)."""
-        return bool(self.redis.zadd(LEASES_KEY, {task_id: time.time() + self.lease_s}, xx=True, ch=True))
+        return bool(self.redis.zadd(redis_keys.LEASES, {task_id: time.time() + self.lease_s}, xx=True, ch=True))
 
     def release(self, task_id: str) -> None:
         """The task ended (done, failed or retried by Celery): no one needs to re-queue it."""
         with self.redis.pipeline() as pipe:
-            pipe.zrem(LEASES_KEY, task_id)
-            pipe.delete(_record_key(task_id))
+            pipe.zrem(redis_keys.LEASES, task_id)
+            pipe.delete(redis_keys.lease(task_id))
             pipe.execute()
 
     def reap(self, send: Callable[[LeasedTask], None]) -> list[LeasedTask]:
         """Re-queue (through `send`) every task whose lease lapsed; one reaper at a time, by a Redis lock."""
-        lock = self.redis.lock(REAPER_LOCK_KEY, timeout=max(5.0, self.lease_s), blocking=False)
+        lock = self.redis.lock(redis_keys.LEASES_REAPER_LOCK, timeout=max(5.0, self.lease_s), blocking=False)
         if not lock.acquire():
             return []
         requeued = []
         try:
-            for task_id in texts(self.redis.zrangebyscore(LEASES_KEY, "-inf", time.time())):
-                if not self.redis.zrem(LEASES_KEY, task_id):
+            for task_id in texts(self.redis.zrangebyscore(redis_keys.LEASES, "-inf", time.time())):
+                if not self.redis.zrem(redis_keys.LEASES, task_id):
                     continue  # renewed or released meanwhile
-                record = text_hash(self.redis.hgetall(_record_key(task_id)))
+                record = text_hash(self.redis.hgetall(redis_keys.lease(task_id)))
                 if not record:
                     continue
                 task = LeasedTask.from_record(task_id, record)
-                self.redis.hset(_record_key(task_id), "state", "requeued")
-                losses = self.redis.hincrby(_record_key(task_id), "losses", 1)
+                self.redis.hset(redis_keys.lease(task_id), "state", "requeued")
+                losses = self.redis.hincrby(redis_keys.lease(task_id), "losses", 1)
                 if losses >= self.max_worker_losses:
                     self.release(task_id)
                     self.store.fail(

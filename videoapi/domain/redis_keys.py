@@ -18,6 +18,7 @@ FAIR_CLOCK = "fair:clock"  # the virtual time of the last pop
 LEASES = "leases"  # sorted set: task id -> expiry (unix seconds)
 LEASES_REAPER_LOCK = "leases:reaper"
 AWS_KEY_PAIRS = "awskeys"  # hash: access key id -> {client, secret}
+API_KEYS = "apikeys"  # hash: an API key's SHA-256 -> its client
 
 
 def job(job_id: str) -> str:
@@ -53,7 +54,8 @@ def rate_limit(bucket: str) -> str:
     return f"ratelimit:{bucket}"
 
 
-def api_key(key_hash: str) -> str:
+def api_key_limits(key_hash: str) -> str:
+    """Hash of one API key's overrides of the client limits."""
     return f"apikey:{key_hash}"
 
 

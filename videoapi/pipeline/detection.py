@@ -105,16 +105,6 @@ def _part_stop(key: str) -> int | None:
     return None if tail == "end" else int(tail)
 
 
-def _parts_index(job_id: str, span_start: int) -> str:
-    """Redis list of the checkpoints a task (the span starting at span_start) has written, in order."""
-    return redis_keys.checkpoints(job_id, span_start)
-
-
-def _parts_indexes(job_id: str) -> str:
-    """Redis set of the job's checkpoint lists, to delete them with the job's scratch files."""
-    return redis_keys.checkpoint_lists(job_id)
-
-
 FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
 
 Preempt = Callable[[float], bool]  # given the task's remaining seconds: should it stop now (its worker is leaving)?
@@ -284,7 +274,7 @@ class ShotDetector:
             return self.predict_span(job_id, path, info, segment, frame_pts, progress, preempt)
 
     def _checkpoints(self, job_id: str, span: Segment) -> list[str]:
-        return list(dict.fromkeys(texts(self.store.redis.lrange(_parts_index(job_id, span.start), 0, -1))))
+        return list(dict.fromkeys(texts(self.store.redis.lrange(redis_keys.checkpoints(job_id, span.start), 0, -1))))
 
     def predict_span(
         self,
@@ -336,9 +326,9 @@ class ShotDetector:
 
             key, frames, state, part = self._predict_part(job_id, path, info, part, frame_pts, on_progress, state, cut)
             with redis.pipeline() as pipe:
-                pipe.rpush(_parts_index(job_id, span.start), key)
-                pipe.sadd(_parts_indexes(job_id), _parts_index(job_id, span.start))
-                for name in (_parts_index(job_id, span.start), _parts_indexes(job_id)):
+                pipe.rpush(redis_keys.checkpoints(job_id, span.start), key)
+                pipe.sadd(redis_keys.checkpoint_lists(job_id), redis_keys.checkpoints(job_id, span.start))
+                for name in (redis_keys.checkpoints(job_id, span.start), redis_keys.checkpoint_lists(job_id)):
                     pipe.expire(name, 7 * 24 * 3600)
                 pipe.execute()
             parts.append(key)
@@ -430,8 +420,8 @@ class ShotDetector:
         for key in keys:
             self.storage.delete(key)
             self.storage.delete(_tiles_key(key))
-        indexes = self.store.redis.smembers(_parts_indexes(job_id))
-        self.store.redis.delete(_parts_indexes(job_id), *indexes)
+        indexes = self.store.redis.smembers(redis_keys.checkpoint_lists(job_id))
+        self.store.redis.delete(redis_keys.checkpoint_lists(job_id), *indexes)
 
     def _publish_parts(
         self,
