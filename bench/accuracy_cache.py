@@ -70,9 +70,9 @@ def reference_single(path: Path, reference_model, frames_of) -> np.ndarray:
     return np.load(cached)
 
 
-def scenedetect_boundaries(path: Path, detector: str, run) -> list[tuple[int, int]]:
-    """PySceneDetect's transitions with one detector."""
-    cached = path.with_suffix(f".{detector}.json")
+def scenedetect_boundaries(path: Path, name: str, run) -> list[tuple[int, int]]:
+    """PySceneDetect's transitions with one detector (`name`: detector and version), `run(path)` on first use."""
+    cached = path.with_suffix(f".{name}.json")
     if not cached.exists():
-        cached.write_text(json.dumps(run(path, detector)))
+        cached.write_text(json.dumps(run(path)))
     return [tuple(t) for t in json.loads(cached.read_text())]

@@ -14,6 +14,8 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -27,10 +29,14 @@ app = typer.Typer(add_completion=False)
 
 
 async def _hammer(url: str, key: str, endpoint: str, target: str, concurrency: int, seconds: float) -> list[float]:
+    # aiohttp, not httpx: the load shares the machine's cores with the server, and aiohttp's client costs a
+    # request about a third of httpx's CPU, which would otherwise be taken from the server being measured
+    import aiohttp
+
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(base_url=url, headers={"X-API-Key": key}, connector=connector) as client:
         deadline = time.perf_counter() + seconds
 
         async def one_user() -> None:
@@ -38,16 +44,64 @@ async def _hammer(url: str, key: str, endpoint: str, target: str, concurrency: i
             while time.perf_counter() < deadline:
                 started = time.perf_counter()
                 if endpoint == "status":
-                    response = await client.get(f"/v1/jobs/{target}")
+                    request = client.get(f"/v1/jobs/{target}")
                 else:
-                    response = await client.post("/v1/jobs", json={"source": target})
+                    request = client.post("/v1/jobs", json={"source": target})
+                async with request as response:
+                    await response.read()
                 latencies.append(time.perf_counter() - started)
-                errors += response.status_code >= 400
+                errors += response.status >= 400
 
         await asyncio.gather(*(one_user() for _ in range(concurrency)))
     if errors:
         print(f"warning: {errors} error responses", file=sys.stderr)
     return latencies
+
+
+def _load(url: str, key: str, endpoint: str, target: str, seconds: float, concurrency: int) -> dict:
+    """Drive one endpoint from a second process; requests, req/s, p50 and p99."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--role", "load", "--url", url, "--key", key, "--endpoint", endpoint,
+         "--target", target, "--seconds", str(seconds), "--concurrency", str(concurrency)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    result = json.loads(done.stdout)
+    ms = np.array(result["latencies"]) * 1000
+    return {
+        "requests": result["count"],
+        "requests_per_s": result["count"] / result["seconds"],
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
+@contextmanager
+def _gunicorn(settings_env: dict[str, str], workers: int) -> Iterator[str]:
+    """The API under Gunicorn (infra/api/gunicorn.conf.py, Uvicorn workers) over the stack's Redis and S3."""
+    from local.netutil import free_port, stop_process_group
+
+    port = free_port()
+    env = {**os.environ, **settings_env, "VIDEOAPI_API_BIND": f"127.0.0.1:{port}",
+           "VIDEOAPI_API_WORKERS": str(workers), "VIDEOAPI_API_METRICS_PORT": "0"}  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(root / "infra/api/gunicorn.conf.py"), "functions.asgi:app"],
+        cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            raise RuntimeError("gunicorn did not become healthy in 60 s")
+        yield url
+    finally:
+        stop_process_group(process)
 
 
 @app.command()
@@ -60,6 +114,7 @@ def main(
     seconds: Annotated[float, typer.Option(help="seconds per endpoint")] = 10.0,
     concurrency: Annotated[int, typer.Option(help="concurrent clients")] = 16,
     out: Path = Path("bench/results/api_load.json"),
+    gunicorn_workers: Annotated[str, typer.Option(help="also status under Gunicorn with these worker counts")] = "1,2",
 ) -> None:
     if role == "load":
         latencies = asyncio.run(_hammer(url, key, endpoint, target, concurrency, seconds))
@@ -87,40 +142,16 @@ def main(
             source = response.json()["key"]
             job_id = client.submit(source)["id"]
         for endpoint, target in (("status", job_id), ("submit", source)):
-            done = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--role",
-                    "load",
-                    "--url",
-                    stack.api_url,
-                    "--key",
-                    stack.api_key,
-                    "--endpoint",
-                    endpoint,
-                    "--target",
-                    target,
-                    "--seconds",
-                    str(seconds),
-                    "--concurrency",
-                    str(concurrency),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            result = json.loads(done.stdout)
-            ms = np.array(result["latencies"]) * 1000
-            rows[endpoint] = {
-                "requests": result["count"],
-                "requests_per_s": result["count"] / result["seconds"],
-                "p50_ms": float(np.percentile(ms, 50)),
-                "p99_ms": float(np.percentile(ms, 99)),
-            }
+            rows[endpoint] = _load(stack.api_url, stack.api_key, endpoint, target, seconds, concurrency)
+        for workers in [int(w) for w in gunicorn_workers.split(",") if w]:
+            with _gunicorn(stack.settings.to_env(), workers) as url:
+                rows[f"status, Gunicorn {workers} worker(s)"] = _load(
+                    url, stack.api_key, "status", job_id, seconds, concurrency
+                )
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     table = Table(
-        title=f"API under uvicorn (1 process), {concurrency} concurrent clients, {seconds:g}s each - {machine}"
+        title=f"API under uvicorn (1 process) and Gunicorn, {concurrency} concurrent clients, {seconds:g}s each - "
+        f"{machine}"
     )
     for column in ("endpoint", "requests", "req/s", "p50 ms", "p99 ms"):
         table.add_column(column, justify="right")

@@ -40,6 +40,8 @@ from videoapi.adapters.triton import ShotModelClient  # noqa: E402
 from videoapi.client import VideoApiClient  # noqa: E402
 from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav  # noqa: E402
 from videoapi.pipeline.inference import predict_frames  # noqa: E402
+from videoapi.pipeline.picture_stats import PictureStats  # noqa: E402
+from videoapi.pipeline.postprocess import detect_transitions  # noqa: E402
 from videoapi.pipeline.shots import score_transitions, transitions  # noqa: E402
 
 
@@ -124,6 +126,17 @@ def main(
     for name, value in seconds.items():
         fps[name] = n / value
 
+    # Post-processing's own cost (issue 15): its picture statistics during the decode, then its rules
+    def post_process() -> None:
+        stats = PictureStats()
+        for frame in frames_ref:
+            stats.update(frame)
+        single = single_ref.reshape(-1)
+        detect_transitions(single, single, stats.arrays(), 0.5)
+
+    _, post_processing_s = timed(post_process)
+    figures["post_processing_s"] = post_processing_s
+
     # The service, per variant: end to end through the stack, Triton alone, drift and F1 of its probabilities
     variants: dict[str, dict] = {}
     latency: list[float] = []
@@ -157,6 +170,10 @@ def main(
         }
         console.print(f"measured {label}: {n / wall:.0f} frames/s end to end")
     figures["variants"] = variants
+    default_label = service_settings(latency_service, work)[1]
+    if default_label in variants:
+        share = post_processing_s * variants[default_label]["end_to_end_fps"] / n
+        figures["post_processing_share_of_end_to_end"] = share
     figures["latency_10s_720p_s"] = {"service": latency_service, "runs": latency, "median": statistics.median(latency)}
 
     table = Table(title=f"limits and comparisons: 1080p H.264, {n} frames, {os.cpu_count()} CPU cores")
@@ -179,6 +196,11 @@ def main(
             f"{row['f1_vs_truth']:.3f}",
         )
     console.print(table)
+    console.print(
+        f"post-processing (PictureStats over every frame + the rules): {post_processing_s:.3f} s for {n} frames"
+        + (f", {100 * figures['post_processing_share_of_end_to_end']:.1f}% of the default's end to end "
+           f"({latency_service})" if "post_processing_share_of_end_to_end" in figures else "")
+    )  # fmt: skip
     console.print(
         f"latency, 10 s 720p, submit to result ({latency_service}): "
         f"median {figures['latency_10s_720p_s']['median']:.2f} s"

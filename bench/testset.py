@@ -74,7 +74,9 @@ def _camera(shot: Shot, width: int, height: int, rng: np.random.Generator) -> It
         crop_w = zoom * pw
         scale = width / crop_w
         jitter = rng.normal(0, shot.shake, 2)
-        tx = width / 2 - scale * (cx % 1.0) * pw + jitter[0]
+        # no wrap-around: a whip pan past the photo's edge goes on into its mirror image (BORDER_REFLECT), where
+        # `cx % 1.0` made it jump to the other side mid-pan, a jump cut inside a shot whose truth said none
+        tx = width / 2 - scale * cx * pw + jitter[0]
         ty = height / 2 - scale * np.clip(cy, 0.2, 0.8) * ph + jitter[1]
         matrix = np.float32([[scale, 0, tx], [0, scale, ty]])
         frame = cv2.warpAffine(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from videoapi.adapters.queue import TaskQueue
 from videoapi.adapters.redis_client import redis_client
@@ -36,7 +37,7 @@ class Services:
         client = redis_client(settings.redis_url, socket_timeout_s=5)
         store = JobStore(client)
         queue = TaskQueue(settings.redis_url, settings.visibility_timeout_s)
-        keys = ApiKeys(client)
+        keys = ApiKeys(client, cache_s=settings.api_key_cache_s)
         for key, client_id in settings.api_keys.items():
             keys.add(key, client_id)
         storage = Storage.from_settings(settings)
@@ -46,7 +47,8 @@ class Services:
         return cls(settings, jobs, uploads, results, keys, key_pairs, RateLimiter(client))
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async (here and below): FastAPI runs a plain def dependency on a worker thread, a hop per request
     return cast(Services, request.app.state.services)  # set by create_app; Starlette's state is untyped
 
 
@@ -56,10 +58,12 @@ ServicesDep = Annotated[Services, Depends(get_services)]
 RATE_LIMIT_HEADERS = "rate_limit_headers"  # request.state: RateLimit-* headers the response carries
 
 
-def require_client(request: Request, services: ServicesDep) -> str:
+async def require_client(request: Request, services: ServicesDep) -> str:
     """The client named by the API key header; 401 without a valid one, 429 over the key's rate limit."""
     header = services.settings.api_key_header
-    record = services.keys.record(request.headers.get(header))
+    key = request.headers.get(header)
+    # a key seen within api_key_cache_s costs no round trip; Redis calls go to a worker thread, off the event loop
+    record = services.keys.cached(key) or await run_in_threadpool(services.keys.record, key)
     if record is None:
         raise Unauthorized("unauthorized", f"a valid API key is required in the {header} header", header)
     request.state.client_id = record.client_id  # the request metrics' client label
@@ -67,7 +71,11 @@ def require_client(request: Request, services: ServicesDep) -> str:
         weight=record.weight, rate_limit=record.rate_limit, max_active_jobs=record.max_active_jobs
     )
     request.state.limits = limits
-    decision = services.rate_limiter.take(record.key_hash, limits.rate_limit)
+    decision = (
+        await run_in_threadpool(services.rate_limiter.take, record.key_hash, limits.rate_limit)
+        if limits.rate_limit > 0
+        else None
+    )
     if decision is not None:
         setattr(request.state, RATE_LIMIT_HEADERS, decision.headers())
         if not decision.allowed:
@@ -85,7 +93,7 @@ def require_client(request: Request, services: ServicesDep) -> str:
 ClientDep = Annotated[str, Depends(require_client)]
 
 
-def client_limits(request: Request, client: ClientDep) -> ClientLimits:
+async def client_limits(request: Request, client: ClientDep) -> ClientLimits:
     """The calling client's limits (its key's overrides, else the settings'); after authentication."""
     return cast(ClientLimits, request.state.limits)  # set by require_client
 

@@ -90,6 +90,9 @@ class Settings(BaseSettings):
 
     # API
     api_key_header: str = "X-API-Key"
+    api_key_cache_s: float = Field(
+        1.0, ge=0, description="an API process reuses a key's record this long (a revoked key works that long; 0: off)"
+    )
     api_keys: dict[str, str] = Field(
         default_factory=dict, description="extra keys to register at start: JSON {key: client_id}"
     )

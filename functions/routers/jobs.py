@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from functions.deps import ClientDep, LimitsDep, ServicesDep
 from videoapi.domain.exports import EXPORT_FILES
@@ -99,8 +100,10 @@ def list_jobs(
 
 
 @router.get("/{job_id}", summary="Job status")
-def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
-    return job_view(services.jobs.get(client, job_id))
+async def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
+    # the path clients poll: async, so that only the Redis read goes to a worker thread (a sync route costs
+    # FastAPI a thread hop for the endpoint and another to validate its response)
+    return job_view(await run_in_threadpool(services.jobs.get, client, job_id))
 
 
 @router.post("/{job_id}/cancel", summary="Cancel a queued or running job (409 once it has finished)")

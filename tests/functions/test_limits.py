@@ -18,15 +18,24 @@ from local.synthetic import write_video
 from tests.functions.test_lambda import s3_event
 from tests.functions.test_rekognition_router import call
 from videoapi.client import ApiClientError, VideoApiClient
+from videoapi.domain.api_keys import ApiKeys
 from videoapi.domain.fairness import record_frames
 
 
 @pytest.fixture(scope="module")
 def limited(api_settings):
-    """The API with VIDEOAPI_CLIENT_MAX_ACTIVE_JOBS=5 and VIDEOAPI_CLIENT_RATE_LIMIT=5, on a database of its own."""
+    """The API with VIDEOAPI_CLIENT_MAX_ACTIVE_JOBS=5 and VIDEOAPI_CLIENT_RATE_LIMIT=5, on a database of its own.
+
+    Keys are cached 0.2 s: a limit changed from outside (the CLI) takes effect that much later.
+    """
     base = api_settings.redis_url.rsplit("/", 1)[0]
     settings = api_settings.model_copy(
-        update={"redis_url": f"{base}/6", "client_max_active_jobs": 5, "client_rate_limit": 5.0}
+        update={
+            "redis_url": f"{base}/6",
+            "client_max_active_jobs": 5,
+            "client_rate_limit": 5.0,
+            "api_key_cache_s": 0.2,
+        }
     )
     services = Services.from_settings(settings)
     services.jobs.store.redis.flushdb()
@@ -227,10 +236,45 @@ def test_keys_limits_command_overrides_a_keys_limits(limited, monkeypatch):
     try:
         done = CliRunner().invoke(cli, ["keys", "limits", auth["X-API-Key"], "--rate-limit", "0", "--weight", "2"])
         assert done.exit_code == 0, done.output
+        time.sleep(services.settings.api_key_cache_s)  # the CLI is another process: the API sees it within this
         assert http.get("/v1/usage", headers=auth).json()["limits"]["weight"] == 2.0
         assert all(http.get("/v1/usage", headers=auth).status_code == 200 for _ in range(30))  # no rate limit now
         reset = CliRunner().invoke(cli, ["keys", "limits", auth["X-API-Key"], "--reset"])
-        assert reset.exit_code == 0 and http.get("/v1/usage", headers=auth).json()["limits"]["weight"] == 1.0
+        assert reset.exit_code == 0
+        time.sleep(services.settings.api_key_cache_s)
+        assert http.get("/v1/usage", headers=auth).json()["limits"]["weight"] == 1.0
         assert CliRunner().invoke(cli, ["keys", "limits", "vapi_unknown", "--weight", "2"]).exit_code != 0
     finally:
         get_settings.cache_clear()
+
+
+def test_a_key_record_is_reused_for_api_key_cache_s_and_a_revoked_key_stops_working_within_it(api_settings):
+    """One lookup per key per api_key_cache_s in an API process; revoked elsewhere, refused once that has passed."""
+    settings = api_settings.model_copy(update={"api_key_cache_s": 0.5, "client_rate_limit": 0.0})
+    services = Services.from_settings(settings)
+    http = TestClient(create_app(settings, services=services))
+    elsewhere = ApiKeys(services.keys.redis)  # another API process, or the CLI
+    key = elsewhere.create("cached-client")
+    assert http.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
+    calls = Counter()
+    original = services.keys.record
+
+    def counted(k):
+        calls["record"] += 1
+        return original(k)
+
+    services.keys.record = counted
+    for _ in range(20):
+        assert http.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
+    assert calls["record"] == 0  # every one of them from the process's cache
+    elsewhere.revoke(key)
+    assert http.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200  # within api_key_cache_s
+    time.sleep(0.6)
+    refused_now = http.get("/v1/jobs", headers={"X-API-Key": key})
+    assert refused_now.status_code == 401 and refused_now.json()["error"]["code"] == "unauthorized"
+    assert calls["record"] == 1
+    # revoked in this process: refused at once; an unknown key is never cached
+    other = services.keys.create("cached-client")
+    assert http.get("/v1/jobs", headers={"X-API-Key": other}).status_code == 200
+    services.keys.revoke(other)
+    assert http.get("/v1/jobs", headers={"X-API-Key": other}).status_code == 401

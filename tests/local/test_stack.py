@@ -60,6 +60,12 @@ def stack(runtime, tmp_path_factory):
                 process.wait()
 
 
+# test.mp4's hard cuts that the reference scores under its threshold and post-processing finds: each one looked
+# at on a contact sheet of the frames around it (bench/accuracy.py; the README's "test.mp4" verdicts)
+CUTS_THE_REFERENCE_MISSES = {17, 24, 103, 132, 261, 435, 1178, 1554, 2040, 2114, 2502, 2685, 2709, 2955, 2971, 3309,
+                             3864, 4311, 4338, 4367, 4720}  # fmt: skip
+
+
 def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_predictions, tmp_path):
     out = tmp_path / "shots.json"
     done = subprocess.run(
@@ -72,9 +78,12 @@ def test_detect_test_mp4_end_to_end(stack, runtime, reference_video, reference_p
     assert done.returncode == 0, done.stderr
     document = json.loads(out.read_text())
     assert document["video"]["frame_count"] == 5301 and document["video"]["fps"] == 25.0
-    ours = [(s["start_frame"], s["end_frame"]) for s in document["shots"]]
-    score = score_transitions(transitions(ours), transitions(shot_spans(reference_predictions)), tolerance=2)
-    assert score.f1 >= 0.98, score
+    ours = transitions([(s["start_frame"], s["end_frame"]) for s in document["shots"]])
+    reference = transitions(shot_spans(reference_predictions))
+    score = score_transitions(ours, reference, tolerance=2)
+    assert score.recall >= 0.98, score  # post-processing on: every boundary the reference finds ...
+    extra = {first for _, first in ours if all(abs(first - theirs) > 2 for _, theirs in reference)}
+    assert extra <= CUTS_THE_REFERENCE_MISSES, sorted(extra - CUTS_THE_REFERENCE_MISSES)  # ... and real cuts only
 
     edl = subprocess.run(
         [*CLI, "jobs", "result", document["job_id"], "--format", "edl"],

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from videoapi.pipeline.postprocess import PictureStats, detect_transitions, shot_list, transitions_for
+from videoapi.pipeline.picture_stats import PictureStats
+from videoapi.pipeline.postprocess import detect_transitions, shot_list, transitions_for
 from videoapi.pipeline.shots import FrameClock, shot_spans
 
 
@@ -141,3 +142,90 @@ def test_a_cut_in_a_video_shorter_than_the_hold_is_found():
     s, m = curves(24, {12: 0.9})
     (cut,) = detect_transitions(s, m, features_of(frames))
     assert (cut.type, cut.start_frame, cut.end_frame) == ("cut", 12, 12)
+
+
+def test_a_long_dissolve_whose_many_hot_sags_in_the_middle_is_one_dissolve_with_its_span():
+    # 50 blended frames (a 2 s dissolve): the model's many_hot passes 0.5 at both ends only and single_frame stays low
+    a, b = moving(texture(13), 120), moving(texture(14), 120)
+    frames = a[:40] + [a[40 + i] * (1 - (i + 1) / 51) + b[i] * ((i + 1) / 51) for i in range(50)] + b[50:90]
+    n = len(frames)  # blended frames 40..89
+    s, m = curves(n, {60: 0.3})
+    m[38:92] = 0.2  # it rises before the run passes 0.5 ...
+    m[42:58], m[58:66], m[66:88] = 0.6, 0.4, 0.65  # ... and sags under it in the middle
+    assert len(shot_spans(s)) == 1  # the reference misses it
+    (dissolve,) = detect_transitions(s, m, features_of(frames))
+    assert dissolve.type == "dissolve"
+    assert abs(dissolve.start_frame - 40) + abs(dissolve.end_frame - 89) <= 4
+
+
+def test_a_dissolve_into_a_dark_picture_is_a_dissolve_not_a_fade():
+    a, b = moving(texture(15), 100), moving(texture(16, (0.12, 0.12, 0.12)), 100)
+    frames = a[:40] + [a[40 + i] * (1 - (i + 1) / 21) + b[i] * ((i + 1) / 21) for i in range(20)] + b[20:60]
+    s, m = curves(len(frames), {50: 0.7}, (40, 59))
+    (dissolve,) = detect_transitions(s, m, features_of(frames))
+    assert dissolve.type == "dissolve"
+
+
+def test_a_ramp_the_model_takes_for_a_dissolve_on_a_moving_picture_is_dropped():
+    # an exposure ramp over 20 frames of a hand-held shot, scored as a gradual transition with single_frame 0.6
+    picture, rng = texture(17, (0.5, 0.5, 0.5)), np.random.default_rng(0)
+    shaking = [np.roll(picture, tuple(rng.integers(-1, 2, 2)), axis=(0, 1)) for _ in range(110)]
+    frames = [np.clip(f * (1 + min(1.0, max(0.0, (t - 40) / 20))), 0, 255) for t, f in enumerate(shaking)]
+    s, m = curves(110, {50: 0.6}, (40, 60))
+    assert detect_transitions(s, m, features_of(frames)) == []
+
+
+def test_a_cut_the_model_misses_between_two_crops_of_one_picture_is_found_on_its_frame():
+    picture = texture(18)
+    frames = moving(picture, 6) + moving(np.roll(picture, 20, axis=1), 6) + moving(np.roll(picture, 9, axis=0), 40)
+    s, m = curves(len(frames), {})  # two very short shots the model scores nothing
+    cuts = detect_transitions(s, m, features_of(frames))
+    assert [(t.type, t.start_frame) for t in cuts] == [("cut", 6), ("cut", 12)]
+
+
+def test_a_cut_between_two_close_flat_colours_is_found():
+    frames = [np.full((27, 48, 3), (110, 180, 60), np.float32)] * 30 + [
+        np.full((27, 48, 3), (112, 172, 64), np.float32)
+    ] * 30
+    s, m = curves(60, {})
+    assert [(t.type, t.start_frame) for t in detect_transitions(s, m, features_of(frames))] == [("cut", 30)]
+
+
+def test_a_pan_in_steps_and_a_flash_are_no_cut_the_model_missed():
+    frames = moving(texture(19), 80)  # a jump of one pixel every sixth frame, the same colours
+    frames[40] = frames[40] * 0.25 + 255 * 0.75
+    s, m = curves(80, {})
+    assert detect_transitions(s, m, features_of(frames)) == []
+
+
+def test_black_frames_inside_a_shot_longer_than_the_excursion_are_no_boundary():
+    frames = moving(texture(20), 100)
+    for at in range(50, 57):  # seven black frames, then the same shot
+        frames[at] = np.zeros_like(frames[at])
+    s, m = curves(100, {49: 0.6, 56: 0.45})
+    assert detect_transitions(s, m, features_of(frames)) == []
+
+
+def test_a_fade_in_the_model_misses_is_found_and_belongs_to_the_first_shot():
+    a = moving(texture(21, (0.3, 0.3, 0.3)), 70)  # a dark picture: the model barely notices it brighten
+    frames = [f * ((i + 1) / 16) for i, f in enumerate(a[:15])] + a[15:70] + moving(texture(22), 30)
+    s, m = curves(100, {70: 0.95})
+    found = detect_transitions(s, m, features_of(frames))
+    assert [(t.type, t.start_frame) for t in found] == [("fade_in", 0), ("cut", 70)]
+    assert found[0].end_frame in range(12, 17)
+    shots = shot_list(found, 100, FrameClock(25.0), 0.5).shots
+    assert [(x.start_frame, x.end_frame) for x in shots] == [(0, 69), (70, 99)]  # no shot of half a fade
+
+
+@pytest.mark.parametrize(("width", "height"), [(160, 90), (640, 360)])
+def test_a_texture_that_jerks_every_eighth_frame_has_no_cut_but_its_real_ones(tmp_path, width, height):
+    # local.synthetic's shots pan a texture one pixel a frame and jump back seven every eighth frame: a jerk the
+    # model rightly ignores, isolated like a cut, with the same colours (and, at 640x360, near flat at 48x27)
+    from local.synthetic import write_video
+    from videoapi.pipeline.decode import iter_model_frames_pyav
+
+    path = tmp_path / "jerky.mp4"
+    cuts = write_video(path, [200, 200, 200], fps=25, seed=5, width=width, height=height)
+    features = features_of(list(iter_model_frames_pyav(path)))
+    blind = np.zeros(len(features["pp_luma"]), np.float32)  # the rules alone: no help from the model
+    assert [t.start_frame for t in detect_transitions(blind, blind, features)] == cuts

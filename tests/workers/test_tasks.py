@@ -33,6 +33,7 @@ from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline.cues import SegmentOptions, technical_cues
 from videoapi.pipeline.detection import Segment, ShotDetector
 from videoapi.pipeline.frame_features import FeatureTap, frame_features
+from videoapi.pipeline.postprocess import shot_list, transitions_for
 from videoapi.pipeline.preview import KEYFRAME_MIN_STRIDE
 from videoapi.pipeline.probe import probe_timeline
 from videoapi.pipeline.shots import FrameClock, score_transitions, shot_spans
@@ -132,7 +133,7 @@ def test_short_video_becomes_a_shot_document(worker, celery, store, storage, tmp
 def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, store, storage, stack_settings, tmp_path):
     video = tmp_path / "long.mp4"
     # 1260 frames; segments of 500; an AAC tone, heard by each segment's own decode
-    write_video(video, [130, 210, 95, 300, 170, 245, 110], fps=25, seed=7, audio=True)
+    cuts = write_video(video, [130, 210, 95, 300, 170, 245, 110], fps=25, seed=7, audio=True)
     seen: list = []
     job = wait(store, submit(celery, store, storage, video), seen=seen)
     assert job.status == JobStatus.succeeded, (job.error_code, job.error_message)
@@ -153,7 +154,14 @@ def test_long_video_split_into_segments_equals_a_single_pass(worker, celery, sto
         assert stitched["single_frame"].shape == single.single_frame.shape == (1260,)
         assert np.abs(stitched["single_frame"] - single.single_frame).max() < 1e-5
         assert np.abs(stitched["many_hot"] - single.many_hot).max() < 1e-5
-    assert [(s["start_frame"], s["end_frame"]) for s in doc["shots"]] == shot_spans(single.single_frame)
+    # the single pass post-processed as the stitched job is (it finds the cuts at 435 and 1150 the model
+    # scores under the threshold): the same shots, and they are the video's
+    found = transitions_for(single.single_frame, single.many_hot, features.arrays(), 0.5, enabled=True)
+    expected = shot_list(found, 1260, FrameClock(25.0), 0.5).shots
+    assert [(s["start_frame"], s["end_frame"]) for s in doc["shots"]] == [
+        (s.start_frame, s.end_frame) for s in expected
+    ]
+    assert [s["start_frame"] for s in doc["shots"]] == [0, *cuts]
     # keyframes were taken by the segments' own decode (candidates every 4th frame), not by a second pass
     for shot in doc["shots"]:
         middle = (shot["start_frame"] + shot["end_frame"]) // 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from dataclasses import dataclass
 
 import redis
@@ -31,8 +32,21 @@ def hash_key(key: str) -> str:
 
 
 class ApiKeys:
-    def __init__(self, client: redis.Redis):
+    """Keys in Redis; `cache_s` > 0 keeps a known key's record in this process that long (status polling)."""
+
+    CACHE_ENTRIES = 10_000  # bounded however many keys call: past it the cache starts over
+
+    def __init__(self, client: redis.Redis, cache_s: float = 0.0):
         self.redis = client
+        self.cache_s = cache_s
+        self._cache: dict[str, tuple[float, KeyRecord]] = {}
+
+    def cached(self, key: str | None) -> KeyRecord | None:
+        """The key's record if this process looked it up less than `cache_s` ago; no round trip."""
+        if not key or not self._cache:
+            return None
+        hit = self._cache.get(hash_key(key))
+        return hit[1] if hit is not None and hit[0] > time.monotonic() else None
 
     def create(self, client_id: str) -> str:
         """A new key for client_id; the plaintext is returned here and never stored."""
@@ -60,13 +74,18 @@ class ApiKeys:
             client_id, limits = pipe.execute()
         if client_id is None:
             return None
-        return KeyRecord(
+        found = KeyRecord(
             client_id,
             digest,
             weight=float(limits["weight"]) if "weight" in limits else None,
             rate_limit=float(limits["rate_limit"]) if "rate_limit" in limits else None,
             max_active_jobs=int(limits["max_active_jobs"]) if "max_active_jobs" in limits else None,
         )
+        if self.cache_s > 0:  # only known keys: an unknown one is looked up every time, so a new key works at once
+            if len(self._cache) >= self.CACHE_ENTRIES:
+                self._cache.clear()
+            self._cache[digest] = (time.monotonic() + self.cache_s, found)
+        return found
 
     def set_limits(self, key: str, **limits: float | int | None) -> None:
         """Override limits for one key (weight, rate_limit, max_active_jobs); None puts one back to the default."""
@@ -76,6 +95,7 @@ class ApiKeys:
         if "weight" in limits and limits["weight"] is not None and limits["weight"] <= 0:
             raise ValueError("weight must be positive")
         key_ = redis_keys.api_key_limits(hash_key(key))
+        self._cache.pop(hash_key(key), None)
         with self.redis.pipeline() as pipe:
             for name, value in limits.items():
                 if value is None:
@@ -85,5 +105,7 @@ class ApiKeys:
             pipe.execute()
 
     def revoke(self, key: str) -> None:
+        """Revoke a key: at once in this process, within `cache_s` in the other API processes."""
+        self._cache.pop(hash_key(key), None)
         self.redis.hdel(redis_keys.API_KEYS, hash_key(key))
         self.redis.delete(redis_keys.api_key_limits(hash_key(key)))

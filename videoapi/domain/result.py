@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from videoapi.pipeline.postprocess import opening_transitions
 from videoapi.pipeline.probe import VideoInfo
 from videoapi.pipeline.shots import FrameClock, ShotList
 
@@ -71,6 +72,7 @@ def shot_document(
     keys: ResultKeys,
 ) -> dict[str, Any]:
     """The shots.json document of one video; `frame_count` is the frames decoded, `previews` their layout."""
+    opening = opening_transitions(transitions)
     fps = info.fps
     return {
         "schema": RESULT_SCHEMA,
@@ -102,7 +104,7 @@ def shot_document(
         "shot_count": len(shots.shots),
         "postprocess": postprocess,
         "shots": [
-            {**shot, "keyframe": frame, **({"transition": shot["index"] - 1} if shot["index"] else {})}
+            {**shot, "keyframe": frame, **({"transition": opening[shot["index"] - 1]} if shot["index"] else {})}
             for shot, frame in itertools.zip_longest(shots.to_dicts(), previews["thumbnails"]["keyframes"])
             if shot
         ],

@@ -79,7 +79,7 @@ def frame_features(settings: Settings) -> list[FrameFeature]:
     """The features a job computes, fresh for each video or segment (the cues' only when `technical_cues`)."""
     from videoapi.pipeline.audio import AudioLevels  # none imports this module; local imports keep that true
     from videoapi.pipeline.cues import CueFeature
-    from videoapi.pipeline.postprocess import PictureStats
+    from videoapi.pipeline.picture_stats import PictureStats
 
     cue_features: list[FrameFeature] = [CueFeature(), AudioLevels()] if settings.technical_cues else []
     return [PictureStats(), *cue_features]
