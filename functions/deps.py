@@ -71,6 +71,7 @@ async def require_client(request: Request, services: ServicesDep) -> str:
         weight=record.weight, rate_limit=record.rate_limit, max_active_jobs=record.max_active_jobs
     )
     request.state.limits = limits
+    # take() answers None itself for a key without a limit: checked here too, to spare that key the thread hop
     decision = (
         await run_in_threadpool(services.rate_limiter.take, record.key_hash, limits.rate_limit)
         if limits.rate_limit > 0

@@ -1,9 +1,13 @@
-"""Small helpers for local processes: free loopback ports, and stopping what was started."""
+"""Small helpers for local processes: free loopback ports, waiting for a server's health, and stopping what was
+started."""
 
 from __future__ import annotations
 
 import socket
+import time
 from typing import TYPE_CHECKING, Any
+
+import httpx
 
 if TYPE_CHECKING:
     from subprocess import Popen
@@ -23,6 +27,21 @@ def port_is_open(host: str, port: int, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def wait_healthy(url: str, process: Popen[Any], timeout_s: float = 60.0) -> str | None:
+    """Poll `url` until it answers 200: None then, else why not in words (it exited, or the time ran out)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return f"exited with code {process.returncode}"
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return None
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    return f"not healthy after {timeout_s:.0f}s"
 
 
 def stop_process_group(process: Popen[Any] | None, timeout_s: float = 10.0) -> None:

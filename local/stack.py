@@ -15,7 +15,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -23,11 +22,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote_plus
 
-import httpx
-
 from functions.deps import Services
 from functions.s3_trigger import handle_event
-from local.netutil import free_port, port_is_open, stop_process_group
+from local.netutil import free_port, port_is_open, stop_process_group, wait_healthy
 from local.supervisor import Supervisor
 from videoapi.adapters.storage import Storage
 from videoapi.domain.aws_keys import KeyPair
@@ -285,18 +282,10 @@ class LocalStack:
             start_new_session=True,
         )
         self.api_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise StackError(f"API exited with code {process.returncode} (log: {logs / 'api.log'})")
-            try:
-                if httpx.get(f"{self.api_url}/v1/health", timeout=2).status_code == 200:
-                    self.on_status(f"API          {self.api_url}  (docs: {self.api_url}/docs, metrics: /metrics)")
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise StackError(f"API not healthy after 60s (log: {logs / 'api.log'})")
+        problem = wait_healthy(f"{self.api_url}/v1/health", process)
+        if problem is not None:
+            raise StackError(f"API {problem} (log: {logs / 'api.log'})")
+        self.on_status(f"API          {self.api_url}  (docs: {self.api_url}/docs, metrics: /metrics)")
 
     def _emulate_s3_trigger(self, services: Services, interval_s: float = 1.0) -> None:
         """Notify new objects under the trigger prefix once each, as S3 would (at least once)."""

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from local.netutil import free_port
+from local.netutil import free_port, wait_healthy
 from videoapi.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -38,15 +37,7 @@ def test_gunicorn_serves_the_same_api(api_settings, keys, tmp_path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/v1/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline and process.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.2)
+        assert wait_healthy(f"{base}/v1/health", process) is None, (tmp_path / "gunicorn.log").read_text()
         auth = {"X-API-Key": keys["alice"]}
         assert httpx.get(f"{base}/v1/jobs/job_nope").json()["error"]["code"] == "unauthorized"
         uploaded = httpx.put(

@@ -94,8 +94,9 @@ class ApiKeys:
             raise ValueError(f"unknown limits: {', '.join(sorted(unknown))}")
         if "weight" in limits and limits["weight"] is not None and limits["weight"] <= 0:
             raise ValueError("weight must be positive")
-        key_ = redis_keys.api_key_limits(hash_key(key))
-        self._cache.pop(hash_key(key), None)
+        digest = hash_key(key)
+        key_ = redis_keys.api_key_limits(digest)
+        self._cache.pop(digest, None)
         with self.redis.pipeline() as pipe:
             for name, value in limits.items():
                 if value is None:
@@ -106,6 +107,7 @@ class ApiKeys:
 
     def revoke(self, key: str) -> None:
         """Revoke a key: at once in this process, within `cache_s` in the other API processes."""
-        self._cache.pop(hash_key(key), None)
-        self.redis.hdel(redis_keys.API_KEYS, hash_key(key))
-        self.redis.delete(redis_keys.api_key_limits(hash_key(key)))
+        digest = hash_key(key)
+        self._cache.pop(digest, None)
+        self.redis.hdel(redis_keys.API_KEYS, digest)
+        self.redis.delete(redis_keys.api_key_limits(digest))

@@ -141,11 +141,11 @@ def detect_transitions(
         # a fade out and a fade in through black (or white) are one transition, however long the hold
         # (the first run has nothing to merge with, however short the video)
         gap = first - runs[-1][1] if runs else n
-        between = slice(runs[-1][1] + 1, first) if runs else slice(0, 0)
+        warm = many[runs[-1][1] + 1 : first] > rules.warm if runs else np.zeros(0, bool)
         if runs and (
-            (gap <= rules.merge_gap and (gap <= 2 or (many[between] > rules.warm).any()))
+            (gap <= rules.merge_gap and (gap <= 2 or warm.any()))
             or (gap <= rules.hold and _through_black_or_white(luma, flat, runs[-1], (first, last), rules))
-            or (gap <= rules.warm_gap and (many[between] > rules.warm).all())
+            or (gap <= rules.warm_gap and warm.all())
         ):
             runs[-1][1] = last
         else:
@@ -330,11 +330,6 @@ def _across_and_own(normalised: NDArray[Any], first: int, last: int) -> tuple[fl
     steps = [_change(normalised, first - 6 - 5 * i, first - 1 - 5 * i) for i in range(3)]
     steps += [_change(normalised, last + 1 + 5 * i, last + 6 + 5 * i) for i in range(3)]
     return across, float(np.mean(steps))
-
-
-def _peak_change(normalised: NDArray[Any], first: int, last: int) -> float:
-    """The largest change from the frame before a run to any frame of it."""
-    return max(_change(normalised, first - 1, k) for k in range(first, last + 1))
 
 
 def _isolation(diff: NDArray[Any], first: int, last: int, rules: Rules) -> float:
