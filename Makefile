@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[serve,export,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[serve,export,int8,dev,bench]'
 	$(BIN)/videoapi model build
 
 # The web page's test drives a real Chromium: Debian's package (set VIDEOAPI_CHROMIUM to use another).

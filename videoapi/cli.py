@@ -43,7 +43,9 @@ FORMATS_HELP = ", ".join(f"{name} ({FORMAT_DESCRIPTIONS[name]})" for name in RES
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    from rich.markup import escape  # the message as written: "pip install 'videoapi[int8]'" is no markup
+
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -59,11 +61,26 @@ def model_build(
         Literal["auto", "openvino", "onnxruntime"], typer.Option(help="CPU config: auto is OpenVINO when installed")
     ] = "auto",
     cpu_precision: Annotated[
-        Literal["auto", "f32", "bf16"], typer.Option(help="CPU config, OpenVINO: auto is bf16 where the CPU has it")
+        Literal["auto", "f32", "bf16", "int8"],
+        typer.Option(
+            help="CPU config, OpenVINO: auto is bf16 where the CPU has it, else int8 where the INT8 model is "
+            "built and the CPU has AVX2/VNNI, else f32"
+        ),
     ] = "auto",
+    int8: Annotated[
+        bool | None,
+        typer.Option(
+            "--int8/--no-int8",
+            help="also write the INT8 model (NNCF, calibrated on generated frames); default: with --cpu-precision "
+            "int8, or when nncf is installed (pip install 'videoapi[int8]')",
+        ),
+    ] = None,
+    calibration_windows: Annotated[
+        int | None, typer.Option(help="INT8: generated 100-frame windows to calibrate on (default 48)")
+    ] = None,
 ) -> None:
     """Export TransNetV2 to ONNX (or take --onnx) and write the Triton configurations."""
-    from videoapi.errors import ModelFileError
+    from videoapi.errors import ModelFileError, ModelNotBuilt
     from videoapi.model.repository import build_model_repository
 
     settings = get_settings()
@@ -84,8 +101,10 @@ def model_build(
             gpu_max_batch_size=gpu_max_batch_size,
             cpu_runtime=cpu_runtime,
             cpu_precision=cpu_precision,
+            int8=int8,
+            int8_windows=calibration_windows,
         )
-    except ModelFileError as exc:
+    except (ModelFileError, ModelNotBuilt) as exc:
         fail(str(exc))
     kind = "logits" if signature.outputs_are_logits else "probabilities"
     err.print(

@@ -217,6 +217,74 @@ def test_a_fade_in_the_model_misses_is_found_and_belongs_to_the_first_shot():
     assert [(x.start_frame, x.end_frame) for x in shots] == [(0, 69), (70, 99)]  # no shot of half a fade
 
 
+def test_a_long_dissolve_the_model_barely_sees_is_found_from_the_frames_with_its_span():
+    # 50 blended frames; many_hot stirs (0.15 at most) and single_frame stays at nothing
+    a, b = moving(texture(23), 120), moving(texture(24), 120)
+    frames = a[:40] + [a[40 + i] * (1 - (i + 1) / 51) + b[i] * ((i + 1) / 51) for i in range(50)] + b[50:90]
+    s, m = curves(len(frames), {})  # blended frames 40..89
+    m[52:78] = 0.15
+    assert len(shot_spans(s)) == 1  # the reference misses it
+    (dissolve,) = detect_transitions(s, m, features_of(frames))
+    assert dissolve.type == "dissolve" and abs(dissolve.start_frame - 40) + abs(dissolve.end_frame - 89) <= 4
+    assert dissolve.confidence == 0.5  # found in the pictures: the threshold's, not the model's
+
+
+def test_a_bump_of_many_hot_on_one_moving_picture_is_no_dissolve():
+    # the same stirring of many_hot, but the picture only pans (and brightens a little): nothing blends into it
+    frames = [f * (1 + 0.002 * t) for t, f in enumerate(moving(texture(25), 130))]
+    s, m = curves(130, {})
+    m[52:78] = 0.15
+    assert detect_transitions(s, m, features_of(frames)) == []
+
+
+def test_a_slow_fade_out_the_model_barely_sees_at_the_end_is_a_fade_out_in_the_last_shot():
+    a = moving(texture(26), 120)
+    frames = a[:60] + [f * (1 - (i + 1) / 41) for i, f in enumerate(a[60:100])] + [np.zeros_like(a[0])] * 10
+    s, m = curves(len(frames), {30: 0.95})  # a cut at 30; the fade out over frames 60..99
+    m[75:92] = 0.3
+    found = detect_transitions(s, m, features_of(frames))
+    assert [t.type for t in found] == ["cut", "fade_out"]
+    assert abs(found[1].start_frame - 60) <= 4
+    shots = shot_list(found, len(frames), FrameClock(25.0), 0.5).shots
+    assert [(x.start_frame, x.end_frame) for x in shots] == [(0, 29), (30, 109)]
+
+
+def test_a_slow_dip_to_black_and_back_to_the_same_shot_the_model_barely_sees_is_no_boundary():
+    a = moving(texture(31), 150)
+    frames = a[:50] + [f * (1 - (i + 1) / 31) for i, f in enumerate(a[50:80])] + [np.zeros_like(a[0])] * 4
+    frames += [f * ((i + 1) / 31) for i, f in enumerate(a[84:114])] + a[114:150]
+    s, m = curves(len(frames), {})
+    m[60:76], m[88:104] = 0.2, 0.2
+    assert detect_transitions(s, m, features_of(frames)) == []
+
+
+def test_two_cuts_around_a_dark_shot_are_two_cuts_not_a_fade():
+    # a dark picture with detail (under the black level, not one flat colour) between two cuts, its first
+    # frames flat as it comes out of a dark corner
+    dark = [np.full((27, 48, 3), 14.0, np.float32)] * 4 + moving(texture(33, (0.15, 0.15, 0.15)), 26)
+    frames = moving(texture(32), 50) + dark + moving(texture(34), 50)
+    s, m = curves(130, {50: 0.6, 80: 0.95})
+    found = detect_transitions(s, m, features_of(frames))
+    assert [(t.type, t.start_frame) for t in found] == [("cut", 50), ("cut", 80)]
+
+
+def test_a_fade_whose_fade_in_the_model_misses_spans_both_halves():
+    # a fade out over 10 frames, 6 black frames, a slow fade in over 20 frames into a dark picture
+    a, b = moving(texture(27), 60), moving(texture(28, (0.15, 0.15, 0.15)), 80)
+    frames = a[:40] + [f * (1 - (i + 1) / 11) for i, f in enumerate(a[40:50])] + [np.zeros_like(a[0])] * 6
+    frames += [f * ((i + 1) / 21) for i, f in enumerate(b[:20])] + b[20:70]
+    s, m = curves(len(frames), {46: 0.8}, (41, 49))  # blended frames 40..75: the model sees the fade out only
+    (fade,) = detect_transitions(s, m, features_of(frames))
+    assert fade.type == "fade" and abs(fade.start_frame - 40) <= 2 and abs(fade.end_frame - 75) <= 4
+
+
+def test_a_cut_inside_a_run_the_model_scores_under_the_threshold_is_found_from_the_frames():
+    frames = moving(texture(29), 50) + moving(texture(30), 50)
+    s, m = curves(100, {50: 0.3}, (49, 51))  # the model's run: under the threshold, too short to recover
+    assert len(shot_spans(s)) == 1
+    assert [(t.type, t.start_frame) for t in detect_transitions(s, m, features_of(frames))] == [("cut", 50)]
+
+
 @pytest.mark.parametrize(("width", "height"), [(160, 90), (640, 360)])
 def test_a_texture_that_jerks_every_eighth_frame_has_no_cut_but_its_real_ones(tmp_path, width, height):
     # local.synthetic's shots pan a texture one pixel a frame and jump back seven every eighth frame: a jerk the

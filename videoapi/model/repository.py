@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from videoapi.errors import ModelFileError
+from videoapi.errors import ModelFileError, ModelNotBuilt
 from videoapi.model import runtime
-from videoapi.model.runtime import PRECISIONS, RUNTIME_MODULE, RUNTIMES
+from videoapi.model.runtime import BUILD_INT8, PRECISIONS, RUNTIME_MODULE, RUNTIMES, int8_model_path
 
 MODEL_FILE = "model.onnx"
 GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/gpu.pbtxt
@@ -178,6 +178,35 @@ def triton_config(
     return text
 
 
+def int8_files(onnx_path: Path) -> tuple[Path, Path]:
+    """The INT8 OpenVINO model of an ONNX file: its .xml and .bin, beside it."""
+    xml = Path(int8_model_path(str(onnx_path)))
+    return xml, xml.with_suffix(".bin")
+
+
+def _int8_wanted(int8: bool | None, cpu_precision: str) -> bool:
+    """Whether the build writes the INT8 model: asked for, or unasked when nncf is installed; checked up front."""
+    from videoapi.model.quantize import nncf_installed
+
+    if cpu_precision == "int8" and int8 is False:
+        raise ModelNotBuilt("cpu_precision int8 runs the INT8 model: build it (leave out --no-int8)")
+    wanted = int8 if int8 is not None else cpu_precision == "int8" or nncf_installed()
+    if wanted and not nncf_installed():
+        raise ModelNotBuilt(f"the INT8 model needs nncf: pip install 'videoapi[int8]', then run `{BUILD_INT8}`")
+    return wanted
+
+
+def _write_int8(onnx_path: Path, wanted: bool, windows: int) -> None:
+    """Quantize beside onnx_path, or remove an INT8 model left there: `auto` would run the old network in INT8."""
+    xml, weights = int8_files(onnx_path)
+    xml.unlink(missing_ok=True)  # the .xml first: an .xml present always has its .bin
+    weights.unlink(missing_ok=True)
+    if wanted:
+        from videoapi.model.quantize import quantize_int8
+
+        quantize_int8(onnx_path, xml, windows=windows)
+
+
 def build_model_repository(
     repository: Path,
     *,
@@ -188,8 +217,18 @@ def build_model_repository(
     gpu_max_batch_size: int = 256,
     cpu_runtime: str = "auto",
     cpu_precision: str = "auto",
+    int8: bool | None = None,
+    int8_windows: int | None = None,
 ) -> ModelSignature:
-    """Export (or copy a user's) ONNX into repository/name/1/ and write both configurations."""
+    """Export (or copy a user's) ONNX into repository/name/1/ and write both configurations.
+
+    `int8`: also write the INT8 OpenVINO model beside the ONNX file (`videoapi.model.quantize`), which
+    `cpu_precision` int8 runs and `auto` picks on a CPU without bf16. None: with cpu_precision int8, or
+    whenever nncf is installed (the `int8` extra). `int8_windows`: generated calibration windows.
+    """
+    from videoapi.model.quantize import CALIBRATION_WINDOWS
+
+    with_int8 = _int8_wanted(int8, cpu_precision)
     model_dir = repository / name
     target = model_dir / "1" / MODEL_FILE
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +246,7 @@ def build_model_repository(
         signature = inspect_onnx(Path(onnx_file), single_frame_output=single_frame_output)
         shutil.copyfile(onnx_file, staging)
     staging.replace(target)
+    _write_int8(target, with_int8, int8_windows or CALIBRATION_WINDOWS)
     install_runtime(model_dir / "1")
     (model_dir / "config.pbtxt").write_text(
         triton_config(
@@ -237,6 +277,9 @@ def cpu_variant(
 
     source = repository / name
     config = text_format.Parse((source / "config.pbtxt").read_text(), mc.ModelConfig())
+    onnx_path = source / "1" / (config.parameters["onnx_file"].string_value or MODEL_FILE)
+    if cpu_precision == "int8" and not int8_files(onnx_path)[0].is_file():
+        raise ModelNotBuilt(f"no INT8 model beside {onnx_path}: run `{BUILD_INT8}`")
     _set_cpu_options(config, cpu_runtime, cpu_precision)
     version = target / name / "1"
     version.mkdir(parents=True, exist_ok=True)

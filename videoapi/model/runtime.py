@@ -6,20 +6,32 @@ in-process engine. Standard library and numpy only, so it imports anywhere.
 
 `auto` takes OpenVINO on a CPU when it is installed (1.7x ONNX Runtime's speed on this network in
 f32, 3.4x in bf16; bench/speed.py) and ONNX Runtime otherwise, with CUDA on a GPU. OpenVINO's
-precision `auto` is bf16 where the CPU computes it natively, else f32.
+precision `auto` is chosen per CPU from its instruction sets (`auto_precision`): bf16 where the CPU
+computes it natively, else INT8 where `videoapi model build` wrote the INT8 model beside the ONNX file
+(`int8_model_path`) and the CPU has INT8 kernels (AVX2, VNNI), else f32.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, cast
 
+import numpy as np
+
 RUNTIME_MODULE = "transnetv2_runtime.py"  # the name of this file's copy beside model.py
 RUNTIMES = ("auto", "openvino", "onnxruntime")
-PRECISIONS = ("auto", "f32", "bf16")
+PRECISIONS = ("auto", "f32", "bf16", "int8")
+INT8_SUFFIX = ".int8.xml"  # model.onnx -> model.int8.xml (+ model.int8.bin): OpenVINO's IR, quantized
+BUILD_INT8 = "videoapi model build --cpu-precision int8"  # the command that writes it
+
+# Instruction sets, as Linux names them in /proc/cpuinfo: bf16 computed natively (AVX-512 BF16, AMX), and
+# the integer dot products OpenVINO's INT8 kernels run on (AVX2's vpmaddubsw; VNNI and AMX do it in one step)
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+INT8_FLAGS = frozenset({"avx2", "avx_vnni", "avx512_vnni", "amx_int8"})
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,33 @@ def resolve_runtime(runtime: str, *, on_gpu: bool = False) -> str:
     if runtime == "auto":
         return "openvino" if not on_gpu and importlib.util.find_spec("openvino") else "onnxruntime"
     return runtime
+
+
+def int8_model_path(path: str) -> str:
+    """Where the INT8 OpenVINO model of the ONNX file at `path` lies (its weights in the .bin of the same stem)."""
+    return os.path.splitext(path)[0] + INT8_SUFFIX
+
+
+def cpu_flags() -> frozenset[str]:
+    """This CPU's instruction-set flags as Linux names them (/proc/cpuinfo); empty where there is no such file."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as info:
+            for line in info:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def auto_precision(flags: Collection[str], *, int8_model: bool) -> str:
+    """`auto` made concrete for a CPU with these flags: bf16 where it computes bf16 natively; INT8 where the INT8
+    model exists and the CPU has INT8 kernels; else f32."""
+    if BF16_FLAGS.intersection(flags):
+        return "bf16"
+    if int8_model and INT8_FLAGS.intersection(flags):
+        return "int8"
+    return "f32"
 
 
 def _onnxruntime(path: str, threads: int, gpu_device: int | None) -> LoadedModel:
@@ -83,24 +122,56 @@ def _import_openvino() -> Any:
     return openvino
 
 
-def _openvino(path: str, precision: str, threads: int, cache_dir: str | None, streams: int = 1) -> LoadedModel:
+def _openvino(
+    path: str,
+    precision: str,
+    threads: int,
+    cache_dir: str | None,
+    streams: int = 1,
+    flags: Collection[str] | None = None,
+) -> LoadedModel:
     import threading
 
+    if precision not in PRECISIONS:
+        raise ValueError(f"cpu_precision {precision!r}: expected auto, f32, bf16 or int8")
     ov = _import_openvino()
 
     core = ov.Core()
+    int8_path = int8_model_path(path)
+    chosen_by_auto = precision == "auto"
     if precision == "auto":
-        precision = "bf16" if "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES") else "f32"
-    if precision not in ("f32", "bf16"):
-        raise ValueError(f"cpu_precision {precision!r}: expected f32, bf16 or auto")
-    config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+        if flags is None:
+            flags = cpu_flags()
+            if not flags and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+                flags = {"avx512_bf16"}  # no /proc/cpuinfo (not Linux): OpenVINO's own word that bf16 is native
+        precision = auto_precision(flags, int8_model=os.path.isfile(int8_path))
+    if precision == "int8" and not os.path.isfile(int8_path):
+        raise FileNotFoundError(
+            f"cpu_precision int8: no INT8 model {int8_path} beside the ONNX file; run `{BUILD_INT8}` "
+            "(needs the int8 extra: pip install 'videoapi[int8]')"
+        )
+    # INT8: the quantized model, its other layers in f32 (bf16 for them is slower here: bench/int8_probe.py)
+    source, hint = (int8_path, "f32") if precision == "int8" else (path, precision)
+    config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if streams > 1:  # several calls at once (a batch of files): each its own stream on its share of the cores
         config |= {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}
     if threads > 0:
         config["INFERENCE_NUM_THREADS"] = threads
     if cache_dir:  # compiled blobs: a later start skips most of the compile
         config["CACHE_DIR"] = cache_dir
-    compiled = core.compile_model(path, "CPU", config)
+    note = ""
+    try:
+        compiled = core.compile_model(source, "CPU", config)
+        if chosen_by_auto and precision == "int8":  # OpenVINO makes some kernels on the first call: try one
+            sample = compiled.inputs[0]
+            dtype = np.float32 if sample.get_element_type() == ov.Type.f32 else np.uint8
+            compiled.create_infer_request().infer({0: np.zeros((1, 100, 27, 48, 3), dtype)})
+    except RuntimeError as exc:
+        if not (chosen_by_auto and precision == "int8"):
+            raise
+        # auto's INT8 is a speed-up, never a reason to fail: a CPU whose kernels refuse it runs the ONNX file in f32
+        precision, note = "f32", f" (the INT8 model failed here: {str(exc).strip().splitlines()[-1]})"
+        compiled = core.compile_model(path, "CPU", config | {"INFERENCE_PRECISION_HINT": "f32"})
     float_inputs = {i.get_any_name() for i in compiled.inputs if i.get_element_type() == ov.Type.f32}
     # an infer request serves one call at a time: one per calling thread
     local = threading.local()
@@ -117,7 +188,7 @@ def _openvino(path: str, precision: str, threads: int, cache_dir: str | None, st
         float_inputs=float_inputs,
         input_names=[i.get_any_name() for i in compiled.inputs],
         output_names=[o.get_any_name() for o in compiled.outputs],
-        where=f"CPU {precision}",
+        where=f"CPU {precision}{note}",
     )
 
 
@@ -130,12 +201,14 @@ def load_model(
     gpu_device: int | None = None,
     cache_dir: str | None = None,
     streams: int = 1,
+    flags: Collection[str] | None = None,
 ) -> tuple[str, LoadedModel]:
     """(the runtime chosen, the loaded model) for the ONNX file at `path`; gpu_device None: a CPU.
 
     `streams` > 1 (OpenVINO): that many calls from as many threads run at once, for throughput over latency.
+    `flags`: the CPU's instruction sets that precision `auto` goes by (default: this CPU's, `cpu_flags()`).
     """
     chosen = resolve_runtime(runtime, on_gpu=gpu_device is not None)
     if chosen == "openvino":
-        return chosen, _openvino(path, precision, threads, cache_dir, streams)
+        return chosen, _openvino(path, precision, threads, cache_dir, streams, flags)
     return chosen, _onnxruntime(path, threads, gpu_device)

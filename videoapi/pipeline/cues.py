@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from videoapi.pipeline.shots import FrameClock
+from videoapi.pipeline.shots import FrameClock, runs
 
 SEGMENT_TYPES: tuple[Literal["SHOT", "TECHNICAL_CUE"], ...] = ("SHOT", "TECHNICAL_CUE")
 CUE_TYPES = ("BlackFrames", "ColorBars", "FrozenFrames", "Silence", "Content")
@@ -162,13 +162,6 @@ class CueFeature:
             "cue_change": np.array(self.changes, dtype=np.float32),
             "cue_bar_error": np.array(self.bar_errors, dtype=np.float32),
         }
-
-
-def runs(mask: NDArray[Any]) -> list[tuple[int, int]]:
-    """Inclusive (start, end) of each run of True."""
-    padded = np.concatenate([[False], mask.astype(bool), [False]])
-    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-    return [(int(start), int(stop) - 1) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
 
 
 def cue(kind: str, start: int, end: int, clock: FrameClock, confidence: float) -> dict[str, Any]:

@@ -5,39 +5,32 @@ Plain numpy over the two probability curves (single_frame, many_hot) and a few p
 statistics (`videoapi.pipeline.picture_stats`, computed from the 48x27 model frames during the one decode).
 Turned off (`postprocess: false`), the reference TransNetV2 rule gives the shots, exactly.
 
-Over 300 lines because the rules work on one set of per-frame arrays through a dozen small helpers over
-them (excursions, spans, fades, the cuts the model misses); apart, each would take all the arrays again.
+Here the model's runs are judged (merged, dropped, typed, spanned) and the shots built; what the model misses
+is found in the pictures by `videoapi.pipeline.unseen`; the thresholds, the transition and the comparisons of
+pictures both use are in `videoapi.pipeline.transition_rules`. Over 300 lines because judging the runs is one
+pass over the same per-frame arrays, and its helpers (merging, excursions, spans, fades) read them all.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from videoapi.pipeline.shots import FrameClock, Shot, ShotList, shot_spans
-
-TRANSITION_TYPES = ("cut", "dissolve", "fade", "fade_in", "fade_out")
-EDGE_TYPES = ("fade_in", "fade_out")  # at the video's ends: part of its first or last shot, between no two shots
-
-
-@dataclass(frozen=True)
-class Transition:
-    """Frames start..end (inclusive) of one transition; for a cut both are the first frame of the new shot."""
-
-    type: str
-    start_frame: int
-    end_frame: int
-    confidence: float
-
-    @property
-    def split(self) -> int:
-        """First frame of the shot this transition opens (shots tile the video)."""
-        if self.type == "cut":
-            return self.start_frame
-        return (self.start_frame + self.end_frame + 1) // 2
+from videoapi.pipeline.shots import FrameClock, Shot, ShotList, runs, shot_spans
+from videoapi.pipeline.transition_rules import (
+    DEFAULT_RULES,
+    EDGE_TYPES,
+    Rules,
+    Transition,
+    across_and_own,
+    change,
+    colour_change,
+    held_extreme,
+    normalised_thumbs,
+)
+from videoapi.pipeline.unseen import blended_transitions, edge_fades, frame_cuts
 
 
 def reference_transitions(single_frame: NDArray[Any], threshold: float) -> list[Transition]:
@@ -52,73 +45,9 @@ def reference_transitions(single_frame: NDArray[Any], threshold: float) -> list[
     return found
 
 
-@dataclass(frozen=True)
-class Rules:
-    """The post-processing's knobs (tuned on the bench's TUNE seeds only)."""
-
-    hot: float = 0.5  # many_hot over this marks a gradual transition's frames
-    warm: float = 0.3  # ... and over this joins two such runs (a long dissolve's many_hot sags in its middle)
-    warm_gap: int = 12  # frames between two runs that many_hot over `warm` may bridge
-    merge_gap: int = 4  # runs this close are one transition
-    gradual_min: int = 4  # frames: a shorter run is a cut
-    recover_mean: float = 0.45  # a many_hot run with single_frame under the threshold is kept at this mean
-    recover_min: int = 6  # ... and this length
-    return_ratio: float = 0.35  # content after within this share of the jump of the content before: an excursion
-    flat_change: float = 0.05  # normalised thumbnails closer than this are the same picture
-    cut_search: int = 2  # frames either side of the peak where the largest change marks the cut
-    dark: float = 0.35  # a fade's darkest frame under this share of the darker side (or under 24 grey levels)
-    edge: int = 3  # a transition this near an end of the video is a fade in / fade out
-    hold: int = 40  # frames of black (or white) between a fade out and a fade in, at most
-    flat_std: float = 6.0  # a thumbnail with less spread than this is one flat colour
-    black: float = 24.0  # mean grey levels under which a frame is black
-    white: float = 232.0  # ... over which it is white
-    same_ratio: float = 1.5  # a change across a run under this many times the shot's own over as many frames
-    excursion: int = 4  # frames either side where the picture may come back
-    sure: float = 0.9  # single_frame over this is a cut whatever the motion around it
-    same_colours: float = 0.7  # histograms closer than this (L1, 0..~2) before and after: one scene's colours
-    isolated: float = 1.8  # a cut's change is this many times the largest other change near it
-    frame_cut_iso: float = 2.0  # a cut the model missed: its frame change this many times the 3rd largest near it
-    frame_cut_diff: float = 2.5  # ... at least this many grey levels
-    frame_cut_flat_diff: float = 1.0  # ... between two flat colours (no noise, no motion there)
-    frame_cut_step: float = 0.15  # ... the picture (normalised) changes this much and does not come back
-    frame_cut_flash: float = 40.0  # ... and the frame is not this many grey levels brighter than the one before
-    frame_cut_big_step: float = 0.55  # ... and under this change its colours change at least
-    frame_cut_colours: float = 0.1  # ... this much (L1 between histograms)
-    colour_ratio: float = 2.0  # ... and this many times as much as between the frames around it
-    frame_cut_unexplained: float = 0.5  # ... and no shift of the last frame by 2 pixels halves its difference
-    frame_cut_reach: int = 8  # frames after it where the picture may come back (a strobe)
-    edge_fade_max: int = 60  # frames: a fade in from black at the start (out at the end) the model missed, at most
-    edge_fade_rise: float = 10.0  # ... brightening by at least this many grey levels
-    span_floor: float = 0.1  # a gradual transition's span: the frames around its run with many_hot over this
-    span_reach: int = 30  # ... widened by at most this many frames either side
-    fade_step: float = 2.0  # ... and a fade's where the mean grey level still moves this much a frame
-    dissolve_across: float = 0.45  # a dissolve's pictures before and after differ at least this much (normalised)
-    dissolve_ratio: float = 2.5  # ... and this many times the shots' own change over 5 frames
-
-
-def _runs(mask: NDArray[Any]) -> list[tuple[int, int]]:
-    """(first, last) of each run of True."""
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], mask.astype(np.int8), [0]))))
-    return [(int(a), int(b) - 1) for a, b in zip(edges[::2], edges[1::2])]
-
-
-def _normalised(thumbs: NDArray[Any]) -> NDArray[Any]:
-    """Thumbnails with the exposure divided out: a brighter or darker copy of a picture matches it."""
-    values = thumbs.reshape(len(thumbs), -1).astype(np.float32)
-    centred = values - values.mean(axis=1, keepdims=True)
-    normalised: NDArray[Any] = centred / (centred.std(axis=1, keepdims=True) + 4.0)
-    return normalised
-
-
-def _change(normalised: NDArray[Any], i: int, j: int) -> float:
-    n = len(normalised)
-    i, j = min(max(i, 0), n - 1), min(max(j, 0), n - 1)
-    return float(np.abs(normalised[i] - normalised[j]).mean())
-
-
 def detect_transitions(
     single_frame: NDArray[Any], many_hot: NDArray[Any], features: dict[str, NDArray[Any]], threshold: float = 0.5,
-    rules: Rules = Rules(),
+    rules: Rules = DEFAULT_RULES,
 ) -> list[Transition]:  # fmt: skip
     """Typed transitions with their spans from the two probability curves and PictureStats' arrays."""
     single = np.asarray(single_frame, np.float32).reshape(-1)
@@ -130,28 +59,29 @@ def detect_transitions(
     diff = features["pp_diff"].astype(np.float32)
     # results stitched from segments checkpointed before this array existed: no move ever explains a change
     unexplained = features.get("pp_unexplained", np.ones(n, np.float32))
-    normalised = _normalised(features["pp_thumb"])
+    normalised = normalised_thumbs(features["pp_thumb"])
     hists = features["pp_hist"].astype(np.float32) / 255.0
     candidate = (single > threshold) | (many > rules.hot)
-    runs: list[list[int]] = []
+    groups: list[list[int]] = []
     # one flat colour: little spread within each channel (a flat green's channels differ from one another)
     flat = features["pp_thumb"].reshape(n, -1, 3).std(axis=1).max(axis=1) < rules.flat_std
     extreme = flat & ((luma < rules.black) | (luma > rules.white))
-    for first, last in _runs(candidate):
+    for first, last in runs(candidate):
         # a fade out and a fade in through black (or white) are one transition, however long the hold
         # (the first run has nothing to merge with, however short the video)
-        gap = first - runs[-1][1] if runs else n
-        warm = many[runs[-1][1] + 1 : first] > rules.warm if runs else np.zeros(0, bool)
-        if runs and (
+        gap = first - groups[-1][1] if groups else n
+        warm = many[groups[-1][1] + 1 : first] > rules.warm if groups else np.zeros(0, bool)
+        if groups and (
             (gap <= rules.merge_gap and (gap <= 2 or warm.any()))
-            or (gap <= rules.hold and _through_black_or_white(luma, flat, runs[-1], (first, last), rules))
+            or (gap <= rules.hold and _through_black_or_white(luma, flat, groups[-1], (first, last), rules))
             or (gap <= rules.warm_gap and warm.all())
         ):
-            runs[-1][1] = last
+            groups[-1][1] = last
         else:
-            runs.append([first, last])
+            groups.append([first, last])
     found: list[Transition] = []
-    for first, last in runs:
+    judged = []  # the runs the model scored as transitions, whatever the rules make of them
+    for first, last in groups:
         peak = float(single[first : last + 1].max())
         hot = many[first : last + 1] > rules.hot
         length = last - first + 1
@@ -159,6 +89,7 @@ def detect_transitions(
             hot.sum() >= rules.recover_min and many[first : last + 1].mean() >= rules.recover_mean
         ):
             continue
+        judged.append((first, last))
         before, after = first - 1, last + 1
         if length >= rules.gradual_min and (first <= rules.edge or last >= n - 1 - rules.edge):
             # nothing to compare on one side: at an end of the video a gradual run is a fade in or out
@@ -168,20 +99,20 @@ def detect_transitions(
         reach = range(1, rules.excursion + 1)
         # an excursion: a few frames on, the picture is back to the one before it (flash, strobe, exposure, dip)
         # black or white frames held after (or before) the run are skipped: the picture may come back after them
-        lead, trail = _held_extreme(extreme, first - 1, -1, rules.hold), _held_extreme(extreme, last + 1, 1, rules.hold)
-        back = min(_change(normalised, first - lead - i, last + trail + j) for i in reach for j in reach)
+        lead, trail = held_extreme(extreme, first - 1, -1, rules.hold), held_extreme(extreme, last + 1, 1, rules.hold)
+        back = min(change(normalised, first - lead - i, last + trail + j) for i in reach for j in reach)
         near = range(max(1, first - rules.excursion), min(n, last + rules.excursion + 1))
         # a black or white frame has no picture to compare: its normalised thumbnail is noise
-        steps = [_change(normalised, k - 1, k) for k in near if not (extreme[k - 1] or extreme[k])]
+        steps = [change(normalised, k - 1, k) for k in near if not (extreme[k - 1] or extreme[k])]
         if back < rules.flat_change or back < rules.return_ratio * max(steps, default=0.0):
             continue
         if lead + trail or (length < rules.gradual_min and extreme[first : last + 1].any()):
             # black frames inside a shot: after them the picture has moved no more than the shot moves in as long
             distance = lead + trail + (length + 1 if length < rules.gradual_min else 1)
-            if back < rules.same_ratio * _change(normalised, first - lead - 1 - distance, first - lead - 1):
+            if back < rules.same_ratio * change(normalised, first - lead - 1 - distance, first - lead - 1):
                 continue
         is_cut = length < rules.gradual_min or hot.sum() < rules.gradual_min
-        same_colours = _colour_change(hists, first - rules.excursion, last + rules.excursion) < rules.same_colours
+        same_colours = colour_change(hists, first - rules.excursion, last + rules.excursion) < rules.same_colours
         if is_cut and peak < rules.sure and same_colours and _isolation(diff, first, last, rules) < rules.isolated:
             continue  # fast motion (a whip pan): the picture changes over many frames, none stands out
         if is_cut:
@@ -201,24 +132,42 @@ def detect_transitions(
                 continue  # a slow dip: across it the picture changes no more than the shot moves
         else:
             kind = "dissolve"
-            across, own = _across_and_own(normalised, first, last)
+            # across the whole span: many_hot passes `hot` only in a long dissolve's middle, where both pictures show
+            across, own = across_and_own(normalised, *_span(many, luma, first, last, kind, rules))
             if peak < rules.sure and (across < rules.dissolve_across or across < rules.dissolve_ratio * own):
                 continue  # an exposure ramp or a strobe on a moving picture: no other picture after it
         confidence = max(peak, float(many[first : last + 1].mean()))
         start, end = _span(many, luma, first, last, kind, rules)
         found.append(Transition(kind, start, end, round(confidence, 6)))
+    found = _one_per_dissolve(found)
     taken = np.zeros(n, bool)
-    for first, last in runs:  # whatever the rules made of a run, its frames are the model's to judge
+    for first, last in judged:  # whatever the rules made of these runs, their frames are the model's to judge
         taken[max(0, first - rules.excursion) : last + rules.excursion + 1] = True
     for t in found:
         taken[max(0, t.start_frame - rules.excursion) : t.end_frame + rules.excursion + 1] = True
     moved = unexplained < rules.frame_cut_unexplained  # a shift of the last frame explains the change
     # found in the pictures where the model scored under the threshold: their confidence is the threshold's (the
     # model's own figure there says only that it missed them, and differs in its 6th decimal between batchings)
-    for at in _frame_cuts(diff, luma, features["pp_thumb"], normalised, hists, flat, extreme, taken | moved, rules):
+    for blend in blended_transitions(many, features["pp_thumb"], normalised, extreme, taken, threshold, rules):
+        found.append(blend)
+        taken[max(0, blend.start_frame - rules.excursion) : blend.end_frame + rules.excursion + 1] = True
+    for at in frame_cuts(diff, luma, features["pp_thumb"], normalised, hists, flat, extreme, taken | moved, rules):
         found.append(Transition("cut", at, at, threshold))
-    found += _edge_fades(luma, found, threshold, rules)
+    found += edge_fades(luma, found, threshold, rules)
     return sorted(found, key=lambda t: t.start_frame)
+
+
+def _one_per_dissolve(found: list[Transition]) -> list[Transition]:
+    """Dissolves whose spans meet are one: many_hot can sag under `warm` for long in a long dissolve's middle."""
+    merged: list[Transition] = []
+    for t in found:
+        last = merged[-1] if merged else None
+        if last and last.type == t.type == "dissolve" and t.start_frame <= last.end_frame + 1:
+            merged[-1] = Transition("dissolve", last.start_frame, max(last.end_frame, t.end_frame),
+                                    max(last.confidence, t.confidence))  # fmt: skip
+        else:
+            merged.append(t)
+    return merged
 
 
 def _through_black_or_white(
@@ -226,7 +175,7 @@ def _through_black_or_white(
 ) -> bool:
     """Whether run `out` fades out to black (or white), the frames up to run `into` hold it, and `into` fades in."""
     held = luma[out[1] + 1 : into[0]]
-    if not flat[out[1] + 1 : into[0]].any():  # dark pictures between two cuts are not a fade's hold
+    if flat[out[1] + 1 : into[0]].mean() < 0.5:  # dark pictures between two cuts are not a fade's hold
         return False
     if (held < rules.black).all():
         return bool(luma[out[1]] <= luma[out[0]] and luma[into[0]] <= luma[into[1]])
@@ -241,24 +190,6 @@ def _dips_to_black_or_white(span_lum: NDArray[Any], side: float, reaches_flat: b
     return bool(reaches_flat and (span_lum.min() < max(rules.black, rules.dark * side) or span_lum.max() > rules.white))
 
 
-def _edge_fades(luma: NDArray[Any], found: list[Transition], threshold: float, rules: Rules) -> list[Transition]:
-    """A fade in from black at the very start (or out to black at the end) that the model scored too low."""
-    n = len(luma)
-    fades = []
-    for kind, order in (("fade_in", luma), ("fade_out", luma[::-1])):
-        if n < 2 * rules.gradual_min or order[0] >= rules.black:
-            continue
-        rising = np.diff(order[: rules.edge_fade_max + 4]) > 0.5
-        k = int(np.argmin(rising)) if not rising.all() else rules.edge_fade_max
-        if not rules.gradual_min <= k <= rules.edge_fade_max or order[k] < order[0] + rules.edge_fade_rise:
-            continue
-        first, last = (0, k - 1) if kind == "fade_in" else (n - k, n - 1)
-        if any(t.start_frame <= last and t.end_frame >= first for t in found):
-            continue
-        fades.append(Transition(kind, first, last, threshold))
-    return fades
-
-
 def _span(many: NDArray[Any], luma: NDArray[Any], first: int, last: int, kind: str, rules: Rules) -> tuple[int, int]:
     """A gradual transition's frames: the run widened while many_hot stays over `span_floor` (it rises before
     the run's frames pass `hot`); a fade also over the frames where the picture still darkens or brightens."""
@@ -269,67 +200,32 @@ def _span(many: NDArray[Any], luma: NDArray[Any], first: int, last: int, kind: s
     while end < n - 1 and end - last < rules.span_reach and many[end + 1] > rules.span_floor:
         end += 1
     if kind == "fade":
-        while start > 0 and first - start < rules.span_reach and abs(luma[start - 1] - luma[start]) > rules.fade_step:
-            start -= 1
-        while end < n - 1 and end - last < rules.span_reach and abs(luma[end + 1] - luma[end]) > rules.fade_step:
-            end += 1
+        start = _ramp(luma, start, -1, rules)
+        end = _ramp(luma, end, 1, rules)
     return start, end
 
 
-def _held_extreme(extreme: NDArray[Any], start: int, step: int, most: int) -> int:
-    """How many black or white frames run from `start` in direction `step` (at most `most`)."""
-    count = 0
-    while count < most and 0 <= start + step * count < len(extreme) and extreme[start + step * count]:
-        count += 1
-    return count
+def _ramp(luma: NDArray[Any], at: int, step: int, rules: Rules) -> int:
+    """How far a fade goes on from frame `at` in direction `step`: while the grey level still moves, and on through
+    black (or white) frames held there into the ramp after them (the model often sees only one half of a fade)."""
+    n, reach = len(luma), 0
 
+    def moving(k: int) -> bool:
+        return 0 <= k + step < n and abs(luma[k + step] - luma[k]) > rules.fade_step
 
-def _frame_cuts(
-    diff: NDArray[Any], luma: NDArray[Any], thumbs: NDArray[Any], normalised: NDArray[Any], hists: NDArray[Any],
-    flat: NDArray[Any], extreme: NDArray[Any], taken: NDArray[Any], rules: Rules,
-) -> list[int]:  # fmt: skip
-    """Cuts the model scored under the threshold (very short shots, similar pictures): a frame change that stands
-    far above the changes around it, after which the picture does not come back."""
-    n = len(diff)
-    if n < 4:
-        return []
-    colours_of = thumbs.reshape(n, -1, 3).mean(axis=1)  # each frame's mean colour
-    least = np.where(flat[1:-1] & flat[:-2], rules.frame_cut_flat_diff, rules.frame_cut_diff)
-    peaks = (diff[1:-1] >= least) & (diff[1:-1] >= diff[:-2]) & (diff[1:-1] >= diff[2:])
-    found = []
-    for t in (np.flatnonzero(peaks) + 1).tolist():
-        if taken[t] or extreme[t - 1] or extreme[t]:
-            continue
-        if (luma[max(1, t - 3) : t + 1] - luma[max(0, t - 4) : t] > rules.frame_cut_flash).any():
-            continue  # a flash (or its end): the picture jumped brighter; a cut between similar shots barely does
-        around = np.concatenate((diff[max(1, t - 7) : max(1, t - 1)], diff[t + 2 : t + 8]))
-        if len(around) < 3 or diff[t] < rules.frame_cut_iso * (np.sort(around)[-3] + 1.0):
-            continue
-        if flat[t - 1] and flat[t]:  # one flat colour to another: nothing in the picture to compare, but its colour
-            if np.abs(colours_of[t] - colours_of[t - 1]).max() < rules.frame_cut_flat_diff:
-                continue  # the same colour (a fine texture moving, averaged out at this size)
-        else:
-            step = _change(normalised, t - 1, t)
-            back = min(
-                _change(normalised, t - i, t + j) for i in range(1, 5) for j in range(1, rules.frame_cut_reach + 1)
-            )
-            if step < rules.frame_cut_step or back < rules.frame_cut_step:
-                continue
-            # colours change more than from one frame to the next around it, unless the picture changes a lot
-            usual = float(np.median([_colour_change(hists, k - 1, k) for k in range(max(1, t - 7), t + 8) if k != t]))
-            colours = _colour_change(hists, t - 1, t)
-            if step < rules.frame_cut_big_step and colours < max(rules.frame_cut_colours, rules.colour_ratio * usual):
-                continue  # the same colours as the frames around: the camera moved (or jerked)
-        found.append(t)
-    return found
-
-
-def _across_and_own(normalised: NDArray[Any], first: int, last: int) -> tuple[float, float]:
-    """The change across a run (frames just outside it) and the shots' own change over 5 frames around it."""
-    across = min(_change(normalised, first - i, last + j) for i in (1, 2) for j in (1, 2))
-    steps = [_change(normalised, first - 6 - 5 * i, first - 1 - 5 * i) for i in range(3)]
-    steps += [_change(normalised, last + 1 + 5 * i, last + 6 + 5 * i) for i in range(3)]
-    return across, float(np.mean(steps))
+    while reach < rules.span_reach and moving(at):
+        at, reach = at + step, reach + 1
+    # black (white) frames held, then a ramp away from it on the far side: into a dark picture it can be slow
+    pitch = (luma < rules.pitch) | (luma > 255.0 - rules.pitch)
+    held = held_extreme(pitch, at + step, step, rules.hold) if 0 <= at + step < n else 0
+    if held:
+        at += step * held
+        away = 1.0 if luma[at] < rules.pitch else -1.0
+        while (
+            reach < rules.span_reach and 0 <= at + step < n and away * (luma[at + step] - luma[at]) > rules.fade_creep
+        ):
+            at, reach = at + step, reach + 1
+    return at
 
 
 def _isolation(diff: NDArray[Any], first: int, last: int, rules: Rules) -> float:
@@ -409,12 +305,6 @@ def transition_dicts(transitions: list[Transition], clock: FrameClock) -> list[d
 def _same_picture(normalised: NDArray[Any], first: int, last: int, rules: Rules) -> bool:
     """Whether the picture after a run is the one before it, moved no more than the shot moves by itself."""
     width = min(30, last - first + 2)
-    across = min(_change(normalised, first - i, last + j) for i in (1, 2) for j in (1, 2))
-    own = max(_change(normalised, first - 1 - width, first - 1), _change(normalised, last + 1, last + 1 + width))
+    across = min(change(normalised, first - i, last + j) for i in (1, 2) for j in (1, 2))
+    own = max(change(normalised, first - 1 - width, first - 1), change(normalised, last + 1, last + 1 + width))
     return across < rules.same_ratio * own + rules.flat_change
-
-
-def _colour_change(hists: NDArray[Any], i: int, j: int) -> float:
-    """L1 distance between two frames' colour histograms (about 0 to 2)."""
-    i, j = min(max(i, 0), len(hists) - 1), min(max(j, 0), len(hists) - 1)
-    return float(np.abs(hists[i] - hists[j]).sum())

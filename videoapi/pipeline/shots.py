@@ -19,6 +19,13 @@ def max_per_stride(values: NDArray[Any], stride: int) -> NDArray[Any]:
     return highest
 
 
+def runs(mask: NDArray[Any]) -> list[tuple[int, int]]:
+    """Inclusive (start, end) of each run of True."""
+    padded = np.concatenate([[False], mask.astype(bool), [False]])
+    edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+    return [(int(start), int(stop) - 1) for start, stop in zip(edges[::2], edges[1::2], strict=True)]
+
+
 def shot_spans(single_frame: NDArray[Any], threshold: float = 0.5) -> list[tuple[int, int]]:
     """(start, end) frame pairs, end inclusive: the reference TransNetV2 rule, exactly.
 

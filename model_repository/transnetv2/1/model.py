@@ -3,9 +3,10 @@
 Runtime (config parameter `runtime`) and `cpu_precision` are chosen by
 videoapi/model/runtime.py (copied beside this file), the same code the
 in-process engine runs: `auto` is OpenVINO on a CPU when installed (bf16 where
-native, else f32), ONNX Runtime otherwise, with CUDA on a GPU instance. Names
-and types come from the model configuration, which `videoapi model build`
-derives from the ONNX file itself.
+native, else INT8 where the build wrote model.int8.xml beside the ONNX file and
+the CPU has AVX2/VNNI, else f32), ONNX Runtime otherwise, with CUDA on a GPU
+instance. Names and types come from the model configuration, which `videoapi
+model build` derives from the ONNX file itself.
 """
 
 import json

@@ -1,0 +1,216 @@
+"""The INT8 model (issue 19): built by NNCF on generated windows, loaded by the runtime, chosen by `auto` per CPU.
+
+Real parts throughout: the built ONNX file, NNCF, OpenVINO, Triton's Python backend, generated H.264 videos.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from local.synthetic import write_video
+from local.triton_server import TritonServer
+from videoapi.adapters.triton import ShotModelClient
+from videoapi.errors import ModelNotBuilt
+from videoapi.model.quantize import calibration_windows
+from videoapi.model.repository import build_model_repository, cpu_variant, int8_files
+from videoapi.model.runtime import auto_precision, cpu_flags, int8_model_path, load_model
+from videoapi.pipeline.engine import Detector, LocalModel
+from videoapi.settings import Settings
+
+pytest.importorskip("nncf", reason="the int8 extra: pip install -e '.[int8]'")
+
+ONNX = "transnetv2/1/model.onnx"
+# Single-frame probabilities of the INT8 model (8 calibration windows; the build's default is 48) against f32's,
+# max abs difference measured on this machine (AMX): 0.036 on the cuts video below, 0.018 on test.mp4's windows
+# (0.56 at worst on some frame of the accuracy bench's REPORT videos with 48 windows, 21 of 23,791 frames across
+# 0.5). Another CPU's INT8 kernels (AVX2, VNNI) round otherwise: room for that.
+DRIFT = 0.1
+
+
+@pytest.fixture(scope="module")
+def int8_repository(model_repository, tmp_path_factory) -> Path:
+    """The built ONNX file, its INT8 model calibrated on 8 generated windows, served in INT8."""
+    repo = tmp_path_factory.mktemp("int8_repo")
+    build_model_repository(repo, onnx_file=model_repository / ONNX, cpu_precision="int8", int8_windows=8)
+    shutil.copyfile(model_repository / "transnetv2/1/model.py", repo / "transnetv2/1/model.py")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def cuts_video(tmp_path_factory) -> tuple[Path, list[int]]:
+    path = tmp_path_factory.mktemp("int8_video") / "cuts.mp4"
+    return path, write_video(path, [70, 40, 90, 55, 65], fps=25, seed=5)
+
+
+@pytest.mark.parametrize(
+    "cpu,flags,int8_model,expected",
+    [
+        (
+            "Sapphire Rapids: AMX, AVX-512 BF16",
+            {"avx2", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"},
+            True,
+            "bf16",
+        ),
+        ("AMD Zen 4: AVX-512 BF16", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, True, "bf16"),
+        ("AMD Zen 2: AVX2 only", {"sse4_2", "avx", "avx2", "fma"}, True, "int8"),
+        ("AMD Zen 2, no INT8 model built", {"sse4_2", "avx", "avx2", "fma"}, False, "f32"),
+        ("Cascade Lake: AVX-512 VNNI, no bf16", {"avx2", "avx512f", "avx512_vnni"}, True, "int8"),
+        ("Alder Lake: AVX-VNNI", {"avx2", "avx_vnni"}, True, "int8"),
+        ("an old x86: SSE4.2 only", {"sse4_2"}, True, "f32"),
+        ("no flags known (ARM)", set(), True, "f32"),
+    ],
+)
+def test_auto_picks_the_precision_from_the_cpu_flags(cpu, flags, int8_model, expected):
+    assert auto_precision(flags, int8_model=int8_model) == expected, cpu
+
+
+def test_cpu_flags_are_this_cpus():
+    flags = cpu_flags()
+    if not Path("/proc/cpuinfo").is_file():
+        assert flags == frozenset()
+    elif "avx2" in Path("/proc/cpuinfo").read_text():
+        assert "avx2" in flags
+
+
+def test_calibration_windows_are_generated_the_same_for_a_seed():
+    first = calibration_windows(3, seed=7)
+    assert first.shape == (3, 100, 27, 48, 3) and first.dtype == np.uint8
+    assert np.array_equal(first, calibration_windows(3, seed=7))
+    assert not np.array_equal(first, calibration_windows(3, seed=8))
+    # pictures, not noise or flat fields: a spread of levels, neighbouring pixels alike
+    assert 40 < first.std() < 90
+    assert np.abs(np.diff(first.astype(np.int16), axis=3)).mean() < 0.3 * first.std()
+
+
+def test_the_build_writes_the_int8_model_and_the_config_asks_for_it(int8_repository):
+    xml, weights = int8_files(int8_repository / ONNX)
+    assert xml.name == "model.int8.xml" and xml.is_file() and weights.stat().st_size > 1_000_000
+    assert 'string_value: "int8"' in (int8_repository / "transnetv2/config.pbtxt").read_text()
+    assert "FakeQuantize" in xml.read_text()  # quantized, not the f32 network renamed
+
+
+def test_auto_loads_int8_on_a_cpu_without_bf16_and_bf16_where_it_has_it(int8_repository, model_repository):
+    path = str(int8_repository / ONNX)
+    assert load_model(path, precision="int8")[1].where == "CPU int8"
+    assert load_model(path, precision="auto", flags={"avx2", "fma"})[1].where == "CPU int8"
+    assert load_model(path, precision="auto", flags={"avx2", "avx512_bf16"})[1].where == "CPU bf16"
+    assert load_model(path, precision="auto", flags={"sse4_2"})[1].where == "CPU f32"
+
+
+def test_auto_runs_f32_where_the_int8_model_fails(model_repository, tmp_path):
+    (tmp_path / "model.onnx").symlink_to((model_repository / ONNX).resolve())
+    Path(int8_model_path(str(tmp_path / "model.onnx"))).write_text("<net name='not a model'")
+    path = str(tmp_path / "model.onnx")
+    where = load_model(path, precision="auto", flags={"avx2"})[1].where
+    assert where.startswith("CPU f32 (the INT8 model failed here: ")
+    with pytest.raises(RuntimeError):  # asked for by name, it fails loudly
+        load_model(path, precision="int8")
+
+
+AVX2_ONLY = """
+import sys, numpy as np
+from videoapi.model.runtime import load_model
+path, windows = sys.argv[1], np.load(sys.argv[2])
+int8 = load_model(path, precision="int8")[1]
+single = int8.run(["single_frame"], {"frames": windows})[0]
+np.save(sys.argv[3], single)
+"""
+
+
+@pytest.mark.skipif("avx2" not in cpu_flags(), reason="the CPU must have AVX2 to stand in for one that has no more")
+def test_int8_compiles_and_runs_on_an_avx2_only_cpu(int8_repository, reference_frames, tmp_path):
+    """OpenVINO's kernels capped at AVX2 (oneDNN's ONEDNN_MAX_CPU_ISA), as on an AMD EPYC Zen 2."""
+    windows = np.stack([reference_frames[s : s + 100] for s in (0, 2100)])
+    np.save(tmp_path / "windows.npy", windows)
+    path = str(int8_repository / ONNX)
+    done = subprocess.run(
+        [sys.executable, "-c", AVX2_ONLY, path, str(tmp_path / "windows.npy"), str(tmp_path / "single.npy")],
+        env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    f32 = load_model(path, precision="f32")[1].run(["single_frame"], {"frames": windows})[0]
+    drift = np.abs(np.load(tmp_path / "single.npy") - f32).max()
+    print(f"INT8 on AVX2 alone against f32: max abs single-frame difference {drift:.4f}")
+    assert drift < DRIFT
+
+
+def test_int8_probabilities_stay_close_to_f32_and_find_the_same_cuts(int8_repository, cuts_video, tmp_path):
+    path, cuts = cuts_video
+    f32_repo = cpu_variant(int8_repository, tmp_path / "f32", cpu_runtime="openvino", cpu_precision="f32")
+    results = {}
+    for name, repo in (("int8", int8_repository), ("f32", f32_repo)):
+        detector = Detector(Settings(model_repository=repo))
+        assert detector.model.where == f"openvino on CPU {name}"
+        results[name] = detector.detect(path)
+    drift = np.abs(results["int8"].predictions.single_frame - results["f32"].predictions.single_frame).max()
+    print(f"INT8 against f32, cuts video: max abs single-frame difference {drift:.4f}")
+    assert drift < DRIFT
+    for result in results.values():
+        assert [shot.start_frame for shot in result.shots[1:]] == cuts
+
+
+def test_int8_through_triton_on_real_footage(int8_repository, reference_frames, triton):
+    windows = np.stack([reference_frames[s : s + 100] for s in (0, 700, 2100, 3500)])
+    f32 = load_model(str(int8_repository / ONNX), runtime="openvino", precision="f32")[1]
+    expected = f32.run(["single_frame"], {"frames": windows})[0][..., 0]
+    with TritonServer(int8_repository) as server, ShotModelClient(server.grpc_url) as client:
+        single, _ = client.predict(windows)
+    assert "transnetv2: openvino on CPU int8" in server.log_tail(200)
+    drift = np.abs(single - expected).max()
+    print(f"INT8 against f32, test.mp4 windows: max abs single-frame difference {drift:.4f}")
+    assert drift < DRIFT
+    assert ((single > 0.5) == (expected > 0.5))[np.abs(expected - 0.5) > DRIFT].all()
+
+
+def test_a_rebuild_without_int8_removes_it_and_asking_for_int8_then_names_the_build_command(model_repository, tmp_path):
+    repo = tmp_path / "repo"
+    build_model_repository(repo, onnx_file=model_repository / ONNX, int8=True, int8_windows=2)
+    path = repo / ONNX
+    assert all(f.is_file() for f in int8_files(path))
+    # another network in its place (here the same file): auto must not run the old one's INT8 model
+    build_model_repository(repo, onnx_file=model_repository / ONNX, int8=False)
+    assert not any(f.exists() for f in int8_files(path))
+
+    with pytest.raises(
+        FileNotFoundError, match=r"no INT8 model .*model.int8.xml.*videoapi model build --cpu-precision int8"
+    ):
+        load_model(str(path), precision="int8")
+    # auto on a CPU without bf16 falls back to f32 when the INT8 model is not there
+    assert load_model(str(path), precision="auto", flags={"avx2"})[1].where == "CPU f32"
+    with pytest.raises(ModelNotBuilt, match="videoapi model build --cpu-precision int8"):
+        cpu_variant(repo, tmp_path / "variant", cpu_runtime="openvino", cpu_precision="int8")
+    config = repo / "transnetv2/config.pbtxt"
+    auto = 'key: "cpu_precision"\n  value {\n    string_value: "auto"'
+    assert auto in config.read_text()
+    config.write_text(config.read_text().replace(auto, auto.replace('"auto"', '"int8"')))
+    with pytest.raises(ModelNotBuilt, match="videoapi model build --cpu-precision int8"):
+        LocalModel(repo / "transnetv2")
+    with pytest.raises(ModelNotBuilt, match="leave out --no-int8"):
+        build_model_repository(repo, onnx_file=model_repository / ONNX, cpu_precision="int8", int8=False)
+
+
+def test_the_cli_builds_int8_and_says_what_to_install_without_nncf(model_repository, tmp_path):
+    onnx = str(model_repository / ONNX)
+    build = ["model", "build", "--onnx", onnx, "--repository", str(tmp_path), "--cpu-precision", "int8"]
+    done = subprocess.run(
+        [sys.executable, "-m", "videoapi", *build, "--calibration-windows", "2"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(f.is_file() for f in int8_files(tmp_path / ONNX))
+    no_nncf = "import sys; sys.modules['nncf'] = None; from videoapi.cli import main; sys.argv[0] = 'videoapi'; main()"
+    done = subprocess.run([sys.executable, "-c", no_nncf, *build], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "error: the INT8 model needs nncf: pip install 'videoapi[int8]', then run "
+        "`videoapi model build --cpu-precision int8`"
+    )
+    assert all(f.is_file() for f in int8_files(tmp_path / ONNX))  # refused before anything was touched

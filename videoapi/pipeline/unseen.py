@@ -1,0 +1,164 @@
+"""Transitions the model misses, found in the pictures (PictureStats' arrays): cuts it scores under the threshold,
+long dissolves and fades it barely sees, fades in and out at the video's ends. Their confidence is the threshold's:
+the model's own figure there says only that it missed them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from videoapi.pipeline.shots import runs
+from videoapi.pipeline.transition_rules import (
+    Rules,
+    Transition,
+    across_and_own,
+    change,
+    colour_change,
+    held_extreme,
+)
+
+
+def frame_cuts(
+    diff: NDArray[Any], luma: NDArray[Any], thumbs: NDArray[Any], normalised: NDArray[Any], hists: NDArray[Any],
+    flat: NDArray[Any], extreme: NDArray[Any], taken: NDArray[Any], rules: Rules,
+) -> list[int]:  # fmt: skip
+    """Cuts the model scored under the threshold (very short shots, similar pictures): a frame change that stands
+    far above the changes around it, after which the picture does not come back."""
+    n = len(diff)
+    if n < 4:
+        return []
+    colours_of = thumbs.reshape(n, -1, 3).mean(axis=1)  # each frame's mean colour
+    least = np.where(flat[1:-1] & flat[:-2], rules.frame_cut_flat_diff, rules.frame_cut_diff)
+    peaks = (diff[1:-1] >= least) & (diff[1:-1] >= diff[:-2]) & (diff[1:-1] >= diff[2:])
+    found = []
+    for t in (np.flatnonzero(peaks) + 1).tolist():
+        if taken[t] or extreme[t - 1] or extreme[t]:
+            continue
+        if (luma[max(1, t - 3) : t + 1] - luma[max(0, t - 4) : t] > rules.frame_cut_flash).any():
+            continue  # a flash (or its end): the picture jumped brighter; a cut between similar shots barely does
+        around = np.concatenate((diff[max(1, t - 7) : max(1, t - 1)], diff[t + 2 : t + 8]))
+        if len(around) < 3 or diff[t] < rules.frame_cut_iso * (np.sort(around)[-3] + 1.0):
+            continue
+        if flat[t - 1] and flat[t]:  # one flat colour to another: nothing in the picture to compare, but its colour
+            if np.abs(colours_of[t] - colours_of[t - 1]).max() < rules.frame_cut_flat_diff:
+                continue  # the same colour (a fine texture moving, averaged out at this size)
+        else:
+            step = change(normalised, t - 1, t)
+            back = min(
+                change(normalised, t - i, t + j) for i in range(1, 5) for j in range(1, rules.frame_cut_reach + 1)
+            )
+            if step < rules.frame_cut_step or back < rules.frame_cut_step:
+                continue
+            # colours change more than from one frame to the next around it, unless the picture changes a lot
+            usual = float(np.median([colour_change(hists, k - 1, k) for k in range(max(1, t - 7), t + 8) if k != t]))
+            colours = colour_change(hists, t - 1, t)
+            if step < rules.frame_cut_big_step and colours < max(rules.frame_cut_colours, rules.colour_ratio * usual):
+                continue  # the same colours as the frames around: the camera moved (or jerked)
+        found.append(t)
+    return found
+
+
+def blended_transitions(
+    many: NDArray[Any], thumbs: NDArray[Any], normalised: NDArray[Any], extreme: NDArray[Any], taken: NDArray[Any],
+    threshold: float, rules: Rules,
+) -> list[Transition]:  # fmt: skip
+    """Long dissolves and fades the model barely sees (many_hot rising a little): frames that are one picture
+    blending steadily into another (or into black or white), found where many_hot stirs."""
+    n = len(many)
+    values = thumbs.reshape(n, -1).astype(np.float32)
+    found = []
+    for first, last in runs(many > rules.blend_floor):
+        if last - first + 1 < rules.blend_min or first < 3 or last > n - 4 or taken[first : last + 1].any():
+            continue
+        if many[first : last + 1].max() < rules.blend_peak:
+            continue
+        before, after = values[first - 2], values[last + 2]
+        towards = after - before
+        # how far along from the picture before to the one after each frame is, and what that leaves unexplained
+        along = (values[first : last + 1] - before) @ towards / (float(towards @ towards) + 1e-6)
+        left = np.abs(values[first : last + 1] - before - along[:, None] * towards).mean() / (
+            np.abs(towards).mean() + 1e-6
+        )
+        steady = np.corrcoef(along, np.arange(len(along)))[0, 1] >= rules.blend_steady
+        if not steady or along.min() > rules.blend_ends or along.max() < 1 - rules.blend_ends:
+            continue
+        if left > rules.blend_left:
+            continue
+        start, end = _blend_span(values, first, last, rules.span_reach)
+        kind = _blend_kind(extreme, start, end)
+        if kind == "dissolve":
+            # half of one picture over half of another has less contrast than the two pictures' (a picture that
+            # pans, brightens or darkens keeps a contrast between theirs)
+            contrast, middle = values.std(axis=1), (along >= 0.3) & (along <= 0.7)
+            expected = (1 - along) * contrast[first - 2] + along * contrast[last + 2]
+            if not middle.any() or (contrast[first : last + 1] / (expected + 1e-6))[middle].min() > rules.blend_dip:
+                continue
+            across, own = across_and_own(normalised, first, last)
+            if across < rules.dissolve_across or across < rules.blend_ratio * own:
+                continue
+        if kind == "fade":  # through black (white) and back: past the frames held there, another picture
+            lead = held_extreme(extreme, start - 1, -1, rules.hold)
+            trail = held_extreme(extreme, end + 1, 1, rules.hold)
+            back = change(normalised, start - lead - 1, end + trail + 1)
+            distance = end + trail - start + lead + 2  # ... more than the shot itself moves in as many frames
+            if back < rules.dissolve_across or back < rules.same_ratio * change(
+                normalised, start - lead - 1 - distance, start - lead - 1
+            ):
+                continue
+        found.append(Transition(kind, start, end, threshold))
+    return found
+
+
+def _blend_kind(extreme: NDArray[Any], first: int, last: int) -> str:
+    """A blend from or into black (white) is a fade; a fade out at the very end, a fade in at the very start."""
+    if extreme[last + 1 :].all():
+        return "fade_out"
+    if extreme[:first].all():
+        return "fade_in"
+    return "fade" if extreme[first - 1] or extreme[last + 1] else "dissolve"
+
+
+def _blend_span(values: NDArray[Any], first: int, last: int, reach: int) -> tuple[int, int]:
+    """The first and last frames of the blend around `first`..`last`, each end moved out by up to `reach`: the
+    widest of the best fit of the picture before, a steady blend and the picture after (which a moving camera
+    pulls inwards) and of the frames where the picture still moves towards the one after at its pace inside."""
+    n = len(values)
+    lo, hi = max(1, first - reach - 2), min(n - 2, last + reach + 2)
+    window, frames = values[lo : hi + 1], np.arange(lo, hi + 1)
+    fit = (np.inf, first, last)
+    for start in range(max(lo + 1, first - reach), first + 1):
+        for end in range(last, min(hi - 1, last + reach) + 1):
+            share = np.clip((frames - start + 1) / (end - start + 2), 0.0, 1.0)[:, None]
+            error = float(np.abs(window - values[start - 1] * (1 - share) - values[end + 1] * share).mean())
+            if error < fit[0]:
+                fit = (error, start, end)
+    towards = values[last + 2] - values[first - 2]
+    pace = np.zeros(n, np.float32)
+    pace[1:] = (values[1:] - values[:-1]) @ towards / (float(towards @ towards) + 1e-6)
+    usual = float(np.median(pace[first : last + 1]))
+    start, end = first, last
+    while first - start < reach and start > 2 and float(pace[start - 2 : start + 1].mean()) >= usual / 2:
+        start -= 1
+    while end - last < reach and end + 3 < n and float(pace[end : end + 3].mean()) >= usual / 2:
+        end += 1
+    return min(start, fit[1]), max(end, fit[2])
+
+
+def edge_fades(luma: NDArray[Any], found: list[Transition], threshold: float, rules: Rules) -> list[Transition]:
+    """A fade in from black at the very start (or out to black at the end) that the model scored too low."""
+    n = len(luma)
+    fades = []
+    for kind, order in (("fade_in", luma), ("fade_out", luma[::-1])):
+        if n < 2 * rules.gradual_min or order[0] >= rules.black:
+            continue
+        rising = np.diff(order[: rules.edge_fade_max + 4]) > 0.5
+        k = int(np.argmin(rising)) if not rising.all() else rules.edge_fade_max
+        if not rules.gradual_min <= k <= rules.edge_fade_max or order[k] < order[0] + rules.edge_fade_rise:
+            continue
+        first, last = (0, k - 1) if kind == "fade_in" else (n - k, n - 1)
+        if any(t.start_frame <= last and t.end_frame >= first for t in found):
+            continue
+        fades.append(Transition(kind, first, last, threshold))
+    return fades
