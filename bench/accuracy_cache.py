@@ -36,6 +36,22 @@ class OnnxModel:
         return single[..., 0], many[..., 0]
 
 
+class Int8Model:
+    """TransNetV2's INT8 OpenVINO model (`videoapi model build` writes it beside model.onnx), in-process."""
+
+    def __init__(self, settings: Settings):
+        from videoapi.model.runtime import load_model
+
+        path = settings.model_repository / settings.model_name / "1" / "model.onnx"
+        _, self.model = load_model(str(path), runtime="openvino", precision="int8")
+        self.input = self.model.input_names[0]
+
+    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feed = windows.astype(np.float32) if self.input in self.model.float_inputs else windows
+        single, many = self.model.run(self.model.output_names[:2], {self.input: feed})
+        return np.asarray(single)[..., 0], np.asarray(many)[..., 0]
+
+
 def video(kind: str, seed: int, shots: int) -> tuple[Path, list[tuple[int, int, str]]]:
     """The generated video and its typed truth, made on first use."""
     path = CACHE / f"{kind}-{seed}-{shots}.mp4"
@@ -54,6 +70,17 @@ def service_inputs(path: Path, settings: Settings, model: OnnxModel) -> dict[str
         frames = tap.tap(iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter), 0)
         predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)
         np.savez(cached, single_frame=predictions.single_frame, many_hot=predictions.many_hot, **tap.arrays())
+    with np.load(cached) as data:
+        return {name: data[name] for name in data.files}
+
+
+def int8_probabilities(path: Path, settings: Settings, model: Int8Model) -> dict[str, np.ndarray]:
+    """single_frame and many_hot of the INT8 model on the service's decode (the features are the f32 run's)."""
+    cached = path.with_suffix(".service-int8.npz")
+    if not cached.exists():
+        frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter)
+        predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)
+        np.savez(cached, single_frame=predictions.single_frame, many_hot=predictions.many_hot)
     with np.load(cached) as data:
         return {name: data[name] for name in data.files}
 
