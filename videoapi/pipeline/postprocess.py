@@ -66,6 +66,7 @@ def detect_transitions(
     # one flat colour: little spread within each channel (a flat green's channels differ from one another)
     flat = features["pp_thumb"].reshape(n, -1, 3).std(axis=1).max(axis=1) < rules.flat_std
     extreme = flat & ((luma < rules.black) | (luma > rules.white))
+    pitch = (luma < rules.pitch) | (luma > 255.0 - rules.pitch)
     for first, last in runs(candidate):
         # a fade out and a fade in through black (or white) are one transition, however long the hold
         # (the first run has nothing to merge with, however short the video)
@@ -132,12 +133,13 @@ def detect_transitions(
                 continue  # a slow dip: across it the picture changes no more than the shot moves
         else:
             kind = "dissolve"
+        start, end = _span(many, luma, pitch, first, last, kind, rules)
+        if kind == "dissolve" and peak < rules.sure:
             # across the whole span: many_hot passes `hot` only in a long dissolve's middle, where both pictures show
-            across, own = across_and_own(normalised, *_span(many, luma, first, last, kind, rules))
-            if peak < rules.sure and (across < rules.dissolve_across or across < rules.dissolve_ratio * own):
+            across, own = across_and_own(normalised, start, end)
+            if across < rules.dissolve_across or across < rules.dissolve_ratio * own:
                 continue  # an exposure ramp or a strobe on a moving picture: no other picture after it
         confidence = max(peak, float(many[first : last + 1].mean()))
-        start, end = _span(many, luma, first, last, kind, rules)
         found.append(Transition(kind, start, end, round(confidence, 6)))
     found = _one_per_dissolve(found)
     taken = np.zeros(n, bool)
@@ -190,7 +192,9 @@ def _dips_to_black_or_white(span_lum: NDArray[Any], side: float, reaches_flat: b
     return bool(reaches_flat and (span_lum.min() < max(rules.black, rules.dark * side) or span_lum.max() > rules.white))
 
 
-def _span(many: NDArray[Any], luma: NDArray[Any], first: int, last: int, kind: str, rules: Rules) -> tuple[int, int]:
+def _span(
+    many: NDArray[Any], luma: NDArray[Any], pitch: NDArray[Any], first: int, last: int, kind: str, rules: Rules
+) -> tuple[int, int]:
     """A gradual transition's frames: the run widened while many_hot stays over `span_floor` (it rises before
     the run's frames pass `hot`); a fade also over the frames where the picture still darkens or brightens."""
     n = len(many)
@@ -200,14 +204,15 @@ def _span(many: NDArray[Any], luma: NDArray[Any], first: int, last: int, kind: s
     while end < n - 1 and end - last < rules.span_reach and many[end + 1] > rules.span_floor:
         end += 1
     if kind == "fade":
-        start = _ramp(luma, start, -1, rules)
-        end = _ramp(luma, end, 1, rules)
+        start = _ramp(luma, pitch, start, -1, rules)
+        end = _ramp(luma, pitch, end, 1, rules)
     return start, end
 
 
-def _ramp(luma: NDArray[Any], at: int, step: int, rules: Rules) -> int:
+def _ramp(luma: NDArray[Any], pitch: NDArray[Any], at: int, step: int, rules: Rules) -> int:
     """How far a fade goes on from frame `at` in direction `step`: while the grey level still moves, and on through
-    black (or white) frames held there into the ramp after them (the model often sees only one half of a fade)."""
+    pitch black (or pure white: `pitch`) frames held there into the ramp after them (the model often sees only one
+    half of a fade)."""
     n, reach = len(luma), 0
 
     def moving(k: int) -> bool:
@@ -216,7 +221,6 @@ def _ramp(luma: NDArray[Any], at: int, step: int, rules: Rules) -> int:
     while reach < rules.span_reach and moving(at):
         at, reach = at + step, reach + 1
     # black (white) frames held, then a ramp away from it on the far side: into a dark picture it can be slow
-    pitch = (luma < rules.pitch) | (luma > 255.0 - rules.pitch)
     held = held_extreme(pitch, at + step, step, rules.hold) if 0 <= at + step < n else 0
     if held:
         at += step * held

@@ -86,14 +86,14 @@ def blended_transitions(
             continue
         if left > rules.blend_left:
             continue
-        start, end = _blend_span(values, first, last, rules.span_reach)
+        start, end = _blend_span(values, towards, first, last, rules.span_reach)
         kind = _blend_kind(extreme, start, end)
         if kind == "dissolve":
             # half of one picture over half of another has less contrast than the two pictures' (a picture that
             # pans, brightens or darkens keeps a contrast between theirs)
-            contrast, middle = values.std(axis=1), (along >= 0.3) & (along <= 0.7)
-            expected = (1 - along) * contrast[first - 2] + along * contrast[last + 2]
-            if not middle.any() or (contrast[first : last + 1] / (expected + 1e-6))[middle].min() > rules.blend_dip:
+            contrast, middle = values[first - 2 : last + 3].std(axis=1), (along >= 0.3) & (along <= 0.7)
+            expected = (1 - along) * contrast[0] + along * contrast[-1]
+            if not middle.any() or (contrast[2:-2] / (expected + 1e-6))[middle].min() > rules.blend_dip:
                 continue
             across, own = across_and_own(normalised, first, last)
             if across < rules.dissolve_across or across < rules.blend_ratio * own:
@@ -120,10 +120,11 @@ def _blend_kind(extreme: NDArray[Any], first: int, last: int) -> str:
     return "fade" if extreme[first - 1] or extreme[last + 1] else "dissolve"
 
 
-def _blend_span(values: NDArray[Any], first: int, last: int, reach: int) -> tuple[int, int]:
+def _blend_span(values: NDArray[Any], towards: NDArray[Any], first: int, last: int, reach: int) -> tuple[int, int]:
     """The first and last frames of the blend around `first`..`last`, each end moved out by up to `reach`: the
     widest of the best fit of the picture before, a steady blend and the picture after (which a moving camera
-    pulls inwards) and of the frames where the picture still moves towards the one after at its pace inside."""
+    pulls inwards) and of the frames where the picture still moves (`towards`: from the picture before to the
+    one after) at half its pace inside."""
     n = len(values)
     lo, hi = max(1, first - reach - 2), min(n - 2, last + reach + 2)
     window, frames = values[lo : hi + 1], np.arange(lo, hi + 1)
@@ -134,14 +135,17 @@ def _blend_span(values: NDArray[Any], first: int, last: int, reach: int) -> tupl
             error = float(np.abs(window - values[start - 1] * (1 - share) - values[end + 1] * share).mean())
             if error < fit[0]:
                 fit = (error, start, end)
-    towards = values[last + 2] - values[first - 2]
-    pace = np.zeros(n, np.float32)
-    pace[1:] = (values[1:] - values[:-1]) @ towards / (float(towards @ towards) + 1e-6)
-    usual = float(np.median(pace[first : last + 1]))
+    scale = float(towards @ towards) + 1e-6
+
+    def pace(a: int, b: int) -> NDArray[Any]:  # how far each of frames a..b-1 moves towards the picture after
+        moved: NDArray[Any] = (values[a:b] - values[a - 1 : b - 1]) @ towards / scale
+        return moved
+
+    usual = float(np.median(pace(first, last + 1)))
     start, end = first, last
-    while first - start < reach and start > 2 and float(pace[start - 2 : start + 1].mean()) >= usual / 2:
+    while first - start < reach and start > 2 and float(pace(start - 2, start + 1).mean()) >= usual / 2:
         start -= 1
-    while end - last < reach and end + 3 < n and float(pace[end : end + 3].mean()) >= usual / 2:
+    while end - last < reach and end + 3 < n and float(pace(end, end + 3).mean()) >= usual / 2:
         end += 1
     return min(start, fit[1]), max(end, fit[2])
 
