@@ -15,6 +15,7 @@ import numpy as np
 from testset import write_hard_video
 
 from videoapi.pipeline.decode import iter_model_frames_pyav
+from videoapi.pipeline.engine import LocalModel
 from videoapi.pipeline.frame_features import FeatureTap, frame_features
 from videoapi.pipeline.inference import predict_frames
 from videoapi.settings import Settings
@@ -34,22 +35,6 @@ class OnnxModel:
     def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         single, many = self.session.run(None, {"frames": windows})
         return single[..., 0], many[..., 0]
-
-
-class Int8Model:
-    """TransNetV2's INT8 OpenVINO model (`videoapi model build` writes it beside model.onnx), in-process."""
-
-    def __init__(self, settings: Settings):
-        from videoapi.model.runtime import load_model
-
-        path = settings.model_repository / settings.model_name / "1" / "model.onnx"
-        _, self.model = load_model(str(path), runtime="openvino", precision="int8")
-        self.input = self.model.input_names[0]
-
-    def predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        feed = windows.astype(np.float32) if self.input in self.model.float_inputs else windows
-        single, many = self.model.run(self.model.output_names[:2], {self.input: feed})
-        return np.asarray(single)[..., 0], np.asarray(many)[..., 0]
 
 
 def video(kind: str, seed: int, shots: int) -> tuple[Path, list[tuple[int, int, str]]]:
@@ -74,7 +59,12 @@ def service_inputs(path: Path, settings: Settings, model: OnnxModel) -> dict[str
         return {name: data[name] for name in data.files}
 
 
-def int8_probabilities(path: Path, settings: Settings, model: Int8Model) -> dict[str, np.ndarray]:
+def int8_model(settings: Settings) -> LocalModel:
+    """TransNetV2's INT8 OpenVINO model (`videoapi model build` writes it beside model.onnx), in-process."""
+    return LocalModel(settings.model_repository / settings.model_name, precision="int8")
+
+
+def int8_probabilities(path: Path, settings: Settings, model: LocalModel) -> dict[str, np.ndarray]:
     """single_frame and many_hot of the INT8 model on the service's decode (the features are the f32 run's)."""
     cached = path.with_suffix(".service-int8.npz")
     if not cached.exists():

@@ -55,7 +55,10 @@ def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
 class LocalModel:
     """TransNetV2 from the model repository, run in this process (a FrameModel); thread-safe."""
 
-    def __init__(self, model_dir: Path, *, cache_dir: Path | None = None, streams: int = 1):
+    def __init__(
+        self, model_dir: Path, *, cache_dir: Path | None = None, streams: int = 1, precision: str | None = None
+    ):
+        """`precision`: the CPU precision to run at instead of the configuration's `cpu_precision`."""
         from videoapi.model.runtime import load_model
 
         folders = model_dir.iterdir() if model_dir.is_dir() else []
@@ -76,7 +79,7 @@ class LocalModel:
             self.runtime, self._model = load_model(
                 str(self.path),
                 runtime=params.get("runtime", "auto"),
-                precision=params.get("cpu_precision", "auto"),
+                precision=precision or params.get("cpu_precision", "auto"),
                 threads=int(params.get("intra_op_threads", "0")),
                 cache_dir=str(cache_dir) if cache_dir else None,
                 streams=streams,
