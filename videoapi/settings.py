@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"
     triton_timeout_s: float = Field(60.0, gt=0)
+    triton_shared_memory: Literal["none", "cuda"] = Field(
+        "none",
+        description="cuda: windows reach Triton through CUDA shared memory (Triton on this node, a GPU, "
+        "tritonclient[cuda]) instead of inside each request",
+    )
 
     # The in-process engine (videoapi.pipeline.engine)
     engine_cache_dir: Path | None = Field(

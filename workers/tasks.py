@@ -62,6 +62,7 @@ def detector() -> ShotDetector:
             protocol=settings.triton_protocol,
             timeout_s=settings.triton_timeout_s,
             batch_windows=settings.batch_windows,
+            shared_memory=settings.triton_shared_memory,
         )
 
     store = JobStore.from_url(settings.redis_url, ride_out_s=settings.redis_ride_out_s)

@@ -2,6 +2,11 @@
 
 (The production GPU path is the ONNX Runtime backend of NVIDIA's Triton container, configs/gpu.pbtxt; this
 one runs where only the pytriton wheel and PyTorch are at hand.)
+
+Parameters (config.pbtxt): `precision` fp16|fp32; `channels_last` yes: 3D channels-last weights (the input,
+[B, T, H, W, C] permuted to [B, C, T, H, W], already is channels-last, so every convolution runs NDHWC);
+`FORCE_CPU_ONLY_INPUT_TENSORS` no: inputs stay where Triton has them (on the GPU when the client sent them
+through CUDA shared memory) and are taken by DLPack without a copy.
 """
 
 import json
@@ -21,12 +26,22 @@ class TritonPythonModel:
 
         self.fp16 = params.get("precision") == "fp16"
         self.device = torch.device(f"cuda:{args.get('model_instance_device_id', '0')}")
+        torch.cuda.set_device(self.device)
         self.module = exportable_module("cuda").to(self.device).eval()
+        if params.get("channels_last") == "yes":
+            self.module = self.module.to(memory_format=torch.channels_last_3d)
+        self.gpu_inputs = params.get("FORCE_CPU_ONLY_INPUT_TENSORS") == "no"
+
+    def _input(self, request):
+        tensor = pb_utils.get_input_tensor_by_name(request, "frames")
+        if self.gpu_inputs:
+            return torch.from_dlpack(tensor.to_dlpack())
+        return torch.from_numpy(tensor.as_numpy())
 
     def execute(self, requests):
-        arrays = [pb_utils.get_input_tensor_by_name(r, "frames").as_numpy() for r in requests]
+        arrays = [self._input(r) for r in requests]
         sizes = [len(a) for a in arrays]
-        batch = torch.from_numpy(np.concatenate(arrays) if len(arrays) > 1 else arrays[0]).to(self.device)
+        batch = (torch.cat([a.to(self.device) for a in arrays]) if len(arrays) > 1 else arrays[0]).to(self.device)
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
             single, many = self.module(batch)
         single, many = single.float().cpu().numpy(), many.float().cpu().numpy()

@@ -42,6 +42,7 @@ OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 FRAME_CAP = 10**6  # per stream: every loop is bounded by a frame count as well as by time
 REPORT: dict = {}
+E2E_MODEL = "transnetv2_fp16"
 
 
 def log(*args):
@@ -138,6 +139,28 @@ def _frames_iter(kind: str, clip: str, host: bool):
     return iter_model_frames(Path(clip))
 
 
+def predict_on_device(clip: str, client, in_flight: int = 3):
+    """The clip's single-frame probabilities: NVDEC batches, windows on the GPU, CUDA shared memory to Triton."""
+    from collections import deque
+    from concurrent.futures import ThreadPoolExecutor
+
+    from videoapi.pipeline.decode_nvdec import iter_model_batches_nvdec
+    from videoapi.pipeline.windows import MARGIN, iter_tensor_windows
+
+    kept, pending = [], deque()
+    with ThreadPoolExecutor(in_flight) as pool:
+        for windows, counts in iter_tensor_windows(iter_model_batches_nvdec(Path(clip))):
+            pending.append((counts, pool.submit(client.predict, windows)))
+            while len(pending) >= in_flight:
+                counts_done, future = pending.popleft()
+                single = future.result()[0]
+                kept += [single[k, MARGIN : MARGIN + c] for k, c in enumerate(counts_done)]
+        for counts_done, future in pending:
+            single = future.result()[0]
+            kept += [single[k, MARGIN : MARGIN + c] for k, c in enumerate(counts_done)]
+    return np.concatenate(kept)
+
+
 def _one_stream(kind, clip, mode, deadline, url, count: list[int], errors: list[str]):
     """One stream (a thread): decode, or detect through Triton, whole clips until the deadline."""
     try:
@@ -157,8 +180,14 @@ def _one_stream(kind, clip, mode, deadline, url, count: list[int], errors: list[
             from videoapi.adapters.triton import ShotModelClient
             from videoapi.pipeline.inference import predict_frames
 
-            with ShotModelClient(url, model="transnetv2_fp16", timeout_s=300) as client:
+            # e2e: windows in each request; e2e_shm: through CUDA shared memory from host memory (the worker's
+            # path: its taps need the frames on the host anyway); e2e_dev: windows built on the GPU, never copied
+            shared = "none" if mode == "e2e" else "cuda"
+            with ShotModelClient(url, model=E2E_MODEL, timeout_s=300, shared_memory=shared) as client:
                 while time.perf_counter() < deadline and count[0] < FRAME_CAP:
+                    if mode == "e2e_dev" and kind == "nvdec":
+                        count[0] += len(predict_on_device(clip, client))
+                        continue
                     frames = _frames_iter(kind, clip, True)
                     count[0] += predict_frames(frames, client, batch_windows=16, in_flight=3).frame_count
     except Exception as exc:  # noqa: BLE001 - reported, the bench goes on
@@ -177,10 +206,10 @@ def _stream(kind, clip, mode, seconds, url, threads, ready, go, queue):
             torch.cuda.init()
             for _ in _frames_iter("nvdec", clip, False):
                 break
-        if mode == "e2e":
+        if mode.startswith("e2e"):
             from videoapi.adapters.triton import ShotModelClient
 
-            with ShotModelClient(url, model="transnetv2_fp16", timeout_s=300) as client:
+            with ShotModelClient(url, model=E2E_MODEL, timeout_s=300) as client:
                 client.predict(np.zeros((1, 100, 27, 48, 3), np.uint8))
     except Exception as exc:  # noqa: BLE001
         errors.append(repr(exc))
@@ -290,6 +319,16 @@ def part_frames(inputs: Path) -> None:
         save()
 
 
+def mode_for(label: str, mode: str) -> str:
+    """raw_full_*/raw_small_*: decode only, frames left in the decoder; shm_*/dev_* end to end through CUDA shared
+    memory, from host memory or from windows built on the GPU."""
+    if label.startswith("raw_"):
+        return "_".join(label.split("_")[:2])
+    if mode == "e2e" and label.startswith(("shm_", "dev_")):
+        return "e2e_shm" if label.startswith("shm_") else "e2e_dev"
+    return mode
+
+
 def parse_plan(text: str, mode: str) -> list:
     """'label=nvdec:4x6+opencv:8x1,...' (kind:processes x streams each) to run_streams' arguments."""
     plan = []
@@ -300,7 +339,7 @@ def parse_plan(text: str, mode: str) -> list:
             kind, shape = part.split(":")
             procs, streams = shape.split("x")
             mix[kind] = (int(procs), int(streams))
-        plan.append((label, mix, "_".join(label.split("_")[:2]) if label.startswith("raw_") else mode))
+        plan.append((label, mix, mode_for(label, mode)))
     return plan
 
 
@@ -324,9 +363,36 @@ def part_decode(clip: str) -> None:
         save()
 
 
+def _check_device_path(clip: str, url: str) -> None:
+    """The three ways to Triton give the same probabilities for the clip (host payload, CUDA shm from host, from
+    GPU-built windows)."""
+    from videoapi.adapters.triton import ShotModelClient
+    from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec
+    from videoapi.pipeline.inference import predict_frames
+
+    row = REPORT.setdefault("device_path_check", {})
+    try:
+        with ShotModelClient(url, model=E2E_MODEL, timeout_s=300) as client:
+            host = predict_frames(iter_model_frames_nvdec(Path(clip)), client, batch_windows=16).single_frame
+        with ShotModelClient(url, model=E2E_MODEL, timeout_s=300, shared_memory="cuda") as client:
+            shm = predict_frames(iter_model_frames_nvdec(Path(clip)), client, batch_windows=16).single_frame
+            dev = predict_on_device(clip, client)
+        row.update(
+            frames={"payload": len(host), "shm_host": len(shm), "shm_device": len(dev)},
+            max_diff_shm_host=float(np.abs(shm - host).max()),
+            max_diff_shm_device=float(np.abs(dev - host).max()) if len(dev) == len(host) else "lengths differ",
+        )
+    except Exception:  # noqa: BLE001 - the rows below say whether the paths run at all
+        import traceback
+
+        row["error"] = traceback.format_exc()[-1500:]
+    log("device path check:", row)
+    save()
+
+
 def part_e2e(clip: str) -> None:
     sys.path.insert(0, str(ROOT / "bench" / "gpu"))
-    from run import make_repository
+    from run import make_model
 
     from local.triton_server import TritonServer
 
@@ -338,7 +404,9 @@ def part_e2e(clip: str) -> None:
     # an environment that has it (the device's own has numpy 2, which the decoders here keep).
     python = os.environ.get("TRITON_PYTHON")
     with tempfile.TemporaryDirectory() as tmp:
-        repo = make_repository(Path(tmp) / "repo", ["fp16"])
+        repo = Path(tmp) / "repo"
+        # channels-last, inputs left where they arrive (on the GPU through CUDA shared memory)
+        make_model(repo, E2E_MODEL, "fp16", channels_last=True, gpu_inputs=True)
         server = TritonServer(repo, startup_timeout_s=300)
         executable, sys.executable = sys.executable, python or sys.executable
         try:
@@ -356,7 +424,11 @@ def part_e2e(clip: str) -> None:
                     "python": sys.executable if not python else python,
                 }
                 log("triton probe:", REPORT["triton_probe"])
+            _check_device_path(clip, url)
             plan = [
+                ("nvdec_4x6", {"nvdec": (4, 6)}),
+                ("shm_nvdec_4x6", {"nvdec": (4, 6)}),
+                ("dev_nvdec_4x6", {"nvdec": (4, 6)}),
                 ("nvdec_8x2", {"nvdec": (8, 2)}),
                 ("nvdec_16x1", {"nvdec": (16, 1)}),
                 (f"hybrid_8x2_{cpu}8", {"nvdec": (8, 2), cpu: (8, 1)}),
@@ -366,7 +438,7 @@ def part_e2e(clip: str) -> None:
             if os.environ.get("E2E_PLAN"):
                 plan = [(label, mix) for label, mix, _ in parse_plan(os.environ["E2E_PLAN"], "e2e")]
             for label, mix in plan:
-                rows[label] = run_streams(f"end to end {label}", mix, clip, "e2e", url=url)
+                rows[label] = run_streams(f"end to end {label}", mix, clip, mode_for(label, "e2e"), url=url)
                 save()
         finally:
             server.stop()

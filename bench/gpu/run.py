@@ -52,26 +52,47 @@ def bench_direct(seconds: float) -> dict:
     return rows
 
 
-def make_repository(root: Path, precisions=("fp32", "fp16")) -> Path:
-    for precision in precisions:
-        model = root / f"transnetv2_{precision}"
-        (model / "1").mkdir(parents=True)
-        (model / "1" / "model.py").write_text((ROOT / "bench" / "gpu" / "model.py").read_text())
-        (model / "config.pbtxt").write_text(f"""
-name: "transnetv2_{precision}"
+def make_model(
+    root: Path,
+    name: str,
+    precision: str = "fp16",
+    *,
+    channels_last: bool = False,
+    gpu_inputs: bool = False,
+    instances: int = 1,
+    max_batch: int = 256,
+    queue_delay_us: int = 2000,
+) -> Path:
+    """One Python-backend model of bench/gpu/model.py in `root`; the options are its config's parameters."""
+    model = root / name
+    (model / "1").mkdir(parents=True)
+    (model / "1" / "model.py").write_text((ROOT / "bench" / "gpu" / "model.py").read_text())
+    # KIND_CPU keeps Triton's own copies in host memory; KIND_GPU with inputs left on the GPU lets a CUDA
+    # shared-memory input reach the module without a copy
+    kind = "KIND_GPU" if gpu_inputs else "KIND_CPU"
+    (model / "config.pbtxt").write_text(f"""
+name: "{name}"
 backend: "python"
-max_batch_size: 256
+max_batch_size: {max_batch}
 input {{ name: "frames" data_type: TYPE_UINT8 dims: [-1, 27, 48, 3] }}
 output {{ name: "single_frame" data_type: TYPE_FP32 dims: [-1, 1] }}
 output {{ name: "many_hot" data_type: TYPE_FP32 dims: [-1, 1] }}
-instance_group {{ count: 1 kind: KIND_CPU }}  # the model itself runs on CUDA (torch); I/O stays in host memory
-dynamic_batching {{ max_queue_delay_microseconds: 2000 }}
+instance_group {{ count: {instances} kind: {kind} }}
+dynamic_batching {{ max_queue_delay_microseconds: {queue_delay_us} }}
 parameters {{ key: "precision" value {{ string_value: "{precision}" }} }}
+parameters {{ key: "channels_last" value {{ string_value: "{"yes" if channels_last else "no"}" }} }}
+parameters {{ key: "FORCE_CPU_ONLY_INPUT_TENSORS" value {{ string_value: "{"no" if gpu_inputs else "yes"}" }} }}
 parameters {{ key: "python_path" value {{ string_value: "{os.environ.get("PYTHONPATH", "")}:{ROOT}" }} }}
 parameters {{ key: "single_frame_output" value {{ string_value: "single_frame" }} }}
 parameters {{ key: "many_hot_output" value {{ string_value: "many_hot" }} }}
 parameters {{ key: "outputs" value {{ string_value: "probabilities" }} }}
 """)
+    return model
+
+
+def make_repository(root: Path, precisions=("fp32", "fp16")) -> Path:
+    for precision in precisions:
+        make_model(root, f"transnetv2_{precision}", precision)
     return root
 
 

@@ -52,3 +52,25 @@ def test_nv12_to_model_converts_bt601_limited_range():
     assert rgb.shape == (3, 27, 48, 3) and rgb.dtype.name == "uint8"
     for got, want in zip(rgb, colours.values(), strict=True):
         assert abs(got.astype(int) - want).max() <= 1
+
+
+@pytest.mark.parametrize("frames", [1, 49, 50, 99, 100, 101, 533, 1601])
+@pytest.mark.parametrize("batch", [100, 37])
+@pytest.mark.parametrize("window", [100, 200])
+def test_windows_built_from_tensor_batches_are_the_reference_windows(frames, batch, window):
+    """NVDEC's frames stay on the GPU as torch batches; the windows built from them (here on the CPU, the same
+    torch operations) are iter_windows' exactly: padding, overlap, the last window's kept frames."""
+    import numpy as np
+    import torch
+
+    from videoapi.pipeline.windows import iter_tensor_windows, iter_windows
+
+    video = torch.from_numpy(np.random.default_rng(frames).integers(0, 256, (frames, 27, 48, 3), dtype=np.uint8))
+    built = list(iter_tensor_windows((video[i : i + batch] for i in range(0, frames, batch)), window, size=16))
+    windows = torch.cat([w for w, _ in built]).numpy()
+    counts = [c for _, group in built for c in group]
+    expected = list(iter_windows(video.numpy(), window))
+    assert [w.count for w in expected] == counts
+    assert windows.shape == (len(expected), window, 27, 48, 3)
+    assert all(np.array_equal(w.frames, got) for w, got in zip(expected, windows, strict=True))
+    assert all(len(w) <= 16 for w, _ in built)

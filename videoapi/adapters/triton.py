@@ -3,14 +3,22 @@
 `ShotModelClient` learns tensor names, types and which output is which from the
 served model's own configuration (see videoapi.model.repository), so it works
 with any TransNetV2 file the repository was built from.
+
+With `shared_memory="cuda"` (Triton on the same node as the worker, with a GPU) the windows go through CUDA
+shared memory instead of the request: the client copies them into a GPU buffer it registered with Triton
+(from host memory, or from the GPU where the frames already are) and the request carries only its name.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -20,6 +28,8 @@ from videoapi.observability.metrics import TRITON_BATCH, TRITON_ERRORS, TRITON_L
 from videoapi.observability.tracing import span
 
 FRAME_SHAPE = (27, 48, 3)
+SharedMemory = Literal["none", "cuda"]
+_REGION_NAMES = itertools.count()
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,79 @@ class ServedModel:
     many_hot_output: str | None
     outputs_are_logits: bool
     max_batch_size: int
+
+
+@dataclass
+class _Region:
+    name: str
+    handle: Any
+    byte_size: int
+
+
+class CudaInputRegions:
+    """GPU buffers registered with Triton as CUDA shared memory, one per request in flight, reused."""
+
+    def __init__(self, client: Any, call: Callable[..., Any], device_id: int = 0):
+        try:
+            import tritonclient.utils.cuda_shared_memory as cudashm
+        except Exception as exc:  # tritonclient raises a bare Exception when cuda-python is missing
+            raise InferenceUnavailable(
+                f"shared_memory=cuda needs tritonclient's CUDA support (pip install 'tritonclient[cuda]'): {exc}"
+            ) from exc
+        self._cudashm, self._client, self._call, self.device_id = cudashm, client, call, device_id
+        self._free: list[_Region] = []
+        self._all: list[_Region] = []
+        self._lock = threading.Lock()
+
+    def _create(self, byte_size: int) -> _Region:
+        name = f"videoapi-{os.getpid()}-{next(_REGION_NAMES)}"
+        try:
+            handle = self._cudashm.create_shared_memory_region(name, byte_size, self.device_id)
+        except self._cudashm.CudaSharedMemoryException as exc:
+            raise InferenceUnavailable(f"shared_memory=cuda: no GPU buffer of {byte_size} bytes: {exc}") from exc
+        region = _Region(name, handle, byte_size)
+        try:
+            raw = self._cudashm.get_raw_handle(handle)
+            register = self._client.register_cuda_shared_memory
+            self._call("CUDA shared memory registration", register, name, raw, self.device_id, byte_size)
+        except Exception:
+            self._cudashm.destroy_shared_memory_region(handle)
+            raise
+        with self._lock:
+            self._all.append(region)
+        return region
+
+    @contextmanager
+    def holding(self, data: Any) -> Iterator[_Region]:
+        """A region holding `data` (a numpy array, or a CUDA tensor by DLPack) for one request."""
+        nbytes = int(data.nbytes)
+        with self._lock:
+            fits = [r for r in self._free if r.byte_size >= nbytes]
+            region = min(fits, key=lambda r: r.byte_size) if fits else None
+            if region is not None:
+                self._free.remove(region)
+        if region is None:
+            region = self._create(nbytes)
+        try:
+            if isinstance(data, np.ndarray):
+                self._cudashm.set_shared_memory_region(region.handle, [data])
+            else:
+                self._cudashm.set_shared_memory_region_from_dlpack(region.handle, [data])
+            yield region
+        finally:
+            with self._lock:
+                self._free.append(region)
+
+    def close(self) -> None:
+        """Unregister and free every region (Triton forgets them; the GPU memory goes back)."""
+        with self._lock:
+            regions, self._all, self._free = self._all, [], []
+        for region in regions:
+            try:
+                self._client.unregister_cuda_shared_memory(region.name)
+            except Exception:  # noqa: BLE001 - the server may be gone already; the memory is ours to free
+                pass
+            self._cudashm.destroy_shared_memory_region(region.handle)
 
 
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
@@ -53,9 +136,12 @@ class ShotModelClient:
         protocol: str = "grpc",
         timeout_s: float = 60.0,
         batch_windows: int | None = None,
+        shared_memory: SharedMemory = "none",
     ):
         if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
+        if shared_memory not in ("none", "cuda"):
+            raise ValueError(f"shared_memory must be 'none' or 'cuda', not {shared_memory!r}")
         self.url, self.model_name, self.protocol, self.timeout_s = url, model, protocol, timeout_s
         self.batch_windows = batch_windows
         if protocol == "grpc":
@@ -66,8 +152,11 @@ class ShotModelClient:
         kwargs = {} if protocol == "grpc" else {"connection_timeout": timeout_s, "network_timeout": timeout_s}
         self._client = tc.InferenceServerClient(url, **kwargs)
         self._served: ServedModel | None = None
+        self._regions = CudaInputRegions(self._client, self._call) if shared_memory == "cuda" else None
 
     def close(self) -> None:
+        if self._regions is not None:
+            self._regions.close()
         self._client.close()
 
     def __enter__(self) -> ShotModelClient:
@@ -130,9 +219,15 @@ class ShotModelClient:
         return self._served
 
     def predict(self, windows: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
-        """Probabilities for windows uint8 [n, time, 27, 48, 3]: (single_frame, many_hot), each [n, time]."""
+        """Probabilities for windows uint8 [n, time, 27, 48, 3]: (single_frame, many_hot), each [n, time].
+
+        With CUDA shared memory, `windows` may also be a CUDA tensor (torch), which never leaves the GPU.
+        """
         served = self.served_model()
-        if windows.ndim != 5 or windows.shape[2:] != FRAME_SHAPE or windows.dtype != np.uint8:
+        if not isinstance(windows, np.ndarray) and self._regions is None:
+            windows = np.asarray(windows)
+        dtype_ok = str(windows.dtype) in ("uint8", "torch.uint8")
+        if windows.ndim != 5 or tuple(windows.shape[2:]) != FRAME_SHAPE or not dtype_ok:
             raise InferenceInputError(
                 f"windows must be uint8 [n, time, 27, 48, 3], got {windows.dtype} {list(windows.shape)}"
             )
@@ -153,15 +248,26 @@ class ShotModelClient:
         return single, many
 
     def _infer(self, served: ServedModel, batch: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any] | None]:
+        if self._regions is not None:
+            if served.input_datatype != "UINT8":
+                raise InferenceInputError(f"shared_memory=cuda needs a UINT8 input; {served.name} takes FP32")
+            data = np.ascontiguousarray(batch) if isinstance(batch, np.ndarray) else batch.contiguous()
+            with self._regions.holding(data) as region:
+                inp = self._tc.InferInput(served.input_name, list(batch.shape), "UINT8")
+                inp.set_shared_memory(region.name, int(data.nbytes))
+                return self._send(served, inp, len(batch))
         data = batch if served.input_datatype == "UINT8" else batch.astype(np.float32)
         datatype = "UINT8" if served.input_datatype == "UINT8" else "FP32"
         inp = self._tc.InferInput(served.input_name, list(data.shape), datatype)
         inp.set_data_from_numpy(np.ascontiguousarray(data))
+        return self._send(served, inp, len(batch))
+
+    def _send(self, served: ServedModel, inp: Any, windows: int) -> tuple[NDArray[Any], NDArray[Any] | None]:
         names = [n for n in (served.single_frame_output, served.many_hot_output) if n]
         outputs = [self._tc.InferRequestedOutput(n) for n in names]
         timeout = {"client_timeout": self.timeout_s} if self.protocol == "grpc" else {}
         # one span of our own for both protocols, with the batch size (no gRPC instrumentation needed)
-        attributes: dict[str, str | int] = {"triton.model": served.name, "triton.batch_windows": len(batch)}
+        attributes: dict[str, str | int] = {"triton.model": served.name, "triton.batch_windows": windows}
         with span("triton.infer", **attributes):
             started = time.perf_counter()
             try:
@@ -170,8 +276,8 @@ class ShotModelClient:
                 TRITON_ERRORS.labels(type(exc).__name__).inc()
                 raise
             TRITON_LATENCY.observe(time.perf_counter() - started)
-            TRITON_BATCH.observe(len(batch))
-        arrays = [result.as_numpy(n).reshape(len(batch), -1) for n in names]
+            TRITON_BATCH.observe(windows)
+        arrays = [result.as_numpy(n).reshape(windows, -1) for n in names]
         if served.outputs_are_logits:
             arrays = [_sigmoid(a.astype(np.float32)) for a in arrays]
         return arrays[0], (arrays[1] if len(arrays) > 1 else None)

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 MARGIN = 25
 
@@ -87,3 +90,31 @@ def iter_windows(
 def kept(predictions: NDArray[Any], win: Window, margin: int = MARGIN) -> NDArray[Any]:
     """The predictions a window contributes: the middle, trimmed at the video's end."""
     return predictions[margin : margin + win.count]
+
+
+def iter_tensor_windows(
+    batches: Iterable[Tensor], window: int = 100, size: int = 16, margin: int = MARGIN
+) -> Iterator[tuple[Tensor, list[int]]]:
+    """iter_windows' windows from torch frame batches [n, 27, 48, 3], built where the frames are (on the GPU for
+    NVDEC's): (up to `size` windows [k, window, 27, 48, 3], each one's count of kept frames); same padding."""
+    import torch
+
+    step = step_for(window, margin)
+    buf: Tensor | None = None  # buf[0] is padded frame emitted * step
+    emitted = total = 0
+    for batch in batches:
+        buf = torch.cat([batch[:1].expand(margin, *batch.shape[1:]) if buf is None else buf, batch])
+        total += len(batch)
+        while len(buf) >= (size - 1) * step + window:
+            yield buf.unfold(0, window, step)[:size].permute(0, 4, 1, 2, 3).contiguous(), [step] * size
+            buf, emitted = buf[size * step :], emitted + size
+    left = -(-(total - emitted * step) // step)  # windows whose kept frames are still to come
+    if buf is None or left <= 0:
+        return
+    need = (left - 1) * step + window
+    if len(buf) < need:
+        buf = torch.cat([buf, buf[-1:].expand(need - len(buf), *buf.shape[1:])])
+    windows = buf[:need].unfold(0, window, step).permute(0, 4, 1, 2, 3).contiguous()
+    counts = [min(step, total - (emitted + k) * step) for k in range(left)]
+    for k in range(0, left, size):
+        yield windows[k : k + size], counts[k : k + size]

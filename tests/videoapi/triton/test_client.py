@@ -67,3 +67,16 @@ def test_unknown_model_is_unavailable(triton):
     with ShotModelClient(triton.grpc_url, model="nope") as c:
         with pytest.raises(InferenceUnavailable, match="'nope'"):
             c.served_model()
+
+
+def test_cuda_shared_memory_without_cuda_support_is_a_clear_error(triton):
+    """Asked for CUDA shared memory where tritonclient has no CUDA support (no cuda-python, no GPU): a
+    triton_unavailable error naming what to install, before any request is sent."""
+    with pytest.raises(InferenceUnavailable, match=r"tritonclient\[cuda\]") as raised:
+        ShotModelClient(triton.grpc_url, shared_memory="cuda")
+    assert raised.value.code == "triton_unavailable"
+
+
+def test_unknown_shared_memory_kind_is_refused(triton):
+    with pytest.raises(ValueError, match="shared_memory must be 'none' or 'cuda'"):
+        ShotModelClient(triton.grpc_url, shared_memory="system")  # type: ignore[arg-type]
