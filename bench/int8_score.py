@@ -21,7 +21,7 @@ for npz in sorted(Path(sys.argv[1]).glob("probs-*.npz")):
         stem = key[:-2]
         kind = stem.rsplit("-", 2)[0]
         truth = [tuple(t) for t in json.loads((CACHE / f"{stem}.truth.json").read_text())]
-        feats = dict(np.load(CACHE / f"{stem}.service.npz"))
+        feats = dict(np.load(CACHE / f"{stem}.service-w100.npz"))
         s, m = probs[key], probs[stem + "|m"]
         for mode in ("off", "on"):
             found = transitions_for(s, m, feats, 0.5, enabled=mode == "on")

@@ -140,6 +140,7 @@ def stack_settings(redis_url, s3_endpoint, triton, tmp_path_factory) -> Settings
         bucket="videoapi-test",
         triton_url=triton.grpc_url,
         segment_frames=500,
+        window=100,  # the checkpoint, segment and lease tests count windows on the reference's grid (step 50)
         task_max_retries=2,
         task_retry_backoff_max_s=2,
         callback_secret="test-callback-secret",

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     engine_build_model: bool = Field(True, description="build the model on first use when the repository has none")
 
     # Inference
-    window: int = Field(100, ge=51, description="frames per model window; margins stay 25 frames")
+    window: int = Field(
+        150, ge=51, description="frames per model window; margins stay 25 frames (150: see README, Accuracy)"
+    )
     batch_windows: int = Field(4, ge=1, description="windows per Triton request")
     inflight_batches: int = Field(2, ge=1, description="requests waiting on Triton while decoding goes on")
     decoder: Literal["auto", "pyav", "opencv", "nvdec"] = Field(

@@ -43,6 +43,7 @@ SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 FRAME_CAP = 10**6  # per stream: every loop is bounded by a frame count as well as by time
 REPORT: dict = {}
 E2E_MODEL = "transnetv2_fp16"
+WINDOW = int(os.environ.get("E2E_WINDOW", "100"))  # the model window end to end (the service's default is 150)
 
 
 def log(*args):
@@ -149,7 +150,7 @@ def predict_on_device(clip: str, client, in_flight: int = 3):
 
     kept, pending = [], deque()
     with ThreadPoolExecutor(in_flight) as pool:
-        for windows, counts in iter_tensor_windows(iter_model_batches_nvdec(Path(clip))):
+        for windows, counts in iter_tensor_windows(iter_model_batches_nvdec(Path(clip)), WINDOW):
             pending.append((counts, pool.submit(client.predict, windows)))
             while len(pending) >= in_flight:
                 counts_done, future = pending.popleft()
@@ -189,7 +190,7 @@ def _one_stream(kind, clip, mode, deadline, url, count: list[int], errors: list[
                         count[0] += len(predict_on_device(clip, client))
                         continue
                     frames = _frames_iter(kind, clip, True)
-                    count[0] += predict_frames(frames, client, batch_windows=16, in_flight=3).frame_count
+                    count[0] += predict_frames(frames, client, window=WINDOW, batch_windows=16, in_flight=3).frame_count
     except Exception as exc:  # noqa: BLE001 - reported, the bench goes on
         import traceback
 
@@ -373,9 +374,9 @@ def _check_device_path(clip: str, url: str) -> None:
     row = REPORT.setdefault("device_path_check", {})
     try:
         with ShotModelClient(url, model=E2E_MODEL, timeout_s=300) as client:
-            host = predict_frames(iter_model_frames_nvdec(Path(clip)), client, batch_windows=16).single_frame
+            host = predict_frames(iter_model_frames_nvdec(Path(clip)), client, window=WINDOW).single_frame
         with ShotModelClient(url, model=E2E_MODEL, timeout_s=300, shared_memory="cuda") as client:
-            shm = predict_frames(iter_model_frames_nvdec(Path(clip)), client, batch_windows=16).single_frame
+            shm = predict_frames(iter_model_frames_nvdec(Path(clip)), client, window=WINDOW).single_frame
             dev = predict_on_device(clip, client)
         row.update(
             frames={"payload": len(host), "shm_host": len(shm), "shm_device": len(dev)},

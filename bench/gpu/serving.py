@@ -172,6 +172,9 @@ def part_triton() -> None:
         ("channels-last, GPU inputs, window 200, 16 x 32, CUDA shm from GPU", "channels_last_gpu_inputs",
          "cuda-device", 16, 32, 200),
         ("channels-last, GPU inputs, window 200, 16 x 32, payload", "channels_last_gpu_inputs", "none", 16, 32, 200),
+        ("channels-last, GPU inputs, window 150, 16 x 48, CUDA shm from GPU", "channels_last_gpu_inputs",
+         "cuda-device", 16, 48, 150),
+        ("channels-last, GPU inputs, window 150, 16 x 48, payload", "channels_last_gpu_inputs", "none", 16, 48, 150),
     ]  # fmt: skip
     if os.environ.get("SERVING_PLAN"):  # indices into the plan, e.g. "0,5"
         plan = [plan[int(i)] for i in os.environ["SERVING_PLAN"].split(",")]
