@@ -43,19 +43,23 @@ def timed(fn, x, runs: int = 20) -> float:
     return sorted(times)[len(times) // 2]
 
 
+def autocast(m):
+    """The module called under fp16 autocast, no gradients: how the GPU model runs."""
+    import torch
+
+    def run(x):
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
+            return m(x)
+
+    return run
+
+
 def main() -> None:
     import torch
 
     from videoapi.model.export import exportable_module
 
     module = exportable_module("cuda").cuda().eval()
-
-    def autocast(m):
-        def run(x):
-            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
-                return m(x)
-
-        return run
 
     def graphed(m, b):
         static = torch.randint(0, 256, (b, 100, 27, 48, 3), dtype=torch.uint8, device="cuda")

@@ -393,36 +393,26 @@ def _check_device_path(clip: str, url: str) -> None:
 
 def part_e2e(clip: str) -> None:
     sys.path.insert(0, str(ROOT / "bench" / "gpu"))
-    from run import make_model
-
-    from local.triton_server import TritonServer
+    from run import make_model, start_triton
 
     global SECONDS
     SECONDS = float(os.environ.get("E2E_SECONDS", SECONDS))  # whole clips are jobs: longer runs dilute the last
     rows = REPORT.setdefault("e2e", {})
     cpu = os.environ.get("CPU_DECODER", "pyav")
-    # The backend stub embeds the Python of the first python3 on PATH and needs numpy<2 there: TRITON_PYTHON names
-    # an environment that has it (the device's own has numpy 2, which the decoders here keep).
-    python = os.environ.get("TRITON_PYTHON")
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         # channels-last, inputs left where they arrive (on the GPU through CUDA shared memory)
         make_model(repo, E2E_MODEL, "fp16", channels_last=True, gpu_inputs=True)
-        server = TritonServer(repo, startup_timeout_s=300)
-        executable, sys.executable = sys.executable, python or sys.executable
-        try:
-            server.start()
-        finally:
-            sys.executable = executable
+        server = start_triton(repo)
         try:
             url = server.grpc_url
             from videoapi.adapters.triton import ShotModelClient
 
-            with ShotModelClient(url, model="transnetv2_fp16", timeout_s=300) as client:
+            with ShotModelClient(url, model=E2E_MODEL, timeout_s=300) as client:
                 single, _ = client.predict(np.zeros((2, 100, 27, 48, 3), np.uint8))
                 REPORT["triton_probe"] = {
                     "shape": list(np.shape(single)),
-                    "python": sys.executable if not python else python,
+                    "python": os.environ.get("TRITON_PYTHON") or sys.executable,
                 }
                 log("triton probe:", REPORT["triton_probe"])
             _check_device_path(clip, url)

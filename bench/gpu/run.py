@@ -90,6 +90,20 @@ parameters {{ key: "outputs" value {{ string_value: "probabilities" }} }}
     return model
 
 
+def start_triton(repo: Path):
+    """tritonserver over `repo`, started; its backend stub embeds the Python of TRITON_PYTHON when set (the device's
+    own python has numpy 2, and pytriton's stub needs numpy<2 there)."""
+    from local.triton_server import TritonServer
+
+    server = TritonServer(repo, startup_timeout_s=300)
+    executable, sys.executable = sys.executable, os.environ.get("TRITON_PYTHON") or sys.executable
+    try:
+        server.start()
+    finally:
+        sys.executable = executable
+    return server
+
+
 def make_repository(root: Path, precisions=("fp32", "fp16")) -> Path:
     for precision in precisions:
         make_model(root, f"transnetv2_{precision}", precision)

@@ -47,19 +47,12 @@ def useful(window: int) -> int:
 
 def part_direct() -> None:
     import torch
-    from model_variants import timed
+    from model_variants import autocast, timed
 
     from videoapi.model.export import exportable_module
 
     rows = REPORT.setdefault("direct", {})
     module = exportable_module("cuda").cuda().eval()
-
-    def autocast(m):
-        def run(x):
-            with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16):
-                return m(x)
-
-        return run
 
     plan = [("eager", 100, 256), ("channels_last", 100, 256), ("channels_last", 200, 128), ("eager", 200, 128)]
     if not os.environ.get("SKIP_COMPILE"):
@@ -148,9 +141,7 @@ def run_point(url: str, model: str, shm: str, clients: int, batch: int, window: 
 
 
 def part_triton() -> None:
-    from run import make_model
-
-    from local.triton_server import TritonServer
+    from run import make_model, start_triton
 
     rows = REPORT.setdefault("triton", {})
     models = {
@@ -178,18 +169,12 @@ def part_triton() -> None:
     ]  # fmt: skip
     if os.environ.get("SERVING_PLAN"):  # indices into the plan, e.g. "0,5"
         plan = [plan[int(i)] for i in os.environ["SERVING_PLAN"].split(",")]
-    python = os.environ.get("TRITON_PYTHON")  # a python with numpy<2 for the backend stub (bench/gpu/nvdec.py)
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "repo"
         for name, options in models.items():
             if any(m == name for _, m, *_ in plan):
                 make_model(repo, name, "fp16", **options)
-        server = TritonServer(repo, startup_timeout_s=300)
-        executable, sys.executable = sys.executable, python or sys.executable
-        try:
-            server.start()
-        finally:
-            sys.executable = executable
+        server = start_triton(repo)
         try:
             for label, model, shm, clients, batch, window in plan:
                 t0 = time.perf_counter()
