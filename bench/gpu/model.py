@@ -41,7 +41,8 @@ class TritonPythonModel:
     def execute(self, requests):
         arrays = [self._input(r) for r in requests]
         sizes = [len(a) for a in arrays]
-        batch = (torch.cat([a.to(self.device) for a in arrays]) if len(arrays) > 1 else arrays[0]).to(self.device)
+        parts = [a.to(self.device) for a in arrays]  # no copy for inputs already on the GPU
+        batch = parts[0] if len(parts) == 1 else torch.cat(parts)
         with torch.no_grad(), torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
             single, many = self.module(batch)
         single, many = single.float().cpu().numpy(), many.float().cpu().numpy()

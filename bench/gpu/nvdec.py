@@ -412,7 +412,7 @@ def part_e2e(clip: str) -> None:
                 single, _ = client.predict(np.zeros((2, 100, 27, 48, 3), np.uint8))
                 REPORT["triton_probe"] = {
                     "shape": list(np.shape(single)),
-                    "python": os.environ.get("TRITON_PYTHON") or sys.executable,
+                    "stub_python": "TRITON_PYTHON" if os.environ.get("TRITON_PYTHON") else "this Python",
                 }
                 log("triton probe:", REPORT["triton_probe"])
             _check_device_path(clip, url)

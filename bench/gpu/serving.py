@@ -140,6 +140,11 @@ def run_point(url: str, model: str, shm: str, clients: int, batch: int, window: 
     return row
 
 
+def triton_errors(log: str) -> list[str]:
+    """Triton's error lines, each without the stub's Python traceback (paths of the machine it ran on)."""
+    return [line.split("\\n\\nAt:")[0] for line in log.splitlines() if line.startswith("E")]
+
+
 def part_triton() -> None:
     from run import make_model, start_triton
 
@@ -184,7 +189,7 @@ def part_triton() -> None:
                 log(f"triton {label}: {row['useful_frames_per_s']:,.0f} useful frames/s ({took:.0f} s){error}")
                 save()
         finally:
-            REPORT["triton_log_tail"] = server.log_tail(15)
+            REPORT["triton_errors"] = triton_errors(server.log_tail(15))
             server.stop()
 
 

@@ -152,7 +152,11 @@ class ShotModelClient:
         kwargs = {} if protocol == "grpc" else {"connection_timeout": timeout_s, "network_timeout": timeout_s}
         self._client = tc.InferenceServerClient(url, **kwargs)
         self._served: ServedModel | None = None
-        self._regions = CudaInputRegions(self._client, self._call) if shared_memory == "cuda" else None
+        try:
+            self._regions = CudaInputRegions(self._client, self._call) if shared_memory == "cuda" else None
+        except InferenceUnavailable:
+            self._client.close()  # the caller gets no client to close
+            raise
 
     def close(self) -> None:
         if self._regions is not None:
