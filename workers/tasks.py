@@ -153,7 +153,15 @@ def leased(task: Task, job_id: str) -> Iterator[bool]:
     if not book.acquire(held, socket.gethostname(), os.getpid()):
         yield False
         return
-    heartbeat = Heartbeat(lambda: book.renew(held.task_id), app.conf.videoapi_settings.lease_renew_s).start()
+    lapsed = False
+
+    def renew() -> None:
+        nonlocal lapsed
+        if not book.renew(held.task_id) and not lapsed:
+            lapsed = True  # said once: the reaper took the lease (renewals were late) and sent the task again
+            logger.warning("task %s: its lease lapsed while it ran; it was sent again", held.task_id)
+
+    heartbeat = Heartbeat(renew, app.conf.videoapi_settings.lease_renew_s).start()
     try:
         yield True
     finally:
@@ -276,6 +284,11 @@ class NextJobTask(JobTask):
         popped = fair_queue().pop(token_id)
         if popped is None:  # no job queued (a token sent with none behind it): nothing to do
             return {"status": "idle"}
+        if not popped.client_id and detector().store.get(popped.job_id).status.finished:
+            # a stale copy of a token whose job is over (its lease was taken while it ran, and the job ended
+            # anyway): no lease, no attempt counted, nothing run again
+            logger.info("token %s: its job %s has already finished; nothing to do", token_id, popped.job_id)
+            return {"job_id": popped.job_id, "status": "finished already"}
         return super().__call__(popped.job_id)
 
     def after_return(

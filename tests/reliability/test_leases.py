@@ -10,7 +10,9 @@ import pytest
 
 from local.synthetic import write_video
 from local.worker_process import WorkerProcess
+from videoapi.adapters.queue import NEXT_JOB_TASK
 from videoapi.adapters.storage import Storage
+from videoapi.domain import redis_keys
 from videoapi.domain.jobs import JobStatus, JobStore
 from videoapi.domain.leases import WORKER_LOST, LeaseBook, LeasedTask
 from videoapi.pipeline.shots import score_transitions
@@ -45,6 +47,22 @@ def test_lapsed_lease_is_requeued_once_and_a_renewed_one_is_not(store):
     assert sent == [lost]  # same name, arguments and options: it runs again as the same task
     assert book.reap(sent.append) == []  # re-queued once, not at every pass
     assert store.get(lost.job_id).extra["attempts"] == "1"
+
+
+def test_a_re_send_the_broker_refuses_is_tried_again_at_the_next_pass(store):
+    book = LeaseBook(store, lease_s=0.1)
+    task = leased_task(store)
+    book.acquire(task, "h", 1)
+    time.sleep(0.2)
+
+    def refuse(_: LeasedTask) -> None:
+        raise ConnectionError("broker unreachable")
+
+    with pytest.raises(ConnectionError):
+        book.reap(refuse)
+    sent = []
+    assert book.reap(sent.append) == [task]  # not lost: sent at the next pass
+    assert store.redis.hget(redis_keys.lease(task.task_id), "losses") == "1"  # one lost worker, counted once
 
 
 def test_reaper_lock_lets_one_reaper_at_a_time(store):
@@ -147,11 +165,11 @@ def test_whole_worker_killed_mid_job_recovers_within_60s(stack_settings, triton,
         WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
         WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
     ):
-        celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.control.cancel_consumer("shots", destination=_worker_named(celery, "rescuer"), reply=True)
         celery.send_task("videoapi.detect_shots", args=[job.id])
         state = _wait_running(store, job.id, 500)
         assert state.extra.get("worker"), "the running job names its worker"
-        celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.control.add_consumer("shots", destination=_worker_named(celery, "rescuer"), reply=True)
         victim.kill()  # SIGKILL of the main process and its pool: as when the node is lost
         killed_at = time.monotonic()
         while time.monotonic() < killed_at + 90:
@@ -180,7 +198,7 @@ def test_sigterm_mid_job_requeues_it_at_once_and_it_resumes_on_the_other_worker(
         WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
         WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
     ):
-        celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.control.cancel_consumer("shots", destination=_worker_named(celery, "rescuer"), reply=True)
         celery.send_task("videoapi.detect_shots", args=[job.id])
         # early in the job: on a fast CPU the 1,600 frames take about 3 s, and a job that can finish within
         # the grace period rightly finishes instead of yielding
@@ -188,7 +206,7 @@ def test_sigterm_mid_job_requeues_it_at_once_and_it_resumes_on_the_other_worker(
         victim_pid = json.loads(state.extra["worker"])["pid"]
         victim.terminate()  # SIGTERM to the worker's main process, as Kubernetes sends at scale-in
         termed_at = time.monotonic()
-        celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.control.add_consumer("shots", destination=_worker_named(celery, "rescuer"), reply=True)
         assert victim.wait(60) == 0, "the victim worker shuts down once its task has yielded"
         taken_s = None
         while time.monotonic() < termed_at + 120:
@@ -237,8 +255,21 @@ def test_a_video_that_kills_its_worker_every_time_fails_as_worker_lost_and_the_n
     _check_shots(storage, store.get(fine.id), cuts)
 
 
-def _names(celery) -> list[str]:
-    return [next(iter(r)) for r in celery.control.ping(timeout=1.0) or []]
+def _worker_named(celery, name: str) -> list[str]:
+    """The full name of the live worker called `name`, as a destination: waited for, since an empty
+    destination list would reach every worker."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        names = [n for r in celery.control.ping(timeout=1.0) or [] for n in r if name in n]
+        if names:
+            return names
+    raise AssertionError(f"worker {name} did not answer a ping")
+
+
+def _active(celery) -> int:
+    """Tasks the live workers are running or hold."""
+    inspect = celery.control.inspect(timeout=1.0)
+    return sum(len(tasks) for view in (inspect.active(), inspect.reserved()) for tasks in (view or {}).values())
 
 
 @pytest.mark.slow
@@ -271,7 +302,7 @@ def test_a_fair_share_token_whose_worker_is_killed_runs_the_same_job_again(stack
         WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"),
         WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim,
     ):
-        celery.control.cancel_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.control.cancel_consumer("shots", destination=_worker_named(celery, "rescuer"), reply=True)
         long_job, _ = services.jobs.submit("big", SubmitRequest(source="uploads/big/long.mp4"))
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -281,16 +312,35 @@ def test_a_fair_share_token_whose_worker_is_killed_runs_the_same_job_again(stack
             time.sleep(0.1)
         assert state.status == JobStatus.running
         small = [services.jobs.submit("small", SubmitRequest(source="uploads/small/tiny.mp4"))[0] for _ in range(3)]
-        celery.control.add_consumer("shots", destination=[n for n in _names(celery) if "rescuer" in n])
+        celery.control.add_consumer("shots", destination=_worker_named(celery, "rescuer"), reply=True)
         victim.kill()
         deadline = time.monotonic() + 120
         ids = [long_job.id, *(job.id for job in small)]
         while time.monotonic() < deadline and not all(store.get(i).status.finished for i in ids):
             time.sleep(0.2)
+        # the long job's token once more, as a reaper would send it had its lease lapsed on the rescuer too:
+        # its job is over, so it runs nothing and counts no attempt
+        token = next(
+            key.removeprefix(redis_keys.fair_claim(""))
+            for key in store.redis.scan_iter(redis_keys.fair_claim("*"))
+            if store.redis.get(key) == long_job.id
+        )
+        celery.send_task(NEXT_JOB_TASK, task_id=token, queue="shots")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (store.redis.llen("shots") or _active(celery)):
+            time.sleep(0.2)  # every token consumed
+        queued = store.redis.llen("shots")
     celery.close()
     jobs = {i: store.get(i) for i in ids}
+    logs = "".join(  # the tokens' story, for a failure's message
+        line
+        for name in ("victim", "rescuer")
+        for line in (tmp_path / f"{name}.log").read_text().splitlines(keepends=True)
+        if any(word in line for word in ("received", "sent again", "lapsed", "finished already"))
+    )
     assert all(job.status == JobStatus.succeeded for job in jobs.values()), [j.error_code for j in jobs.values()]
-    assert jobs[long_job.id].extra["attempts"] == "2"  # the same job again, on the rescuer
-    assert [jobs[job.id].extra["attempts"] for job in small] == ["1", "1", "1"]  # each run once, none lost
-    assert store.redis.llen("shots") == 0
+    assert jobs[long_job.id].extra["attempts"] == "2", logs  # the same job again, on the rescuer
+    assert [jobs[job.id].extra["attempts"] for job in small] == ["1", "1", "1"], logs  # each run once, none lost
+    assert queued == 0, logs
+    assert "finished already" in (tmp_path / "rescuer.log").read_text()  # the copy ran and did nothing
     assert services.jobs.fair.queued("big") == 0 and services.jobs.fair.queued("small") == 0

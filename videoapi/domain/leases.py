@@ -140,8 +140,14 @@ class LeaseBook:
                     )
                     logger.warning("job %s: its worker died %d times; failed as %s", task.job_id, losses, WORKER_LOST)
                     continue
+                try:
+                    send(task)
+                except Exception:
+                    # not sent (the broker unreachable): the lease goes back as lapsed, for the next beat
+                    self.redis.hincrby(redis_keys.lease(task_id), "losses", -1)
+                    self.redis.zadd(redis_keys.LEASES, {task_id: time.time()})
+                    raise
                 logger.info("job %s: task %s lost its worker; sent again", task.job_id, task_id)
-                send(task)
                 requeued.append(task)
         finally:
             try:
@@ -166,6 +172,8 @@ class Heartbeat:
                 self._beat()
             except redis.exceptions.RedisError as exc:  # Redis restarting: renewed at the next beat, before it lapses
                 logger.info("lease heartbeat missed: %s", exc)
+            except Exception:  # anything else (the broker refusing a re-send): the thread must outlive one beat
+                logger.warning("lease heartbeat failed; trying again at the next beat", exc_info=True)
 
     def start(self) -> Heartbeat:
         self._thread.start()
