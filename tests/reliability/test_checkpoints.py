@@ -155,3 +155,23 @@ def test_a_segment_of_a_split_job_resumes_from_its_checkpoint_and_stitches_exact
         (s["start_frame"], s["end_frame"]) for s in expected["shots"]
     ]
     assert not list(store.redis.scan_iter(match=f"parts:{job.id}*"))
+
+
+def test_a_short_last_part_joins_the_one_before(ckpt_settings, tmp_path, monkeypatch):
+    """A part opens and seeks the video again: a last part under half a part's length is run by the one before."""
+    settings = ckpt_settings.model_copy(update={"checkpoint_windows": 8})  # 400 frames at window 100
+    store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
+    video = tmp_path / "tail.mp4"
+    write_video(video, [160, 240, 130, 220, 150], fps=25, width=160, height=90, seed=11)  # 900 frames
+    key = "incoming/checkpoints/tail.mp4"
+    storage.put_bytes(key, video.read_bytes(), "video/mp4")
+    written: list[str] = []
+    put = storage.put_bytes
+    monkeypatch.setattr(storage, "put_bytes", lambda k, *a, **kw: (written.append(k), put(k, *a, **kw))[1])
+    with ShotModelClient(settings.triton_url) as model:
+        job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
+        document = ShotDetector(settings, store, storage, lambda: model).begin(job.id)
+    parts = [k.rsplit("/", 1)[1] for k in written if "/part-" in k]
+    # 800..899 would be a part of 100 frames: 400..899 is one part instead
+    assert parts == ["part-000000000-000000400.npz", "part-000000400-end.npz"]
+    assert document["video"]["frame_count"] == 900 and store.get(job.id).status == JobStatus.succeeded

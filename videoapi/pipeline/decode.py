@@ -168,6 +168,11 @@ def _frame_number(
     return max(at, 0)
 
 
+# One thread per swscale call: the outputs are small, so PyAV's default (a thread per core, since 18) only adds
+# hand-offs; measured on the 1080p speed clip it cost a fifth more CPU for the same frames, bit for bit.
+SCALER_THREADS = 1
+
+
 def iter_model_frames_pyav(
     path: Path,
     start: int = 0,
@@ -235,7 +240,12 @@ def iter_model_frames_pyav(
             if stop is not None and index >= stop:
                 break
             small = scaler.reformat(
-                frame, width=MODEL_WIDTH, height=MODEL_HEIGHT, format="rgb24", interpolation=interpolation
+                frame,
+                width=MODEL_WIDTH,
+                height=MODEL_HEIGHT,
+                format="rgb24",
+                interpolation=interpolation,
+                threads=SCALER_THREADS,
             ).to_ndarray()
             while previous is not None and expected < index:
                 log.missing(expected)
@@ -246,7 +256,9 @@ def iter_model_frames_pyav(
                 log.concealed(index)
             if tiles is not None and tiles.wants(index):
                 width, height = tiles.size
-                tile = tile_scaler.reformat(frame, width=width, height=height, format="bgr24", interpolation="AREA")
+                tile = tile_scaler.reformat(
+                    frame, width=width, height=height, format="bgr24", interpolation="AREA", threads=SCALER_THREADS
+                )
                 tiles.add(index, tile.to_ndarray())
             yield small
             previous = small

