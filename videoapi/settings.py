@@ -88,7 +88,10 @@ class Settings(BaseSettings):
     reaper_interval_s: float = Field(5.0, gt=0, description="how often each worker process looks for lapsed leases")
     max_worker_losses: int = Field(3, ge=1, description="a job whose worker died this many times fails as worker_lost")
     checkpoint_windows: int = Field(
-        20, ge=0, description="a task saves its progress every this many model windows (0: never); a retry resumes"
+        20,
+        ge=0,
+        description="a task saves its progress every this many model windows (0: never; nor under 1.5 times as "
+        "many: one pass); a retry resumes",
     )
     shutdown_grace_s: float = Field(
         25.0, gt=0, description="on SIGTERM a task that cannot finish this soon checkpoints and re-queues itself"

@@ -157,9 +157,20 @@ def test_a_segment_of_a_split_job_resumes_from_its_checkpoint_and_stitches_exact
     assert not list(store.redis.scan_iter(match=f"parts:{job.id}*"))
 
 
-def test_a_short_last_part_joins_the_one_before(ckpt_settings, tmp_path, monkeypatch):
-    """A part opens and seeks the video again: a last part under half a part's length is run by the one before."""
-    settings = ckpt_settings.model_copy(update={"checkpoint_windows": 8})  # 400 frames at window 100
+@pytest.mark.parametrize(
+    "windows, parts",
+    [
+        # 400 frames a part: 800..899 would be a part of 100 frames, so 400..899 is one part instead
+        (8, ["part-000000000-000000400.npz", "part-000000400-end.npz"]),
+        # 1,000 frames a part: the 900 frames are under 1.5 parts, one pass with nothing written to read back
+        (20, []),
+    ],
+)
+def test_a_short_last_part_joins_the_one_before_and_a_one_part_job_runs_in_one_pass(
+    ckpt_settings, tmp_path, monkeypatch, windows, parts
+):
+    """A part is written to S3, read back, and opens and seeks the video again: no part only a few frames long."""
+    settings = ckpt_settings.model_copy(update={"checkpoint_windows": windows})  # window 100: 50 frames each
     store, storage = JobStore.from_url(settings.redis_url), Storage.from_settings(settings)
     video = tmp_path / "tail.mp4"
     write_video(video, [160, 240, 130, 220, 150], fps=25, width=160, height=90, seed=11)  # 900 frames
@@ -171,7 +182,5 @@ def test_a_short_last_part_joins_the_one_before(ckpt_settings, tmp_path, monkeyp
     with ShotModelClient(settings.triton_url) as model:
         job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
         document = ShotDetector(settings, store, storage, lambda: model).begin(job.id)
-    parts = [k.rsplit("/", 1)[1] for k in written if "/part-" in k]
-    # 800..899 would be a part of 100 frames: 400..899 is one part instead
-    assert parts == ["part-000000000-000000400.npz", "part-000000400-end.npz"]
+    assert [k.rsplit("/", 1)[1] for k in written if "/part-" in k] == parts
     assert document["video"]["frame_count"] == 900 and store.get(job.id).status == JobStatus.succeeded

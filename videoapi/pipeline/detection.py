@@ -208,13 +208,19 @@ class ShotDetector:
             def progress(done: int) -> None:
                 _stop_if_cancelled(self.store.set_progress(job_id, done))
 
-            if self.settings.checkpoint_windows:
+            if self._checkpointed(job_id, info.frame_count):
                 parts = self.predict_span(job_id, path, info, WHOLE_VIDEO, frame_pts, progress, preempt)
                 document = self._publish_parts(job_id, parts, frame_pts, lambda: nullcontext(path))
                 self._drop_parts(job_id, parts)
                 return document
             with decode_whole(path, info, self.settings, self.model, progress, frame_pts=frame_pts) as decoded_video:
                 return self.publish(job_id, decoded_video)
+
+    def _checkpointed(self, job_id: str, frame_count: int) -> bool:
+        """Whether a whole-video job runs in checkpointed parts: not when it would be one part (under 1.5 parts'
+        frames), which would only be written and read back (0.5 s of an 8 s job), unless a part is saved already."""
+        length = self.settings.checkpoint_windows * step_for(self.settings.window)
+        return bool(length) and (frame_count >= 1.5 * length or bool(self._checkpoints(job_id, WHOLE_VIDEO)))
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
