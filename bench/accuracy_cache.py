@@ -9,6 +9,7 @@ PySceneDetect's boundaries. None of these depend on the post-processing, so re-t
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,9 @@ def int8_model(settings: Settings) -> LocalModel:
 
 def int8_probabilities(path: Path, settings: Settings, model: LocalModel) -> dict[str, np.ndarray]:
     """single_frame and many_hot of the INT8 model on the service's decode (the features are the f32 run's)."""
-    cached = path.with_suffix(f".service-int8-w{settings.window}.npz")
+    # another CPU's kernels stood in for (oneDNN's cap) round otherwise: their own file
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").lower()
+    cached = path.with_suffix(f".service-int8{'-' + isa if isa else ''}-w{settings.window}.npz")
     if not cached.exists():
         frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter)
         predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)
