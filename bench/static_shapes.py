@@ -73,8 +73,7 @@ def main() -> None:
         row: dict = {"batches": {}}
         for batch in (1, 2, 4, 8):
             x = np.ascontiguousarray(windows[:batch])
-            model = core.read_model(source)
-            model.reshape({model.inputs[0].get_any_name(): ov.PartialShape(list(x.shape))})
+            model = _reshaped(core, ov, source, {dynamic.inputs[0].get_any_name(): x})
             started = time.perf_counter()
             fixed = core.compile_model(model, "CPU", config)
             compile_s = time.perf_counter() - started

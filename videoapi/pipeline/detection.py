@@ -217,10 +217,18 @@ class ShotDetector:
                 return self.publish(job_id, decoded_video)
 
     def _checkpointed(self, job_id: str, frame_count: int) -> bool:
-        """Whether a whole-video job runs in checkpointed parts: not when it would be one part (under 1.5 parts'
-        frames), which would only be written and read back (0.5 s of an 8 s job), unless a part is saved already."""
-        length = self.settings.checkpoint_windows * step_for(self.settings.window)
-        return bool(length) and (frame_count >= 1.5 * length or bool(self._checkpoints(job_id, WHOLE_VIDEO)))
+        """Whether a whole-video job runs in checkpointed parts: not when its first part would be its only one
+        (which would only be written and read back: 0.5 s of an 8 s job), unless a part is saved already."""
+        if not self.settings.checkpoint_windows:
+            return False
+        return self._part_stop(0, frame_count) < frame_count or bool(self._checkpoints(job_id, WHOLE_VIDEO))
+
+    def _part_stop(self, at: int, end: int) -> int:
+        """Where a checkpointed part starting at frame `at` of a span ending at `end` stops: `checkpoint_windows`
+        windows on, or at the end when less than half a part would be left (a part opens and seeks the video);
+        without checkpoints, at the end."""
+        length = self.settings.checkpoint_windows * step_for(self.settings.window) or math.inf
+        return end if end - (at + length) < length / 2 else int(at + length)
 
     def claim_fan_out(self, job_id: str) -> bool:
         """True once per job: whoever gets it sends the segments."""
@@ -302,16 +310,12 @@ class ShotDetector:
         at = span.start if not parts else _part_stop(parts[-1])
         if at is None or at == span.stop:
             return parts
-        length = self.settings.checkpoint_windows * step_for(self.settings.window) or math.inf
         end = info.frame_count if span.stop is None else span.stop
         redis = self.store.redis
         state = self._carried_state(parts[-1]) if parts else {}
         began, inferred, leaving = time.monotonic(), 0, False
         while True:
-            stop = at + length
-            if end - stop < length / 2:
-                # a short last part would open and seek the video again for a few frames: this part takes them
-                stop = end
+            stop = self._part_stop(at, end)
             if span.stop is None and stop >= info.frame_count:
                 part = Segment(at, None)  # the last part runs to the video's end, whatever the probe counted
             else:
