@@ -8,6 +8,7 @@ PySceneDetect's boundaries. None of these depend on the post-processing, so re-t
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from testset import write_hard_video
 
+from videoapi.model.runtime import cpu_flags, int8_model_path
 from videoapi.pipeline.decode import iter_model_frames_pyav
 from videoapi.pipeline.engine import LocalModel
 from videoapi.pipeline.frame_features import FeatureTap, frame_features
@@ -65,11 +67,23 @@ def int8_model(settings: Settings) -> LocalModel:
     return LocalModel(settings.model_repository / settings.model_name, precision="int8")
 
 
+def _int8_digest(settings: Settings) -> str:
+    """Eight hex digits of the INT8 model's weights and graph: its probabilities are cached per build."""
+    onnx = settings.model_repository / settings.model_name / "1" / "model.onnx"
+    xml = Path(int8_model_path(str(onnx), cpu_flags()))  # the build this CPU (or oneDNN cap) runs
+    digest = hashlib.sha256(xml.read_bytes())
+    digest.update(xml.with_suffix(".bin").read_bytes())
+    return digest.hexdigest()[:8]
+
+
 def int8_probabilities(path: Path, settings: Settings, model: LocalModel) -> dict[str, np.ndarray]:
     """single_frame and many_hot of the INT8 model on the service's decode (the features are the f32 run's)."""
     # another CPU's kernels stood in for (oneDNN's cap) round otherwise: their own file
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").lower()
-    cached = path.with_suffix(f".service-int8{'-' + isa if isa else ''}-w{settings.window}.npz")
+    # and a rebuilt INT8 model (another quantization) has its own file too
+    cached = path.with_suffix(
+        f".service-int8-{_int8_digest(settings)}{'-' + isa if isa else ''}-w{settings.window}.npz"
+    )
     if not cached.exists():
         frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter)
         predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)

@@ -1,28 +1,36 @@
 """INT8 TransNetV2 for CPUs without bf16: NNCF post-training quantization, calibrated on generated windows.
 
-`videoapi model build` calls `quantize_int8` (with the `int8` extra installed) and writes the result beside
-model.onnx (`runtime.int8_model_path`); the runtime's precision `auto` takes it where the CPU has INT8
-kernels but no bf16. The calibration frames are generated here, deterministic for a seed, at the model's
-48x27: photograph-like pictures (colour noise over octaves, shapes with sharp edges) filmed by a moving
-camera (pans, zooms, shake, a whip pan now and then), in shots joined by cuts, dissolves and fades through
-black, with flashes inside shots. Nothing of the accuracy bench's videos goes into it, so its figures stay
-measured on data the model was not tuned on. nncf and OpenVINO are imported lazily.
+`videoapi model build` calls `quantize_int8` (with the `int8` extra installed) and writes two builds beside
+model.onnx, one for VNNI and AMX kernels and one for AVX2's (`runtime.int8_model_path` picks); the runtime's
+precision `auto` takes INT8 where the CPU has INT8 kernels but no bf16. The calibration frames are generated
+here, deterministic for a seed, at the model's 48x27: photograph-like pictures (colour noise over octaves,
+shapes with sharp edges) filmed by a moving camera (pans, zooms, shake, a whip pan now and then), in shots
+joined by cuts, dissolves and fades through black, with flashes inside shots. Nothing of the accuracy bench's
+videos goes into it, so its figures stay measured on data the model was not tuned on. nncf and OpenVINO are
+imported lazily.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from videoapi.errors import ModelFileError
 from videoapi.model.runtime import _import_openvino
 
 HEIGHT, WIDTH = 27, 48
 CALIBRATION_WINDOWS = 48  # 100-frame windows: about half a minute of NNCF's statistics on 2 cores
 CALIBRATION_SEED = 19
+# The build for AVX2's kernels (runtime.int8_adds_in_pairs) keeps the first block (8 convolutions of 48, their
+# concatenation, batch norm and ReLU) in f32: it reads the frames and their first features, where AVX2's pairwise
+# int16 sums saturate (bench/int8_avx2.py; README, "An INT8 build for AVX2's kernels").
+AVX2_FLOAT_BLOCK = r".*/SDDCNN\.0/DDCNN\.0/.*"
+AVX2_FLOAT_CONVOLUTIONS = 8
 
 
 def nncf_installed() -> bool:
@@ -148,7 +156,12 @@ def calibration_windows(
 
 
 def quantize_int8(
-    onnx_path: Path, target: Path, *, windows: int = CALIBRATION_WINDOWS, seed: int = CALIBRATION_SEED
+    onnx_path: Path,
+    target: Path,
+    *,
+    windows: int = CALIBRATION_WINDOWS,
+    seed: int = CALIBRATION_SEED,
+    for_avx2: bool = False,
 ) -> Path:
     """Write the INT8 OpenVINO model of the ONNX file (target.xml and its .bin), calibrated on generated windows.
 
@@ -157,12 +170,22 @@ def quantize_int8(
     products (the similarity layers, the fully connected ones) stay f32: quantized, OpenVINO 2026.4 cannot
     compile the fully connected ones for a CPU with AVX2 alone (seen with ONEDNN_MAX_CPU_ISA=AVX2); keeping
     them f32 costs 7% of INT8's speed on an AMX Xeon. The weights are saved unrounded (no fp16).
+
+    `for_avx2`: the build for AVX2's kernels, its first block in f32 and without NNCF's overflow fix (7-bit
+    weights in the first quantized layer, which would then be the next block's and cost precision there).
     """
     ov = _import_openvino()
     nncf = _import_nncf()
     nncf.set_log_level(40)  # errors only (its progress bars stay)
     model = ov.Core().read_model(str(onnx_path))
     float_input = model.inputs[0].get_element_type() == ov.Type.f32
+    float_block = [
+        op for op in model.get_ordered_ops() if for_avx2 and re.fullmatch(AVX2_FLOAT_BLOCK, op.get_friendly_name())
+    ]
+    convolutions = [op.get_friendly_name() for op in float_block if op.get_type_name() == "Convolution"]
+    if for_avx2 and len(convolutions) != AVX2_FLOAT_CONVOLUTIONS:  # a renamed export: say so, not quantize it all
+        raise ModelFileError(f"expected {AVX2_FLOAT_CONVOLUTIONS} convolutions in the first block: {convolutions}")
+    overflow_fix = nncf.OverflowFix.DISABLE if for_avx2 else nncf.OverflowFix.FIRST_LAYER
     data = calibration_windows(windows, seed=seed)
     items = [(w[None].astype(np.float32) if float_input else w[None]) for w in data]
     quantized = nncf.quantize(
@@ -170,7 +193,10 @@ def quantize_int8(
         nncf.Dataset(items),
         subset_size=len(items),
         preset=nncf.QuantizationPreset.MIXED,
-        ignored_scope=nncf.IgnoredScope(types=["MatMul"], validate=False),
+        ignored_scope=nncf.IgnoredScope(
+            names=[op.get_friendly_name() for op in float_block], types=["MatMul"], validate=False
+        ),
+        advanced_parameters=nncf.AdvancedQuantizationParameters(overflow_fix=overflow_fix),
     )
     staging = target.with_name(target.stem + ".new.xml")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,14 @@ from numpy.typing import NDArray
 
 from videoapi.errors import ModelFileError, ModelNotBuilt
 from videoapi.model import runtime
-from videoapi.model.runtime import BUILD_INT8, PRECISIONS, RUNTIME_MODULE, RUNTIMES, int8_model_path
+from videoapi.model.runtime import (
+    BUILD_INT8,
+    INT8_AVX2_SUFFIX,
+    PRECISIONS,
+    RUNTIME_MODULE,
+    RUNTIMES,
+    int8_model_path,
+)
 
 MODEL_FILE = "model.onnx"
 GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/gpu.pbtxt
@@ -178,10 +185,12 @@ def triton_config(
     return text
 
 
-def int8_files(onnx_path: Path) -> tuple[Path, Path]:
-    """The INT8 OpenVINO model of an ONNX file: its .xml and .bin, beside it."""
+def int8_files(onnx_path: Path) -> tuple[Path, Path, Path, Path]:
+    """The INT8 OpenVINO models of an ONNX file, beside it: the .xml and .bin of the build for VNNI and AMX
+    kernels, then those of the build for AVX2's."""
     xml = Path(int8_model_path(str(onnx_path)))
-    return xml, xml.with_suffix(".bin")
+    avx2 = xml.with_name(Path(onnx_path).stem + INT8_AVX2_SUFFIX)
+    return xml, xml.with_suffix(".bin"), avx2, avx2.with_suffix(".bin")
 
 
 def _int8_wanted(int8: bool | None, cpu_precision: str) -> bool:
@@ -198,13 +207,14 @@ def _int8_wanted(int8: bool | None, cpu_precision: str) -> bool:
 
 def _write_int8(onnx_path: Path, wanted: bool, windows: int) -> None:
     """Quantize beside onnx_path, or remove an INT8 model left there: `auto` would run the old network in INT8."""
-    xml, weights = int8_files(onnx_path)
-    xml.unlink(missing_ok=True)  # the .xml first: an .xml present always has its .bin
-    weights.unlink(missing_ok=True)
+    xml, _, avx2_xml, _ = files = int8_files(onnx_path)
+    for file in files:  # each .xml before its .bin: an .xml present always has its .bin
+        file.unlink(missing_ok=True)
     if wanted:
         from videoapi.model.quantize import quantize_int8
 
-        quantize_int8(onnx_path, xml, windows=windows)
+        quantize_int8(onnx_path, avx2_xml, windows=windows, for_avx2=True)
+        quantize_int8(onnx_path, xml, windows=windows)  # last: the main .xml present means both are built
 
 
 def build_model_repository(

@@ -8,7 +8,8 @@ in-process engine. Standard library and numpy only, so it imports anywhere.
 f32, 3.4x in bf16; bench/speed.py) and ONNX Runtime otherwise, with CUDA on a GPU. OpenVINO's
 precision `auto` is chosen per CPU from its instruction sets (`auto_precision`): bf16 where the CPU
 computes it natively, else INT8 where `videoapi model build` wrote the INT8 model beside the ONNX file
-(`int8_model_path`) and the CPU has INT8 kernels (AVX2, VNNI), else f32.
+(`int8_model_path`) and the CPU has INT8 kernels (AVX2, VNNI), else f32. Where those kernels are AVX2's
+(`int8_adds_in_pairs`), the INT8 build made for them runs.
 """
 
 from __future__ import annotations
@@ -26,12 +27,14 @@ RUNTIME_MODULE = "transnetv2_runtime.py"  # the name of this file's copy beside 
 RUNTIMES = ("auto", "openvino", "onnxruntime")
 PRECISIONS = ("auto", "f32", "bf16", "int8")
 INT8_SUFFIX = ".int8.xml"  # model.onnx -> model.int8.xml (+ model.int8.bin): OpenVINO's IR, quantized
+INT8_AVX2_SUFFIX = ".int8-avx2.xml"  # the INT8 build for AVX2's kernels: its first block in f32 (quantize.py)
 BUILD_INT8 = "videoapi model build --cpu-precision int8"  # the command that writes it
 
 # Instruction sets, as Linux names them in /proc/cpuinfo: bf16 computed natively (AVX-512 BF16, AMX), and
 # the integer dot products OpenVINO's INT8 kernels run on (AVX2's vpmaddubsw; VNNI and AMX do it in one step)
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 INT8_FLAGS = frozenset({"avx2", "avx_vnni", "avx512_vnni", "amx_int8"})
+ONE_STEP_INT8_FLAGS = frozenset({"avx_vnni", "avx512_vnni", "amx_int8"})
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,28 @@ def resolve_runtime(runtime: str, *, on_gpu: bool = False) -> str:
     return runtime
 
 
-def int8_model_path(path: str) -> str:
-    """Where the INT8 OpenVINO model of the ONNX file at `path` lies (its weights in the .bin of the same stem)."""
-    return os.path.splitext(path)[0] + INT8_SUFFIX
+def int8_model_path(path: str, flags: Collection[str] = ()) -> str:
+    """Where the INT8 OpenVINO model of the ONNX file at `path` lies (its weights in the .bin of the same stem).
+
+    With the real CPU's `flags`: the build for AVX2's kernels where they are the ones that run and it was built.
+    """
+    stem = os.path.splitext(path)[0]
+    if int8_adds_in_pairs(flags) and os.path.isfile(stem + INT8_AVX2_SUFFIX):
+        return stem + INT8_AVX2_SUFFIX
+    return stem + INT8_SUFFIX
+
+
+def _onednn_cap_allows(*isa_words: str) -> bool:
+    """Whether oneDNN's cap (ONEDNN_MAX_CPU_ISA; none: no cap) lets kernels of an ISA naming one of these run."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return not cap or cap == "ALL" or any(word in cap for word in isa_words)
+
+
+def int8_adds_in_pairs(flags: Collection[str]) -> bool:
+    """Whether oneDNN's INT8 kernels on a CPU with these flags are AVX2's: u8 x s8 products added in pairs into
+    int16 (vpmaddubsw), which saturates; VNNI and AMX add them into int32 in one step."""
+    one_step = bool(ONE_STEP_INT8_FLAGS & set(flags)) and _onednn_cap_allows("VNNI", "BF16", "FP16", "AMX")
+    return "avx2" in flags and not one_step
 
 
 def cpu_flags() -> frozenset[str]:
@@ -152,7 +174,8 @@ def _openvino(
             "(needs the int8 extra: pip install 'videoapi[int8]')"
         )
     # INT8: the quantized model, its other layers in f32 (bf16 for them is slower here: bench/int8_probe.py)
-    source, hint = (int8_path, "f32") if precision == "int8" else (path, precision)
+    # the kernels are the real CPU's whatever `flags` says: its flags choose the INT8 build
+    source, hint = (int8_model_path(path, cpu_flags()), "f32") if precision == "int8" else (path, precision)
     config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if streams > 1:  # several calls at once (a batch of files): each its own stream on its share of the cores
         config |= {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}
@@ -194,7 +217,7 @@ def _openvino(
         float_inputs=float_inputs,
         input_names=[i.get_any_name() for i in compiled.inputs],
         output_names=[o.get_any_name() for o in compiled.outputs],
-        where=f"CPU {precision}{note}",
+        where=f"CPU {precision}{' (AVX2 build)' if source.endswith(INT8_AVX2_SUFFIX) else ''}{note}",
         fixed_shapes=shaped.shapes,
     )
 
@@ -248,8 +271,7 @@ class _StaticShapes:
 def static_shapes_safe(precision: str, flags: Collection[str]) -> bool:
     """Whether static shapes keep this precision's outputs on a CPU with these flags: not INT8 on AMX, where
     OpenVINO's static INT8 kernels moved test.mp4's probabilities by up to 0.80 (64 frames over 0.5 became 9)."""
-    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()  # oneDNN's cap keeps AMX out unless it names it
-    amx = "amx_int8" in flags and (not cap or "AMX" in cap or cap == "ALL")
+    amx = "amx_int8" in flags and _onednn_cap_allows("AMX")
     return precision != "int8" or not amx
 
 
