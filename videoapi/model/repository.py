@@ -20,14 +20,7 @@ from numpy.typing import NDArray
 
 from videoapi.errors import ModelFileError, ModelNotBuilt
 from videoapi.model import runtime
-from videoapi.model.runtime import (
-    BUILD_INT8,
-    INT8_AVX2_SUFFIX,
-    PRECISIONS,
-    RUNTIME_MODULE,
-    RUNTIMES,
-    int8_model_path,
-)
+from videoapi.model.runtime import BUILD_INT8, PRECISIONS, RUNTIME_MODULE, RUNTIMES, int8_model_path
 
 MODEL_FILE = "model.onnx"
 GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/gpu.pbtxt
@@ -189,7 +182,7 @@ def int8_files(onnx_path: Path) -> tuple[Path, Path, Path, Path]:
     """The INT8 OpenVINO models of an ONNX file, beside it: the .xml and .bin of the build for VNNI and AMX
     kernels, then those of the build for AVX2's."""
     xml = Path(int8_model_path(str(onnx_path)))
-    avx2 = xml.with_name(Path(onnx_path).stem + INT8_AVX2_SUFFIX)
+    avx2 = xml.with_name(Path(onnx_path).stem + runtime.INT8_AVX2_SUFFIX)
     return xml, xml.with_suffix(".bin"), avx2, avx2.with_suffix(".bin")
 
 
