@@ -205,6 +205,24 @@ def test_under_avx2s_kernels_the_avx2_build_stays_closer_to_f32_than_the_main_bu
     assert avx2_build < 0.5 * main_build
 
 
+def test_an_onnx_file_named_otherwise_gets_the_main_int8_build_alone(model_repository, tmp_path, caplog):
+    """Another exporter's node names: the AVX2 build's first block is not found, so it is left out, said so, and
+    AVX2's kernels run the main build."""
+    import onnx
+
+    model = onnx.load(model_repository / ONNX)
+    for node in model.graph.node:
+        node.name = node.name.replace("SDDCNN", "StackedDDCNN")
+    onnx.save(model, tmp_path / "renamed.onnx")
+    repo = tmp_path / "repo"
+    with caplog.at_level("WARNING"):
+        build_model_repository(repo, onnx_file=tmp_path / "renamed.onnx", int8=True, int8_windows=2)
+    xml, weights, avx2_xml, _ = int8_files(repo / ONNX)
+    assert xml.is_file() and weights.is_file() and not avx2_xml.exists()
+    assert "no INT8 build for AVX2's kernels: expected 8 convolutions in the first block: []" in caplog.text
+    assert int8_model_path(str(repo / ONNX), {"avx2", "fma"}) == str(xml)
+
+
 def test_int8_probabilities_stay_close_to_f32_and_find_the_same_cuts(int8_repository, cuts_video, tmp_path):
     path, cuts = cuts_video
     f32_repo = cpu_variant(int8_repository, tmp_path / "f32", cpu_runtime="openvino", cpu_precision="f32")
