@@ -8,6 +8,7 @@ PySceneDetect's boundaries. None of these depend on the post-processing, so re-t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -70,7 +71,13 @@ def int8_model(settings: Settings) -> LocalModel:
 def _int8_digest(settings: Settings) -> str:
     """Eight hex digits of the INT8 model's weights and graph: its probabilities are cached per build."""
     onnx = settings.model_repository / settings.model_name / "1" / "model.onnx"
-    xml = Path(int8_model_path(str(onnx), cpu_flags()))  # the build this CPU (or oneDNN cap) runs
+    return _file_digest(int8_model_path(str(onnx), cpu_flags()))  # the build this CPU (or oneDNN cap) runs
+
+
+@functools.cache
+def _file_digest(xml_path: str) -> str:
+    """The digest of an OpenVINO model's .xml and .bin, read once per process (23 MB, asked for per video)."""
+    xml = Path(xml_path)
     digest = hashlib.sha256(xml.read_bytes())
     digest.update(xml.with_suffix(".bin").read_bytes())
     return digest.hexdigest()[:8]

@@ -182,9 +182,8 @@ def quantize_int8(
     logging.getLogger("nncf").setLevel(logging.ERROR)
     model = ov.Core().read_model(str(onnx_path))
     float_input = model.inputs[0].get_element_type() == ov.Type.f32
-    float_block = [
-        op for op in model.get_ordered_ops() if for_avx2 and re.fullmatch(AVX2_FLOAT_BLOCK, op.get_friendly_name())
-    ]
+    ops = model.get_ordered_ops() if for_avx2 else []
+    float_block = [op for op in ops if re.fullmatch(AVX2_FLOAT_BLOCK, op.get_friendly_name())]
     convolutions = [op.get_friendly_name() for op in float_block if op.get_type_name() == "Convolution"]
     if for_avx2 and len(convolutions) != AVX2_FLOAT_CONVOLUTIONS:  # a renamed export: say so, not quantize it all
         raise ModelFileError(f"expected {AVX2_FLOAT_CONVOLUTIONS} convolutions in the first block: {convolutions}")

@@ -162,9 +162,11 @@ def _openvino(
     core = ov.Core()
     int8_path = int8_model_path(path)
     chosen_by_auto = precision == "auto"
+    # the kernels are the real CPU's whatever `flags` says: its flags choose the INT8 build and static shapes
+    real_flags = cpu_flags()
     if precision == "auto":
         if flags is None:
-            flags = cpu_flags()
+            flags = real_flags
             if not flags and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
                 flags = {"avx512_bf16"}  # no /proc/cpuinfo (not Linux): OpenVINO's own word that bf16 is native
         precision = auto_precision(flags, int8_model=os.path.isfile(int8_path))
@@ -174,8 +176,7 @@ def _openvino(
             "(needs the int8 extra: pip install 'videoapi[int8]')"
         )
     # INT8: the quantized model, its other layers in f32 (bf16 for them is slower here: bench/int8_probe.py)
-    # the kernels are the real CPU's whatever `flags` says: its flags choose the INT8 build
-    source, hint = (int8_model_path(path, cpu_flags()), "f32") if precision == "int8" else (path, precision)
+    source, hint = (int8_model_path(path, real_flags), "f32") if precision == "int8" else (path, precision)
     config: dict[str, str | int] = {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
     if streams > 1:  # several calls at once (a batch of files): each its own stream on its share of the cores
         config |= {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams}
@@ -198,8 +199,7 @@ def _openvino(
         source, config = path, config | {"INFERENCE_PRECISION_HINT": "f32"}
         compiled = core.compile_model(source, "CPU", config)
     float_inputs = {i.get_any_name() for i in compiled.inputs if i.get_element_type() == ov.Type.f32}
-    # the kernels are the real CPU's whatever `flags` says (they choose the precision): its flags decide safety
-    shaped = _StaticShapes(core, ov, source, config, enabled=static_shapes_safe(precision, cpu_flags()))
+    shaped = _StaticShapes(core, ov, source, config, enabled=static_shapes_safe(precision, real_flags))
     # an infer request serves one call at a time: one per calling thread and compiled model
     local = threading.local()
 
