@@ -43,6 +43,7 @@ from videoapi.errors import CallbackFailed, ClipError, JobError, Preempted
 from videoapi.observability.logging import job_context
 from videoapi.pipeline.clips import ClipMaker, is_clips_job
 from videoapi.pipeline.detection import Preempt, Segment, ShotDetector, as_job_error
+from videoapi.pipeline.scratch import sweep_scratch
 from videoapi.settings import Settings
 from workers import observability
 from workers.celery_app import app
@@ -98,6 +99,12 @@ def requeue(task: LeasedTask) -> None:
 def _start_reaper(**_: Any) -> None:
     # every pool process reaps; the lease book's lock lets one at a time do it
     Heartbeat(lambda: lease_book().reap(requeue), app.conf.videoapi_settings.reaper_interval_s).start()
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _sweep_scratch(**_: Any) -> None:
+    # a pool process starting may replace one killed mid-job, whose video would otherwise stay on disk
+    sweep_scratch()
 
 
 @cache

@@ -36,7 +36,12 @@ def test_worker_killed_mid_job_is_redelivered_and_completes_once(stack_settings,
     job = store.create(bucket=storage.bucket, key=key, threshold=0.5)
     celery = create_celery(settings)
     seen = []
-    with WorkerProcess(settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log") as victim:
+    scratch = tmp_path / "scratch"  # the workers' temporary directory, where a job's video is fetched to
+    scratch.mkdir()
+    env = {"TMPDIR": str(scratch)}
+    with WorkerProcess(
+        settings, concurrency=1, name="victim", log_path=tmp_path / "victim.log", extra_env=env
+    ) as victim:
         celery.send_task("videoapi.detect_shots", args=[job.id])
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -46,8 +51,11 @@ def test_worker_killed_mid_job_is_redelivered_and_completes_once(stack_settings,
                 break
             time.sleep(0.1)
         assert store.get(job.id).status == JobStatus.running, seen[-1]
+        [fetched] = [p / "video" for p in scratch.glob("videoapi-job-*")]
+        assert fetched.stat().st_size == video.stat().st_size
         victim.kill()  # SIGKILL, main process and pool: no chance to clean up or requeue
-    with WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log"):
+    assert fetched.exists()  # left behind
+    with WorkerProcess(settings, concurrency=1, name="rescuer", log_path=tmp_path / "rescuer.log", extra_env=env):
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             state = store.get(job.id)
@@ -57,6 +65,8 @@ def test_worker_killed_mid_job_is_redelivered_and_completes_once(stack_settings,
             time.sleep(0.2)
     celery.close()
     assert state.status == JobStatus.succeeded, (state.error_code, state.error_message)
+    # the victim's video swept by the rescuer, the rescuer's own removed (multiprocessing's pymp-* is not ours)
+    assert list(scratch.glob("videoapi-job-*")) == []
     rank = {JobStatus.queued: 0, JobStatus.running: 1, JobStatus.succeeded: 2}
     assert [rank[s] for s, _ in seen] == sorted(rank[s] for s, _ in seen)  # status never went back
     assert [f for _, f in seen] == sorted(f for _, f in seen)  # nor did progress

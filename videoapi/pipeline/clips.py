@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import bisect
 import json
-import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from videoapi.adapters.storage import Storage
 from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.errors import ClipError
+from videoapi.pipeline.scratch import job_scratch
 from videoapi.settings import Settings
 
 if TYPE_CHECKING:
@@ -312,8 +312,7 @@ class ClipMaker:
                 raise ClipError("cancelled", "the job was cancelled")
 
         prefix = clips_prefix(parent.id, job_id)
-        with tempfile.TemporaryDirectory(prefix="videoapi-clips-") as tmp:
-            work = Path(tmp)
+        with job_scratch() as work:
             video = self.storage.for_bucket(job.bucket).download(job.key, work / "source")
             clips = cut_clips(video, spans, work / "clips", options["mode"], progress)
             archive = work / "clips.zip"

@@ -13,7 +13,6 @@ import io
 import json
 import logging
 import math
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -45,6 +44,7 @@ from videoapi.pipeline.frame_features import FEATURE_PREFIX, FeatureTap, concate
 from videoapi.pipeline.inference import FrameModel, Predictions
 from videoapi.pipeline.preview import KeyframeCandidates, OverviewSampler, StoredCandidates, keyframe_geometry
 from videoapi.pipeline.probe import VideoInfo, VideoLimits, probe_timeline
+from videoapi.pipeline.scratch import job_scratch
 from videoapi.pipeline.url_source import SourceRules, download, is_url
 from videoapi.pipeline.windows import MARGIN, step_for
 from videoapi.settings import Settings
@@ -168,9 +168,9 @@ class ShotDetector:
     def fetched(self, job: Job) -> Iterator[Path]:
         """The job's video in a temporary file, deleted afterwards."""
         if is_url(job.key):
-            with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
+            with job_scratch() as tmp:
                 try:
-                    yield download(job.key, Path(tmp) / "video", self.source_rules)
+                    yield download(job.key, tmp / "video", self.source_rules)
                 except SourceError as exc:
                     raise JobError(exc.code, exc.message) from exc
             return
@@ -179,8 +179,8 @@ class ShotDetector:
         size = storage.size(job.key, version)
         if size > self.settings.max_video_bytes:
             raise JobError("file_too_large", f"{size} bytes exceeds the limit of {self.settings.max_video_bytes}")
-        with tempfile.TemporaryDirectory(prefix="videoapi-job-") as tmp:
-            yield storage.download(job.key, Path(tmp) / "video", version)
+        with job_scratch() as tmp:
+            yield storage.download(job.key, tmp / "video", version)
 
     def begin(self, job_id: str, preempt: Preempt | None = None) -> list[Segment] | dict[str, Any] | None:
         """Fetch and probe the video and mark the job running.

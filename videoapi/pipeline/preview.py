@@ -18,7 +18,7 @@ import io
 import math
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
@@ -27,6 +27,7 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
+from videoapi.pipeline.scratch import job_scratch
 from videoapi.pipeline.shots import max_per_stride
 
 if TYPE_CHECKING:
@@ -280,7 +281,8 @@ class StoredCandidates:
         for key, arrays in segments.items():
             for number, (offset, length) in zip(arrays["candidate_frames"], arrays["candidate_places"]):
                 self._places[int(number)] = (key, int(offset), int(length))
-        self._tmp = tempfile.TemporaryDirectory(prefix="videoapi-tiles-")
+        self._scratch = ExitStack()  # a job folder: swept if the process is killed before close()
+        self._dir = self._scratch.enter_context(job_scratch())
         self._open: tuple[str, BinaryIO] | None = None
 
     def numbers(self) -> NDArray[Any]:
@@ -290,7 +292,7 @@ class StoredCandidates:
         key, offset, length = self._places[index]
         if self._open is None or self._open[0] != key:
             self._close_segment()
-            path = self._fetch(key, Path(self._tmp.name) / "segment-tiles")
+            path = self._fetch(key, self._dir / "segment-tiles")
             self._open = (key, path.open("rb"))
         return _read_tile(self._open[1], offset, length)
 
@@ -301,7 +303,7 @@ class StoredCandidates:
 
     def close(self) -> None:
         self._close_segment()
-        self._tmp.cleanup()
+        self._scratch.close()
 
 
 class TileSource(Protocol):
