@@ -63,6 +63,7 @@ class WorkerProcess:
             "--without-gossip",
             "--without-mingle",
         ]
+        self._release()  # a restart after kill(): the dead processes' log handle and metrics go
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         # the pool processes' metrics meet in a directory of this worker's own, read by its /metrics
         self._metrics_dir = Path(tempfile.mkdtemp(prefix=f"videoapi-{self.name}-metrics-"))
@@ -129,8 +130,13 @@ class WorkerProcess:
     def stop(self, timeout_s: float = 20.0) -> None:
         process, self._process = self._process, None
         stop_process_group(process, timeout_s)
+        self._release()
+
+    def _release(self) -> None:
+        """Close the log file and remove the metrics directory of the processes last started."""
         if self._log not in (None, subprocess.DEVNULL) and not isinstance(self._log, int):  # int: only DEVNULL
             self._log.close()
+        self._log = None
         if self._metrics_dir is not None:
             shutil.rmtree(self._metrics_dir, ignore_errors=True)
             self._metrics_dir = None

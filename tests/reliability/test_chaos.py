@@ -6,9 +6,11 @@ import json
 import os
 import random
 import statistics
+import tempfile
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -56,8 +58,17 @@ def test_random_worker_kills_every_10s_lose_no_job(stack_settings, triton, tmp_p
         storage.put_bytes(key, video.read_bytes(), "video/mp4")
         jobs.append(store.create(bucket=storage.bucket, key=key, threshold=0.5).id)
     celery = create_celery(settings)
+    scratch = tmp_path / "scratch"  # the workers' temporary directory: the jobs' fetched videos
+    scratch.mkdir()
+    metrics_dirs = set(Path(tempfile.gettempdir()).glob("videoapi-chaos*-metrics-*"))
     workers = [
-        WorkerProcess(settings, concurrency=1, name=f"chaos{n}", log_path=tmp_path / f"chaos{n}.log").start()
+        WorkerProcess(
+            settings,
+            concurrency=1,
+            name=f"chaos{n}",
+            log_path=tmp_path / f"chaos{n}.log",
+            extra_env={"TMPDIR": str(scratch)},
+        ).start()
         for n in range(2)
     ]
     kills: list[float] = []
@@ -91,6 +102,10 @@ def test_random_worker_kills_every_10s_lose_no_job(stack_settings, triton, tmp_p
         celery.close()
     assert [s.status for s in states] == [JobStatus.succeeded] * JOBS, [s.error_code for s in states]
     assert all(s.result_key for s in states)
+    # every killed worker was restarted, and its new pool process swept the videos the dead one left
+    assert list(scratch.glob("videoapi-job-*")) == []
+    # nor does a restart leave the dead worker's metrics directory behind
+    assert set(Path(tempfile.gettempdir()).glob("videoapi-chaos*-metrics-*")) == metrics_dirs
     assert [s.extra.get("result_writes") for s in states] == ["1"] * JOBS  # each result written exactly once
     recomputed = (_windows_inferred(triton, settings.model_name) - windows_before - JOBS * window_count(FRAMES)) * 50
     retried = [s for s in states if int(s.extra.get("attempts") or 0) >= 2]
