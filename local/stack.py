@@ -107,6 +107,7 @@ class LocalStack:
         from local.redis_server import RedisServer, RedisStartError
         from local.triton_server import TritonServer, TritonStartError
         from local.worker_process import WorkerProcess, WorkerStartError
+        from videoapi.pipeline.engine import with_window_for_this_cpu
 
         logs = self.log_dir or Path(os.environ.get("TMPDIR", "/tmp")) / f"videoapi-local-{os.getpid()}"
         logs.mkdir(parents=True, exist_ok=True)
@@ -196,6 +197,10 @@ class LocalStack:
                 "triton_protocol": "grpc",
             }
         )
+        # this Triton runs the model on this CPU: the window that suits it, unless one was set
+        settings = with_window_for_this_cpu(settings)
+        if settings.window != self.settings.window:
+            self.on_status(f"Window       {settings.window} frames (INT8 on AVX2's kernels; VIDEOAPI_WINDOW sets it)")
         for n in range(self.workers):
             worker = WorkerProcess(
                 settings,

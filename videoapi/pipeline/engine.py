@@ -47,6 +47,20 @@ def model_parameters(config_text: str) -> dict[str, str]:
     return dict(_PARAMETER.findall(config_text))
 
 
+def with_window_for_this_cpu(settings: Settings) -> Settings:
+    """`settings` with the window this CPU serves the repository's model best at, unless a window was set."""
+    from videoapi.model.runtime import preferred_window
+
+    config = settings.model_repository / settings.model_name / "config.pbtxt"
+    if "window" in settings.model_fields_set or not config.is_file():
+        return settings
+    params = model_parameters(config.read_text())
+    onnx = config.parent / "1" / params.get("onnx_file", "model.onnx")
+    runtime, precision = params.get("runtime", "auto"), params.get("cpu_precision", "auto")
+    window = preferred_window(str(onnx), runtime=runtime, precision=precision)
+    return settings.model_copy(update={"window": window}) if window else settings
+
+
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     probabilities: NDArray[Any] = 1.0 / (1.0 + np.exp(-x))
     return probabilities
@@ -228,7 +242,7 @@ class Detector:
         streams: int = 1,
     ):
         """`streams`: files detected at once (detect_many's workers) the model is compiled for."""
-        settings = settings or Settings()
+        settings = with_window_for_this_cpu(settings or Settings())
         self.model = model or load_local_model(settings, on_status=on_status, streams=streams)
         self.settings = settings.model_copy(update={"batch_windows": settings.engine_batch_windows})
         self.limits = VideoLimits.from_settings(self.settings)

@@ -294,3 +294,65 @@ def test_the_cli_builds_int8_and_says_what_to_install_without_nncf(model_reposit
         "`videoapi model build --cpu-precision int8`"
     )
     assert all(f.is_file() for f in int8_files(tmp_path / ONNX))  # refused before anything was touched
+
+
+ZEN2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
+SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"})
+CASCADE_LAKE = frozenset({"avx2", "avx512f", "avx512_vnni"})
+
+
+@pytest.mark.parametrize(
+    "flags,cap,runtime,precision,expected",
+    [
+        (ZEN2, "", "auto", "auto", 200),  # INT8 from the AVX2 build: windows of 200 keep every F1 there
+        (ZEN2, "", "auto", "f32", None),
+        (ZEN2, "", "onnxruntime", "auto", None),
+        (SAPPHIRE_RAPIDS, "", "auto", "auto", None),  # bf16
+        (SAPPHIRE_RAPIDS, "", "auto", "int8", None),  # the main build on AMX's kernels
+        (SAPPHIRE_RAPIDS, "AVX2", "auto", "int8", 200),  # oneDNN capped: the AVX2 build runs
+        (CASCADE_LAKE, "", "auto", "auto", None),  # INT8, but VNNI's kernels and the main build
+    ],
+)
+def test_the_preferred_window_is_200_where_the_avx2_int8_build_runs(
+    model_repository, monkeypatch, flags, cap, runtime, precision, expected
+):
+    from videoapi.model import runtime as runtime_module
+
+    path = model_repository / ONNX
+    if not int8_files(path)[2].is_file():
+        pytest.fail(f"no AVX2 INT8 build beside {path}: run `videoapi model build` with the int8 extra")
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: flags)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert runtime_module.preferred_window(str(path), runtime=runtime, precision=precision) == expected
+
+
+def test_without_the_avx2_build_the_window_stays(model_repository, tmp_path, monkeypatch):
+    from videoapi.model import runtime as runtime_module
+
+    main_xml, main_bin, _, _ = int8_files(model_repository / ONNX)
+    for file in (model_repository / ONNX, main_xml, main_bin):
+        (tmp_path / file.name).symlink_to(file)
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: ZEN2)
+    assert runtime_module.preferred_window(str(tmp_path / "model.onnx")) is None
+
+
+def test_the_engine_takes_the_cpus_window_unless_one_is_set(model_repository, monkeypatch):
+    from videoapi.model import runtime as runtime_module
+    from videoapi.pipeline.engine import with_window_for_this_cpu
+
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: ZEN2)
+    monkeypatch.delenv("VIDEOAPI_WINDOW", raising=False)
+
+    class Loaded:  # the engine's model, not loaded here: these flags are not this CPU's kernels
+        version = "1"
+
+    unset = Settings(model_repository=model_repository)
+    assert with_window_for_this_cpu(unset).window == 200
+    assert Detector(unset, model=Loaded()).identity().window == 200  # type: ignore[arg-type]
+    chosen = Settings(model_repository=model_repository, window=150)
+    assert Detector(chosen, model=Loaded()).identity().window == 150  # type: ignore[arg-type]
+    monkeypatch.setenv("VIDEOAPI_WINDOW", "100")
+    assert with_window_for_this_cpu(Settings(model_repository=model_repository)).window == 100
+    monkeypatch.setattr(runtime_module, "cpu_flags", lambda: SAPPHIRE_RAPIDS)
+    monkeypatch.delenv("VIDEOAPI_WINDOW")
+    assert with_window_for_this_cpu(unset).window == 150
