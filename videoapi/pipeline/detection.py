@@ -455,13 +455,13 @@ class ShotDetector:
                 if "candidate_places" in data.files:  # a segment from an older worker has none
                     tiles[_tiles_key(key)] = {name: data[name] for name in ("candidate_frames", "candidate_places")}
         size, rotation = keyframe_geometry(info)
-        candidates = StoredCandidates(size, tiles, self.storage.download, rotation)
         predictions = Predictions(
             np.concatenate([p[0] for p in parts]).astype(np.float32),
             np.concatenate([p[1] for p in parts]).astype(np.float32),
         )
         stride = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames).stride
         overview = np.concatenate([p[2] for p in parts])
+        candidates = StoredCandidates(size, tiles, self.storage.download, rotation)  # holds a folder: closed below
         try:  # the video is opened again only for shots shorter than the candidates' stride
             decoded_video = DecodedVideo(
                 predictions,

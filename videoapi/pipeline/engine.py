@@ -55,7 +55,8 @@ def with_window_for_this_cpu(settings: Settings) -> Settings:
     if "window" in settings.model_fields_set or not config.is_file():
         return settings
     params = model_parameters(config.read_text())
-    onnx = config.parent / "1" / params.get("onnx_file", "model.onnx")
+    versions = sorted((int(p.name) for p in config.parent.iterdir() if p.name.isdigit()), reverse=True)
+    onnx = config.parent / str(versions[0] if versions else 1) / params.get("onnx_file", "model.onnx")
     runtime, precision = params.get("runtime", "auto"), params.get("cpu_precision", "auto")
     window = preferred_window(str(onnx), runtime=runtime, precision=precision)
     return settings.model_copy(update={"window": window}) if window else settings
