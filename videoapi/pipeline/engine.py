@@ -47,16 +47,26 @@ def model_parameters(config_text: str) -> dict[str, str]:
     return dict(_PARAMETER.findall(config_text))
 
 
+def _built_model(model_dir: Path) -> tuple[dict[str, str], Path | None]:
+    """The config's parameters and the ONNX file of the newest version that has one (None: not built)."""
+    config = model_dir / "config.pbtxt"
+    if not config.is_file():
+        return {}, None
+    params = model_parameters(config.read_text())
+    name = params.get("onnx_file", "model.onnx")
+    versions = sorted((int(p.name) for p in model_dir.iterdir() if p.name.isdigit()), reverse=True)
+    return params, next((model_dir / str(v) / name for v in versions if (model_dir / str(v) / name).is_file()), None)
+
+
 def with_window_for_this_cpu(settings: Settings) -> Settings:
     """`settings` with the window this CPU serves the repository's model best at, unless a window was set."""
     from videoapi.model.runtime import preferred_window
 
-    config = settings.model_repository / settings.model_name / "config.pbtxt"
-    if "window" in settings.model_fields_set or not config.is_file():
+    if "window" in settings.model_fields_set:
         return settings
-    params = model_parameters(config.read_text())
-    versions = sorted((int(p.name) for p in config.parent.iterdir() if p.name.isdigit()), reverse=True)
-    onnx = config.parent / str(versions[0] if versions else 1) / params.get("onnx_file", "model.onnx")
+    params, onnx = _built_model(settings.model_repository / settings.model_name)
+    if onnx is None:
+        return settings
     runtime, precision = params.get("runtime", "auto"), params.get("cpu_precision", "auto")
     window = preferred_window(str(onnx), runtime=runtime, precision=precision)
     return settings.model_copy(update={"window": window}) if window else settings
@@ -76,18 +86,13 @@ class LocalModel:
         """`precision`: the CPU precision to run at instead of the configuration's `cpu_precision`."""
         from videoapi.model.runtime import load_model
 
-        folders = model_dir.iterdir() if model_dir.is_dir() else []
-        versions = sorted((int(p.name) for p in folders if p.name.isdigit()), reverse=True)
-        config = model_dir / "config.pbtxt"
-        params = model_parameters(config.read_text()) if config.is_file() else {}
-        onnx_name = params.get("onnx_file", "model.onnx")
-        found = [v for v in versions if (model_dir / str(v) / onnx_name).is_file()]
-        if not found or not config.is_file():
+        params, path = _built_model(model_dir) if model_dir.is_dir() else ({}, None)
+        if path is None:
             raise ModelNotBuilt(
                 f"no model in {model_dir}: run `videoapi model build` (or set VIDEOAPI_MODEL_REPOSITORY to a built one)"
             )
-        self.version = str(found[0])
-        self.path = model_dir / self.version / onnx_name
+        self.version = path.parent.name
+        self.path = path
         if cache_dir is not None:
             cache_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -243,8 +248,9 @@ class Detector:
         streams: int = 1,
     ):
         """`streams`: files detected at once (detect_many's workers) the model is compiled for."""
-        settings = with_window_for_this_cpu(settings or Settings())
+        settings = settings or Settings()
         self.model = model or load_local_model(settings, on_status=on_status, streams=streams)
+        settings = with_window_for_this_cpu(settings)  # after the load, which builds a missing model first
         self.settings = settings.model_copy(update={"batch_windows": settings.engine_batch_windows})
         self.limits = VideoLimits.from_settings(self.settings)
 
