@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from videoapi.errors import ModelFileError, ModelNotBuilt
 from videoapi.model import runtime
 from videoapi.model.runtime import BUILD_INT8, PRECISIONS, RUNTIME_MODULE, RUNTIMES, int8_model_path
+from videoapi.settings import Settings
 
 MODEL_FILE = "model.onnx"
 GPU_CONFIG_NAME = "gpu"  # tritonserver --model-config-name=gpu selects configs/gpu.pbtxt
@@ -140,10 +141,12 @@ def triton_config(
     queue_delay_us: int = 2000,
     cpu_runtime: str = "auto",
     cpu_precision: str = "auto",
+    warm_shape: tuple[int, int] | None = None,
 ) -> str:
     """config.pbtxt text: the Python backend (portable default) or, with gpu, Triton's ONNX Runtime backend.
 
-    On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`.
+    On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`, and runs a batch of
+    `warm_shape` (windows, frames; default: the workers' default request) at load, so the first job runs warm.
     """
     # no protobuf stubs (types-protobuf) in this environment
     from google.protobuf import text_format  # type: ignore[import-untyped]
@@ -172,6 +175,8 @@ def triton_config(
         config.backend = "python"
         config.parameters["onnx_file"].string_value = MODEL_FILE
         _set_cpu_options(config, cpu_runtime, cpu_precision)
+        batch, window = warm_shape or (Settings().batch_windows, Settings().window)
+        config.parameters["warm_shape"].string_value = f"{batch}x{window}"
     config.parameters["single_frame_output"].string_value = signature.single_frame.name
     config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
     config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"

@@ -54,6 +54,17 @@ class LoadedModel:
     fixed_shapes: Callable[[], list[tuple[int, ...]]] = list  # the input shapes compiled as static (OpenVINO)
 
 
+def warm_up(loaded: LoadedModel, batch_windows: int, window: int) -> None:
+    """Run a batch of this shape twice, so that a server's first job does not pay for it: OpenVINO makes its
+    kernels for a shape on the first call and compiles it static on the second (_StaticShapes), ~0.8 CPU-s
+    of a 2-core machine's first bf16 job at 4 windows of 150 (bench/speed.py measures a fresh stack's)."""
+    shape = (batch_windows, window, 27, 48, 3)
+    dtypes = {name: np.float32 if name in loaded.float_inputs else np.uint8 for name in loaded.input_names}
+    feed = {name: np.zeros(shape, dtype) for name, dtype in dtypes.items()}
+    for _ in range(2):
+        loaded.run(loaded.output_names, feed)
+
+
 def resolve_runtime(runtime: str, *, on_gpu: bool = False) -> str:
     """`auto` made concrete: OpenVINO on a CPU when installed, else ONNX Runtime."""
     if runtime not in RUNTIMES:

@@ -20,9 +20,9 @@ import triton_python_backend_utils as pb_utils
 # Triton's interpreter may not have the videoapi package.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 try:
-    from transnetv2_runtime import load_model
+    from transnetv2_runtime import load_model, preferred_window, warm_up
 except ImportError:
-    from videoapi.model.runtime import load_model
+    from videoapi.model.runtime import load_model, preferred_window, warm_up
 
 
 class TritonPythonModel:
@@ -49,9 +49,29 @@ class TritonPythonModel:
             raise pb_utils.TritonModelException(f"cannot load ONNX file {path} with {runtime}: {exc}") from exc
         self.run, self.float_inputs = loaded.run, loaded.float_inputs
         print(f"transnetv2: {runtime} on {loaded.where}", flush=True)
+        if params.get("warm_shape") and not on_gpu:
+            self._warm_up(path, runtime, params, loaded)
 
         self.input_names = [i["name"] for i in config["input"]]
         self.output_names = [o["name"] for o in config["output"]]
+
+    def _warm_up(self, path, runtime, params, loaded):
+        """Run the batch the workers send ("4x150": windows x frames) at load, at the window this CPU's build
+        prefers: the first job then runs as fast as the next (runtime.warm_up)."""
+        try:
+            batch, window = (int(n) for n in params["warm_shape"].split("x"))
+        except ValueError:
+            raise pb_utils.TritonModelException(
+                f"warm_shape {params['warm_shape']!r}: expected windows x frames, such as 4x150"
+            ) from None
+        window = preferred_window(path, runtime=runtime, precision=params.get("cpu_precision", "auto")) or window
+        try:
+            warm_up(loaded, batch, window)
+        except Exception as exc:  # only the first job's speed is at stake: the model serves as it would have
+            print(f"transnetv2: warm-up at {batch}x{window} failed: {exc}", flush=True)
+            return
+        static = ", ".join("x".join(map(str, shape[:2])) for shape in loaded.fixed_shapes()) or "none"
+        print(f"transnetv2: warmed up at {batch}x{window} (static shapes: {static})", flush=True)
 
     def execute(self, requests):
         # Dynamic batching hands several requests at once: run them as one batch.

@@ -166,3 +166,22 @@ def test_an_unknown_runtime_parameter_fails_the_load_with_its_name(model_reposit
     config.write_text(config.read_text().replace('string_value: "openvino"', 'string_value: "tensorflow"'))
     with pytest.raises(TritonStartError, match="runtime 'tensorflow': expected auto, openvino or onnxruntime"):
         TritonServer(repo).start()
+
+
+def test_triton_warms_the_workers_batch_up_at_load(model_repository, tmp_path):
+    repo = cpu_variant(model_repository, tmp_path / "good", cpu_runtime="openvino", cpu_precision="f32")
+    config = repo / "transnetv2" / "config.pbtxt"
+    assert 'string_value: "4x150"' in config.read_text()  # the build writes the workers' default request
+    config.write_text(config.read_text().replace('"4x150"', '"2x120"'))
+    with TritonServer(repo) as server:
+        assert "transnetv2: warmed up at 2x120 (static shapes: 2x120)" in server.log_tail(200)
+
+
+def test_a_malformed_warm_shape_fails_the_load_with_its_name(model_repository, tmp_path):
+    from local.triton_server import TritonStartError
+
+    repo = cpu_variant(model_repository, tmp_path, cpu_runtime="openvino", cpu_precision="f32")
+    config = repo / "transnetv2" / "config.pbtxt"
+    config.write_text(config.read_text().replace('"4x150"', '"four"'))
+    with pytest.raises(TritonStartError, match="warm_shape 'four': expected windows x frames"):
+        TritonServer(repo).start()

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from videoapi.model.runtime import _StaticShapes, load_model, static_shapes_safe
+from videoapi.model.runtime import _StaticShapes, load_model, static_shapes_safe, warm_up
 
 ONNX = "transnetv2/1/model.onnx"
 
@@ -39,6 +39,16 @@ def test_at_most_max_shapes_are_compiled_and_the_rest_run_dynamic(model_reposito
             single = model.run(["single_frame"], {"frames": _windows(1, frames)})[0]
             assert single.shape[:2] == (1, frames)
     assert model.fixed_shapes() == [(1, frames, 27, 48, 3) for frames in lengths[: _StaticShapes.MAX_SHAPES]]
+
+
+def test_warm_up_leaves_the_workers_batch_compiled_static_and_serving(model_repository):
+    _, model = load_model(str(model_repository / ONNX), runtime="openvino", precision="f32")
+    warm_up(model, 2, 120)
+    assert model.fixed_shapes() == [(2, 120, 27, 48, 3)]  # a first job's first batch runs the static model
+    windows = _windows(2, 120)
+    single = model.run(["single_frame"], {"frames": windows})[0]
+    fresh = load_model(str(model_repository / ONNX), runtime="openvino", precision="f32")[1]
+    np.testing.assert_allclose(single, fresh.run(["single_frame"], {"frames": windows})[0], atol=1e-5)
 
 
 @pytest.mark.parametrize(
