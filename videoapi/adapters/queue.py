@@ -24,6 +24,10 @@ class TaskQueue:
             broker_connection_max_retries=1,
             task_serializer="json",
         )
+        # built now, not on the first submit: Celery's result-backend lookup scans the installed packages' entry
+        # points and the producer pool imports the Redis transport, ~40 ms of the first job's POST (no connection)
+        self.app.backend  # noqa: B018
+        self.app.producer_pool  # noqa: B018
 
     def enqueue_detection(self, job_id: str) -> None:
         self._send(DETECT_TASK, job_id)
