@@ -158,30 +158,31 @@ def test_each_cpu_runtime_serves_the_reference_probabilities(
     assert ((single > 0.5) == (expected > 0.5))[~near].all()
 
 
-def test_an_unknown_runtime_parameter_fails_the_load_with_its_name(model_repository, tmp_path):
-    from local.triton_server import TritonStartError
-
+def _f32_variant_with(model_repository: Path, tmp_path: Path, old: str, new: str) -> Path:
+    """An OpenVINO f32 copy of the repository whose config.pbtxt has `old` replaced by `new` (which must be there)."""
     repo = cpu_variant(model_repository, tmp_path, cpu_runtime="openvino", cpu_precision="f32")
     config = repo / "transnetv2" / "config.pbtxt"
-    config.write_text(config.read_text().replace('string_value: "openvino"', 'string_value: "tensorflow"'))
-    with pytest.raises(TritonStartError, match="runtime 'tensorflow': expected auto, openvino or onnxruntime"):
-        TritonServer(repo).start()
+    assert old in config.read_text()
+    config.write_text(config.read_text().replace(old, new))
+    return repo
+
+
+@pytest.mark.parametrize(
+    "old, new, reason",
+    [
+        ('string_value: "openvino"', 'string_value: "tensorflow"', "runtime 'tensorflow': expected auto, openvino"),
+        ('string_value: "4x150"', 'string_value: "four"', "warm_shape 'four': expected windows x frames"),
+    ],
+)
+def test_a_bad_parameter_fails_the_load_with_its_name(model_repository, tmp_path, old, new, reason):
+    from local.triton_server import TritonStartError
+
+    with pytest.raises(TritonStartError, match=reason):
+        TritonServer(_f32_variant_with(model_repository, tmp_path, old, new)).start()
 
 
 def test_triton_warms_the_workers_batch_up_at_load(model_repository, tmp_path):
-    repo = cpu_variant(model_repository, tmp_path / "good", cpu_runtime="openvino", cpu_precision="f32")
-    config = repo / "transnetv2" / "config.pbtxt"
-    assert 'string_value: "4x150"' in config.read_text()  # the build writes the workers' default request
-    config.write_text(config.read_text().replace('"4x150"', '"2x120"'))
+    # the build writes the workers' default request, 4x150; a smaller one here
+    repo = _f32_variant_with(model_repository, tmp_path, 'string_value: "4x150"', 'string_value: "2x120"')
     with TritonServer(repo) as server:
         assert "transnetv2: warmed up at 2x120 (static shapes: 2x120)" in server.log_tail(200)
-
-
-def test_a_malformed_warm_shape_fails_the_load_with_its_name(model_repository, tmp_path):
-    from local.triton_server import TritonStartError
-
-    repo = cpu_variant(model_repository, tmp_path, cpu_runtime="openvino", cpu_precision="f32")
-    config = repo / "transnetv2" / "config.pbtxt"
-    config.write_text(config.read_text().replace('"4x150"', '"four"'))
-    with pytest.raises(TritonStartError, match="warm_shape 'four': expected windows x frames"):
-        TritonServer(repo).start()
