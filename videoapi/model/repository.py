@@ -175,8 +175,10 @@ def triton_config(
         config.backend = "python"
         config.parameters["onnx_file"].string_value = MODEL_FILE
         _set_cpu_options(config, cpu_runtime, cpu_precision)
-        batch, window = warm_shape or (Settings().batch_windows, Settings().window)
-        config.parameters["warm_shape"].string_value = f"{batch}x{window}"
+        if warm_shape is None:
+            defaults = Settings()  # the environment's, as the workers read it
+            warm_shape = (defaults.batch_windows, defaults.window)
+        config.parameters["warm_shape"].string_value = "{}x{}".format(*warm_shape)
     config.parameters["single_frame_output"].string_value = signature.single_frame.name
     config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
     config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"
