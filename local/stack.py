@@ -175,7 +175,8 @@ class LocalStack:
             metrics_port=_claim(self.ports.triton_metrics, "triton-metrics"),
         )
         try:
-            triton.start()
+            # launched, not waited for: its model loads (and warms up) while the workers and the API start
+            triton.launch()
         except TritonStartError as exc:
             raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
         self._stack.callback(triton.stop)
@@ -184,9 +185,6 @@ class LocalStack:
         def restart_triton() -> None:
             triton.stop()
             triton.start()
-
-        self.supervisor.watch("Triton", lambda: triton.alive, restart_triton)
-        self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
 
         settings = self.settings.model_copy(
             update={
@@ -224,6 +222,12 @@ class LocalStack:
 
             self.supervisor.watch(worker.name, worker_alive, restart_worker)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
+        try:
+            triton.wait_ready()
+        except TritonStartError as exc:
+            raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
+        self.supervisor.watch("Triton", lambda: triton.alive, restart_triton)
+        self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
         self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
         self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton {self.triton_metrics_url}")
         self._finish_start(settings, api_port, logs)

@@ -120,6 +120,11 @@ class TritonServer:
         return "\n".join(dict.fromkeys(reasons)) or self.log_tail()
 
     def start(self) -> TritonServer:
+        """Start the server and wait until its models are ready."""
+        return self.launch().wait_ready()
+
+    def launch(self) -> TritonServer:
+        """Start the server without waiting for it (wait_ready() does): its ports are known from here on."""
         repo = Path(self.model_repository)
         if not repo.is_dir():
             raise TritonStartError(f"model repository not found: {repo}")
@@ -159,6 +164,10 @@ class TritonServer:
             start_new_session=True,  # so stop() can end the stub processes with the server
         )
         Thread(target=self._pump, daemon=True).start()
+        return self
+
+    def wait_ready(self) -> TritonServer:
+        """Wait for a launched server's models to be ready; stops it and raises TritonStartError if they are not."""
         try:
             self._wait_ready()
         except BaseException:

@@ -113,8 +113,7 @@ def inspect_onnx(path: Path, *, single_frame_output: str | None = None) -> Model
     )
 
 
-CPU_RUNTIMES = RUNTIMES
-CPU_PRECISIONS = PRECISIONS
+CPU_RUNTIMES, CPU_PRECISIONS = RUNTIMES, PRECISIONS
 
 
 def install_runtime(version_dir: Path) -> Path:
@@ -141,12 +140,10 @@ def triton_config(
     queue_delay_us: int = 2000,
     cpu_runtime: str = "auto",
     cpu_precision: str = "auto",
-    warm_shape: tuple[int, int] | None = None,
 ) -> str:
     """config.pbtxt text: the Python backend (portable default) or, with gpu, Triton's ONNX Runtime backend.
 
-    On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`, and runs a batch of
-    `warm_shape` (windows, frames; default: the workers' default request) at load, so the first job runs warm.
+    On CPU, model.py runs OpenVINO (or ONNX Runtime: `cpu_runtime`) at `cpu_precision`, warmed up for the workers.
     """
     # no protobuf stubs (types-protobuf) in this environment
     from google.protobuf import text_format  # type: ignore[import-untyped]
@@ -175,10 +172,8 @@ def triton_config(
         config.backend = "python"
         config.parameters["onnx_file"].string_value = MODEL_FILE
         _set_cpu_options(config, cpu_runtime, cpu_precision)
-        if warm_shape is None:
-            defaults = Settings()  # the environment's, as the workers read it
-            warm_shape = (defaults.batch_windows, defaults.window)
-        config.parameters["warm_shape"].string_value = "{}x{}".format(*warm_shape)
+        workers = Settings()  # their request (windows x frames) as the environment sets it, run once at load
+        config.parameters["warm_shape"].string_value = f"{workers.batch_windows}x{workers.window}"
     config.parameters["single_frame_output"].string_value = signature.single_frame.name
     config.parameters["many_hot_output"].string_value = signature.many_hot.name if signature.many_hot else ""
     config.parameters["outputs"].string_value = "logits" if signature.outputs_are_logits else "probabilities"
