@@ -54,6 +54,11 @@ class StackPorts:
     triton_metrics: int = 0
 
 
+def _triton_failed(exc: Exception) -> StackError:
+    """Triton's start failure (at launch, or while its model loads) as the stack reports it: its first line."""
+    return StackError(f"Triton: {str(exc).splitlines()[0]}")
+
+
 def _claim(port: int, what: str) -> int:
     if port == 0:
         return free_port()
@@ -178,7 +183,7 @@ class LocalStack:
             # launched, not waited for: its model loads (and warms up) while the workers and the API start
             triton.launch()
         except TritonStartError as exc:
-            raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
+            raise _triton_failed(exc) from exc
         self._stack.callback(triton.stop)
         self.triton = triton
 
@@ -225,7 +230,7 @@ class LocalStack:
         try:
             triton.wait_ready()
         except TritonStartError as exc:
-            raise StackError(f"Triton: {str(exc).splitlines()[0]}") from exc
+            raise _triton_failed(exc) from exc
         self.supervisor.watch("Triton", lambda: triton.alive, restart_triton)
         self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
         self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
