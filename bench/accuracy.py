@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 from videoapi.client import VideoApiClient  # noqa: E402
-from videoapi.model.repository import cpu_variant  # noqa: E402
+from videoapi.model.repository import MODEL_FILE, cpu_variant  # noqa: E402
+from videoapi.model.runtime import auto_precision, cpu_flags, int8_model_path  # noqa: E402
 from videoapi.pipeline.shots import Score, score_transitions, shot_spans, transitions  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
 
@@ -99,6 +100,10 @@ def service_settings(variant: str, work: Path) -> tuple[Settings, str]:
         )
         settings = settings.model_copy(update={"model_repository": repo})
         label += f", {runtime} {precision}"
+    else:  # the repository as built: say what its `auto` runs on this CPU
+        onnx = str(Path(settings.model_repository) / settings.model_name / "1" / MODEL_FILE)
+        precision = auto_precision(cpu_flags(), int8_model=Path(int8_model_path(onnx)).is_file())
+        label += f", as built (auto: {precision})"
     return settings, label
 
 

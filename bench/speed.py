@@ -82,12 +82,12 @@ def main(
     services: Annotated[
         str, typer.Option(help="service variants, decoder:window:runtime-precision (see accuracy.service_settings)")
     ] = (
-        "pyav:100:onnxruntime-f32,pyav:100:openvino-f32,pyav:100:openvino-bf16,pyav:100:openvino-int8,"
-        "opencv:100:openvino-bf16,pyav:200:openvino-bf16,pyav:400:openvino-bf16"
+        "pyav:150,pyav:150:onnxruntime-f32,pyav:150:openvino-f32,pyav:150:openvino-bf16,pyav:150:openvino-int8,"
+        "opencv:150,pyav:100,pyav:200"
     ),
-    latency_service: Annotated[str, typer.Option(help="the variant whose latency is measured")] = (
-        "pyav:100:openvino-bf16"
-    ),
+    latency_service: Annotated[
+        str, typer.Option(help="the variant whose latency is measured (no runtime-precision: as built)")
+    ] = "pyav:150",
     shots: Annotated[int, typer.Option(help="shots in the 1080p clip (~85 frames each)")] = 24,
     out: Annotated[Path, typer.Option()] = Path("bench/results/speed.json"),
 ) -> None:

@@ -6,9 +6,9 @@ in-process engine. Standard library and numpy only, so it imports anywhere.
 
 `auto` takes OpenVINO on a CPU when it is installed (1.7x ONNX Runtime's speed on this network in
 f32, 3.4x in bf16; bench/speed.py) and ONNX Runtime otherwise, with CUDA on a GPU. OpenVINO's
-precision `auto` is chosen per CPU from its instruction sets (`auto_precision`): bf16 where the CPU
-computes it natively, else INT8 where `videoapi model build` wrote the INT8 model beside the ONNX file
-(`int8_model_path`) and the CPU has INT8 kernels (AVX2, VNNI), else f32. Where those kernels are AVX2's
+precision `auto` is chosen per CPU from its instruction sets (`auto_precision`): bf16 on AMX, else INT8
+where `videoapi model build` wrote the INT8 model beside the ONNX file (`int8_model_path`) and the CPU has
+INT8 kernels (AVX2, VNNI), else bf16 where AVX-512 BF16 computes it, else f32. Where those kernels are AVX2's
 (`int8_adds_in_pairs`), the INT8 build made for them runs, at windows of 200 (`preferred_window`).
 
 Over 300 lines because Triton's model imports this file alone, copied beside it: the runtime, the CPU's
@@ -121,12 +121,16 @@ def cpu_flags() -> frozenset[str]:
 
 
 def auto_precision(flags: Collection[str], *, int8_model: bool) -> str:
-    """`auto` made concrete for a CPU with these flags: bf16 where it computes bf16 natively; INT8 where the INT8
-    model exists and the CPU has INT8 kernels; else f32."""
-    if BF16_FLAGS.intersection(flags):
+    """`auto` made concrete for a CPU with these flags: bf16 on AMX; else INT8 where the INT8 model exists and the
+    CPU has INT8 kernels; else bf16 where AVX-512 BF16 computes it; else f32."""
+    # Without AMX's tiles INT8 wins even where AVX-512 BF16 exists: on an AMD EPYC Zen 4, 2.63-2.67x the
+    # reference end to end against bf16's 1.98-2.13x (README, "A real AMD EPYC"). oneDNN's cap is obeyed.
+    if "amx_bf16" in flags and _onednn_cap_allows("AMX"):
         return "bf16"
     if int8_model and INT8_FLAGS.intersection(flags):
         return "int8"
+    if BF16_FLAGS.intersection(flags) and _onednn_cap_allows("BF16", "AMX"):
+        return "bf16"
     return "f32"
 
 
@@ -225,11 +229,21 @@ def _openvino(
         source, config = path, config | {"INFERENCE_PRECISION_HINT": "f32"}
         compiled = core.compile_model(source, "CPU", config)
     float_inputs = {i.get_any_name() for i in compiled.inputs if i.get_element_type() == ov.Type.f32}
-    shaped = _StaticShapes(core, ov, source, config, enabled=static_shapes_safe(precision, real_flags))
+    static = static_shapes_safe(precision, real_flags)
+    # INT8's static kernels round apart from its dynamic ones (up to 0.005), each the same for a window whatever
+    # its batch: one window a call through a static model made at once gives a window the same probabilities
+    # however it was batched (a retry from a checkpoint, a segment, the engine), 2-4% slower than batches of 4
+    one_window_a_call = precision == "int8" and static
+    shaped = _StaticShapes(core, ov, source, config, enabled=static, eager=one_window_a_call)
     # an infer request serves one call at a time: one per calling thread and compiled model
     local = threading.local()
 
     def run(names: list[str], feed: dict[str, Any]) -> list[Any]:
+        if one_window_a_call and len(feed) == 1:
+            ((name, windows),) = feed.items()
+            if len(windows) > 1:
+                parts = [run(names, {name: windows[k : k + 1]}) for k in range(len(windows))]
+                return [np.concatenate(outputs) for outputs in zip(*parts, strict=True)]
         model = shaped.get(feed) or compiled
         requests: dict[int, Any] = local.__dict__.setdefault("requests", {})
         request = requests.get(id(model))
@@ -253,17 +267,27 @@ class _StaticShapes:
     shape 4-12% faster than the dynamic one in f32 and bf16 with the same outputs, and INT8 1.1-1.3x faster on
     AVX2 and VNNI within 0.012 of the dynamic model's probabilities (bench/static_shapes.py).
 
-    A shape is compiled on its second call (a video's last, shorter batch comes once; a full batch recurs),
-    about 0.2 s each, for at most MAX_SHAPES shapes; other calls run the dynamic model.
+    A shape is compiled on its second call (a video's last, shorter batch comes once; a full batch recurs), or
+    on its first where `eager`, about 0.2 s each, for at most MAX_SHAPES shapes; other calls run the dynamic model.
     """
 
     MAX_SHAPES = 4
 
-    def __init__(self, core: Any, ov: Any, source: str, config: dict[str, str | int], *, enabled: bool = True):
+    def __init__(
+        self,
+        core: Any,
+        ov: Any,
+        source: str,
+        config: dict[str, str | int],
+        *,
+        enabled: bool = True,
+        eager: bool = False,
+    ):
         import threading
 
         self._core, self._ov, self._source, self._config = core, ov, source, config
         self._limit = self.MAX_SHAPES if enabled else 0
+        self._calls_before_compile = 1 if eager else 2
         self._seen: dict[tuple[int, ...], int] = {}
         self._compiled: dict[tuple[int, ...], Any] = {}  # None: this shape would not compile
         self._lock = threading.Lock()
@@ -278,7 +302,7 @@ class _StaticShapes:
             return self._compiled.get(shape)
         with self._lock:
             self._seen[shape] = self._seen.get(shape, 0) + 1
-            if self._seen[shape] >= 2 and shape not in self._compiled:
+            if self._seen[shape] >= self._calls_before_compile and shape not in self._compiled:
                 self._compiled[shape] = self._compile(name, shape)
         return self._compiled.get(shape)
 

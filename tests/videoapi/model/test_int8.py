@@ -58,7 +58,9 @@ def cuts_video(tmp_path_factory) -> tuple[Path, list[int]]:
             True,
             "bf16",
         ),
-        ("AMD Zen 4: AVX-512 BF16", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, True, "bf16"),
+        # no AMX: INT8 on VNNI beats AVX-512 BF16 (measured on a real Zen 4: README, "A real AMD EPYC")
+        ("AMD Zen 4: AVX-512 BF16, VNNI", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, True, "int8"),
+        ("AMD Zen 4, no INT8 model built", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, False, "bf16"),
         ("AMD Zen 2: AVX2 only", {"sse4_2", "avx", "avx2", "fma"}, True, "int8"),
         ("AMD Zen 2, no INT8 model built", {"sse4_2", "avx", "avx2", "fma"}, False, "f32"),
         ("Cascade Lake: AVX-512 VNNI, no bf16", {"avx2", "avx512f", "avx512_vnni"}, True, "int8"),
@@ -67,7 +69,8 @@ def cuts_video(tmp_path_factory) -> tuple[Path, list[int]]:
         ("no flags known (ARM)", set(), True, "f32"),
     ],
 )
-def test_auto_picks_the_precision_from_the_cpu_flags(cpu, flags, int8_model, expected):
+def test_auto_picks_the_precision_from_the_cpu_flags(cpu, flags, int8_model, expected, monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
     assert auto_precision(flags, int8_model=int8_model) == expected, cpu
 
 
@@ -130,11 +133,12 @@ def test_the_build_writes_both_int8_models_and_the_config_asks_for_int8(int8_rep
     assert _quantized_convolutions(avx2_xml) == (40, 48)
 
 
-def test_auto_loads_int8_on_a_cpu_without_bf16_and_bf16_where_it_has_it(int8_repository, model_repository):
+def test_auto_loads_int8_without_amx_and_bf16_on_amx(int8_repository, model_repository):
     path = str(int8_repository / ONNX)
     assert load_model(path, precision="int8")[1].where == "CPU int8"
     assert load_model(path, precision="auto", flags={"avx2", "fma"})[1].where == "CPU int8"
-    assert load_model(path, precision="auto", flags={"avx2", "avx512_bf16"})[1].where == "CPU bf16"
+    assert load_model(path, precision="auto", flags={"avx2", "avx512_vnni", "avx512_bf16"})[1].where == "CPU int8"
+    assert load_model(path, precision="auto", flags={"avx2", "avx512_bf16", "amx_bf16"})[1].where == "CPU bf16"
     assert load_model(path, precision="auto", flags={"sse4_2"})[1].where == "CPU f32"
 
 
@@ -299,6 +303,23 @@ def test_the_cli_builds_int8_and_says_what_to_install_without_nncf(model_reposit
 ZEN2 = frozenset({"sse4_2", "avx", "avx2", "fma"})
 SAPPHIRE_RAPIDS = frozenset({"avx2", "avx512_vnni", "avx512_bf16", "amx_bf16", "amx_int8"})
 CASCADE_LAKE = frozenset({"avx2", "avx512f", "avx512_vnni"})
+
+
+@pytest.mark.parametrize(
+    "cap,int8_model,expected",
+    [
+        ("", True, "bf16"),
+        ("AVX512_CORE_AMX", True, "bf16"),
+        ("AVX512_CORE_BF16", True, "int8"),  # like Cooper Lake or Zen 4: AVX-512 BF16 without AMX
+        ("AVX512_CORE_BF16", False, "bf16"),
+        ("AVX512_CORE_VNNI", True, "int8"),
+        ("AVX512_CORE_VNNI", False, "f32"),  # bf16 would only be emulated
+        ("AVX2", True, "int8"),
+    ],
+)
+def test_auto_obeys_onednns_cap(monkeypatch, cap, int8_model, expected):
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert auto_precision(SAPPHIRE_RAPIDS, int8_model=int8_model) == expected
 
 
 @pytest.mark.parametrize(

@@ -80,4 +80,22 @@ def test_int8_keeps_the_dynamic_model_where_static_is_unsafe(model_repository, m
         model.run(["single_frame"], {"frames": _windows(1, 100)})
     warm_up(model, 2, 100)  # a server's warm-up keeps to the same rule
     safe = static_shapes_safe("int8", cpu_flags())
-    assert model.fixed_shapes() == ([(1, 100, 27, 48, 3), (2, 100, 27, 48, 3)] if safe else [])
+    assert model.fixed_shapes() == ([(1, 100, 27, 48, 3)] if safe else [])  # where static: one window a call
+
+
+def test_int8_gives_a_window_the_same_probabilities_however_it_is_batched(model_repository):
+    """A retry from a checkpoint or a segment batches windows otherwise: INT8's outputs must not move with it."""
+    from videoapi.model.runtime import int8_model_path
+
+    path = str(model_repository / ONNX)
+    if not Path(int8_model_path(path)).is_file():
+        pytest.skip("no INT8 model built (the int8 extra)")
+    _, model = load_model(path, runtime="openvino", precision="int8")
+    windows = _windows(4, 150, seed=3)
+    first = model.run(["single_frame", "many_hot"], {"frames": windows[:3]})  # a shape's first call
+    for batch in (1, 2, 4, 3):
+        for start in range(0, 3, batch):
+            got = model.run(["single_frame", "many_hot"], {"frames": windows[start : start + batch]})
+            for name, whole, part in zip(("single_frame", "many_hot"), first, got, strict=True):
+                n = min(batch, 3 - start)
+                assert np.array_equal(whole[start : start + n], part[:n]), (name, batch, start)

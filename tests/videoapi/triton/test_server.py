@@ -42,7 +42,9 @@ def test_stop_leaves_no_process_and_frees_the_ports(model_repository):
 
 
 def test_missing_onnx_file_fails_fast_and_names_the_file(model_repository, tmp_path):
-    shutil.copytree(model_repository / "transnetv2", tmp_path / "transnetv2", ignore=shutil.ignore_patterns("*.onnx"))
+    # without the INT8 builds, which `auto` would serve instead of the ONNX file on a CPU without AMX
+    no_model = shutil.ignore_patterns("*.onnx", "model.int8*")
+    shutil.copytree(model_repository / "transnetv2", tmp_path / "transnetv2", ignore=no_model)
     started = time.monotonic()
     with pytest.raises(TritonStartError, match=r"ONNX file not found: .*transnetv2/1/model.onnx"):
         TritonServer(tmp_path).start()
@@ -50,7 +52,9 @@ def test_missing_onnx_file_fails_fast_and_names_the_file(model_repository, tmp_p
 
 
 def test_corrupt_onnx_file_fails_fast_with_the_cause(model_repository, tmp_path):
-    shutil.copytree(model_repository / "transnetv2", tmp_path / "transnetv2", ignore=shutil.ignore_patterns("*.onnx"))
+    # without the INT8 builds, which `auto` would serve instead of the ONNX file on a CPU without AMX
+    no_model = shutil.ignore_patterns("*.onnx", "model.int8*")
+    shutil.copytree(model_repository / "transnetv2", tmp_path / "transnetv2", ignore=no_model)
     (tmp_path / "transnetv2" / "1" / "model.onnx").write_bytes(b"not a protobuf" * 10)
     with pytest.raises(TritonStartError, match="cannot load ONNX file .*model.onnx"):
         TritonServer(tmp_path).start()
