@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from videoapi.client import VideoApiClient  # noqa: E402
 from videoapi.model.repository import MODEL_FILE, cpu_variant  # noqa: E402
-from videoapi.model.runtime import auto_precision, cpu_flags, int8_model_path  # noqa: E402
+from videoapi.model.runtime import auto_precision_for, cpu_flags  # noqa: E402
 from videoapi.pipeline.shots import Score, score_transitions, shot_spans, transitions  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
 
@@ -102,7 +102,7 @@ def service_settings(variant: str, work: Path) -> tuple[Settings, str]:
         label += f", {runtime} {precision}"
     else:  # the repository as built: say what its `auto` runs on this CPU
         onnx = str(Path(settings.model_repository) / settings.model_name / "1" / MODEL_FILE)
-        precision = auto_precision(cpu_flags(), int8_model=Path(int8_model_path(onnx)).is_file())
+        precision = auto_precision_for(onnx, cpu_flags())
         label += f", as built (auto: {precision})"
     return settings, label
 

@@ -90,7 +90,7 @@ def preferred_window(path: str, *, runtime: str = "auto", precision: str = "auto
     if resolve_runtime(runtime) != "openvino" or precision not in ("auto", "int8"):
         return None
     flags = cpu_flags()
-    if precision == "auto" and auto_precision(flags, int8_model=os.path.isfile(int8_model_path(path))) != "int8":
+    if precision == "auto" and auto_precision_for(path, flags) != "int8":
         return None
     return AVX2_INT8_WINDOW if int8_model_path(path, flags).endswith(INT8_AVX2_SUFFIX) else None
 
@@ -132,6 +132,11 @@ def auto_precision(flags: Collection[str], *, int8_model: bool) -> str:
     if BF16_FLAGS.intersection(flags) and _onednn_cap_allows("BF16", "AMX"):
         return "bf16"
     return "f32"
+
+
+def auto_precision_for(path: str, flags: Collection[str]) -> str:
+    """The precision `auto` runs the ONNX file at `path` at on a CPU with these flags (its INT8 build if there)."""
+    return auto_precision(flags, int8_model=os.path.isfile(int8_model_path(path)))
 
 
 def _onnxruntime(path: str, threads: int, gpu_device: int | None) -> LoadedModel:
@@ -199,7 +204,7 @@ def _openvino(
             flags = real_flags
             if not flags and "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
                 flags = {"avx512_bf16"}  # no /proc/cpuinfo (not Linux): OpenVINO's own word that bf16 is native
-        precision = auto_precision(flags, int8_model=os.path.isfile(int8_path))
+        precision = auto_precision_for(path, flags)
     if precision == "int8" and not os.path.isfile(int8_path):
         raise FileNotFoundError(
             f"cpu_precision int8: no INT8 model {int8_path} beside the ONNX file; run `{BUILD_INT8}` "

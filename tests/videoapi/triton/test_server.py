@@ -3,6 +3,7 @@
 import shutil
 import socket
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,10 +42,14 @@ def test_stop_leaves_no_process_and_frees_the_ports(model_repository):
         os.killpg(pid, 0)  # the whole process group (server and backend stubs) is gone
 
 
-def test_missing_onnx_file_fails_fast_and_names_the_file(model_repository, tmp_path):
-    # without the INT8 builds, which `auto` would serve instead of the ONNX file on a CPU without AMX
+def _copy_without_model_files(model_repository: Path, target: Path) -> None:
+    """The repository's model folder with no ONNX file and no INT8 builds (which `auto` serves without AMX)."""
     no_model = shutil.ignore_patterns("*.onnx", "model.int8*")
-    shutil.copytree(model_repository / "transnetv2", tmp_path / "transnetv2", ignore=no_model)
+    shutil.copytree(model_repository / "transnetv2", target / "transnetv2", ignore=no_model)
+
+
+def test_missing_onnx_file_fails_fast_and_names_the_file(model_repository, tmp_path):
+    _copy_without_model_files(model_repository, tmp_path)
     started = time.monotonic()
     with pytest.raises(TritonStartError, match=r"ONNX file not found: .*transnetv2/1/model.onnx"):
         TritonServer(tmp_path).start()
@@ -52,9 +57,7 @@ def test_missing_onnx_file_fails_fast_and_names_the_file(model_repository, tmp_p
 
 
 def test_corrupt_onnx_file_fails_fast_with_the_cause(model_repository, tmp_path):
-    # without the INT8 builds, which `auto` would serve instead of the ONNX file on a CPU without AMX
-    no_model = shutil.ignore_patterns("*.onnx", "model.int8*")
-    shutil.copytree(model_repository / "transnetv2", tmp_path / "transnetv2", ignore=no_model)
+    _copy_without_model_files(model_repository, tmp_path)
     (tmp_path / "transnetv2" / "1" / "model.onnx").write_bytes(b"not a protobuf" * 10)
     with pytest.raises(TritonStartError, match="cannot load ONNX file .*model.onnx"):
         TritonServer(tmp_path).start()
