@@ -10,7 +10,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 install: browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[serve,export,int8,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[serve,export,int8,dev,bench,docs]'
 	$(BIN)/videoapi model build
 
 # The web page's test drives a real Chromium: Debian's package (set VIDEOAPI_CHROMIUM to use another).
@@ -32,13 +32,28 @@ lint:
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# The documentation site (mkdocs.yml, docs/) into site/: any warning fails it (a broken link or anchor, a page
+# left out of the nav, a docstring griffe cannot read). NO_MKDOCS_2_WARNING: no banner about Material's successor.
+.PHONY: docs
+docs:
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 bench:
 	$(BIN)/python bench/inference.py
 
-# `sam build` (BuildMethod: makefile): each function gets the package and its runtime dependencies.
+# `sam build` (BuildMethod: makefile): each function gets the package and its runtime dependencies, not the model
+# (the API never runs it; VIDEOAPI_BUILD_WITHOUT_MODEL: setup.py).
 LAMBDA_PIP = $(PYTHON) -m pip install --quiet --target "$(ARTIFACTS_DIR)" --platform manylinux2014_x86_64 --only-binary=:all: --python-version 3.11
 
 build-UploadFunction build-JobsFunction build-S3TriggerFunction build-WebFunction:
-	$(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/.wheel" .
+	VIDEOAPI_BUILD_WITHOUT_MODEL=1 $(PYTHON) -m pip wheel --quiet --no-deps --wheel-dir "$(ARTIFACTS_DIR)/.wheel" .
 	$(LAMBDA_PIP) "$(ARTIFACTS_DIR)"/.wheel/*.whl
 	rm -rf "$(ARTIFACTS_DIR)/.wheel" "$(ARTIFACTS_DIR)/local"  # the emulator (local/) is not shipped to Lambda
+
+# The sdist and the wheel, the built model inside (setup.py; `videoapi model build` first, as `make install` does):
+# `pip install 'dist/videoapi-0.1.0-py3-none-any.whl[engine]'` detects with no torch and no clone, and the
+# images install it (infra/docker/). The venv's setuptools builds it: nothing is downloaded.
+.PHONY: wheel
+wheel:
+	rm -f dist/videoapi-*
+	$(BIN)/python -m build --no-isolation --outdir dist .

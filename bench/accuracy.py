@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
-import platform
 import subprocess
 import sys
 import time
@@ -248,11 +247,10 @@ def main(
     }
     summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference, int8)
     console.print(summary)
-    out = out or Path(f"bench/results/accuracy-{seeds}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.node(), "seeds": list(chosen), "results": results,
-                               "summary": summary}, indent=2))  # fmt: skip
-    console.print(f"written to {out}")
+    from envelope import write_result
+
+    write_result(f"accuracy-{seeds}", {"seeds": seeds, "sets": list(chosen)}, {"results": results, "summary": summary},
+                 out=out)  # fmt: skip
 
 
 def int8_transitions(path: Path, settings: Settings, int8, inputs: dict) -> list:

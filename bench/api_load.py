@@ -2,7 +2,8 @@
 
 The API runs under uvicorn with real Redis and moto S3 (`LocalStack(with_inference=False)`: submitted
 jobs just queue up); the load comes from a second process on loopback (`--role load`).
-Run: `python bench/api_load.py [--seconds 10] [--concurrency 16]`.
+Run: `python bench/api_load.py [--seconds 10] [--concurrency 16]`; writes bench/results/api_load-<machine>-<date>.json
+(bench/envelope.py; `--out` elsewhere), which `python -m bench report` draws.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def main(
     target: str = "",
     seconds: Annotated[float, typer.Option(help="seconds per endpoint")] = 10.0,
     concurrency: Annotated[int, typer.Option(help="concurrent clients")] = 16,
-    out: Path = Path("bench/results/api_load.json"),
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
     gunicorn_workers: Annotated[str, typer.Option(help="also status under Gunicorn with these worker counts")] = "1,2",
 ) -> None:
     if role == "load":
@@ -157,9 +158,11 @@ def main(
             f"{row['p99_ms']:.1f}",
         )
     Console().print(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "concurrency": concurrency, "results": rows}, indent=2))
-    print(f"written: {out}")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from envelope import write_result
+
+    parameters = {"seconds": seconds, "concurrency": concurrency, "gunicorn_workers": gunicorn_workers}
+    write_result("api_load", parameters, {"results": rows}, out=out)
 
 
 if __name__ == "__main__":

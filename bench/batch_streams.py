@@ -3,17 +3,21 @@
     python bench/batch_streams.py --files 30 --rounds 3
 
 Alternates the two in each round (so both see the same machine load) and checks the shots are the same.
+Writes bench/results/batch_streams-<machine>-<date>.json (bench/envelope.py), or `--out FILE`.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local.synthetic import write_video
 from videoapi.pipeline.engine import Detector
@@ -23,6 +27,7 @@ from videoapi.settings import Settings
 def main(
     files: Annotated[int, typer.Option(help="short clips (3 s, 320x180)")] = 30,
     rounds: Annotated[int, typer.Option(help="alternating rounds")] = 3,
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     folder = Path(tempfile.mkdtemp(prefix="videoapi-streams-"))
     videos = []
@@ -32,6 +37,7 @@ def main(
     streams = min(files, os.cpu_count() or 1)
     detectors = {1: Detector(Settings()), streams: Detector(Settings(), streams=streams)}
     first = None
+    runs = []
     for round_ in range(rounds):
         for count, detector in detectors.items():
             started = time.perf_counter()
@@ -39,11 +45,15 @@ def main(
             seconds = time.perf_counter() - started
             shots = [[(s.start_frame, s.end_frame) for s in r.shots] for r in results]
             first = first or shots
+            runs.append({"round": round_, "streams": count, "seconds": seconds, "same_shots": shots == first})
             print(
                 f"round {round_}: {count} stream(s) {seconds:.2f} s ({seconds / files:.3f} s a file), "
                 f"same shots: {shots == first}, load {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
+    from envelope import write_result
+
+    write_result("batch_streams", {"files": files, "rounds": rounds}, {"streams": streams, "runs": runs}, out=out)
 
 
 if __name__ == "__main__":

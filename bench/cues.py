@@ -8,6 +8,8 @@ default options give, and each run of black frames by Rekognition's plain rule w
 is held (a BlackFrames cue needs min_black_s of it). `cost` runs the in-process engine's `detect` on the 1080p
 clip of bench/speed.py (an AAC track muxed in: tone with silent stretches) with the cue taps (picture and audio)
 on and off (`VIDEOAPI_TECHNICAL_CUES`), alternating, the model loaded once, and prints both side by side.
+Each writes its figures to bench/results/cues-sets-<seeds>-... or cues-cost-<machine>-<date>.json
+(bench/envelope.py), or `--out FILE`.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def cue_arrays(path: Path, settings: Settings) -> dict:
 def sets(
     seeds: Annotated[str, typer.Option(help="tune (what min_black_s was chosen on) or report")] = "tune",
     shots: Annotated[int, typer.Option(help="shots per generated video, as bench/accuracy.py")] = 20,
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     """Cues on every set of bench/accuracy.py (cached under bench/results/accuracy-cache/)."""
     from accuracy_cache import video
@@ -61,6 +64,7 @@ def sets(
     options, clock, settings = SegmentOptions(), FrameClock(25.0), Settings()
     print(f"{seeds.upper()} seeds {chosen}; min_black_s {options.min_black_s}")
     false_cues = 0
+    by_set: dict[str, dict[str, int]] = {}
     for kind in HARD_SETS:
         counts: Counter[str] = Counter()
         for seed in chosen:
@@ -81,7 +85,12 @@ def sets(
                 what = f"in the {fade[2]} {fade[0] + 1}-{fade[1] - 1}" if fade else "inside a shot"
                 print(f"  {kind} {seed}: black run {start}-{end} ({end - start + 1} frames), held {held:.2f} s, {what}")
         print(f"{kind}: {dict(counts)}")
+        by_set[kind] = dict(counts)
     print(f"false cues (BlackFrames, ColorBars or Silence: none is in these sets): {false_cues}")
+    from envelope import write_result
+
+    parameters = {"seeds": seeds, "sets": list(chosen), "shots": shots, "min_black_s": options.min_black_s}
+    write_result(f"cues-sets-{seeds}", parameters, {"cues": by_set, "false_cues": false_cues}, out=out)
 
 
 def clip_with_sound(work: Path, shots: int) -> Path:
@@ -126,6 +135,7 @@ def clip_with_sound(work: Path, shots: int) -> Path:
 def cost(
     repeats: Annotated[int, typer.Option(help="runs of each arm, alternating")] = 3,
     shots: Annotated[int, typer.Option(help="shots in the 1080p clip, as bench/speed.py")] = 24,
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     """End-to-end `Detector.detect` on the 1080p clip with the cue taps on and off, alternating."""
     from videoapi.pipeline.engine import Detector
@@ -166,6 +176,18 @@ def cost(
         cues = Counter(c["type"] for c in documents["cues on"].get("technical_cues", []))
         print(f"cues found: {dict(cues)}; audio: {documents['cues on'].get('audio')}")
         assert documents["cues on"]["shots"] == documents["cues off"]["shots"], "shots differ with the taps"
+    from envelope import write_result
+
+    figures = {
+        "frames": frames,
+        "wall_s": wall,
+        "cpu_s": cpu_s,
+        "median_wall_s": {label: statistics.median(runs_s) for label, runs_s in wall.items()},
+        "median_cpu_s": {label: statistics.median(runs_s) for label, runs_s in cpu_s.items()},
+        "inside_one_run": {"run_s": run_s, **spent},
+        "cues_found": dict(cues),
+    }
+    write_result("cues-cost", {"repeats": repeats, "shots": shots, "size": "1920x1080"}, figures, out=out)
 
 
 def tap_seconds(detector, clip: Path) -> tuple[dict[str, float], float]:

@@ -7,12 +7,12 @@ histogram_quantile() compute them. Triton on CPU has no GPU utilisation: that pa
 utilisation (nv_cpu_utilization) instead.
 
 Run: `python bench/dashboard.py [--seconds 120]` (needs matplotlib, the bench extra); writes
-docs/dashboard.png and bench/results/dashboard-scrapes.json.
+docs/dashboard.png and the scrapes, in bench/envelope.py's envelope, to bench/results/dashboard-scrapes.json
+(large: kept out of git by .gitignore; the picture is what is committed).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import tempfile
@@ -131,8 +131,10 @@ def main(
         stop.set()
         thread.join()
 
-    scrapes_out.parent.mkdir(parents=True, exist_ok=True)
-    scrapes_out.write_text(json.dumps([{"t": t, **p} for t, p in history]))
+    from envelope import write_result
+
+    parameters = {"seconds": seconds, "every_s": every_s, "scrape_every_s": 2.0, "picture": str(out)}
+    write_result("dashboard-scrapes", parameters, {"scrapes": [{"t": t, **p} for t, p in history]}, out=scrapes_out)
     draw(history, out, plt)
     print(f"written: {out} ({len(history)} scrapes)")
 

@@ -1,11 +1,13 @@
 """The worker's probe and decode on bench/speed.py's 1080p clip: frames per second, best of `repeats`.
 
 Run it with PYTHONPATH on an older checkout too (it falls back to that decoder's API) to compare before/after:
-    PYTHONPATH=. python bench/decode_speed.py
+    PYTHONPATH=. python bench/decode_speed.py [--shots 12] [--repeats 3] [--out FILE]
+Writes bench/results/decode_speed-<machine>-<date>.json (bench/envelope.py), or FILE.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
@@ -28,7 +30,7 @@ def probe_and_decode(clip: Path) -> int:
     return sum(1 for _ in iter_model_frames_pyav(clip))
 
 
-def main(shots: int = 12, repeats: int = 3) -> None:
+def main(shots: int = 12, repeats: int = 3, out: Path | None = None) -> None:
     clip = Path(tempfile.mkdtemp(prefix="videoapi-decode-")) / "clip1080.mp4"
     write_testset_video(clip, "cuts", seed=7, shots=shots, width=1920, height=1080)
     best, frames = float("inf"), 0
@@ -38,7 +40,16 @@ def main(shots: int = 12, repeats: int = 3) -> None:
         best = min(best, time.perf_counter() - start)
     print(f"{frames} frames 1920x1080 H.264: probe + decode {best:.2f} s, {frames / best:.1f} fps (best of {repeats})")
     clip.unlink()
+    from envelope import write_result
+
+    figures = {"frames": frames, "best_s": best, "fps": frames / best}
+    write_result("decode_speed", {"shots": shots, "repeats": repeats, "size": "1920x1080"}, figures, out=out)
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shots", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    main(args.shots, args.repeats, args.out)

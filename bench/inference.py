@@ -6,13 +6,14 @@ middle half of each window). Run: `python bench/inference.py [--batches 1,2,4,8]
 A CPU with fewer instruction sets can be stood in for with oneDNN's cap, e.g. AVX2 alone:
 `ONEDNN_MAX_CPU_ISA=AVX2 python bench/inference.py --no-triton --no-torch-reference` (bf16 then has no
 kernels and is left out; Triton's `auto` would still read bf16 off /proc/cpuinfo, hence --no-triton).
+Writes bench/results/inference-<machine>-<date>.json (bench/envelope.py; `--out` elsewhere).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +22,8 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local.triton_server import TritonServer
 from videoapi.adapters.triton import ShotModelClient
@@ -45,7 +48,7 @@ def main(
     seconds: Annotated[float, typer.Option(help="seconds per measurement")] = 5.0,
     torch_reference: Annotated[bool, typer.Option(help="also measure the reference PyTorch module")] = True,
     triton: Annotated[bool, typer.Option(help="also measure Triton serving the repository")] = True,
-    out: Annotated[Path, typer.Option(help="where to write the figures")] = Path("bench/results/inference.json"),
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     settings = Settings()
     sizes = [int(b) for b in batches.split(",")]
@@ -107,9 +110,11 @@ def main(
     for name, by_batch in rows.items():
         table.add_row(name, *[f"{by_batch[b]:,.0f}" for b in sizes])
     Console().print(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": machine, "useful_frames_per_s": rows}, indent=2))
-    print(f"written: {out}")
+    from envelope import write_result
+
+    parameters = {"batches": sizes, "seconds": seconds, "torch_reference": torch_reference, "triton": triton}
+    parameters |= {"useful_frames_per_window": USEFUL_PER_WINDOW, "window": 100}
+    write_result("inference", parameters, {"useful_frames_per_s": rows}, out=out)
 
 
 if __name__ == "__main__":

@@ -7,15 +7,14 @@ oneDNN's cap (a process each: the cap is read once), per build: the mean and lar
 both outputs on generated windows the builds were not calibrated on (seed 202) and on test.mp4's windows, the
 frames whose single-frame probability crosses 0.5, and useful frames/s of a static batch of 4 windows of 150.
 
-Run: `python bench/int8_avx2.py` (needs the INT8 builds: `videoapi model build` with the int8 extra).
-Writes bench/results/int8_avx2.json.
+Run: `python bench/int8_avx2.py [--out FILE]` (needs the INT8 builds: `videoapi model build` with the int8
+extra). Writes bench/results/int8_avx2-<machine>-<date>.json (bench/envelope.py), or FILE.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -77,7 +76,7 @@ def worker(folder: Path) -> None:
     (folder / "speeds.json").write_text(json.dumps(speeds))
 
 
-def main() -> None:
+def main(out: Path | None = None) -> None:
     import tempfile
 
     import openvino as ov
@@ -113,14 +112,14 @@ def main() -> None:
                     f"{kernels:14} {build:5} {g['mean']:>13.5f} / {g['max']:.3f} {t['mean']:>12.5f} / {t['max']:.3f}"
                     f" {flips:>6} {speeds[build]:>6.0f}"
                 )
-    out = ROOT / "bench/results/int8_avx2.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.node(), "cpu": platform.processor(), "rows": rows}, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
+    from envelope import write_result
+
+    parameters = {"window": WINDOW, "batch": BATCH, "seconds": SECONDS, "kernels": KERNELS, "windows_per_set": 16}
+    write_result("int8_avx2", parameters, {"rows": rows}, out=out)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
         worker(Path(sys.argv[2]))
     else:
-        main()
+        main(Path(sys.argv[2]) if sys.argv[1:2] == ["--out"] else None)

@@ -6,14 +6,13 @@
 - a 1080p clip: in-process frames/s (model loaded) against the stack's end to end (with --stack);
 - many short files: one `videoapi detect *.mp4 -o DIR` call against one call per file.
 
-Run: `python bench/latency.py [--files 100] [--stack]`; writes bench/results/latency.json.
+Run: `python bench/latency.py [--files 100] [--stack]`; writes bench/results/latency-<machine>-<date>.json
+(bench/envelope.py; `--out` elsewhere), which `python -m bench report` draws.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -79,11 +78,12 @@ def main(
     files: Annotated[int, typer.Option(help="short files for the batch comparison")] = 100,
     runs: Annotated[int, typer.Option(help="runs per command on the 5-second clip (median)")] = 3,
     stack: Annotated[bool, typer.Option(help="also the service path (starts the local stack; slow)")] = False,
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="videoapi-latency-"))
     env = {k: v for k, v in os.environ.items() if k not in ("VIDEOAPI_API_URL", "VIDEOAPI_API_KEY")}
     env["XDG_RUNTIME_DIR"] = str(work / "runtime")  # nothing running: no local stack to find
-    figures: dict = {"machine": platform.node(), "cpu": platform.processor(), "cpus": os.cpu_count()}
+    figures: dict = {"load_average_at_start": os.getloadavg()[0]}
     console.print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f} at the start")
 
     # 1. A 5-second 320x180 clip, nothing running
@@ -133,10 +133,9 @@ def main(
     # 3. Many short files: one call against one call per file (--files 0 skips it)
     if files:
         figures["batch"] = _batch(files, work, env)
-    out = Path(__file__).resolve().parent / "results" / "latency.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    console.print(f"written to {out}")
+    from envelope import write_result
+
+    write_result("latency", {"files": files, "runs": runs, "stack": stack}, figures, out=out)
     shutil.rmtree(work, ignore_errors=True)
 
 

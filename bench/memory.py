@@ -1,13 +1,13 @@
 """Worker memory against video length: peak RSS of the Celery worker's processes for a 10-minute and a
 60-minute video (25 fps), each run as a job on the local stack (one worker, one task at a time).
 
-Run: `python bench/memory.py [--minutes 10,60]`; writes bench/results/memory.json.
+Run: `python bench/memory.py [--minutes 10,60]`; writes bench/results/memory-<machine>-<date>.json
+(bench/envelope.py; `--out` elsewhere), which `python -m bench report` draws.
 """
 
 from __future__ import annotations
 
-import json
-import platform
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +18,8 @@ import psutil
 import typer
 from rich.console import Console
 from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from local.stack import LocalStack, StackPorts
 from local.synthetic import write_video
@@ -36,7 +38,7 @@ def worker_processes() -> list[psutil.Process]:
 
 def main(
     minutes: Annotated[str, typer.Option(help="video lengths in minutes")] = "10,60",
-    out: Annotated[Path, typer.Option()] = Path("bench/results/memory.json"),
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     console = Console()
     work = Path(tempfile.mkdtemp(prefix="videoapi-memory-"))
@@ -100,8 +102,9 @@ def main(
             ", ".join(map(str, row["peak_rss_mb_per_process"])),
         )
     console.print(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"machine": platform.node(), "runs": rows}, indent=2))
+    from envelope import write_result
+
+    write_result("memory", {"minutes": minutes, "worker_concurrency": 1}, {"runs": rows}, out=out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ BatchSpanProcessor an OTLP exporter uses) while /metrics of the API and the work
 and a job records a few dozen). Arms alternate (off, on, off, on, ...) to spread the noise of a shared machine.
 
 Run: `python bench/observability.py [--shots 8] [--repeats 3] [--seconds 10] [--scrape-every 1]`; writes
-bench/results/observability.json.
+bench/results/observability[-PARTS]-<machine>-<date>.json (bench/envelope.py; `--out` elsewhere).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def main(
     scrape_every: Annotated[
         float, typer.Option(help="seconds between scrapes of /metrics (Prometheus' default is 60, common: 15-30)")
     ] = 1.0,
-    out: Path = Path("bench/results/observability.json"),
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     work = Path(tempfile.mkdtemp(prefix="videoapi-obs-"))
     clip = work / "clip1080.mp4"
@@ -158,12 +158,14 @@ def main(
             " ".join(f"{v:.1f}" for v in arms["on"]),
         )
     Console().print(table)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out = out.with_name(f"{out.stem}-{parts}{out.suffix}") if parts != "both" else out
-    out.write_text(
-        json.dumps({"machine": machine, "shots": shots, "scrape_every_s": scrape_every, "results": summary}, indent=2)
-    )
-    print(f"written: {out}")
+    from envelope import write_result
+
+    if out is not None and parts != "both":
+        out = out.with_name(f"{out.stem}-{parts}{out.suffix}")
+    parameters = {"shots": shots, "repeats": repeats, "seconds": seconds, "concurrency": concurrency}
+    parameters |= {"parts": parts, "scrape_every_s": scrape_every}
+    bench = "observability" if parts == "both" else f"observability-{parts}"
+    write_result(bench, parameters, {"results": summary}, out=out)
 
 
 if __name__ == "__main__":

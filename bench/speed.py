@@ -11,14 +11,14 @@
 - latency: submit to result for a 10 s 720p clip.
 
 Run: `python bench/speed.py` (needs `pip install -e '.[bench]'`, and for the INT8 variant the INT8 model:
-`videoapi model build` with the int8 extra installed); writes bench/results/speed.json.
+`videoapi model build` with the int8 extra installed); writes bench/results/speed-<machine>-<date>.json
+(bench/envelope.py; `--out` elsewhere), which `python -m bench report` draws.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -89,7 +89,7 @@ def main(
         str, typer.Option(help="the variant whose latency is measured (no runtime-precision: as built)")
     ] = "pyav:150",
     shots: Annotated[int, typer.Option(help="shots in the 1080p clip (~85 frames each)")] = 24,
-    out: Annotated[Path, typer.Option()] = Path("bench/results/speed.json"),
+    out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     import torch
 
@@ -102,7 +102,7 @@ def main(
     frames_ref = reference_frames(clip)
     n = len(frames_ref)
     console.print(f"clip: 1920x1080 H.264, {n} frames ({n / 25:.0f} s at 25 fps), {len(truth)} cuts")
-    figures: dict = {"machine": platform.node(), "cpus": os.cpu_count(), "frames": n, "fps": {}, "seconds": {}}
+    figures: dict = {"frames": n, "fps": {}, "seconds": {}}
     fps, seconds = figures["fps"], figures["seconds"]
 
     # The limits: decode-and-resize only
@@ -173,6 +173,7 @@ def main(
         console.print(f"measured {label}: {n / wall:.0f} frames/s end to end")
     figures["variants"] = variants
     default_label = service_settings(latency_service, work)[1]
+    figures["default_variant"] = default_label
     if default_label in variants:
         share = post_processing_s * variants[default_label]["end_to_end_fps"] / n
         figures["post_processing_share_of_end_to_end"] = share
@@ -207,9 +208,10 @@ def main(
         f"latency, 10 s 720p, submit to result ({latency_service}): "
         f"median {figures['latency_10s_720p_s']['median']:.2f} s"
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(figures, indent=2))
-    console.print(f"written to {out}")
+    from envelope import write_result
+
+    parameters = {"services": services, "latency_service": latency_service, "shots": shots}
+    write_result("speed", parameters, figures, out=out)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ then, on test.mp4's windows (real footage), each one's largest difference from f
 frames over 0.5, and whether the runtime uses the static model there (videoapi.model.runtime.static_shapes_safe).
 
 Run: `python bench/static_shapes.py`; another CPU's kernels are stood in for with oneDNN's cap, e.g.
-`ONEDNN_MAX_CPU_ISA=AVX2 python bench/static_shapes.py`. Writes bench/results/static_shapes[-ISA].json.
+`ONEDNN_MAX_CPU_ISA=AVX2 python bench/static_shapes.py`. Writes bench/results/static_shapes-<machine>-<date>.json
+(bench/envelope.py: the machine's tag names the cap), or `--out FILE`.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 from videoapi.model.runtime import (  # noqa: E402
     BF16_FLAGS,
@@ -51,7 +50,7 @@ def as_probabilities(outputs: np.ndarray) -> np.ndarray:
     return values if 0 <= values.min() and values.max() <= 1 else 1 / (1 + np.exp(-values))
 
 
-def main() -> None:
+def main(out: Path | None = None) -> None:
     import openvino as ov
 
     core = ov.Core()
@@ -62,7 +61,7 @@ def main() -> None:
         variants.append(("bf16", str(ONNX)))
     if os.path.isfile(int8_model_path(str(ONNX))):
         variants.append(("int8", int8_model_path(str(ONNX))))
-    figures: dict = {"machine": platform.processor() or platform.machine(), "isa_cap": isa, "variants": {}}
+    figures: dict = {"variants": {}}
     reference = None
     for precision, source in variants:
         config = {
@@ -113,9 +112,10 @@ def main() -> None:
         row["static_used_by_the_runtime"] = bool(shaped.shapes())
         figures["variants"][precision] = row
         print(f"{precision:5s} on test.mp4: {row['outputs']}; used by the runtime: {bool(shaped.shapes())}")
-    out = ROOT / f"bench/results/static_shapes{'-' + isa.lower() if isa else ''}.json"
-    out.write_text(json.dumps(figures, indent=1))
-    print(f"written to {out.relative_to(ROOT)}")
+    from envelope import write_result
+
+    write_result("static_shapes", {"isa_cap": isa, "window": WINDOW, "step": STEP, "windows": len(windows)}, figures,
+                 out=out)  # fmt: skip
 
 
 def _reshaped(core, ov, source: str, feed: dict):
@@ -126,4 +126,4 @@ def _reshaped(core, ov, source: str, feed: dict):
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[2]) if sys.argv[1:2] == ["--out"] else None)

@@ -11,10 +11,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from functions import observability
 from functions.deps import Services
-from functions.errors import error_response, status_of
+from functions.errors import UNAVAILABLE, error_response, status_of
 from functions.routers import jobs, rekognition, uploads, web
 from videoapi.errors import ApiError, StorageError
 from videoapi.settings import Settings
@@ -30,16 +31,60 @@ ROUTERS = {
 }
 
 
+API_KEY_SCHEME = "ApiKey"
+_DEFAULT_422 = {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+
+
+class _Api(FastAPI):
+    """FastAPI whose document says what this API answers: no default 422 body (FastAPI's HTTPValidationError;
+    this API's 422 is functions.errors's ErrorBody, declared by the routes that can answer it), and the API key
+    header as a security scheme on the routes that take it (those declaring its 401, functions.errors.AUTHENTICATED).
+    """
+
+    api_key_header = "X-API-Key"
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is not None:
+            return self.openapi_schema
+        document = super().openapi()
+        keyed = False
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.get("responses", {})
+                if responses.get("422", {}).get("content", {}).get("application/json") == _DEFAULT_422:
+                    del responses["422"]
+                if "401" in responses:
+                    operation["security"], keyed = [{API_KEY_SCHEME: []}], True
+        components = document.setdefault("components", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.get("schemas", {}).pop(name, None)
+        if keyed:
+            scheme = {"type": "apiKey", "in": "header", "name": self.api_key_header}
+            components.setdefault("securitySchemes", {})[API_KEY_SCHEME] = scheme
+        return document
+
+
+def _allowed_methods(request: Request) -> str:
+    """405's Allow: every method some route takes at this path (Starlette names only the first route's)."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method
+        for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+        if any(route.matches({**request.scope, "method": method})[0] == Match.FULL for route in routes)
+    )
+
+
 def create_app(settings: Settings, *, routers: list[str] | None = None, services: Services | None = None) -> FastAPI:
     """The API; `routers` limits it to some routers (one Lambda function each), all by default."""
-    app = FastAPI(title="videoapi", version="1", summary="Shot-boundary detection for videos (TransNetV2)")
+    app = _Api(title="videoapi", version="1", summary="Shot-boundary detection for videos (TransNetV2)")
+    app.api_key_header = settings.api_key_header
     app.state.services = services or Services.from_settings(settings)
     for name in routers or list(ROUTERS):
         app.include_router(ROUTERS[name])
     if settings.rekognition_at_root and (routers is None or "rekognition" in routers):
         app.include_router(rekognition.root_router)
 
-    @app.get("/v1/health", tags=["health"])
+    @app.get("/v1/health", tags=["health"], responses=UNAVAILABLE)
     def health() -> dict[str, Any]:
         app.state.services.jobs.store.redis.ping()
         return {"status": "ok"}
@@ -59,8 +104,11 @@ def create_app(settings: Settings, *, routers: list[str] | None = None, services
 
     @app.exception_handler(HTTPException)
     async def httperror_response(request: Request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 400:  # FastAPI's for a body it cannot read (not UTF-8): malformed, as bad JSON is
+            return error_response(422, "invalid_request", f"body: {exc.detail}", "body")
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        headers = {"Allow": _allowed_methods(request)} if exc.status_code == 405 else exc.headers
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
     @app.exception_handler(redis.RedisError)
     @app.exception_handler(OperationalError)

@@ -20,7 +20,7 @@ from rich.console import Console
 
 from videoapi.domain.formats import FORMAT_DESCRIPTIONS, RESULT_FORMATS
 from videoapi.errors import VideoapiError
-from videoapi.settings import get_settings
+from videoapi.settings import PACKAGED_MODEL_REPOSITORY, get_settings
 
 if TYPE_CHECKING:  # imported where used: `videoapi --help` stays fast
     from rich.progress import Progress
@@ -85,6 +85,11 @@ def model_build(
 
     settings = get_settings()
     repo = repository or settings.model_repository
+    if repo.resolve() == PACKAGED_MODEL_REPOSITORY:
+        fail(
+            f"{repo} is the model the installed package carries: build into a folder of your own "
+            "(--repository DIR, and VIDEOAPI_MODEL_REPOSITORY=DIR for the engine and the stack to read it)"
+        )
     if onnx is None:
         try:
             import torch  # noqa: F401

@@ -12,6 +12,14 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The built model a wheel carries (setup.py copies model_repository/ there); a source tree's own comes first.
+PACKAGED_MODEL_REPOSITORY = Path(__file__).resolve().parent / "model_repository"
+
+
+def default_model_repository() -> Path:
+    """The source tree's model_repository/ (a clone, an editable install), else the installed wheel's copy."""
+    source = PROJECT_ROOT / "model_repository"
+    return PACKAGED_MODEL_REPOSITORY if PACKAGED_MODEL_REPOSITORY.is_dir() and not source.is_dir() else source
 
 
 class Settings(BaseSettings):
@@ -20,7 +28,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDEOAPI_", extra="ignore", protected_namespaces=())
 
     # Model and Triton
-    model_repository: Path = PROJECT_ROOT / "model_repository"
+    model_repository: Path = default_model_repository()
     model_name: str = "transnetv2"
     triton_url: str = "127.0.0.1:8001"
     triton_protocol: Literal["grpc", "http"] = "grpc"

@@ -6,7 +6,9 @@ weights, PyTorch on this CPU) on both frame sets, transitions by the reference r
 against the clip's truth (2-frame tolerance, as bench/accuracy.py) and of NVDEC's against the CPU path's.
 
 Run: `python bench/gpu/drift.py INPUTS_DIR DEVICE_OUT_DIR [--reference]` (INPUTS_DIR from make_inputs.py, with
-cpu_frames.npz; --reference: test.mp4 against the reference package's shots, as bench/accuracy.py).
+cpu_frames.npz; --reference: test.mp4 against the reference package's shots, as bench/accuracy.py). Writes
+DEVICE_OUT_DIR/drift.json (drift_reference.json) in bench/envelope.py's envelope: this machine (the model's CPU),
+and in its parameters the GPU that decoded (from DEVICE_OUT_DIR/nvdec.json, where it is enveloped).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 
 
 class TorchModel:
@@ -63,8 +65,21 @@ def against_reference(inputs: Path, device: Path) -> dict:
         "nvdec_vs_cpu": score_transitions(nvdec, cpu).__dict__,
     }
     print(json.dumps(row), flush=True)
-    (device / "drift_reference.json").write_text(json.dumps(row, indent=1))
+    write(device, "gpu-drift-reference", row, device / "drift_reference.json")
     return row
+
+
+def write(device: Path, bench: str, figures, out: Path) -> None:
+    """The figures in the envelope; the NVDEC frames' GPU named from the device's nvdec.json where it has one."""
+    from envelope import SCHEMA, write_result
+
+    decoded_on = None
+    try:
+        nvdec = json.loads((device / "nvdec.json").read_text())
+        decoded_on = nvdec["machine"]["gpus"] if nvdec.get("schema") == SCHEMA else None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        pass
+    write_result(bench, {"device_out": device.name, "nvdec_frames_from": decoded_on}, figures, out=out)
 
 
 def main() -> None:
@@ -105,7 +120,7 @@ def main() -> None:
                 row["f1_truth_nvdec"] = score_transitions(mine, truth).f1
             rows.append(row)
             print(json.dumps(row), flush=True)
-    (device / "drift.json").write_text(json.dumps(rows, indent=1))
+    write(device, "gpu-drift", rows, device / "drift.json")
 
 
 if __name__ == "__main__":

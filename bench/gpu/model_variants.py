@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
 BATCHES = [int(b) for b in os.environ.get("BATCHES", "64,128,256").split(",")]
 REPORT: dict = {}
@@ -111,8 +111,7 @@ def main() -> None:
             except Exception as exc:  # noqa: BLE001 - a variant that fails is a row that says so
                 REPORT[name][b] = f"failed: {exc!r}"[:300]
                 log(f"{name} batch {b}: failed {exc!r}"[:300])
-            OUT.mkdir(parents=True, exist_ok=True)
-            (OUT / "model_variants.json").write_text(json.dumps(REPORT, indent=1))
+            save()
     # the outputs agree: the graph's and compile's against eager autocast, on one batch
     x = torch.randint(0, 256, (8, 100, 27, 48, 3), dtype=torch.uint8, device="cuda")
     ref = autocast(module)(x)[0].float()
@@ -122,7 +121,15 @@ def main() -> None:
         got = fn(x)[0].float()
         REPORT[f"max |diff| {name}"] = float((got - ref).abs().max())
     log(json.dumps(REPORT))
-    (OUT / "model_variants.json").write_text(json.dumps(REPORT, indent=1))
+    save()
+
+
+def save() -> None:
+    """$OUT/model_variants.json in bench/envelope.py's envelope (bench "gpu-model-variants")."""
+    from envelope import write_result
+
+    parameters = {"batches": BATCHES, "skip_compile": bool(os.environ.get("SKIP_COMPILE"))}
+    write_result("gpu-model-variants", parameters, REPORT, out=OUT / "model_variants.json")
 
 
 if __name__ == "__main__":

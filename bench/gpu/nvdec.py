@@ -20,6 +20,9 @@ numpy<2; the decoders keep the device's numpy 2). For `decode` with PyAV, carry 
 
 Every stream runs for BENCH_SECONDS after all have started (and at most a frame budget), so the all-streams
 figure is frames over that time. Run: `python bench/gpu/nvdec.py DIR` (DIR from bench/gpu/make_inputs.py).
+$OUT/nvdec.json is in bench/envelope.py's envelope (bench "gpu-nvdec"; the machine read with nvidia-smi there;
+the device's copy of the tree has no git: BENCH_COMMIT=<commit> names the commit); copied to bench/gpu/results/,
+`python -m bench report` draws it.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "10"))
 FRAME_CAP = 10**6  # per stream: every loop is bounded by a frame count as well as by time
@@ -50,9 +53,18 @@ def log(*args):
     print(*args, flush=True)
 
 
+def parameters() -> dict:
+    """What the run was asked for: its parts, seconds, model window and plans (the environment's settings)."""
+    keys = ("BENCH_PARTS", "BENCH_SECONDS", "E2E_SECONDS", "E2E_WINDOW", "CPU_DECODER", "DECODE_PLAN", "E2E_PLAN")
+    return {"window": WINDOW, "seconds": SECONDS, "frame_cap": FRAME_CAP} | {
+        key.lower(): os.environ[key] for key in keys if key in os.environ
+    }
+
+
 def save():
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "nvdec.json").write_text(json.dumps(REPORT, indent=1, default=str))
+    from envelope import write_result
+
+    write_result("gpu-nvdec", parameters(), REPORT, out=OUT / "nvdec.json")
 
 
 class SmiSampler:

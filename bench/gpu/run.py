@@ -1,6 +1,7 @@
 """GPU node benchmark (run on the device machine): TransNetV2 throughput direct and through Triton, fp32 and
 fp16, at batch sizes 1..256; OpenCV decode throughput with N parallel streams; end to end with N workers
-decoding and one Triton on the GPU. Prints tables, writes JSON to $OUT (or bench/results/).
+decoding and one Triton on the GPU. Prints tables, writes JSON to $OUT (or bench/results/) in bench/envelope.py's
+envelope (bench "gpu-run").
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
 OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
 USEFUL = 50
 BATCHES = [1, 2, 4, 8, 16, 32, 64, 128, 256]
@@ -265,8 +266,10 @@ def main() -> None:
                     report["triton"].update(bench_triton(server.grpc_url, seconds, precision))
                     if precision == "fp16":
                         report["end_to_end"] = bench_end_to_end(clip, server.grpc_url)
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / f"gpu-{'-'.join(parts)}.json").write_text(json.dumps(report, indent=2))
+    from envelope import write_result
+
+    parameters = {"parts": parts, "seconds": seconds, "clip": clip.name}
+    write_result("gpu-run", parameters, report, out=OUT / f"gpu-{'-'.join(parts)}.json")
     log(json.dumps(report))
 
 

@@ -16,7 +16,6 @@ call carries): `python bench/gpu/serving.py`.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import os
 import sys
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "gpu")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench" / "gpu"), str(ROOT / "bench")]
 OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
 SECONDS = float(os.environ.get("SERVING_SECONDS", "8"))
 CALL_CAP = 100_000  # every client loop is bounded by a call count as well as by time
@@ -37,8 +36,14 @@ def log(*args):
 
 
 def save():
-    OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "serving.json").write_text(json.dumps(REPORT, indent=1, default=str))
+    """$OUT/serving.json in bench/envelope.py's envelope (bench "gpu-serving")."""
+    from envelope import write_result
+
+    keys = ("BENCH_PARTS", "SERVING_SECONDS", "SERVING_PLAN", "SKIP_COMPILE")
+    parameters = {"seconds": SECONDS, "call_cap": CALL_CAP} | {
+        k.lower(): os.environ[k] for k in keys if k in os.environ
+    }
+    write_result("gpu-serving", parameters, REPORT, out=OUT / "serving.json")
 
 
 def useful(window: int) -> int:

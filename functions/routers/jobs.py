@@ -6,20 +6,21 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
 from starlette.concurrency import run_in_threadpool
 
 from functions.deps import ClientDep, LimitsDep, ServicesDep
+from functions.errors import AUTHENTICATED, CONFLICT, INVALID, LOCATION, NOT_FOUND, TOO_LARGE
 from videoapi.domain.exports import EXPORT_FILES
 from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES
 from videoapi.domain.formats import RESULT_EXTRAS, RESULT_FORMATS
 from videoapi.domain.submission import ClipsRequest, SubmitRequest
 from videoapi.domain.views import job_view
 from videoapi.errors import InvalidRequest
-from videoapi.pipeline.cues import BODY_FIELDS, SegmentOptions
+from videoapi.pipeline.cues import BODY_FIELDS, SEGMENT_TYPES, SegmentOptions
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-usage_router = APIRouter(prefix="/v1/usage", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=AUTHENTICATED)
+usage_router = APIRouter(prefix="/v1/usage", tags=["jobs"], responses=AUTHENTICATED)
 
 if TYPE_CHECKING:  # the Literals are built from tuples named once elsewhere, which mypy cannot read as a Literal
     _ResultFormat = str
@@ -29,6 +30,19 @@ else:
     _ResultFormat = Literal[RESULT_FORMATS]
     _ResultOrExtra = Literal[(*RESULT_FORMATS, *RESULT_EXTRAS)]
     _Priority = Literal[PRIORITIES]
+
+
+class BlackFrameFilter(BaseModel):
+    max_pixel_threshold: float | None = Field(None, description="a pixel is black at or under this (0-1)")
+    min_coverage_percentage: float | None = Field(None, description="a frame is black with this % black (0-100)")
+
+
+# typed, so that a member of the wrong type is refused here (422); SegmentOptions checks the ranges
+class SegmentFilters(BaseModel):
+    """Rekognition's StartSegmentDetection filters, in snake case."""
+
+    min_segment_confidence: float | None = Field(None, description="50-100, shots and technical cues")
+    black_frame: BlackFrameFilter | None = None
 
 
 class JobRequest(BaseModel):
@@ -44,10 +58,11 @@ class JobRequest(BaseModel):
     postprocess: bool | None = Field(
         None, description="post-process the probabilities (typed transitions); false: the reference rule exactly"
     )
-    segment_types: list[str] | None = Field(None, description="SHOT and/or TECHNICAL_CUE (default both)")
-    filters: dict[str, Any] | None = Field(
-        None, description="min_segment_confidence (50-100), black_frame: {max_pixel_threshold, min_coverage_percentage}"
+    # the values are checked by SegmentOptions (invalid_segment_options); the document names them
+    segment_types: list[Annotated[str, WithJsonSchema({"type": "string", "enum": list(SEGMENT_TYPES)})]] | None = Field(
+        None, description="SHOT and/or TECHNICAL_CUE (default both)"
     )
+    filters: SegmentFilters | None = Field(None, description="Rekognition's filters, its names in snake case")
     min_black_s: float | None = Field(
         None, description="shortest held black of a BlackFrames cue, seconds (default 0.4; 0: any black frame)"
     )
@@ -59,7 +74,23 @@ class JobRequest(BaseModel):
     )
 
 
-@router.post("", status_code=202, summary="Submit a shot-detection job")
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit a shot-detection job",
+    responses={
+        202: {"description": "The job, queued", "headers": LOCATION},
+        200: {
+            "description": "The job an earlier request with this Idempotency-Key made",
+            "content": {"application/json": {"schema": {}}},
+            "headers": LOCATION,
+        },
+        **NOT_FOUND,
+        **CONFLICT,
+        **TOO_LARGE,
+        **INVALID,
+    },
+)
 def submit_job(
     body: JobRequest,
     client: ClientDep,
@@ -92,21 +123,25 @@ def usage(client: ClientDep, limits: LimitsDep, services: ServicesDep) -> dict[s
     return services.jobs.usage(client, limits)
 
 
-@router.get("", summary="This client's jobs, newest first")
+@router.get("", summary="This client's jobs, newest first", responses=INVALID)
 def list_jobs(
     client: ClientDep, services: ServicesDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> dict[str, Any]:
     return {"jobs": [job_view(job) for job in services.jobs.list(client, limit)]}
 
 
-@router.get("/{job_id}", summary="Job status")
+@router.get("/{job_id}", summary="Job status", responses=NOT_FOUND)
 async def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     # the path clients poll: async, so that only the Redis read goes to a worker thread (a sync route costs
     # FastAPI a thread hop for the endpoint and another to validate its response)
     return job_view(await run_in_threadpool(services.jobs.get, client, job_id))
 
 
-@router.post("/{job_id}/cancel", summary="Cancel a queued or running job (409 once it has finished)")
+@router.post(
+    "/{job_id}/cancel",
+    summary="Cancel a queued or running job (409 once it has finished)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
 def cancel_job(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     return job_view(services.jobs.cancel(client, job_id))
 
@@ -121,7 +156,12 @@ class ClipsBody(BaseModel):
     trim_transitions: bool = Field(False, description="leave out the frames of dissolves and fades at either end")
 
 
-@router.post("/{job_id}/clips", status_code=202, summary="Cut a finished job's shots into clips (a job of its own)")
+@router.post(
+    "/{job_id}/clips",
+    status_code=202,
+    summary="Cut a finished job's shots into clips (a job of its own)",
+    responses={202: {"description": "The clips job, queued", "headers": LOCATION}, **NOT_FOUND, **CONFLICT, **INVALID},
+)
 def request_clips(
     job_id: str, body: ClipsBody, client: ClientDep, limits: LimitsDep, services: ServicesDep
 ) -> JSONResponse:
@@ -134,7 +174,7 @@ def request_clips(
     return JSONResponse(job_view(job), status_code=202, headers={"Location": f"/v1/jobs/{job.id}"})
 
 
-@router.get("/{job_id}/video", summary="A presigned GET of the job's source video (to play it)")
+@router.get("/{job_id}/video", summary="A presigned GET of the job's source video (to play it)", responses=NOT_FOUND)
 def job_video(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
     return services.results.video_url(client, job_id)
 
@@ -145,6 +185,11 @@ _DOWNLOADS = {
     "overview": "png",
     "thumbnails": "jpg",
 }
+# what the result route answers besides JSON: the exports' types, the npz, the pictures
+_RESULT_MEDIA_TYPES = sorted(
+    {media.split(";")[0] for _, media in EXPORT_FILES.values()} - {"application/json"}
+    | {"application/octet-stream", "image/png", "image/jpeg"}
+)
 
 
 @router.get(
@@ -154,6 +199,16 @@ _DOWNLOADS = {
     "`rekognition` (AWS Rekognition's GetSegmentDetection document); "
     "probabilities (npz, or JSON `curve` for plots); "
     "`overview` PNG (frames and predictions); `thumbnails` JPEG (a keyframe per shot, layout in the JSON)",
+    responses={
+        200: {
+            "description": "The result in the format asked for",
+            "content": {media: {"schema": {"type": "string"}} for media in _RESULT_MEDIA_TYPES},
+            "headers": {"Content-Disposition": {"description": "a download's file name", "schema": {"type": "string"}}},
+        },
+        **NOT_FOUND,
+        **CONFLICT,
+        **INVALID,
+    },
 )
 def job_result(
     job_id: str,

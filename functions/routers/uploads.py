@@ -8,9 +8,14 @@ from fastapi import APIRouter, Header, Query, Request
 from pydantic import BaseModel, Field
 
 from functions.deps import ClientDep, ServicesDep
+from functions.errors import AUTHENTICATED, INVALID, TOO_LARGE, UNSUPPORTED_MEDIA_TYPE
 from videoapi.errors import TooLarge
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(
+    prefix="/v1/uploads",
+    tags=["uploads"],
+    responses={**AUTHENTICATED, **INVALID, **TOO_LARGE, **UNSUPPORTED_MEDIA_TYPE},
+)
 
 
 class UploadRequest(BaseModel):
@@ -25,13 +30,26 @@ def create_upload(body: UploadRequest, client: ClientDep, services: ServicesDep)
     return services.uploads.presign_upload(client, body.filename, body.content_type, body.size_bytes)
 
 
-@router.put("/direct", status_code=201, summary="Upload a small file through the API")
+# the body is read as a stream (up to the limit), so FastAPI cannot document it: declared here
+_DIRECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the file's bytes, its type in Content-Type (one of the allowed video types, else 415)",
+        "content": {
+            media: {"schema": {"type": "string", "format": "binary"}}
+            for media in ("video/*", "application/octet-stream")
+        },
+    }
+}
+
+
+@router.put("/direct", status_code=201, summary="Upload a small file through the API", openapi_extra=_DIRECT_BODY)
 async def direct_upload(
     request: Request,
     client: ClientDep,
     services: ServicesDep,
     filename: Annotated[str, Query(min_length=1, max_length=200)],
-    content_type: Annotated[str, Header()] = "application/octet-stream",
+    content_type: Annotated[str, Header(include_in_schema=False)] = "application/octet-stream",
 ) -> dict[str, Any]:
     limit = services.settings.direct_upload_max_bytes
     too_large = TooLarge("too_large", f"direct uploads are limited to {limit} bytes; use POST /v1/uploads", "body")

@@ -1,13 +1,12 @@
 # The API as a container service: Gunicorn + Uvicorn workers over functions.asgi:app.
+# Installs the wheel `make wheel` builds (dist/), the one package every image and `pip install` get; dist/ is
+# bound for that step only (BuildKit), so the image holds the installed package and not the wheel as well.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY videoapi/ videoapi/
-COPY functions/ functions/
-COPY workers/ workers/
 COPY infra/api/gunicorn.conf.py infra/api/gunicorn.conf.py
-RUN pip install --no-cache-dir . "gunicorn>=22"
+RUN --mount=type=bind,source=dist,target=/tmp/dist \
+    pip install --no-cache-dir /tmp/dist/videoapi-0.1.0-py3-none-any.whl "gunicorn>=22"
 USER 10001
 # JSON logs (job and trace ids on each line); metrics on 9808 from Gunicorn's master (gunicorn.conf.py)
 ENV VIDEOAPI_LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/videoapi-api-metrics VIDEOAPI_API_METRICS_PORT=9808

@@ -1,5 +1,7 @@
 # Celery worker for GPU nodes: decodes with OpenCV, talks to the node's Triton over gRPC.
 # CUDA userspace is there for GPU-side decoding work; inference itself runs in Triton.
+# Installs the wheel `make wheel` builds (dist/) with the worker's extra, the one package every image gets;
+# dist/ is bound for that step only (BuildKit), so the image holds the installed package, not the wheel too.
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
 ENV DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 RUN apt-get update \
@@ -8,11 +10,8 @@ RUN apt-get update \
 RUN python3.11 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY videoapi/ videoapi/
-COPY functions/ functions/
-COPY workers/ workers/
-RUN pip install --no-cache-dir .
+RUN --mount=type=bind,source=dist,target=/tmp/dist \
+    pip install --no-cache-dir "/tmp/dist/videoapi-0.1.0-py3-none-any.whl[worker]"
 USER 10001
 # JSON logs (job and trace ids on each line); the pool processes' metrics meet here, served on 9808
 ENV VIDEOAPI_LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/videoapi-metrics VIDEOAPI_WORKER_METRICS_PORT=9808

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import kubernetes_validate
@@ -18,6 +20,10 @@ from videoapi.settings import PROJECT_ROOT, Settings
 INFRA = PROJECT_ROOT / "infra"
 MANIFESTS = sorted((INFRA / "k8s").glob("*.yaml"))
 SETTINGS_ENV = {f"VIDEOAPI_{name.upper()}" for name in Settings.model_fields} | {"REDIS_URL"}
+DOCKERFILES = sorted((INFRA / "docker").glob("*.Dockerfile"))
+VERSION = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["version"]
+WHEEL = f"videoapi-{VERSION}-py3-none-any.whl"  # what `make wheel` writes to dist/ and the images install
+SOURCE_TREE = {"videoapi", "functions", "workers", "local", "model_repository", "pyproject.toml", "setup.py", "."}
 
 
 def documents():
@@ -105,7 +111,7 @@ def test_compose_file_is_valid_compose_spec():
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("dockerfile", sorted((INFRA / "docker").glob("*.Dockerfile")), ids=lambda p: p.name)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
     parser = DockerfileParser(path=str(dockerfile))
     instructions = [i for i in parser.structure if i["instruction"] != "COMMENT"]
@@ -113,7 +119,12 @@ def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
     for ins in instructions:
         if ins["instruction"] == "COPY":
             *sources, _ = ins["value"].split()
+            if sources[0].startswith("--from="):
+                continue  # out of an earlier stage (the wheel's test below)
             for source in sources:
+                if source.startswith("dist/"):  # written by `make wheel`, not kept in the tree
+                    assert source == f"dist/{WHEEL}", f"{dockerfile.name}: COPY {source}: `make wheel` writes {WHEEL}"
+                    continue
                 assert (PROJECT_ROOT / source).exists(), f"{dockerfile.name}: COPY {source} does not exist"
                 assert not source.startswith("local"), f"{dockerfile.name}: the emulator (local/) is not shipped"
     cmd = next(i["value"] for i in reversed(instructions) if i["instruction"] == "CMD")
@@ -127,6 +138,52 @@ def test_dockerfiles_copy_what_exists_and_run_what_is_there(dockerfile: Path):
     if "nvidia/cuda" not in parser.baseimage and "tritonserver" not in parser.baseimage:
         assert any(i["instruction"] == "USER" for i in instructions), "run as a non-root user"
     assert re.search(r":[\w.\-]+", parser.baseimage), "pin the base image"
+
+
+def _wheel_installs(instructions: list[dict]) -> list[str]:
+    """The RUN steps that pip-install dist/'s wheel: COPY'd into a folder first, or dist/ bound for the step
+    (BuildKit's RUN --mount=type=bind)."""
+    places, installs = set(), []
+    for ins in instructions:
+        words = shlex.split(ins["value"])
+        if ins["instruction"] == "COPY" and words[0] == f"dist/{WHEEL}":
+            places.add(words[-1].rstrip("/"))
+        if ins["instruction"] == "RUN" and "pip install" in ins["value"]:
+            mounts = [
+                dict(o.split("=", 1) for o in w.removeprefix("--mount=").split(","))
+                for w in words
+                if w.startswith("--mount=")
+            ]
+            bound = {m["target"] for m in mounts if m.get("type") == "bind" and m.get("source") == "dist"}
+            if any(w.split("[")[0] in {f"{place}/{WHEEL}" for place in places | bound} for w in words):
+                installs.append(ins["value"])
+    return installs
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_images_install_the_wheel_not_the_source_tree(dockerfile: Path):
+    """Each image pip-installs the one wheel (the model inside, `make wheel`), never a copy of the source tree."""
+    instructions = [i for i in DockerfileParser(path=str(dockerfile)).structure if i["instruction"] != "COMMENT"]
+    for ins in instructions:
+        if ins["instruction"] in ("COPY", "ADD") and not ins["value"].startswith("--from="):
+            *sources, _ = ins["value"].split()
+            tree = [source for source in sources if source.split("/")[0] in SOURCE_TREE]
+            assert not tree, f"{dockerfile.name}: COPY {' '.join(tree)}: install the wheel (make wheel) instead"
+        if ins["instruction"] == "RUN":
+            assert not re.search(r"pip install[^&;]* \.(\s|$)", ins["value"]), f"{dockerfile.name}: pip install ."
+    installs = _wheel_installs(instructions)
+    assert len(installs) == 1, f"{dockerfile.name}: one `pip install` of dist/{WHEEL}, found {len(installs)}"
+    if dockerfile.name == "triton.Dockerfile":
+        # Triton's Python is older than the package's: the wheel goes into a first stage, its model into /models
+        target = "/opt/videoapi"
+        assert "--no-deps" in installs[0] and f"--target {target}" in installs[0]
+        final = instructions[max(k for k, i in enumerate(instructions) if i["instruction"] == "FROM") :]
+        copies = [i["value"].split() for i in final if i["instruction"] == "COPY"]
+        wanted = [f"{target}/videoapi/model_repository/", "/models/"]
+        assert any(c[0].startswith("--from=") and c[1:] == wanted for c in copies), "Triton serves the wheel's model"
+    else:
+        extra = "[worker]" if dockerfile.name == "worker.Dockerfile" else " "  # the API: the base alone
+        assert f"{WHEEL}{extra}" in installs[0]
 
 
 def _dockerfile_env(name: str) -> dict[str, str]:

@@ -41,14 +41,19 @@ def check_key(key: str, field: str = "source") -> str:
 
 
 def check_callback_url(url: str, allow_private: bool) -> str:
-    parsed = urlparse(url)
+    malformed = InvalidRequest("invalid_callback_url", "callback_url must be an http(s) URL", "callback_url")
+    try:
+        parsed = urlparse(url)
+        port = parsed.port  # ValueError for a port out of 0-65535 or not a number
+    except ValueError:  # and for a malformed IPv6 host ("https://[::1/")
+        raise malformed from None
     if parsed.scheme not in ("https", "http") or not parsed.hostname:
-        raise InvalidRequest("invalid_callback_url", "callback_url must be an http(s) URL", "callback_url")
+        raise malformed
     if allow_private:
         return url
     try:
-        addresses = {str(info[4][0]) for info in socket.getaddrinfo(parsed.hostname, parsed.port or 443)}
-    except socket.gaierror as exc:
+        addresses = {str(info[4][0]) for info in socket.getaddrinfo(parsed.hostname, port or 443)}
+    except (socket.gaierror, UnicodeError) as exc:  # UnicodeError: a name IDNA cannot encode (an empty label, 64+)
         raise InvalidRequest("invalid_callback_url", f"cannot resolve {parsed.hostname}", "callback_url") from exc
     for address in addresses:
         ip = ipaddress.ip_address(address.split("%")[0])

