@@ -165,7 +165,7 @@ def pooled_rows(rows: list[dict]) -> dict:
 
 def main(
     seeds: Annotated[
-        str, typer.Option(help="report (the README's figures), tune (what the rules were tuned on) or validation")
+        str, typer.Option(help="report (the published figures), tune (what the rules were tuned on) or validation")
     ] = "report",
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 20,
     out: Annotated[Path | None, typer.Option()] = None,

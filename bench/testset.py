@@ -173,7 +173,7 @@ def write_testset_video(path: Path, kind: str, seed: int, shots: int = 24, width
 
 # Issue 15's harder sets. Truth here is typed: (last frame before, first frame after, type), the frames
 # in between being the blended ones (none for a cut). TUNE_SEEDS are what the post-processing was tuned on,
-# VALIDATION_SEEDS what each change was checked on before REPORT_SEEDS, which give the README's figures.
+# VALIDATION_SEEDS what each change was checked on before REPORT_SEEDS, which give the published figures.
 TUNE_SEEDS = (1001, 1002)
 VALIDATION_SEEDS = (3001, 3002)
 REPORT_SEEDS = (2001, 2002)

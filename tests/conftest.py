@@ -35,7 +35,7 @@ def reference_video() -> Path:
 def model_repository(settings: Settings) -> Path:
     onnx = settings.model_repository / settings.model_name / "1" / "model.onnx"
     if not onnx.is_file():
-        pytest.fail(f"{onnx} is missing: run `videoapi model build` (the README's install step does)")
+        pytest.fail(f"{onnx} is missing: run `videoapi model build` (`make install` does)")
     return settings.model_repository
 
 

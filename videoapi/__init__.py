@@ -1,4 +1,4 @@
-"""Shot-boundary detection with TransNetV2: `detect("video.mp4")` here, or the service (README.md)."""
+"""Shot-boundary detection with TransNetV2: `detect("video.mp4")` here, or the service (docs/getting-started.md)."""
 
 from typing import Any
 

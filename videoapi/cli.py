@@ -63,8 +63,8 @@ def model_build(
     cpu_precision: Annotated[
         Literal["auto", "f32", "bf16", "int8"],
         typer.Option(
-            help="CPU config, OpenVINO: auto is bf16 where the CPU has it, else int8 where the INT8 model is "
-            "built and the CPU has AVX2/VNNI, else f32"
+            help="CPU config, OpenVINO: auto is bf16 on AMX, else int8 where the INT8 model is built and the CPU "
+            "has INT8 kernels (AVX2, VNNI), else bf16 where AVX-512 BF16 is there, else f32"
         ),
     ] = "auto",
     int8: Annotated[

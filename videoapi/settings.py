@@ -28,11 +28,13 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="VIDEOAPI_", extra="ignore", protected_namespaces=())
 
     # Model and Triton
-    model_repository: Path = default_model_repository()
-    model_name: str = "transnetv2"
-    triton_url: str = "127.0.0.1:8001"
-    triton_protocol: Literal["grpc", "http"] = "grpc"
-    triton_timeout_s: float = Field(60.0, gt=0)
+    model_repository: Path = Field(
+        default_model_repository(), description="the Triton model repository (`videoapi model build` writes it)"
+    )
+    model_name: str = Field("transnetv2", description="the model's name in the repository")
+    triton_url: str = Field("127.0.0.1:8001", description="Triton's address (gRPC, or HTTP with `triton_protocol`)")
+    triton_protocol: Literal["grpc", "http"] = Field("grpc", description="how the workers call Triton")
+    triton_timeout_s: float = Field(60.0, gt=0, description="a Triton request's timeout")
     triton_shared_memory: Literal["none", "cuda"] = Field(
         "none",
         description="cuda: windows reach Triton through CUDA shared memory (Triton on this node, a GPU, "
@@ -51,7 +53,9 @@ class Settings(BaseSettings):
 
     # Inference
     window: int = Field(
-        150, ge=51, description="frames per model window; margins stay 25 frames (150: see README, Accuracy)"
+        150,
+        ge=51,
+        description="frames per model window; margins stay 25 frames (150: see the Accuracy page of the docs)",
     )
     batch_windows: int = Field(4, ge=1, description="windows per Triton request")
     inflight_batches: int = Field(2, ge=1, description="requests waiting on Triton while decoding goes on")
@@ -63,7 +67,9 @@ class Settings(BaseSettings):
     )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")
-    threshold: float = Field(0.5, gt=0, lt=1)
+    threshold: float = Field(
+        0.5, gt=0, lt=1, description="the default transition threshold (a job's `threshold` overrides it)"
+    )
     postprocess: bool = Field(
         True,
         description="post-process the probabilities (videoapi.pipeline.postprocess); false: the reference rule exactly",
@@ -75,19 +81,27 @@ class Settings(BaseSettings):
     )
 
     # Jobs: limits, long videos, reliability
-    max_video_bytes: int = Field(20 * 1024**3, gt=0)
-    max_width: int = 7680
-    max_height: int = 4320
-    max_duration_s: float = Field(4 * 3600, gt=0)
+    max_video_bytes: int = Field(
+        20 * 1024**3, gt=0, description="the largest video a job takes (also a URL source's cut-off)"
+    )
+    max_width: int = Field(7680, description="the widest video a job takes, in pixels")
+    max_height: int = Field(4320, description="the tallest video a job takes, in pixels")
+    max_duration_s: float = Field(4 * 3600, gt=0, description="the longest video a job takes")
     segment_frames: int = Field(
         27_000, ge=50, description="videos longer than this are split into segments run in parallel"
     )
-    task_max_retries: int = Field(5, ge=0)
+    task_max_retries: int = Field(
+        5, ge=0, description="retries of a transient error (Triton, S3, Redis) before the job fails"
+    )
     worker_malloc_arenas: int = Field(
         2, ge=0, description="glibc malloc arenas in a worker (0: glibc's default, 8 per core); few keep RSS flat"
     )
-    task_retry_backoff_max_s: int = Field(60, ge=1)
-    task_time_limit_s: int = Field(4 * 3600, gt=0)
+    task_retry_backoff_max_s: int = Field(
+        60, ge=1, description="the longest wait between two retries (exponential backoff)"
+    )
+    task_time_limit_s: int = Field(
+        4 * 3600, gt=0, description="a task's time limit: past it the job fails as `timeout`"
+    )
     visibility_timeout_s: int = Field(
         6 * 3600, gt=0, description="last resort only (leases recover a lost worker); longer than the longest job"
     )
@@ -107,7 +121,7 @@ class Settings(BaseSettings):
     redis_ride_out_s: float = Field(60.0, ge=0, description="workers retry Redis this long (a restart) before failing")
 
     # API
-    api_key_header: str = "X-API-Key"
+    api_key_header: str = Field("X-API-Key", description="the header that carries the API key")
     api_key_cache_s: float = Field(
         1.0, ge=0, description="an API process reuses a key's record this long (a revoked key works that long; 0: off)"
     )
@@ -120,27 +134,36 @@ class Settings(BaseSettings):
     client_rate_limit: float = Field(
         50.0, ge=0, description="requests/s per API key, bursts of twice that (a key's record may override it; 0: none)"
     )
-    max_upload_bytes: int = Field(10 * 1024**3, gt=0)
+    max_upload_bytes: int = Field(10 * 1024**3, gt=0, description="the largest presigned upload")
     direct_upload_max_bytes: int = Field(5 * 1024**2, gt=0, description="well under API Gateway's 10 MB")
-    presign_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600)
-    allowed_content_types: list[str] = [
-        "video/mp4",
-        "video/quicktime",
-        "video/x-matroska",
-        "video/webm",
-        "video/x-msvideo",
-        "video/mpeg",
-        "video/mp2t",
-        "application/octet-stream",
-    ]
-    allowed_source_buckets: list[str] = Field(default_factory=list)
-    allow_private_callbacks: bool = False
+    presign_expiry_s: int = Field(900, ge=60, le=7 * 24 * 3600, description="how long a presigned upload stays valid")
+    allowed_content_types: list[str] = Field(
+        [
+            "video/mp4",
+            "video/quicktime",
+            "video/x-matroska",
+            "video/webm",
+            "video/x-msvideo",
+            "video/mpeg",
+            "video/mp2t",
+            "application/octet-stream",
+        ],
+        description="content types an upload may declare",
+    )
+    allowed_source_buckets: list[str] = Field(
+        default_factory=list, description="other buckets a job's `s3://` source may name"
+    )
+    allow_private_callbacks: bool = Field(False, description="let `callback_url` reach private and loopback addresses")
     url_source_allow_http: bool = Field(False, description="sources by plain http:// URL (https:// always)")
     url_source_allow_private: bool = Field(False, description="URL sources on private or link-local networks")
     url_source_allow_loopback: bool = Field(False, description="URL sources on this machine (tests, local stack)")
     url_source_timeout_s: float = Field(30.0, gt=0, description="connect and read timeout of a URL source")
-    trigger_prefix: str = "incoming/"
-    idempotency_ttl_s: int = 24 * 3600
+    trigger_prefix: str = Field(
+        "incoming/", description="the S3 trigger's prefix: an object at `incoming/<client>/file` starts a job"
+    )
+    idempotency_ttl_s: int = Field(
+        24 * 3600, description="how long an `Idempotency-Key` (or `ClientRequestToken`) names its job"
+    )
     callback_secret: str = Field("", description="if set, callbacks carry X-Videoapi-Signature: sha256=HMAC")
 
     # AWS Rekognition's protocol (StartSegmentDetection / GetSegmentDetection, SigV4-signed)
@@ -153,14 +176,18 @@ class Settings(BaseSettings):
     sns_endpoint_url: str | None = Field(None, description="SNS for Rekognition's NotificationChannel (None: AWS)")
 
     # Redis (broker and job state) and S3
-    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("VIDEOAPI_REDIS_URL", "REDIS_URL"))
-    s3_endpoint_url: str | None = None
-    s3_region: str = "us-east-1"
-    bucket: str = "videoapi"
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        validation_alias=AliasChoices("VIDEOAPI_REDIS_URL", "REDIS_URL"),
+        description="Redis: Celery's broker and the job state",
+    )
+    s3_endpoint_url: str | None = Field(None, description="an S3-compatible endpoint (none: AWS)")
+    s3_region: str = Field("us-east-1", description="S3's region")
+    bucket: str = Field("videoapi", description="the bucket for uploads, results and a job's work files")
 
     # Observability (traces are configured by the standard OTEL_* variables)
     log_format: Literal["text", "json"] = Field("text", description="json in containers: job and trace id on each line")
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="the logging level")
     api_metrics: bool = Field(False, description="serve Prometheus metrics at the API's /metrics (keep it private)")
     emf_metrics: bool = Field(False, description="Lambda: each request's metrics as a CloudWatch EMF line on stdout")
     worker_metrics_port: int = Field(9808, ge=0, le=65535, description="each worker's /metrics (0: a free port)")

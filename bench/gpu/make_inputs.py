@@ -1,6 +1,6 @@
 """Inputs for bench/gpu/nvdec.py, made here (the device has no H.264 encoder: the H100 has no NVENC).
 
-Writes into DIR: clip1080.mp4 (1080p H.264, x264 medium CRF 23, as the README's GPU figures), the report seed
+Writes into DIR: clip1080.mp4 (1080p H.264, x264 medium CRF 23, as the published GPU figures), the report seed
 of each of bench/testset.py's HARD_SETS (480x270) and a copy of test.mp4; and cpu_frames.npz, the CPU path's
 frames (PyAV, the service's default decode) of each, for the drift against NVDEC.
 

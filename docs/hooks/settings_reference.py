@@ -14,37 +14,6 @@ from typing import Any
 
 MARKER = "<!-- videoapi:settings -->"
 
-# What a field means where its Field() has no description yet (the description wins once it has one; a name
-# here that is no field fails the build, so this cannot go stale).
-MEANINGS = {
-    "model_repository": "the Triton model repository (`videoapi model build` writes it)",
-    "model_name": "the model's name in the repository",
-    "triton_url": "Triton's address (gRPC, or HTTP with `triton_protocol`)",
-    "triton_protocol": "how the workers call Triton",
-    "triton_timeout_s": "a Triton request's timeout",
-    "threshold": "the default transition threshold (a job's `threshold` overrides it)",
-    "max_video_bytes": "the largest video a job takes (also a URL source's cut-off)",
-    "max_width": "the widest video a job takes, in pixels",
-    "max_height": "the tallest video a job takes, in pixels",
-    "max_duration_s": "the longest video a job takes",
-    "task_max_retries": "retries of a transient error (Triton, S3, Redis) before the job fails",
-    "task_retry_backoff_max_s": "the longest wait between two retries (exponential backoff)",
-    "task_time_limit_s": "a task's time limit: past it the job fails as `timeout`",
-    "api_key_header": "the header that carries the API key",
-    "max_upload_bytes": "the largest presigned upload",
-    "presign_expiry_s": "how long a presigned upload stays valid",
-    "allowed_content_types": "content types an upload may declare",
-    "allowed_source_buckets": "other buckets a job's `s3://` source may name",
-    "allow_private_callbacks": "let `callback_url` reach private and loopback addresses",
-    "trigger_prefix": "the S3 trigger's prefix: an object at `incoming/<client>/file` starts a job",
-    "idempotency_ttl_s": "how long an `Idempotency-Key` (or `ClientRequestToken`) names its job",
-    "redis_url": "Redis: Celery's broker and the job state",
-    "s3_endpoint_url": "an S3-compatible endpoint (none: AWS)",
-    "s3_region": "S3's region",
-    "bucket": "the bucket for uploads, results and a job's work files",
-    "log_level": "the logging level",
-}
-
 
 def _settings_class() -> type[Any]:
     from videoapi.settings import Settings
@@ -127,14 +96,14 @@ def settings_tables() -> str:
     """One table per group of fields: variable, default, accepted values, meaning."""
     cls = _settings_class()
     fields = cls.model_fields
-    unknown = set(MEANINGS) - set(fields)
-    if unknown:
-        raise ValueError(f"docs/hooks/settings_reference.py describes fields Settings does not have: {unknown}")
+    undescribed = [name for name, info in fields.items() if not info.description]
+    if undescribed:  # the table is the settings' reference: every field says what it is, in videoapi/settings.py
+        raise ValueError(f"videoapi.settings.Settings fields without a description: {undescribed}")
     by_group: dict[str, list[str]] = {}
     groups = _groups(cls)
     for name, info in fields.items():  # in the order the class declares them
         group = groups.get(name) or "Other settings"  # a field with no comment above it still gets its row
-        meaning = (info.description or MEANINGS.get(name, "")).replace("|", "\\|")
+        meaning = info.description.replace("|", "\\|")
         row = f"| {_variables(name, info)} | {_default(name, info)} | {_accepts(info)} | {meaning} |"
         by_group.setdefault(group, []).append(row)
     parts = []

@@ -61,7 +61,7 @@ def stack(runtime, tmp_path_factory):
 
 
 # test.mp4's hard cuts that the reference scores under its threshold and post-processing finds: each one looked
-# at on a contact sheet of the frames around it (bench/accuracy.py; the README's "test.mp4" verdicts)
+# at on a contact sheet of the frames around it (bench/accuracy.py; the verdicts on docs/accuracy.md)
 CUTS_THE_REFERENCE_MISSES = {17, 24, 103, 132, 261, 435, 1178, 1554, 2040, 2114, 2502, 2685, 2709, 2955, 2971, 3309,
                              3864, 4311, 4322, 4338, 4367, 4720}  # fmt: skip
 

@@ -254,7 +254,7 @@ def test_keyframes_and_overview_of_a_rotated_video_are_upright(tmp_path, ffmpeg_
     candidates = KeyframeCandidates.for_info(info)
     decode = iter_model_frames_pyav if decoder == "pyav" else iter_model_frames
     model_frames = np.stack(list(decode(path, tiles=candidates)))
-    # the model's input is the picture as stored, not turned (see the README's formats)
+    # the model's input is the picture as stored, not turned (see docs/formats.md)
     assert model_frames.shape == (40, 27, 48, 3) and _bright_corner(model_frames[0]) == "top-left"
 
     spans = [(0, 20), (21, 23), (24, 39)]  # 21..23 holds no candidate: its keyframe is read from the video

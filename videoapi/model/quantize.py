@@ -29,7 +29,7 @@ CALIBRATION_WINDOWS = 48  # 100-frame windows: about half a minute of NNCF's sta
 CALIBRATION_SEED = 19
 # The build for AVX2's kernels (runtime.int8_adds_in_pairs) keeps the first block (8 convolutions of 48, their
 # concatenation, batch norm and ReLU) in f32: it reads the frames and their first features, where AVX2's pairwise
-# int16 sums saturate (bench/int8_avx2.py; README, "An INT8 build for AVX2's kernels").
+# int16 sums saturate (bench/int8_avx2.py; docs: How we measured, Speed).
 AVX2_FLOAT_BLOCK = r".*/SDDCNN\.0/DDCNN\.0/.*"
 AVX2_FLOAT_CONVOLUTIONS = 8
 

@@ -38,7 +38,7 @@ BUILD_INT8 = "videoapi model build --cpu-precision int8"  # the command that wri
 BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 INT8_FLAGS = frozenset({"avx2", "avx_vnni", "avx512_vnni", "amx_int8"})
 ONE_STEP_INT8_FLAGS = frozenset({"avx_vnni", "avx512_vnni", "amx_int8"})
-# the window where the INT8 build for AVX2's kernels runs: 0.89x the inference of 150's, every F1 kept (README)
+# the window where the INT8 build for AVX2's kernels runs: 0.89x the inference of 150's, every F1 kept (docs: Accuracy)
 AVX2_INT8_WINDOW = 200
 
 
@@ -124,7 +124,8 @@ def auto_precision(flags: Collection[str], *, int8_model: bool) -> str:
     """`auto` made concrete for a CPU with these flags: bf16 on AMX; else INT8 where the INT8 model exists and the
     CPU has INT8 kernels; else bf16 where AVX-512 BF16 computes it; else f32."""
     # Without AMX's tiles INT8 wins even where AVX-512 BF16 exists: on an AMD EPYC Zen 4, 2.63-2.67x the
-    # reference end to end against bf16's 1.98-2.13x (README, "A real AMD EPYC"). oneDNN's cap is obeyed.
+    # reference end to end against bf16's 1.98-2.13x (recorded in the README at commit 737f761). oneDNN's cap
+    # is obeyed.
     if "amx_bf16" in flags and _onednn_cap_allows("AMX"):
         return "bf16"
     if int8_model and INT8_FLAGS.intersection(flags):

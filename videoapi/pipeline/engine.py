@@ -8,7 +8,7 @@ Triton's CPU model picks (videoapi.model.runtime), behind the FrameModel protoco
     result.shots, result.to_json(), result.export("edl")
 
 Over 300 lines because it holds the whole public Python API (detect, Detector, ShotResult and the batch
-runner) that README.md documents; its parts are small and read together.
+runner) that docs/python-api.md documents; its parts are small and read together.
 """
 
 from __future__ import annotations

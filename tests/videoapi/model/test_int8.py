@@ -58,7 +58,7 @@ def cuts_video(tmp_path_factory) -> tuple[Path, list[int]]:
             True,
             "bf16",
         ),
-        # no AMX: INT8 on VNNI beats AVX-512 BF16 (measured on a real Zen 4: README, "A real AMD EPYC")
+        # no AMX: INT8 on VNNI beats AVX-512 BF16 (measured on a real Zen 4: the README at commit 737f761)
         ("AMD Zen 4: AVX-512 BF16, VNNI", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, True, "int8"),
         ("AMD Zen 4, no INT8 model built", {"avx2", "avx512f", "avx512_vnni", "avx512_bf16"}, False, "bf16"),
         ("AMD Zen 2: AVX2 only", {"sse4_2", "avx", "avx2", "fma"}, True, "int8"),
