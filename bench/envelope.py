@@ -103,8 +103,10 @@ def _machine() -> dict[str, Any]:
 
 
 def commit() -> str:
-    """The checkout's commit, with '+dirty' when the tree has changes; outside git (a GPU node's copy of the tree)
-    BENCH_COMMIT where the caller set it, else 'unknown'."""
+    """BENCH_COMMIT where the caller set it (a GPU node's copy of the tree, whose git may not be the checkout's),
+    else the checkout's commit, with '+dirty' when the tree has changes ('unknown' outside git)."""
+    if os.environ.get("BENCH_COMMIT"):
+        return os.environ["BENCH_COMMIT"]
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
@@ -113,7 +115,7 @@ def commit() -> str:
             ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("BENCH_COMMIT") or "unknown"
+        return "unknown"
     return head + ("+dirty" if dirty else "")
 
 

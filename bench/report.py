@@ -623,7 +623,8 @@ def section_gpu(page: Page) -> None:
                 if name:
                     values = series.setdefault(name, [None] * len(counts))
                     values[counts.index(streams(row, "nvdec"))] = row["frames_per_s"]
-            grouped_bars(ax, [f"{n} NVDEC streams" for n in counts], series)
+            grouped_bars(ax, [str(n) for n in counts], series)
+            ax.set_xlabel("NVDEC streams")
             raw = [row for _, _, row in rows if str(row.get("mode", "")).startswith("raw")]
             limit = max(raw, key=lambda row: row["frames_per_s"], default=None)
             if limit:

@@ -1,4 +1,5 @@
-# Celery worker for GPU nodes: decodes with OpenCV, talks to the node's Triton over gRPC.
+# Celery worker for GPU nodes: decodes with PyAV (VIDEOAPI_DECODER=auto takes NVDEC where the nvdec extra and a
+# GPU are there), talks to the node's Triton over gRPC.
 # CUDA userspace is there for GPU-side decoding work; inference itself runs in Triton.
 # Installs the wheel `make wheel` builds (dist/) with the worker's extra, the one package every image gets;
 # dist/ is bound for that step only (BuildKit), so the image holds the installed package, not the wheel too.
