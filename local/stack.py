@@ -74,6 +74,7 @@ class LocalStack:
     workers: int = 1
     worker_concurrency: int = 2
     redis_url: str | None = None  # an existing Redis (e.g. docker); else an embedded one
+    triton_url: str | None = None  # an existing Triton (gRPC; e.g. NVIDIA's container on a GPU node); else one started
     log_dir: Path | None = None
     write_state: bool = True
     with_inference: bool = True  # False: no Triton and no workers (API and storage only, e.g. for load tests)
@@ -173,37 +174,37 @@ class LocalStack:
             )
             return
 
-        triton = TritonServer(
-            self.settings.model_repository,
-            http_port=_claim(self.ports.triton_http, "triton-http"),
-            grpc_port=_claim(self.ports.triton_grpc, "triton-grpc"),
-            metrics_port=_claim(self.ports.triton_metrics, "triton-metrics"),
-        )
-        try:
-            # launched, not waited for: its model loads (and warms up) while the workers and the API start
-            triton.launch()
-        except TritonStartError as exc:
-            raise _triton_failed(exc) from exc
-        self._stack.callback(triton.stop)
-        self.triton = triton
-
-        def restart_triton() -> None:
-            triton.stop()
-            triton.start()
-
         settings = self.settings.model_copy(
             update={
                 "redis_url": redis_url,
                 "s3_endpoint_url": f"http://127.0.0.1:{s3_port}",
                 "sns_endpoint_url": f"http://127.0.0.1:{s3_port}",  # moto's server serves SNS (and SQS) too
-                "triton_url": triton.grpc_url,
                 "triton_protocol": "grpc",
             }
         )
-        # this Triton runs the model on this CPU: the window that suits it, unless one was set
-        settings = with_window_for_this_cpu(settings)
-        if settings.window != self.settings.window:
-            self.on_status(f"Window       {settings.window} frames (INT8 on AVX2's kernels; VIDEOAPI_WINDOW sets it)")
+        triton: TritonServer | None = None
+        if self.triton_url:
+            settings = settings.model_copy(update={"triton_url": self.triton_url})
+        else:
+            triton = TritonServer(
+                self.settings.model_repository,
+                http_port=_claim(self.ports.triton_http, "triton-http"),
+                grpc_port=_claim(self.ports.triton_grpc, "triton-grpc"),
+                metrics_port=_claim(self.ports.triton_metrics, "triton-metrics"),
+            )
+            try:
+                # launched, not waited for: its model loads (and warms up) while the workers and the API start
+                triton.launch()
+            except TritonStartError as exc:
+                raise _triton_failed(exc) from exc
+            self._stack.callback(triton.stop)
+            self.triton = triton
+            # this Triton runs the model on this CPU: the window that suits it, unless one was set
+            settings = with_window_for_this_cpu(settings.model_copy(update={"triton_url": triton.grpc_url}))
+            if settings.window != self.settings.window:
+                self.on_status(
+                    f"Window       {settings.window} frames (INT8 on AVX2's kernels; VIDEOAPI_WINDOW sets it)"
+                )
         for n in range(self.workers):
             worker = WorkerProcess(
                 settings,
@@ -227,13 +228,24 @@ class LocalStack:
 
             self.supervisor.watch(worker.name, worker_alive, restart_worker)
         self.on_status(f"Workers      {self.workers} x concurrency {self.worker_concurrency}  (logs in {logs})")
-        try:
-            triton.wait_ready()
-        except TritonStartError as exc:
-            raise _triton_failed(exc) from exc
-        self.supervisor.watch("Triton", lambda: triton.alive, restart_triton)
-        self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
-        self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
+        if triton is not None:
+            try:
+                triton.wait_ready()
+            except TritonStartError as exc:
+                raise _triton_failed(exc) from exc
+
+            def restart_triton(server: TritonServer = triton) -> None:
+                server.stop()
+                server.start()
+
+            def triton_alive(server: TritonServer = triton) -> bool:
+                return server.alive
+
+            self.supervisor.watch("Triton", triton_alive, restart_triton)
+            self.on_status(f"Triton       grpc {triton.grpc_url}  http {triton.http_url}")
+            self.triton_metrics_url = f"http://127.0.0.1:{triton.metrics_port}/metrics"
+        else:
+            self.on_status(f"Triton       grpc {settings.triton_url}  (running already: not started or watched here)")
         self.on_status(f"Metrics      workers {' '.join(self.worker_metrics_urls)}  triton {self.triton_metrics_url}")
         self._finish_start(settings, api_port, logs)
 

@@ -173,6 +173,10 @@ def local_up(
     redis_port: Annotated[int, typer.Option(help="embedded Redis port, 0: free (ignored with REDIS_URL)")] = 0,
     workers: Annotated[int, typer.Option(min=1, help="Celery worker processes")] = 1,
     concurrency: Annotated[int, typer.Option(min=1, help="tasks per worker")] = 2,
+    triton_url: Annotated[
+        str | None,
+        typer.Option(help="a running Triton's gRPC address (e.g. NVIDIA's container on a GPU): none is started"),
+    ] = None,
 ) -> None:
     """Start S3, Redis, Triton, workers and the API on loopback; Ctrl-C stops them all."""
 
@@ -187,6 +191,7 @@ def local_up(
         workers=workers,
         worker_concurrency=concurrency,
         redis_url=redis_url,
+        triton_url=triton_url,
         on_status=lambda line: err.print(line, highlight=False),
     )
     try:

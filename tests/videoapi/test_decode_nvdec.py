@@ -74,3 +74,55 @@ def test_windows_built_from_tensor_batches_are_the_reference_windows(frames, bat
     assert windows.shape == (len(expected), window, 27, 48, 3)
     assert all(np.array_equal(w.frames, got) for w, got in zip(expected, windows, strict=True))
     assert all(len(w) <= 16 for w, _ in built)
+
+
+def test_nvdec_slots_fill_first_then_the_cpu_takes_the_rest(monkeypatch, tmp_path):
+    # a node with a GPU, two NVDEC slots: the first two jobs decode on it, a third on the CPU until one ends
+    monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
+    monkeypatch.setattr(decode_nvdec, "nvdec_slot_dir", lambda: tmp_path / "slots")
+    with decode_nvdec.claim_decoder("auto", 2) as first, decode_nvdec.claim_decoder("auto", 2) as second:
+        assert (first, second) == ("nvdec", "nvdec")
+        with decode_nvdec.claim_decoder("auto", 2) as third:
+            assert third == "pyav"
+    with decode_nvdec.claim_decoder("auto", 2) as again:
+        assert again == "nvdec"
+
+
+def test_nvdec_slot_of_a_killed_process_is_free_again(monkeypatch, tmp_path):
+    # the slot is a lock the kernel drops with its process: a worker killed mid-job leaves none taken
+    import multiprocessing
+
+    monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
+    monkeypatch.setattr(decode_nvdec, "nvdec_slot_dir", lambda: tmp_path / "slots")
+    (tmp_path / "slots").mkdir()
+    ready = multiprocessing.get_context("fork").Event()
+
+    def hold_slot():
+        import fcntl
+        import os
+        import time
+
+        fd = os.open(tmp_path / "slots" / "0", os.O_CREAT | os.O_RDWR)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        ready.set()
+        time.sleep(60)
+
+    holder = multiprocessing.get_context("fork").Process(target=hold_slot)
+    holder.start()
+    try:
+        assert ready.wait(10)
+        with decode_nvdec.claim_decoder("auto", 1) as busy:
+            assert busy == "pyav"
+    finally:
+        holder.kill()
+        holder.join(10)
+    with decode_nvdec.claim_decoder("auto", 1) as freed:
+        assert freed == "nvdec"
+
+
+@pytest.mark.parametrize("setting", ["nvdec", "pyav"])
+def test_a_decoder_named_outright_takes_no_slot(monkeypatch, tmp_path, setting):
+    monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
+    monkeypatch.setattr(decode_nvdec, "nvdec_slot_dir", lambda: tmp_path / "slots")
+    with decode_nvdec.claim_decoder(setting, 1) as one, decode_nvdec.claim_decoder(setting, 1) as two:
+        assert one == two == setting

@@ -15,6 +15,16 @@ REKOGNITION_NOTIFY_TASK = "videoapi.publish_rekognition_completion"
 QUEUE = "shots"
 
 
+class _Sent:
+    """What send_task hands back here: the task's id alone. Celery's AsyncResult would look up the result backend,
+    which Celery keeps per thread unless it is thread-safe (the API has none: a DisabledBackend): every new thread
+    of the API's pool paid a scan of the installed packages' entry points, 15% of a submit's time."""
+
+    def __init__(self, task_id: str, *args: object, **kwargs: object) -> None:
+        self.id = task_id
+        self.ignored = True
+
+
 class TaskQueue:
     def __init__(self, redis_url: str, visibility_timeout_s: int):
         self.app = Celery("videoapi-api", broker=redis_url)
@@ -23,10 +33,9 @@ class TaskQueue:
             broker_connection_retry_on_startup=False,
             broker_connection_max_retries=1,
             task_serializer="json",
+            task_ignore_result=True,
         )
-        # built now, not on the first submit: Celery's result-backend lookup scans the installed packages' entry
-        # points and the producer pool imports the Redis transport, ~40 ms of the first job's POST (no connection)
-        self.app.backend  # noqa: B018
+        # built now, not on the first submit: the producer pool imports the Redis transport (no connection yet)
         self.app.producer_pool  # noqa: B018
 
     def enqueue_detection(self, job_id: str) -> None:
@@ -44,6 +53,8 @@ class TaskQueue:
             task,
             args=list(args),
             queue=QUEUE,
+            ignore_result=True,  # and no AsyncResult (_Sent): nothing here reads a result
+            result_cls=_Sent,
             retry=True,
             retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
         )

@@ -21,7 +21,7 @@ from videoapi.domain.result import ModelIdentity, ResultKeys, npz_bytes, shot_do
 from videoapi.errors import JobError
 from videoapi.pipeline.cues import SegmentOptions, technical_cues
 from videoapi.pipeline.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
-from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec, resolve_decoder
+from videoapi.pipeline.decode_nvdec import claim_decoder, iter_model_frames_nvdec
 from videoapi.pipeline.frame_features import FeatureTap, frame_features
 from videoapi.pipeline.inference import FrameModel, Predictions, predict_frames
 from videoapi.pipeline.postprocess import shot_list, transition_dicts, transitions_for
@@ -104,38 +104,38 @@ def predict_file(
     """
     first = max(0, segment.start - MARGIN)
     last = None if segment.stop is None else segment.stop + MARGIN
-    decoder = resolve_decoder(settings.decoder)
-    if decoder == "nvdec":
-        frames = iter_model_frames_nvdec(path, first, last, tiles=candidates)
-    elif decoder == "pyav":
-        frames = iter_model_frames_pyav(
-            path,
-            first,
-            last,
-            skip_loop_filter=settings.skip_loop_filter,
-            threads=settings.decoder_threads,
-            tiles=candidates,
-            frame_pts=frame_pts,
-            log=log if log is not None else DecodeLog(segment.start, segment.stop),
-            audio=features.audio if features is not None else None,
+    with claim_decoder(settings.decoder, settings.nvdec_streams) as decoder:
+        if decoder == "nvdec":
+            frames = iter_model_frames_nvdec(path, first, last, tiles=candidates)
+        elif decoder == "pyav":
+            frames = iter_model_frames_pyav(
+                path,
+                first,
+                last,
+                skip_loop_filter=settings.skip_loop_filter,
+                threads=settings.decoder_threads,
+                tiles=candidates,
+                frame_pts=frame_pts,
+                log=log if log is not None else DecodeLog(segment.start, segment.stop),
+                audio=features.audio if features is not None else None,
+            )
+        else:
+            frames = iter_model_frames(path, first, last, tiles=candidates)
+        if features is not None:
+            frames = features.tap(frames, first)
+        if sampler is not None:
+            frames = sampler.tap(frames, first)
+        return predict_frames(
+            last_tap(frames, first) if last_tap is not None else frames,
+            model,
+            window=settings.window,
+            batch_windows=settings.batch_windows,
+            in_flight=settings.inflight_batches,
+            on_progress=progress,
+            start=segment.start,
+            stop=segment.stop,
+            on_predictions=on_predictions,
         )
-    else:
-        frames = iter_model_frames(path, first, last, tiles=candidates)
-    if features is not None:
-        frames = features.tap(frames, first)
-    if sampler is not None:
-        frames = sampler.tap(frames, first)
-    return predict_frames(
-        last_tap(frames, first) if last_tap is not None else frames,
-        model,
-        window=settings.window,
-        batch_windows=settings.batch_windows,
-        in_flight=settings.inflight_batches,
-        on_progress=progress,
-        start=segment.start,
-        stop=segment.stop,
-        on_predictions=on_predictions,
-    )
 
 
 @contextmanager

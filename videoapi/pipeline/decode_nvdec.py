@@ -13,8 +13,12 @@ PyNvVideoCodec are all there, else PyAV (`resolve_decoder`).
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import logging
+import os
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
@@ -73,6 +77,42 @@ def resolve_decoder(setting: str) -> str:
         if missing is not None:
             raise DecoderUnavailable(f"VIDEOAPI_DECODER=nvdec, but {missing}; use pyav or auto")
     return setting
+
+
+def nvdec_slot_dir() -> Path:
+    """Where this node's NVDEC slots live: one lock file per slot, shared by every worker process on the node."""
+    return Path(tempfile.gettempdir()) / "videoapi-nvdec-slots"
+
+
+@contextmanager
+def claim_decoder(setting: str, nvdec_streams: int = 0) -> Iterator[str]:
+    """The decoder one job runs on, held while the block runs: `resolve_decoder`'s, except that with `auto` and
+    `nvdec_streams` > 0 a job decodes on NVDEC only while fewer than that many jobs on this node do, and on the CPU
+    (pyav) otherwise: the worker pool fills the GPU's decoders first and its cores with the rest.
+
+    A slot is an exclusive flock on a file: the kernel frees it when the job ends or its process dies, so a
+    killed worker leaves no slot taken."""
+    decoder = resolve_decoder(setting)
+    if decoder != "nvdec" or setting != "auto" or nvdec_streams <= 0:
+        yield decoder
+        return
+    slots = nvdec_slot_dir()
+    slots.mkdir(exist_ok=True)
+    held = None
+    for n in range(nvdec_streams):
+        fd = os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        held = fd
+        break
+    try:
+        yield "nvdec" if held is not None else "pyav"
+    finally:
+        if held is not None:
+            os.close(held)  # closing the descriptor releases its lock
 
 
 class _Resize(TypedDict):

@@ -1,0 +1,213 @@
+"""The service itself on a GPU node (issue 39), against the GPU harness and NVDEC's decode-only limit, in one call.
+
+One Triton on the GPU (bench/gpu/model.py, fp16, channels-last, inputs left on the GPU) serves every part:
+- decode: NVDEC decode-only limit (bench/gpu/nvdec.py's streams, frames left in the decoder; DECODE_PLAN);
+- harness: the GPU benches' own end to end (nvdec.py's streams through Triton; E2E_PLAN);
+- service: the product. `LocalStack` (the API under uvicorn, Redis, moto's S3, Celery workers with
+  VIDEOAPI_DECODER=nvdec) pointed at that Triton; SERVICE_JOBS copies of the 1080p clip uploaded to S3 through
+  presigned PUTs (not timed), then submitted through `POST /v1/jobs` at once; frames/s from the first submission to
+  the last job finished, and in steady state (the jobs that finished between the 10th and the 90th percentile of
+  finish times). Per job: queue wait, run time, and the run time against a harness stream's time for the same
+  frames (what the service path adds per job). SERVICE_PLAN: `w<workers>c<concurrency>[n<NVDEC slots>],...`; with
+  n (issue 39 part 2) the pool's tasks past the slots decode on the CPU (VIDEOAPI_NVDEC_STREAMS).
+
+SERVICE_DRY=1 SERVICE_DECODER=pyav SERVICE_SHM=none runs the service part alone on a CPU (the stack's own
+Triton), to try it here. Run on the device: `python bench/gpu/service.py DIR` (DIR from bench/gpu/make_inputs.py) after
+bench/gpu/device_env.sh, with the service's Python packages on PYTHONPATH (bench/gpu/bundle_service.sh).
+$OUT/service.json is in bench/envelope.py's envelope (bench "gpu-service").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "bench" / "gpu")]
+OUT = Path(os.environ.get("OUT", ROOT / "bench" / "results"))
+WINDOW = int(os.environ.setdefault("E2E_WINDOW", "150"))  # nvdec.py's streams read it at import, in every process
+MODEL = "transnetv2_fp16"
+JOBS = int(os.environ.get("SERVICE_JOBS", "200"))
+JOB_TIMEOUT_S = float(os.environ.get("SERVICE_TIMEOUT_S", "240"))  # the whole burst, bounded
+REPORT: dict = {}
+
+
+def log(*args):
+    print(*args, flush=True)
+
+
+def save():
+    from envelope import write_result
+
+    keys = ("BENCH_PARTS", "BENCH_SECONDS", "E2E_SECONDS", "DECODE_PLAN", "E2E_PLAN", "SERVICE_PLAN", "SERVICE_JOBS")
+    parameters = {"window": WINDOW, "jobs": JOBS} | {k.lower(): os.environ[k] for k in keys if k in os.environ}
+    write_result("gpu-service", parameters, REPORT, out=OUT / "service.json")
+
+
+def parse_service_plan(text: str) -> list[tuple[int, int, int]]:
+    """'w6c4,w8c4n24' to [(6, 4, 0), (8, 4, 24)]: worker processes, tasks per worker, and NVDEC slots (n: decoder
+    auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on the CPU; none: every task on NVDEC)."""
+    plan = []
+    for item in text.split(","):
+        workers, rest = item.strip().lstrip("w").split("c")
+        concurrency, _, slots = rest.partition("n")
+        plan.append((int(workers), int(concurrency), int(slots or 0)))
+    return plan
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def summarise(jobs: list[dict], per_stream_fps: float | None) -> dict:
+    """Throughput and per-job times from the jobs' own records (created, started, finished, frames)."""
+    from datetime import datetime
+
+    def ts(text: str) -> float:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    done = [j for j in jobs if j["status"] == "succeeded"]
+    row: dict = {"jobs": len(jobs), "succeeded": len(done), "statuses": {}}
+    for job in jobs:
+        row["statuses"][job["status"]] = row["statuses"].get(job["status"], 0) + 1
+    if not done:
+        row["errors"] = [j.get("error") for j in jobs[:3]]
+        return row
+    created = [ts(j["created_at"]) for j in done]
+    started = [ts(j["started_at"]) for j in done]
+    finished = [ts(j["finished_at"]) for j in done]
+    frames = [j["frames_total"] or 0 for j in done]
+    wall = max(finished) - min(created)
+    row |= {"frames": sum(frames), "seconds": wall, "frames_per_s": sum(frames) / wall}
+    lo, hi = _percentile(finished, 0.1), _percentile(finished, 0.9)
+    steady = sum(f for f, t in zip(frames, finished, strict=True) if lo < t <= hi)
+    row["steady_frames_per_s"] = steady / (hi - lo) if hi > lo else None
+    run = [f - s for s, f in zip(started, finished, strict=True)]
+    wait = [s - c for c, s in zip(created, started, strict=True)]
+    row |= {
+        "run_s_median": _percentile(run, 0.5),
+        "run_s_p90": _percentile(run, 0.9),
+        "queue_wait_s_median": _percentile(wait, 0.5),
+        "submit_span_s": max(created) - min(created),
+    }
+    if per_stream_fps:
+        # a harness stream's time for the same frames: what decode and inference alone take at that load
+        model_s = frames[0] / per_stream_fps
+        row["harness_stream_s_per_job"] = model_s
+        row["added_s_per_job_median"] = row["run_s_median"] - model_s
+    return row
+
+
+def part_service(clip: Path, triton_url: str | None, per_stream_fps: float | None) -> None:
+    from local.stack import LocalStack, StackPorts
+    from videoapi.client import VideoApiClient
+    from videoapi.settings import Settings
+
+    rows = REPORT.setdefault("service", {})
+    for workers, concurrency, slots in parse_service_plan(os.environ.get("SERVICE_PLAN", "w6c4")):
+        label = f"w{workers}c{concurrency}" + (f"n{slots}" if slots else "")
+        settings = Settings(
+            decoder="auto" if slots else os.environ.get("SERVICE_DECODER", "nvdec"),  # type: ignore[arg-type]
+            nvdec_streams=slots,
+            decoder_threads=int(os.environ.get("SERVICE_DECODER_THREADS", "2")),
+            window=WINDOW,
+            model_name=MODEL if triton_url else "transnetv2",
+            triton_shared_memory=os.environ.get("SERVICE_SHM", "cuda"),  # type: ignore[arg-type]
+            batch_windows=int(os.environ.get("SERVICE_BATCH_WINDOWS", "4")),
+            client_max_active_jobs=JOBS + 10,
+            client_rate_limit=0,
+        )
+        t0 = time.perf_counter()
+        stack = LocalStack(
+            settings,
+            StackPorts(api=0),
+            workers=workers,
+            worker_concurrency=concurrency,
+            triton_url=triton_url,
+            write_state=False,
+            on_status=lambda line: log("  " + line),
+        )
+        with stack:
+            log(f"{label}: stack up in {time.perf_counter() - t0:.1f} s")
+            with VideoApiClient(stack.api_url, stack.api_key, timeout_s=120) as client:
+                with ThreadPoolExecutor(16) as pool:
+                    keys = list(pool.map(lambda _: client.upload(clip), range(JOBS)))
+                log(f"{label}: {JOBS} uploads in {time.perf_counter() - t0:.1f} s since start")
+                t_submit = time.perf_counter()
+                with ThreadPoolExecutor(16) as pool:
+                    ids = list(pool.map(lambda key, tag=label: client.submit(key, tag=tag)["id"], keys))
+                submit_s = time.perf_counter() - t_submit
+                deadline = time.monotonic() + JOB_TIMEOUT_S
+                pending = set(ids)
+                jobs: dict[str, dict] = {}
+                while pending and time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    with ThreadPoolExecutor(8) as pool:
+                        for job in pool.map(client.status, list(pending)):
+                            if job["status"] in ("succeeded", "failed", "cancelled"):
+                                jobs[job["id"]] = job
+                                pending.discard(job["id"])
+                for job_id in pending:
+                    jobs[job_id] = client.status(job_id)
+            row = summarise(list(jobs.values()), per_stream_fps) | {"submit_s": submit_s}
+            row["unfinished"] = len(pending)
+            rows[label] = row
+            log(f"{label}: " + json.dumps({k: v for k, v in row.items() if k != "statuses"}, default=str))
+            save()
+
+
+def main() -> None:
+    from nvdec import REPORT as NVDEC_REPORT
+    from nvdec import parse_plan, run_streams
+    from run import make_model, start_triton
+
+    inputs = Path(sys.argv[1])
+    clip = inputs / "clip1080.mp4"
+    parts = os.environ.get("BENCH_PARTS", "decode,harness,service").split(",")
+    OUT.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("SERVICE_DRY"):  # a dry run of the service part on a CPU: the stack's own Triton
+        part_service(clip, None, None)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = Path(tmp) / "repo"
+        make_model(repo, MODEL, "fp16", channels_last=True, gpu_inputs=True)
+        server = start_triton(repo)
+        try:
+            per_stream = None
+            for part in parts:
+                t0 = time.perf_counter()
+                try:
+                    if part == "decode":
+                        plan = os.environ.get("DECODE_PLAN", "raw_small_8x4=nvdec:8x4")
+                        for label, mix, mode in parse_plan(plan, "decode"):
+                            REPORT.setdefault("decode", {})[label] = run_streams(label, mix, str(clip), mode)
+                    elif part == "harness":
+                        plan = os.environ.get("E2E_PLAN", "shm_nvdec_6x4=nvdec:6x4")
+                        for label, mix, mode in parse_plan(plan, "e2e"):
+                            row = run_streams(label, mix, str(clip), mode, url=server.grpc_url)
+                            REPORT.setdefault("harness", {})[label] = row
+                            per_stream = per_stream or row.get("nvdec_per_stream")
+                    elif part == "service":
+                        part_service(clip, server.grpc_url, per_stream)
+                except Exception as exc:  # noqa: BLE001 - the next part may still run
+                    import traceback
+
+                    REPORT.setdefault("errors", {})[part] = traceback.format_exc()[-2000:]
+                    log(f"part {part} failed: {exc!r}")
+                    traceback.print_exc()
+                log(f"part {part}: {time.perf_counter() - t0:.0f} s")
+                save()
+        finally:
+            server.stop()
+    REPORT.update({k: v for k, v in NVDEC_REPORT.items() if k not in REPORT})
+    save()
+
+
+if __name__ == "__main__":
+    main()
