@@ -65,10 +65,16 @@ class Settings(BaseSettings):
         "decodes on the GPU (videoapi.pipeline.decode_nvdec); auto: nvdec where a GPU and its decoder are there, "
         "else pyav",
     )
+    gpu: int | None = Field(
+        None,
+        ge=0,
+        description="the GPU a worker's processes decode on and send windows through (NVDEC; empty: spread over the "
+        "node's GPUs, pool process k on GPU k mod their count)",
+    )
     nvdec_streams: int = Field(
         0,
         ge=0,
-        description="with decoder auto on a GPU node: at most this many jobs of the node decode on NVDEC at once, the "
+        description="with decoder auto on a GPU node: at most this many jobs per GPU decode on NVDEC at once, the "
         "others on the CPU (pyav): a pool larger than this fills the cores NVDEC leaves idle (0: every job on NVDEC)",
     )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")

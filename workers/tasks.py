@@ -18,6 +18,7 @@ from functools import cache
 from typing import Any, cast
 
 import redis
+from billiard.process import current_process
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -44,6 +45,7 @@ from videoapi.errors import CallbackFailed, ClipError, JobError, Preempted
 from videoapi.observability.logging import job_context
 from videoapi.pipeline.clips import ClipMaker, is_clips_job
 from videoapi.pipeline.detection import Preempt, Segment, ShotDetector, as_job_error
+from videoapi.pipeline.gpus import place_on_gpu, process_gpu
 from videoapi.pipeline.scratch import sweep_scratch
 from videoapi.settings import Settings
 from workers import observability
@@ -65,6 +67,7 @@ def detector() -> ShotDetector:
             timeout_s=settings.triton_timeout_s,
             batch_windows=settings.batch_windows,
             shared_memory=settings.triton_shared_memory,
+            gpu=process_gpu(),
         )
 
     store = JobStore.from_url(settings.redis_url, ride_out_s=settings.redis_ride_out_s)
@@ -106,6 +109,12 @@ def _start_reaper(**_: Any) -> None:
 def _sweep_scratch(**_: Any) -> None:
     # a pool process starting may replace one killed mid-job, whose video would otherwise stay on disk
     sweep_scratch()
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
+def _take_a_gpu(**_: Any) -> None:
+    # before the warm-up builds the Triton client (its CUDA shared memory is on this process's GPU)
+    place_on_gpu(app.conf.videoapi_settings, getattr(current_process(), "index", 0))  # prefork: 0..concurrency-1
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped

@@ -6,7 +6,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY infra/api/gunicorn.conf.py infra/api/gunicorn.conf.py
 RUN --mount=type=bind,source=dist,target=/tmp/dist \
-    pip install --no-cache-dir /tmp/dist/videoapi-0.1.0-py3-none-any.whl "gunicorn>=22"
+    pip install --no-cache-dir "/tmp/dist/videoapi-0.1.0-py3-none-any.whl[api]"
 USER 10001
 # JSON logs (job and trace ids on each line); metrics on 9808 from Gunicorn's master (gunicorn.conf.py)
 ENV VIDEOAPI_LOG_FORMAT=json PROMETHEUS_MULTIPROC_DIR=/tmp/videoapi-api-metrics VIDEOAPI_API_METRICS_PORT=9808

@@ -137,7 +137,9 @@ class ShotModelClient:
         timeout_s: float = 60.0,
         batch_windows: int | None = None,
         shared_memory: SharedMemory = "none",
+        gpu: int = 0,
     ):
+        """`gpu`: with shared_memory="cuda", the GPU whose memory the windows go through (the caller's own)."""
         if protocol not in ("grpc", "http"):
             raise ValueError(f"protocol must be 'grpc' or 'http', not {protocol!r}")
         if shared_memory not in ("none", "cuda"):
@@ -153,7 +155,7 @@ class ShotModelClient:
         self._client = tc.InferenceServerClient(url, **kwargs)
         self._served: ServedModel | None = None
         try:
-            self._regions = CudaInputRegions(self._client, self._call) if shared_memory == "cuda" else None
+            self._regions = CudaInputRegions(self._client, self._call, gpu) if shared_memory == "cuda" else None
         except InferenceUnavailable:
             self._client.close()  # the caller gets no client to close
             raise

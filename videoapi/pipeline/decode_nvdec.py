@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from videoapi.errors import DecoderUnavailable, VideoRejected
 from videoapi.pipeline.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
+from videoapi.pipeline.gpus import process_gpu
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -80,14 +81,15 @@ def resolve_decoder(setting: str) -> str:
 
 
 def nvdec_slot_dir() -> Path:
-    """Where this node's NVDEC slots live: one lock file per slot, shared by every worker process on the node."""
-    return Path(tempfile.gettempdir()) / "videoapi-nvdec-slots"
+    """Where this process's GPU's NVDEC slots live: one lock file per slot, shared by every worker process of the
+    node that decodes on that GPU (each GPU has its own decoders, so its own slots)."""
+    return Path(tempfile.gettempdir()) / "videoapi-nvdec-slots" / f"gpu{process_gpu()}"
 
 
 @contextmanager
 def claim_decoder(setting: str, nvdec_streams: int = 0) -> Iterator[str]:
     """The decoder one job runs on, held while the block runs: `resolve_decoder`'s, except that with `auto` and
-    `nvdec_streams` > 0 a job decodes on NVDEC only while fewer than that many jobs on this node do, and on the CPU
+    `nvdec_streams` > 0 a job decodes on NVDEC only while fewer than that many jobs on its GPU do, and on the CPU
     (pyav) otherwise: the worker pool fills the GPU's decoders first and its cores with the rest.
 
     A slot is an exclusive flock on a file: the kernel frees it when the job ends or its process dies, so a
@@ -97,7 +99,7 @@ def claim_decoder(setting: str, nvdec_streams: int = 0) -> Iterator[str]:
         yield decoder
         return
     slots = nvdec_slot_dir()
-    slots.mkdir(exist_ok=True)
+    slots.mkdir(parents=True, exist_ok=True)
     held = None
     for n in range(nvdec_streams):
         fd = os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
@@ -161,7 +163,7 @@ def iter_model_batches_nvdec(
     stop: int | None = None,
     *,
     batch: int = 100,
-    gpu_id: int = 0,
+    gpu_id: int | None = None,
     surface: tuple[int, int] = SURFACE,
     matrix: str = "bt601",
     tiles: TileTap | None = None,
@@ -169,10 +171,13 @@ def iter_model_batches_nvdec(
     """Frames start..stop-1 as (n, 27, 48, 3) uint8 CUDA tensors, up to `batch` frames each.
 
     Frames are numbered in the order the decoder shows them (display order, as OpenCV's path numbers them).
-    `tiles`, when given, gets BGR copies of the frames it wants, scaled to its size on the GPU.
+    `tiles`, when given, gets BGR copies of the frames it wants, scaled to its size on the GPU. `gpu_id`: the
+    GPU that decodes (default: this process's, videoapi.pipeline.gpus).
     """
     import PyNvVideoCodec as nvc
     import torch
+
+    gpu_id = process_gpu() if gpu_id is None else gpu_id
 
     try:
         demuxer = nvc.CreateDemuxer(filename=str(path))
