@@ -319,6 +319,10 @@ def test_black_at_the_ends_opens_no_shot_and_the_fades_are_the_first_and_last_sh
     assert abs(in_start - 10) <= 3 and abs(in_end - 29) <= 3 and cut == 100
     assert abs(out_start - 160) <= 4 and abs(out_end - 179) <= 3
     assert [(s["start_frame"], s["end_frame"]) for s in document["shots"]] == [(0, 99), (100, 194)]
+    # the black held at either end is a BlackFrames cue (its own looser level takes in the ramps' darkest frames)
+    black = [(c["start_frame"], c["end_frame"]) for c in document["technical_cues"] if c["type"] == "BlackFrames"]
+    assert len(black) == 2 and black[0][0] == 0 and 9 <= black[0][1] <= in_end
+    assert out_start <= black[1][0] <= 180 and black[1][1] == 194
 
 
 def filmed(photo: np.ndarray) -> np.ndarray:

@@ -324,3 +324,15 @@ def test_a_fade_in_after_black_frames_at_the_start_is_the_first_shots_fade_in():
     assert abs(found[0].start_frame - 8) <= 2 and abs(found[0].end_frame - 37) <= 4
     shots = shot_list(found, n, FrameClock(25.0), 0.5).shots
     assert [(x.start_frame, x.end_frame) for x in shots] == [(0, 97), (98, n - 1)]
+
+
+def test_a_cut_to_black_a_black_hold_and_a_fade_in_between_shots_is_one_fade_over_the_black():
+    """Issue 36's 'as documented': one fade through black whose span covers the black, one boundary."""
+    a, b = moving(texture(44), 60), moving(texture(45), 60)
+    frames = a[:40] + [np.zeros_like(a[0])] * 8 + [f * ((i + 1) / 13) for i, f in enumerate(b[:12])] + b[12:50]
+    n = len(frames)  # the cut to black at 40, black 40..47, the fade in 48..59
+    s, m = curves(n, {40: 0.9, 53: 0.6}, [(49, 57)])
+    (fade,) = detect_transitions(s, m, features_of(frames))
+    assert fade.type == "fade" and abs(fade.start_frame - 40) <= 2 and abs(fade.end_frame - 59) <= 3
+    shots = shot_list([fade], n, FrameClock(25.0), 0.5).shots
+    assert len(shots) == 2
