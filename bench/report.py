@@ -385,6 +385,51 @@ def section_accuracy(page: Page) -> None:
         page.add(f"This service with post-processing on ({SERVICE_ROW!r}):", "", *listed, "")
 
 
+def section_accuracy_real(page: Page) -> None:
+    """The real-footage set: each part's latest result, every method pooled and per source."""
+    documents = [d for d in (newest(page.of(f"accuracy-real-{part}")) for part in ("report", "tune")) if d]
+    command = "python -m bench accuracy --family real --seeds report"
+    if not page.section("Accuracy on real footage", "../accuracy.md#the-real-footage-set", bool(documents), command):
+        return
+    page.add(
+        "Public clips with every shot boundary labelled by eye (bench/realset/), split by source into a report "
+        "part and a tuning part; F1, precision and recall of the boundaries between shots, matched one to one "
+        "within 2 frames.",
+        "",
+    )
+    for document in documents:
+        results: dict[str, dict[str, dict[str, Any]]] = document["figures"]["results"]
+        part = document["parameters"]["part"]
+        groups = list(next(iter(results.values())))
+        page.add(f"**{part.capitalize()} part**: {provenance(document)}", "")
+        rows = []
+        for method, by_source in results.items():
+            whole = by_source["all"]
+            rows.append(
+                [
+                    method,
+                    number(whole["f1"], ".3f"),
+                    number(whole["precision"], ".3f"),
+                    number(whole["recall"], ".3f"),
+                    f"{whole['tp']}/{whole['fp']}/{whole['fn']}",
+                    *[number(by_source[g]["f1"], ".3f") for g in groups if g != "all"],
+                ]
+            )
+        sources = [f"F1 {g}" for g in groups if g != "all"]
+        page.add(*table(["method", "F1", "precision", "recall", "tp/fp/fn", *sources], rows))
+        summary = document["figures"].get("summary") or {}
+        notes = [
+            ("type right, of the transitions matched", summary.get("type_accuracy")),
+            ("cuts placed on the exact frame", summary.get("exact_cuts")),
+            ("gradual transitions' span within 4 frames", summary.get("gradual_spans_within_4")),
+        ]
+        listed = [f"- {what}: {number(value, '.3f')}" for what, value in notes if value is not None]
+        places = summary.get("disagreements") or []
+        listed.append(f"- where the service and the labels part: {len(places)}")
+        listed += [f"    - {p['clip']}, frame {p['frame']}: {p['what']}" for p in places]
+        page.add(f"This service with post-processing on ({SERVICE_ROW!r}):", "", *listed, "")
+
+
 def section_inference(page: Page) -> None:
     documents = latest_by(page.of("inference"), cpu_key)
     if not page.section("Inference", "inference.md", bool(documents), "python -m bench inference"):
@@ -796,6 +841,7 @@ def section_files(page: Page) -> None:
 SECTIONS = (
     section_speed,
     section_accuracy,
+    section_accuracy_real,
     section_inference,
     section_latency,
     section_memory,

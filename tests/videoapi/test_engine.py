@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import pytest
 
@@ -19,7 +21,7 @@ from videoapi.pipeline.engine import Detector, LocalModel, ShotResult, with_wind
 from videoapi.settings import Settings
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-from testset import write_testset_video  # noqa: E402
+from testset import photographs, write_testset_video  # noqa: E402
 
 # bf16 on both sides; a batch of other windows may round differently
 DRIFT = 0.02
@@ -287,3 +289,42 @@ def test_a_missing_model_is_built_on_first_use_and_says_so(tmp_path, four_shots,
     assert [shot.start_frame for shot in result.shots[1:]] == cuts
     expected = detector.detect(path).predictions.single_frame
     assert np.abs(result.predictions.single_frame - expected).max() < DRIFT
+
+
+def test_black_at_the_ends_opens_no_shot_and_the_fades_are_the_first_and_last_shots(detector, tmp_path):
+    """Issue 36: black, a fade in, a cut, a fade out in the last second, black to the end: two shots, the fades
+    typed fade_in and fade_out over their ramps, the black no part of them and no shot of its own."""
+    photos = photographs()
+    pictures = [filmed(photos[0]), filmed(photos[2])]
+    frames = [np.zeros_like(pictures[0])] * 10  # black 0..9
+    frames += [pictures[0] * ((i + 1) / 21) for i in range(20)]  # the fade in 10..29
+    frames += [np.roll(pictures[0], t // 3, axis=1) for t in range(70)]  # 30..99
+    frames += [np.roll(pictures[1], t // 3, axis=1) for t in range(60)]  # the cut at 100
+    frames += [np.roll(pictures[1], 20 + t // 3, axis=1) * (1 - (i + 1) / 21) for i, t in enumerate(range(20))]
+    frames += [np.zeros_like(pictures[0])] * 15  # the fade out 160..179, black 180..194
+    path = tmp_path / "black ends.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 320, 180, "yuv420p"
+        for frame in frames:
+            picture = av.VideoFrame.from_ndarray(np.clip(frame, 0, 255).astype(np.uint8), format="rgb24")
+            for packet in stream.encode(picture):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    document = detector.detect(path).document
+    found = [(t["type"], t["start_frame"], t["end_frame"]) for t in document["transitions"]]
+    assert [t[0] for t in found] == ["fade_in", "cut", "fade_out"], found
+    (_, in_start, in_end), (_, cut, _), (_, out_start, out_end) = found
+    assert abs(in_start - 10) <= 3 and abs(in_end - 29) <= 3 and cut == 100
+    assert abs(out_start - 160) <= 4 and abs(out_end - 179) <= 3
+    assert [(s["start_frame"], s["end_frame"]) for s in document["shots"]] == [(0, 99), (100, 194)]
+    # the black held at either end is a BlackFrames cue (its own looser level takes in the ramps' darkest frames)
+    black = [(c["start_frame"], c["end_frame"]) for c in document["technical_cues"] if c["type"] == "BlackFrames"]
+    assert len(black) == 2 and black[0][0] == 0 and 9 <= black[0][1] <= in_end
+    assert out_start <= black[1][0] <= 180 and black[1][1] == 194
+
+
+def filmed(photo: np.ndarray) -> np.ndarray:
+    """A photograph at the test video's size, as float RGB."""
+    return cv2.resize(photo, (320, 180), interpolation=cv2.INTER_AREA).astype(np.float32)

@@ -297,3 +297,42 @@ def test_a_texture_that_jerks_every_eighth_frame_has_no_cut_but_its_real_ones(tm
     features = features_of(list(iter_model_frames_pyav(path)))
     blind = np.zeros(len(features["pp_luma"]), np.float32)  # the rules alone: no help from the model
     assert [t.start_frame for t in detect_transitions(blind, blind, features)] == cuts
+
+
+def test_a_fade_out_in_the_last_second_with_black_to_the_end_is_the_last_shots_fade_out():
+    """Issue 36: the span is the ramp, the black tail no part of it, and no black shot is opened."""
+    a, b = moving(texture(40), 100), moving(texture(41), 100)
+    ramp = [f * (1 - (i + 1) / 21) for i, f in enumerate(b[:20])]
+    frames = a[:60] + b[20:80] + ramp + [np.zeros_like(a[0])] * 15  # the ramp 120..139, black 140..154
+    n = len(frames)
+    s, m = curves(n, {60: 0.95, 141: 0.7}, [(128, 150)])  # the model sees the fade and runs on into the black
+    found = detect_transitions(s, m, features_of(frames))
+    assert [t.type for t in found] == ["cut", "fade_out"]
+    fade = found[1]
+    assert abs(fade.start_frame - 120) <= 4 and abs(fade.end_frame - 139) <= 2
+    shots = shot_list(found, n, FrameClock(25.0), 0.5).shots
+    assert [(x.start_frame, x.end_frame) for x in shots] == [(0, 59), (60, n - 1)]
+
+
+def test_a_fade_in_after_black_frames_at_the_start_is_the_first_shots_fade_in():
+    a, b = moving(texture(42), 100), moving(texture(43), 100)
+    frames = [np.zeros_like(a[0])] * 8 + [f * ((i + 1) / 31) for i, f in enumerate(a[:30])] + a[30:90] + b[:60]
+    n = len(frames)  # black 0..7, the ramp 8..37, a cut at 98
+    s, m = curves(n, {20: 0.7, 98: 0.95}, [(3, 30)])
+    found = detect_transitions(s, m, features_of(frames))
+    assert [t.type for t in found] == ["fade_in", "cut"]
+    assert abs(found[0].start_frame - 8) <= 2 and abs(found[0].end_frame - 37) <= 4
+    shots = shot_list(found, n, FrameClock(25.0), 0.5).shots
+    assert [(x.start_frame, x.end_frame) for x in shots] == [(0, 97), (98, n - 1)]
+
+
+def test_a_cut_to_black_a_black_hold_and_a_fade_in_between_shots_is_one_fade_over_the_black():
+    """Issue 36's 'as documented': one fade through black whose span covers the black, one boundary."""
+    a, b = moving(texture(44), 60), moving(texture(45), 60)
+    frames = a[:40] + [np.zeros_like(a[0])] * 8 + [f * ((i + 1) / 13) for i, f in enumerate(b[:12])] + b[12:50]
+    n = len(frames)  # the cut to black at 40, black 40..47, the fade in 48..59
+    s, m = curves(n, {40: 0.9, 53: 0.6}, [(49, 57)])
+    (fade,) = detect_transitions(s, m, features_of(frames))
+    assert fade.type == "fade" and abs(fade.start_frame - 40) <= 2 and abs(fade.end_frame - 59) <= 3
+    shots = shot_list([fade], n, FrameClock(25.0), 0.5).shots
+    assert len(shots) == 2

@@ -156,7 +156,46 @@ def detect_transitions(
     for at in frame_cuts(diff, luma, features["pp_thumb"], normalised, hists, flat, extreme, taken | moved, rules):
         found.append(Transition("cut", at, at, threshold))
     found += edge_fades(luma, found, threshold, rules)
-    return sorted(found, key=lambda t: t.start_frame)
+    return _at_the_ends(sorted(found, key=lambda t: t.start_frame), luma, rules)
+
+
+def _at_the_ends(found: list[Transition], luma: NDArray[Any], rules: Rules) -> list[Transition]:
+    """A fade reaching the black (or white) that opens or closes the video belongs to the first or last shot: a
+    fade in or out over its ramp alone; the frames held black before or after it are no part of it (nor a shot:
+    a BlackFrames cue where cues are asked for and it is long enough)."""
+    n = len(luma)
+    head, tail = _held_at_start(luma, rules), _held_at_start(luma[::-1], rules)
+    if head >= n:
+        return found
+    out = []
+    for t in found:
+        reaches_tail = t.end_frame >= n - tail - 1 - rules.excursion and t.start_frame < n - tail
+        reaches_head = t.start_frame <= head + rules.excursion and t.end_frame >= head
+        if tail and t.type in ("fade", "fade_out") and reaches_tail:
+            t = Transition("fade_out", _still_moving(luma, t.start_frame, -1, rules), n - tail - 1, t.confidence)
+        elif head and t.type in ("fade", "fade_in") and reaches_head:
+            t = Transition("fade_in", head, _still_moving(luma, t.end_frame, 1, rules), t.confidence)
+        out.append(t)
+    return out
+
+
+def _still_moving(luma: NDArray[Any], at: int, step: int, rules: Rules) -> int:
+    """A fade's far end from frame `at` in direction `step`: on while the grey level still moves (the model's run
+    can end before the ramp does)."""
+    reach = 0
+    while reach < rules.span_reach and 0 <= at + step < len(luma) and abs(luma[at + step] - luma[at]) > rules.fade_step:
+        at, reach = at + step, reach + 1
+    return at
+
+
+def _held_at_start(luma: NDArray[Any], rules: Rules) -> int:
+    """How many frames at the start of `luma` hold its first frame's pitch black (pure white): 0 for a picture."""
+    first = float(luma[0])
+    if rules.pitch <= first <= 255.0 - rules.pitch:
+        return 0
+    held = np.abs(luma - first) <= rules.end_hold
+    count = len(luma) if held.all() else int(np.argmin(held))
+    return count if count >= 2 else 0  # one dark frame is a ramp's first, not black held
 
 
 def _one_per_dissolve(found: list[Transition]) -> list[Transition]:

@@ -46,6 +46,8 @@ class Rules:
     cut_search: int = 2  # frames either side of the peak where the largest change marks the cut
     dark: float = 0.35  # a fade's darkest frame under this share of the darker side (or under 24 grey levels)
     edge: int = 3  # a transition this near an end of the video is a fade in / fade out
+    end_hold: float = 1.0  # a black (white) leader or tail: frames within this many grey levels of the first
+    # (last) frame, itself pitch black (pure white); a fade reaching it is the first (last) shot's fade in (out)
     hold: int = 40  # frames of black (or white) between a fade out and a fade in, at most
     flat_std: float = 6.0  # a thumbnail with less spread than this is one flat colour
     black: float = 24.0  # mean grey levels under which a frame is black
