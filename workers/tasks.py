@@ -33,6 +33,7 @@ from videoapi.adapters.queue import (
     SEGMENT_TASK,
     STITCH_TASK,
 )
+from videoapi.adapters.redis_client import redis_client_for
 from videoapi.adapters.storage import Storage
 from videoapi.adapters.triton import ShotModelClient
 from videoapi.domain import callbacks
@@ -63,11 +64,12 @@ def detector() -> ShotDetector:
             model=settings.model_name,
             protocol=settings.triton_protocol,
             timeout_s=settings.triton_timeout_s,
+            keepalive_s=settings.triton_keepalive_s,
             batch_windows=settings.batch_windows,
             shared_memory=settings.triton_shared_memory,
         )
 
-    store = JobStore.from_url(settings.redis_url, ride_out_s=settings.redis_ride_out_s)
+    store = JobStore(redis_client_for(settings))
     return ShotDetector(settings, store, Storage.from_settings(settings), model)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import Celery
 
 # the Celery task names and the queue, named once (workers/tasks.py registers them under these names)
@@ -16,10 +18,11 @@ QUEUE = "shots"
 
 
 class TaskQueue:
-    def __init__(self, redis_url: str, visibility_timeout_s: int):
+    def __init__(self, redis_url: str, visibility_timeout_s: int, transport_options: dict[str, Any] | None = None):
+        """`transport_options`: the broker sockets' timeouts and keepalive (redis_client.redis_transport_options)."""
         self.app = Celery("videoapi-api", broker=redis_url)
         self.app.conf.update(
-            broker_transport_options={"visibility_timeout": visibility_timeout_s},
+            broker_transport_options={**(transport_options or {}), "visibility_timeout": visibility_timeout_s},
             broker_connection_retry_on_startup=False,
             broker_connection_max_retries=1,
             task_serializer="json",

@@ -153,14 +153,17 @@ class FairQueue:
             *_SHARE_KEYS,
             *(redis_keys.fair_queue(client_id, p) for p in PRIORITIES),
         ]
-        self._push(keys=keys, args=[client_id, job_id, repr(float(weight)), PRIORITIES.index(priority) + 1], client=pipe)
+        self._push(
+            keys=keys, args=[client_id, job_id, repr(float(weight)), PRIORITIES.index(priority) + 1], client=pipe
+        )
 
     def withdraw(self, client_id: str, job_id: str) -> bool:
         """Take a queued job out of its client's lists; False when it was not there (a worker took it already)."""
         with self.redis.pipeline(transaction=False) as pipe:
             for priority in PRIORITIES:
                 pipe.lrem(redis_keys.fair_queue(client_id, priority), 0, job_id)
-            return sum(pipe.execute()) > 0
+            removed: list[int] = pipe.execute()
+        return sum(removed) > 0
 
     def pop(self, token_id: str) -> Popped | None:
         """The next job for the token `token_id` (the same one if this token already took one); None: none queued."""
