@@ -32,6 +32,7 @@ from videoapi.adapters.queue import (
     REKOGNITION_NOTIFY_TASK,
     SEGMENT_TASK,
     STITCH_TASK,
+    move_to_front,
 )
 from videoapi.adapters.redis_client import redis_client_for
 from videoapi.adapters.storage import Storage
@@ -96,6 +97,9 @@ def requeue(task: LeasedTask) -> None:
     """Send a task whose worker was lost again, under its own id and in its own chord."""
     options = {k: v for k, v in task.options.items() if v is not None}
     app.send_task(task.name, args=task.args, task_id=task.task_id, queue=QUEUE, **options)
+    # first in line, not behind the whole queue: it was taken in its turn, and a lost host should cost the job
+    # the lease's seconds, not the queue's length (tests/hosts: a worker host lost under a burst)
+    move_to_front(lease_book().redis, task.task_id)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped

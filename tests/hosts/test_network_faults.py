@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from functions.deps import Services
-from tests.hosts.stack import Burst, HostStack
+from tests.hosts.stack import SLOW_LINK_MS, Burst, HostStack
 from videoapi.adapters.storage import Storage
 from videoapi.domain import redis_keys
 from videoapi.domain.jobs import JobStatus
@@ -132,13 +132,29 @@ def test_worker_partitioned_from_triton_while_it_infers(hosts: HostStack):
     check_outcome(hosts, "worker partitioned from Triton 20 s", burst, healed_at, affected)
 
 
+def triton_round_trip_s(hosts: HostStack) -> float:
+    """One call to Triton through the link host, as the workers make theirs (the channel already open)."""
+    import tritonclient.grpc as tc
+
+    client = tc.InferenceServerClient(hosts.settings.triton_url)
+    try:
+        client.is_server_live()
+        started = time.monotonic()
+        client.is_server_live()
+        return time.monotonic() - started
+    finally:
+        client.close()
+
+
 def test_slow_link_between_workers_and_triton(hosts: HostStack):
     burst = hosts.submit(BURST)
     hosts.slow_link(True)  # Triton's answers 200 ms late, for the whole burst
     try:
+        assert triton_round_trip_s(hosts) >= SLOW_LINK_MS / 1000  # the link is slow indeed
         hosts.wait(burst, DRAIN_S)
     finally:
         hosts.slow_link(False)
+    assert triton_round_trip_s(hosts) < SLOW_LINK_MS / 1000
     check_outcome(hosts, "slow link workers-Triton (+200 ms)", burst, time.monotonic(), [])
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from celery import Celery
 
 # the Celery task names and the queue, named once (workers/tasks.py registers them under these names)
@@ -53,3 +54,23 @@ class TaskQueue:
 
     def close(self) -> None:
         self.app.close()
+
+
+# KEYS: the queue's list; ARGV: a task id. Kombu's Redis transport LPUSHes what it sends and workers BRPOP the
+# other end: the message found near the sending end moves to the taking end.
+_TO_FRONT = """
+local items = redis.call('LRANGE', KEYS[1], 0, 999)
+for _, message in ipairs(items) do
+  if string.find(message, ARGV[1], 1, true) then
+    redis.call('LREM', KEYS[1], 1, message)
+    redis.call('RPUSH', KEYS[1], message)
+    return 1
+  end
+end
+return 0
+"""
+
+
+def move_to_front(client: redis.Redis, task_id: str, queue: str = QUEUE) -> bool:
+    """Put a task just sent to `queue` first in line (a lost worker's task: it had its turn already)."""
+    return bool(client.eval(_TO_FRONT, 1, queue, f'"{task_id}"'))
