@@ -143,7 +143,7 @@ class HostStack:
             client_rate_limit=0,  # a burst of 100 submissions in a second is the point here, not a refusal
             callback_secret="hosts-callback-secret",
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # moto's imports take a while on a busy machine
         while not port_is_open(h["s3"].address, S3_PORT):
             assert time.monotonic() < deadline, "moto did not listen on its host"
             time.sleep(0.1)
