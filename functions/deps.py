@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from starlette.concurrency import run_in_threadpool
 
 from videoapi.adapters.queue import TaskQueue
-from videoapi.adapters.redis_client import redis_client
+from videoapi.adapters.redis_client import redis_client_for, redis_transport_options
 from videoapi.adapters.storage import Storage
 from videoapi.domain.api_keys import ApiKeys
 from videoapi.domain.aws_keys import KeyPairs
@@ -34,9 +34,11 @@ class Services:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
-        client = redis_client(settings.redis_url, socket_timeout_s=5)
+        client = redis_client_for(settings, api=True)
         store = JobStore(client)
-        queue = TaskQueue(settings.redis_url, settings.visibility_timeout_s)
+        queue = TaskQueue(
+            settings.redis_url, settings.visibility_timeout_s, redis_transport_options(settings, api=True)
+        )
         keys = ApiKeys(client, cache_s=settings.api_key_cache_s)
         for key, client_id in settings.api_keys.items():
             keys.add(key, client_id)

@@ -38,6 +38,7 @@ class RedisServer:
     host: str = "127.0.0.1"
     data_dir: Path | None = None
     appendonly: bool = True
+    command_prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NAME`: run it on another host
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
     _tmp: str | None = field(default=None, init=False, repr=False)
 
@@ -65,6 +66,7 @@ class RedisServer:
             self.data_dir = Path(self._tmp)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         args = [
+            *self.command_prefix,
             str(binary),
             "--bind",
             self.host,

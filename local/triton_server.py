@@ -94,6 +94,7 @@ class TritonServer:
     model_config_name: str | None = None
     startup_timeout_s: float = 180.0
     extra_args: list[str] = field(default_factory=list)
+    command_prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NAME`: run it on another host
     _process: subprocess.Popen[str] | None = field(default=None, init=False, repr=False)
     _tmp: tempfile.TemporaryDirectory[str] | None = field(default=None, init=False, repr=False)
     _log: deque[Any] = field(default_factory=lambda: deque(maxlen=200), init=False, repr=False)
@@ -138,6 +139,7 @@ class TritonServer:
         self._tmp = tempfile.TemporaryDirectory(prefix="videoapi-triton-")
         backends = binary.make_backend_dir(Path(self._tmp.name) / "backends")
         args = [
+            *self.command_prefix,
             str(binary.server),
             f"--model-repository={repo.resolve()}",
             f"--backend-directory={backends}",

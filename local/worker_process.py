@@ -31,6 +31,7 @@ class WorkerProcess:
     name: str = "worker1"
     log_path: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    command_prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NAME`: run it on another host
     metrics_port: int = field(default=0, init=False)
     _metrics_dir: Path | None = field(default=None, init=False, repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -44,6 +45,7 @@ class WorkerProcess:
         from workers.celery_app import create_app
 
         args = [
+            *self.command_prefix,
             sys.executable,
             "-m",
             "celery",

@@ -132,6 +132,43 @@ class Settings(BaseSettings):
     )
     redis_ride_out_s: float = Field(60.0, ge=0, description="workers retry Redis this long (a restart) before failing")
 
+    # The network between the hosts: what a partition, a lost host or a restart costs (docs/reliability.md)
+    redis_socket_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="a worker's (and the broker's) Redis command waits this long for its reply on a silent path; "
+        "then it reconnects and retries, for redis_ride_out_s",
+    )
+    api_redis_socket_timeout_s: float = Field(
+        5.0, gt=0, description="the API's Redis command timeout: past it the request answers 503 service_unavailable"
+    )
+    redis_connect_timeout_s: float = Field(
+        2.0, gt=0, description="a new Redis connection (API, workers, broker) gives up after this long"
+    )
+    redis_keepalive_s: int = Field(
+        10,
+        ge=1,
+        description="TCP keepalive on every Redis socket: idle this long, then a probe every third of it, dead "
+        "after 3 unanswered (an idle connection over a dead path is found without a command)",
+    )
+    redis_health_check_s: float = Field(
+        15.0, ge=0, description="a pooled Redis connection idle this long is PINGed before it is used (0: never)"
+    )
+    s3_connect_timeout_s: float = Field(5.0, gt=0, description="a new S3 connection gives up after this long")
+    s3_read_timeout_s: float = Field(
+        30.0, gt=0, description="an S3 request waits this long for bytes on a silent path before botocore retries it"
+    )
+    s3_max_attempts: int = Field(
+        8, ge=1, description="attempts of one S3 request (botocore's standard mode: backoff up to 20 s between)"
+    )
+    triton_keepalive_s: float = Field(
+        0.0,
+        ge=0,
+        description="gRPC keepalive pings to Triton this often during a call (0: none); a dead link then fails the "
+        "call in about twice this instead of triton_timeout_s. Triton must accept them "
+        "(--grpc-http2-min-recv-ping-interval-without-data-ms no longer than this): else it closes the channel",
+    )
+
     # API
     api_key_header: str = Field("X-API-Key", description="the header that carries the API key")
     api_key_cache_s: float = Field(

@@ -11,6 +11,7 @@ from typing import Any
 from celery import Celery
 from celery.signals import worker_init
 
+from videoapi.adapters.redis_client import redis_transport_options
 from videoapi.settings import Settings, get_settings
 from workers import observability  # noqa: F401  (connects the worker's metrics, traces and logs to its signals)
 
@@ -36,12 +37,19 @@ def limit_malloc_arenas(arenas: int) -> bool:
 
 def create_app(settings: Settings) -> Celery:
     app = Celery("videoapi", broker=settings.redis_url, backend=settings.redis_url, include=["workers.tasks"])
+    network = redis_transport_options(settings)
     app.conf.update(
         task_acks_late=True,  # a job is acknowledged when it is done, not when it is taken
         task_reject_on_worker_lost=True,  # a killed worker's job goes back to the queue
         worker_prefetch_multiplier=1,  # long tasks: take one at a time
-        broker_transport_options={"visibility_timeout": settings.visibility_timeout_s},
-        result_backend_transport_options={"visibility_timeout": settings.visibility_timeout_s},
+        # the broker's and the result backend's sockets: the same timeouts and keepalive as the job store's
+        broker_transport_options={**network, "visibility_timeout": settings.visibility_timeout_s},
+        result_backend_transport_options={**network, "visibility_timeout": settings.visibility_timeout_s},
+        redis_socket_timeout=settings.redis_socket_timeout_s,
+        redis_socket_connect_timeout=settings.redis_connect_timeout_s,
+        redis_socket_keepalive=True,
+        redis_retry_on_timeout=True,
+        redis_backend_health_check_interval=settings.redis_health_check_s,
         result_expires=24 * 3600,
         task_time_limit=settings.task_time_limit_s,
         task_soft_time_limit=max(1, settings.task_time_limit_s - 60),

@@ -33,7 +33,9 @@ from videoapi.adapters.queue import (
     REKOGNITION_NOTIFY_TASK,
     SEGMENT_TASK,
     STITCH_TASK,
+    move_to_front,
 )
+from videoapi.adapters.redis_client import redis_client_for
 from videoapi.adapters.storage import Storage
 from videoapi.adapters.triton import ShotModelClient
 from videoapi.domain import callbacks
@@ -65,12 +67,13 @@ def detector() -> ShotDetector:
             model=settings.model_name,
             protocol=settings.triton_protocol,
             timeout_s=settings.triton_timeout_s,
+            keepalive_s=settings.triton_keepalive_s,
             batch_windows=settings.batch_windows,
             shared_memory=settings.triton_shared_memory,
             gpu=process_gpu(),
         )
 
-    store = JobStore.from_url(settings.redis_url, ride_out_s=settings.redis_ride_out_s)
+    store = JobStore(redis_client_for(settings))
     return ShotDetector(settings, store, Storage.from_settings(settings), model)
 
 
@@ -97,6 +100,9 @@ def requeue(task: LeasedTask) -> None:
     """Send a task whose worker was lost again, under its own id and in its own chord."""
     options = {k: v for k, v in task.options.items() if v is not None}
     app.send_task(task.name, args=task.args, task_id=task.task_id, queue=QUEUE, **options)
+    # first in line, not behind the whole queue: it was taken in its turn, and a lost host should cost the job
+    # the lease's seconds, not the queue's length (tests/hosts: a worker host lost under a burst)
+    move_to_front(lease_book().redis, task.task_id)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped

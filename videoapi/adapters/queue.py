@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import redis
 from celery import Celery
 
 # the Celery task names and the queue, named once (workers/tasks.py registers them under these names)
@@ -26,10 +29,11 @@ class _Sent:
 
 
 class TaskQueue:
-    def __init__(self, redis_url: str, visibility_timeout_s: int):
+    def __init__(self, redis_url: str, visibility_timeout_s: int, transport_options: dict[str, Any] | None = None):
+        """`transport_options`: the broker sockets' timeouts and keepalive (redis_client.redis_transport_options)."""
         self.app = Celery("videoapi-api", broker=redis_url)
         self.app.conf.update(
-            broker_transport_options={"visibility_timeout": visibility_timeout_s},
+            broker_transport_options={**(transport_options or {}), "visibility_timeout": visibility_timeout_s},
             broker_connection_retry_on_startup=False,
             broker_connection_max_retries=1,
             task_serializer="json",
@@ -61,3 +65,23 @@ class TaskQueue:
 
     def close(self) -> None:
         self.app.close()
+
+
+# KEYS: the queue's list; ARGV: a task id. Kombu's Redis transport LPUSHes what it sends and workers BRPOP the
+# other end: the message found near the sending end moves to the taking end.
+_TO_FRONT = """
+local items = redis.call('LRANGE', KEYS[1], 0, 999)
+for _, message in ipairs(items) do
+  if string.find(message, ARGV[1], 1, true) then
+    redis.call('LREM', KEYS[1], 1, message)
+    redis.call('RPUSH', KEYS[1], message)
+    return 1
+  end
+end
+return 0
+"""
+
+
+def move_to_front(client: redis.Redis, task_id: str, queue: str = QUEUE) -> bool:
+    """Put a task just sent to `queue` first in line (a lost worker's task: it had its turn already)."""
+    return bool(client.eval(_TO_FRONT, 1, queue, f'"{task_id}"'))

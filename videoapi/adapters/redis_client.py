@@ -2,26 +2,72 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 
+if TYPE_CHECKING:
+    from videoapi.settings import Settings
 
-def redis_client(url: str, ride_out_s: float = 0.0, socket_timeout_s: float = 10.0) -> redis.Redis:
+
+def keepalive_options(idle_s: int) -> dict[int, int]:
+    """TCP keepalive for a socket: probe after `idle_s` idle, then every third of it; dead after 3 unanswered."""
+    wanted = {"TCP_KEEPIDLE": idle_s, "TCP_KEEPINTVL": max(1, idle_s // 3), "TCP_KEEPCNT": 3}
+    # Linux has all three; other systems name some differently: those are left at the system's default
+    return {getattr(socket, name): value for name, value in wanted.items() if hasattr(socket, name)}
+
+
+def redis_client(
+    url: str,
+    ride_out_s: float = 0.0,
+    socket_timeout_s: float = 10.0,
+    *,
+    connect_timeout_s: float = 2.0,
+    keepalive_s: int = 10,
+    health_check_s: float = 15.0,
+) -> redis.Redis:
     """A client that fails fast (API: answer 503) or, with ride_out_s, retries through a restart (workers)."""
     retry = Retry(ExponentialBackoff(cap=2.0, base=0.1), retries=int(ride_out_s / 2) + 1 if ride_out_s else 0)
     return redis.Redis.from_url(
         url,
         decode_responses=True,
         socket_timeout=socket_timeout_s,
-        socket_connect_timeout=2,
+        socket_connect_timeout=connect_timeout_s,
+        socket_keepalive=True,
+        socket_keepalive_options=keepalive_options(keepalive_s),
+        health_check_interval=health_check_s,
         retry=retry,
         retry_on_error=[ConnectionError, TimeoutError],
     )
+
+
+def redis_client_for(settings: Settings, *, api: bool = False) -> redis.Redis:
+    """The settings' client: the API's fails fast (503), a worker's rides out redis_ride_out_s."""
+    return redis_client(
+        settings.redis_url,
+        ride_out_s=0.0 if api else settings.redis_ride_out_s,
+        socket_timeout_s=settings.api_redis_socket_timeout_s if api else settings.redis_socket_timeout_s,
+        connect_timeout_s=settings.redis_connect_timeout_s,
+        keepalive_s=settings.redis_keepalive_s,
+        health_check_s=settings.redis_health_check_s,
+    )
+
+
+def redis_transport_options(settings: Settings, *, api: bool = False) -> dict[str, Any]:
+    """Kombu's Redis transport options (the broker's sockets) from the same settings as redis_client_for."""
+    return {
+        "socket_timeout": settings.api_redis_socket_timeout_s if api else settings.redis_socket_timeout_s,
+        "socket_connect_timeout": settings.redis_connect_timeout_s,
+        "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(settings.redis_keepalive_s),
+        "health_check_interval": settings.redis_health_check_s,
+        "retry_on_timeout": True,
+    }
 
 
 def text(value: bytes | str | None) -> str | None:

@@ -55,7 +55,13 @@ class Storage:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Storage:
-        config = Config(retries={"max_attempts": 5, "mode": "standard"}, signature_version="s3v4")
+        config = Config(
+            retries={"max_attempts": settings.s3_max_attempts, "mode": "standard"},
+            connect_timeout=settings.s3_connect_timeout_s,
+            read_timeout=settings.s3_read_timeout_s,
+            tcp_keepalive=True,
+            signature_version="s3v4",
+        )
         client = boto3.client(
             "s3", endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region, config=config
         )

@@ -135,6 +135,7 @@ class ShotModelClient:
         model: str = "transnetv2",
         protocol: str = "grpc",
         timeout_s: float = 60.0,
+        keepalive_s: float | None = None,
         batch_windows: int | None = None,
         shared_memory: SharedMemory = "none",
         gpu: int = 0,
@@ -151,7 +152,17 @@ class ShotModelClient:
         else:
             import tritonclient.http as tc
         self._tc = tc
-        kwargs = {} if protocol == "grpc" else {"connection_timeout": timeout_s, "network_timeout": timeout_s}
+        kwargs: dict[str, Any] = {"connection_timeout": timeout_s, "network_timeout": timeout_s}
+        if protocol == "grpc":
+            kwargs = {}
+            if keepalive_s:  # pings on the channel: a dead link fails the call in about 2 x keepalive_s
+                ms = int(keepalive_s * 1000)
+                kwargs["keepalive_options"] = tc.KeepAliveOptions(
+                    keepalive_time_ms=ms,
+                    keepalive_timeout_ms=ms,
+                    keepalive_permit_without_calls=False,
+                    http2_max_pings_without_data=0,
+                )
         self._client = tc.InferenceServerClient(url, **kwargs)
         self._served: ServedModel | None = None
         try:

@@ -138,14 +138,32 @@ class FairQueue:
         self._pop = client.register_script(_POP)
         self._charge = client.register_script(_CHARGE)
 
-    def push(self, client_id: str, job_id: str, priority: str = DEFAULT_PRIORITY, weight: float = 1.0) -> None:
+    def push(
+        self,
+        client_id: str,
+        job_id: str,
+        priority: str = DEFAULT_PRIORITY,
+        weight: float = 1.0,
+        pipe: redis.client.Pipeline | None = None,
+    ) -> None:
+        """Queue the job in its client's list; with `pipe`, as part of that transaction."""
         if priority not in PRIORITIES:
             raise ValueError(f"priority must be one of {PRIORITIES}")
         keys = [
             *_SHARE_KEYS,
             *(redis_keys.fair_queue(client_id, p) for p in PRIORITIES),
         ]
-        self._push(keys=keys, args=[client_id, job_id, repr(float(weight)), PRIORITIES.index(priority) + 1])
+        self._push(
+            keys=keys, args=[client_id, job_id, repr(float(weight)), PRIORITIES.index(priority) + 1], client=pipe
+        )
+
+    def withdraw(self, client_id: str, job_id: str) -> bool:
+        """Take a queued job out of its client's lists; False when it was not there (a worker took it already)."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for priority in PRIORITIES:
+                pipe.lrem(redis_keys.fair_queue(client_id, priority), 0, job_id)
+            removed: list[int] = pipe.execute()
+        return sum(removed) > 0
 
     def pop(self, token_id: str) -> Popped | None:
         """The next job for the token `token_id` (the same one if this token already took one); None: none queued."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -176,8 +177,10 @@ class JobStore:
         client_id: str = "",
         tag: str = "",
         job_id: str | None = None,
+        queue_with: Callable[[redis.client.Pipeline], object] | None = None,
         **extra: str,
     ) -> Job:
+        """Store a queued job; `queue_with` adds its place in a queue to the same transaction (both or neither)."""
         job = Job(
             id=job_id or new_job_id(),
             status=JobStatus.queued,
@@ -204,8 +207,17 @@ class JobStore:
             pipe.hset(redis_keys.job(job.id), mapping=fields)
             pipe.expire(redis_keys.job(job.id), self.ttl_s)
             pipe.zadd(redis_keys.client_jobs(client_id), {job.id: job.created_at})
+            if queue_with is not None:
+                queue_with(pipe)
             pipe.execute()
         return job
+
+    def delete(self, job_id: str, client_id: str) -> None:
+        """Remove a job that was never accepted (its submission failed before it was queued)."""
+        with self.redis.pipeline() as pipe:
+            pipe.delete(redis_keys.job(job_id))
+            pipe.zrem(redis_keys.client_jobs(client_id), job_id)
+            pipe.execute()
 
     def list_for(self, client_id: str, limit: int = 50) -> list[Job]:
         """A client's jobs, newest first (those whose records have expired are skipped)."""

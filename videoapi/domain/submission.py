@@ -216,6 +216,7 @@ class JobService:
                         "Idempotency-Key",
                     )
                 return self._wait_for(claim.job_id, client_id), False
+        weight = (limits or self.limits()).weight
         try:
             self._reserve(client_id, job_id, limits)
         except ApiError:
@@ -237,15 +238,36 @@ class JobService:
                 **{POSTPROCESS_FIELD: "1" if postprocess else "0"},
                 segment_options=request.segments.model_dump_json(),
                 priority=request.priority,
+                # the record and its place in the client's list in one transaction: never one without the other
+                queue_with=lambda pipe: self.fair.push(client_id, job_id, request.priority, weight, pipe=pipe),
             )
         except Exception:
-            try:  # no job was made: its place in the quota is given back
-                self.quotas.release(client_id, job_id)
-            except Exception:
-                logger.warning("job %s was not created and its quota place not released", job_id, exc_info=True)
+            # no job was made: its place in the quota and its idempotency key are given back
+            self._withdraw(client_id, job_id, idempotency_key, stored=False)
             raise
-        self._enqueue(job, request.priority, limits)
+        try:
+            self.queue.enqueue_token()
+        except Exception:
+            if self.fair.withdraw(client_id, job_id):  # still waiting: no worker will look for it without a token
+                self._withdraw(client_id, job_id, idempotency_key, stored=True)
+                raise
+            logger.info("job %s: its token was not sent, but another token's worker took it", job_id)
         return job, True
+
+    def _withdraw(self, client_id: str, job_id: str, idempotency_key: str | None, *, stored: bool) -> None:
+        """Undo a submission that failed before its job was queued: record, quota place and idempotency key."""
+        try:
+            if stored:
+                self.store.delete(job_id, client_id)
+            self.quotas.release(client_id, job_id)
+            if idempotency_key:
+                self.markers.release(client_id, idempotency_key)
+        except Exception:  # Redis failing still: the quota place frees when the record expires, the key with its TTL
+            logger.error(
+                "job %s was not queued and its quota place or idempotency key could not be given back",
+                job_id,
+                exc_info=True,
+            )
 
     def _wait_for(self, job_id: str, client_id: str, timeout_s: float = 5.0) -> Job:
         """The job a concurrent request with the same idempotency key is creating."""
