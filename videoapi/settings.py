@@ -161,6 +161,16 @@ class Settings(BaseSettings):
     trigger_prefix: str = Field(
         "incoming/", description="the S3 trigger's prefix: an object at `incoming/<client>/file` starts a job"
     )
+    batch_max_items: int = Field(
+        1_000_000, ge=1, description="rows a batch (POST /v1/batches) may hold, bad ones included; over: 413"
+    )
+    batch_quota_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="share of a client's `client_max_active_jobs` its batches' items may fill, so that its "
+        "interactive jobs keep room (at least one item runs)",
+    )
     idempotency_ttl_s: int = Field(
         24 * 3600, description="how long an `Idempotency-Key` (or `ClientRequestToken`) names its job"
     )
