@@ -107,7 +107,8 @@ def test_least_privilege(template):
                     statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
                 ):
                     arn = resource["Fn::Sub"]
-                    assert arn.endswith("-media") or arn.rsplit("/", 2)[-2] in ("uploads", "incoming", "results", "batches")
+                    prefixes = ("uploads", "incoming", "results", "batches")
+                    assert arn.endswith("-media") or arn.rsplit("/", 2)[-2] in prefixes
     upload_actions = resources["UploadFunction"]["Properties"]["Policies"][0]["Statement"][0]["Action"]
     assert upload_actions == ["s3:PutObject"]
 
