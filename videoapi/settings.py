@@ -147,8 +147,10 @@ class Settings(BaseSettings):
             "video/mpeg",
             "video/mp2t",
             "application/octet-stream",
+            "application/x-ndjson",  # a batch's manifest (POST /v1/batches)
+            "text/csv",
         ],
-        description="content types an upload may declare",
+        description="content types an upload may declare (videos, and JSONL or CSV for a batch's manifest)",
     )
     allowed_source_buckets: list[str] = Field(
         default_factory=list, description="other buckets a job's `s3://` source may name"
