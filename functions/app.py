@@ -16,7 +16,7 @@ from starlette.routing import Match
 from functions import observability
 from functions.deps import Services
 from functions.errors import UNAVAILABLE, error_response, status_of
-from functions.routers import jobs, rekognition, uploads, web
+from functions.routers import batches, jobs, rekognition, uploads, web
 from videoapi.errors import ApiError, StorageError
 from videoapi.settings import Settings
 
@@ -26,6 +26,7 @@ ROUTERS = {
     "uploads": uploads.router,
     "jobs": jobs.router,
     "usage": jobs.usage_router,
+    "batches": batches.router,
     "web": web.router,
     "rekognition": rekognition.router,
 }

@@ -13,6 +13,7 @@ from videoapi.adapters.redis_client import redis_client_for, redis_transport_opt
 from videoapi.adapters.storage import Storage
 from videoapi.domain.api_keys import ApiKeys
 from videoapi.domain.aws_keys import KeyPairs
+from videoapi.domain.batches import BatchService
 from videoapi.domain.fairness import RATE_LIMITED, RateLimiter
 from videoapi.domain.jobs import JobStore
 from videoapi.domain.results import ResultService
@@ -31,6 +32,7 @@ class Services:
     keys: ApiKeys
     key_pairs: KeyPairs
     rate_limiter: RateLimiter
+    batches: BatchService
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -46,7 +48,7 @@ class Services:
         jobs = JobService(settings, store, storage, queue)
         uploads, results = UploadService(settings, storage), ResultService(settings, storage, jobs)
         key_pairs = KeyPairs(client, settings.aws_secret_key)
-        return cls(settings, jobs, uploads, results, keys, key_pairs, RateLimiter(client))
+        return cls(settings, jobs, uploads, results, keys, key_pairs, RateLimiter(client), BatchService(jobs))
 
 
 async def get_services(request: Request) -> Services:

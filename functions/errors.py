@@ -90,6 +90,7 @@ RATE_LIMIT_HEADERS = {
     )
 }
 LOCATION = {"Location": _header("the job's URL, /v1/jobs/{job_id}")}
+BATCH_LOCATION = {"Location": _header("the batch's URL, /v1/batches/{batch_id}")}
 
 
 def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:

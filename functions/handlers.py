@@ -36,6 +36,11 @@ def jobs(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
     return _adapter("jobs", "usage", "rekognition")(event, context)
 
 
+def batches(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
+    """Batches: submit (a prefix, a manifest, a list), status, list, cancel, retry, the results table."""
+    return _adapter("batches")(event, context)
+
+
 def web(event: LambdaEvent, context: LambdaContext) -> dict[str, Any]:
     """The result viewer page."""
     return _adapter("web")(event, context)

@@ -433,6 +433,180 @@ def detect(
             stack.stop()
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mxf", ".ts", ".mpg", ".mpeg")
+MANIFEST_SUFFIXES = (".jsonl", ".ndjson", ".csv")
+
+
+def _local_sources(sources: list[str]) -> list[Path]:
+    """Files, folders (their videos, recursively) and globs, in order, each once."""
+    import glob
+
+    found: dict[Path, None] = {}
+    for source in sources:
+        matches = [Path(m) for m in sorted(glob.glob(source, recursive=True))] or [Path(source)]
+        for match in matches:
+            if match.is_dir():
+                for path in sorted(match.rglob("*")):
+                    if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES:
+                        found[path] = None
+            elif match.is_file():
+                found[match] = None
+            else:
+                fail(f"no such file, folder or glob match: {source}")
+    return list(found)
+
+
+def _rows_done(output: Path, fmt: str) -> list[dict[str, Any]]:
+    """The shot rows an earlier run wrote to `output` (--resume)."""
+    if not output.is_file():
+        return []
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        rows: list[dict[str, Any]] = pq.read_table(output).to_pylist()
+        return rows
+    if fmt == "csv":
+        import csv
+
+        from videoapi.domain.batch_results import SHOT_COLUMNS
+
+        kinds = {name: kind for name, kind, _ in SHOT_COLUMNS}
+        with output.open(newline="") as file:
+            return [
+                {
+                    k: None
+                    if v == ""
+                    else int(v)
+                    if kinds[k].startswith("int")
+                    else float(v)
+                    if kinds[k] == "float64"
+                    else v
+                    for k, v in row.items()
+                }
+                for row in csv.DictReader(file)
+            ]
+    return [_json.loads(line) for line in output.read_text().splitlines() if line.strip()]
+
+
+def _write_table(rows: list[dict[str, Any]], output: Path, fmt: str) -> None:
+    from videoapi.domain.batch_results import encode
+
+    partial = output.with_name(output.name + ".partial")
+    with partial.open("wb") as file:
+        for chunk in encode(rows, fmt, items=False):
+            file.write(chunk)
+    partial.replace(output)  # a run stopped halfway leaves the last complete table
+
+
+@app.command("batch")
+def batch(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="video files, folders, globs; with a stack also an s3:// prefix or a JSONL/CSV manifest"),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="the shots table: one row per shot of every video")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="jsonl, csv or parquet (default: from -o's suffix, else jsonl)")
+    ] = "",
+    api: Annotated[
+        str | None, typer.Option(help="API base URL (default: the local stack, else in this process)")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
+    resume: Annotated[bool, typer.Option(help="skip the videos whose shots -o already holds")] = False,
+    threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the batch (service path)")] = 24 * 3600.0,
+) -> None:
+    """Detect the shots of many videos into one table (docs/batches.md): in this process, or as a service batch."""
+    from videoapi.domain.batch_results import BATCH_RESULT_FORMATS
+
+    fmt = format or output.suffix.lstrip(".").lower()
+    fmt = fmt if fmt in BATCH_RESULT_FORMATS or format else "jsonl"
+    if fmt not in BATCH_RESULT_FORMATS:
+        fail(f"--format must be one of {', '.join(BATCH_RESULT_FORMATS)}, not {fmt!r}")
+    if threshold is not None and not 0.0 < threshold < 1.0:
+        fail(f"--threshold must be between 0 and 1 (exclusive), not {threshold}")
+    done = _rows_done(output, fmt) if resume else []
+    skip = {str(row["item_id"]) for row in done}
+    target = _api_target(api, api_key)
+    remote = [s for s in sources if s.startswith(("s3://", "https://"))]
+    if target is None:
+        if remote:
+            fail(f"{remote[0]}: s3:// and URL sources need a running stack or --api")
+        videos = [v for v in _local_sources(sources) if str(v) not in skip]
+        err.print(f"{len(videos)} videos to run in this process ({len(skip)} already in {output})", highlight=False)
+        rows = done + _batch_in_process(videos, threshold)
+    else:
+        rows = done + _batch_via_api(target, sources, skip, threshold, timeout)
+    _write_table(rows, output, fmt)
+    err.print(f"{len(rows)} shots written to {output}", highlight=False)
+
+
+def _batch_in_process(videos: list[Path], threshold: float | None) -> list[dict[str, Any]]:
+    from videoapi.domain.batch_results import shot_rows
+    from videoapi.errors import ModelNotBuilt
+    from videoapi.pipeline.engine import Detector
+
+    if not videos:
+        return []
+    try:
+        streams = min(len(videos), os.cpu_count() or 1)
+        detector = Detector(get_settings(), on_status=lambda line: err.print(line, highlight=False), streams=streams)
+    except ModelNotBuilt as exc:
+        fail(str(exc))
+    rows: list[dict[str, Any]] = []
+    with _progress_bar() as bar:
+        task = bar.add_task("videos", total=len(videos))
+        for row, (video, result) in enumerate(detector.detect_many(videos, threshold=threshold), 1):
+            bar.advance(task)
+            if isinstance(result, Exception):
+                code = getattr(result, "code", type(result).__name__)
+                err.print(f"[bold red]error:[/] {video} failed ({code}): {result}")
+                continue
+            item = {"item_id": str(video), "row": row, "source": str(video), "job_id": None}
+            rows += shot_rows(item, result.document, {})
+    return rows
+
+
+def _batch_via_api(
+    target: tuple[str, str], sources: list[str], skip: set[str], threshold: float | None, timeout: float
+) -> list[dict[str, Any]]:
+    """Upload the local files, submit one batch, one progress bar; the shots table's rows."""
+    from videoapi.client import ApiClientError, VideoApiClient
+
+    options = {"threshold": threshold} if threshold is not None else {}
+    try:
+        with VideoApiClient(*target) as client:
+            if len(sources) == 1 and sources[0].startswith("s3://"):
+                kind = "manifest" if sources[0].lower().endswith(MANIFEST_SUFFIXES) else "prefix"
+                body: dict[str, str] | list[str | dict[str, Any]] = {kind: sources[0]}
+            else:
+                items: list[str | dict[str, Any]] = []
+                for video in (v for v in _local_sources(sources) if str(v) not in skip):
+                    items.append({"source": client.upload(video), "id": str(video)})
+                if not items:
+                    return []
+                body = items
+            batch = client.submit_batch(body, options=options)
+            with _progress_bar() as bar:
+                task = bar.add_task("batch", total=batch["items"])
+
+                def show(state: dict[str, Any]) -> None:
+                    counts = state["counts"]
+                    rate = state["throughput"]["items_per_s"]
+                    line = (
+                        f"ok {counts['succeeded']} failed {counts['failed']} running {counts['running']} {rate:.2f}/s"
+                    )
+                    bar.update(task, completed=state["done"], description=line)
+
+                batch = client.wait_batch(batch["id"], on_progress=show, timeout_s=timeout)
+            err.print(f"batch {batch['id']}: {batch['counts']}", highlight=False)
+            content = client.batch_results(batch["id"], "jsonl")
+    except ApiClientError as exc:
+        fail(str(exc))
+    rows = [_json.loads(line) for line in content.decode().splitlines() if line.strip()]
+    return [row for row in rows if str(row["item_id"]) not in skip]
+
+
 def _split_locally(video: Path, document: dict[str, Any], folder: Path, mode: ClipMode, trim_transitions: bool) -> None:
     """One clip per shot of `document`, cut from the local VIDEO into `folder` (no upload, no download)."""
     from videoapi.errors import ClipError

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,54 @@ class VideoApiClient:
                 return job
             if deadline is not None and time.monotonic() > deadline:
                 raise ApiClientError(f"job {job_id} still {job['status']} after {timeout_s:.0f}s", "timeout")
+            time.sleep(poll_s)
+
+    # batches -------------------------------------------------------------------------------------
+    def submit_batch(
+        self,
+        sources: dict[str, str] | Sequence[str | dict[str, Any]],
+        *,
+        options: dict[str, Any] | None = None,
+        tag: str = "",
+        idempotency_key: str | None = None,
+    ) -> dict[str, Any]:
+        """A batch: `{"prefix": ...}`, `{"manifest": ...}` or a list of sources (strings or `{source, id, ...}`)."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = {"sources": sources if isinstance(sources, dict) else [*sources], "options": options or {}, "tag": tag}
+        return _json(self._request("POST", "/v1/batches", json=body, headers=headers))
+
+    def batch(self, batch_id: str) -> dict[str, Any]:
+        return _json(self._request("GET", f"/v1/batches/{batch_id}"))
+
+    def cancel_batch(self, batch_id: str) -> dict[str, Any]:
+        return _json(self._request("POST", f"/v1/batches/{batch_id}/cancel"))
+
+    def retry_batch(self, batch_id: str) -> dict[str, Any]:
+        return _json(self._request("POST", f"/v1/batches/{batch_id}/retry"))
+
+    def batch_results(self, batch_id: str, fmt: str = "jsonl", *, items: bool = False) -> bytes:
+        """The batch's shots (or items) table so far in `fmt`: jsonl, csv or parquet."""
+        params = {"format": fmt, "items": "true" if items else "false"}
+        return self._request("GET", f"/v1/batches/{batch_id}/results", params=params).content
+
+    def wait_batch(
+        self,
+        batch_id: str,
+        *,
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+        poll_s: float = 1.0,
+        timeout_s: float | None = None,
+    ) -> dict[str, Any]:
+        """Poll the batch until no item is pending, queued or running."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            batch = self.batch(batch_id)
+            if on_progress:
+                on_progress(batch)
+            if batch["status"] != "running":
+                return batch
+            if deadline is not None and time.monotonic() > deadline:
+                raise ApiClientError(f"batch {batch_id} still running after {timeout_s:.0f}s", "timeout")
             time.sleep(poll_s)
 
 

@@ -196,8 +196,10 @@ class Settings(BaseSettings):
             "video/mpeg",
             "video/mp2t",
             "application/octet-stream",
+            "application/x-ndjson",  # a batch's manifest (POST /v1/batches)
+            "text/csv",
         ],
-        description="content types an upload may declare",
+        description="content types an upload may declare (videos, and JSONL or CSV for a batch's manifest)",
     )
     allowed_source_buckets: list[str] = Field(
         default_factory=list, description="other buckets a job's `s3://` source may name"
@@ -209,6 +211,16 @@ class Settings(BaseSettings):
     url_source_timeout_s: float = Field(30.0, gt=0, description="connect and read timeout of a URL source")
     trigger_prefix: str = Field(
         "incoming/", description="the S3 trigger's prefix: an object at `incoming/<client>/file` starts a job"
+    )
+    batch_max_items: int = Field(
+        1_000_000, ge=1, description="rows a batch (POST /v1/batches) may hold, bad ones included; over: 413"
+    )
+    batch_quota_share: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="share of a client's `client_max_active_jobs` its batches' items may fill, so that its "
+        "interactive jobs keep room (at least one item runs)",
     )
     idempotency_ttl_s: int = Field(
         24 * 3600, description="how long an `Idempotency-Key` (or `ClientRequestToken`) names its job"

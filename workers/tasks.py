@@ -33,16 +33,19 @@ from videoapi.adapters.queue import (
     REKOGNITION_NOTIFY_TASK,
     SEGMENT_TASK,
     STITCH_TASK,
+    TaskQueue,
     move_to_front,
 )
 from videoapi.adapters.redis_client import redis_client_for
 from videoapi.adapters.storage import Storage
 from videoapi.adapters.triton import ShotModelClient
 from videoapi.domain import callbacks
+from videoapi.domain.batches import BatchService
 from videoapi.domain.fairness import FairQueue, record_frames
-from videoapi.domain.jobs import JobStore
+from videoapi.domain.jobs import Job, JobStore
 from videoapi.domain.leases import WORKER_LOST, Drain, Heartbeat, LeaseBook, LeasedTask
 from videoapi.domain.rekognition_api import NOTIFICATION_FIELD, publish_completion
+from videoapi.domain.submission import JobService
 from videoapi.errors import CallbackFailed, ClipError, JobError, Preempted
 from videoapi.observability.logging import job_context
 from videoapi.pipeline.clips import ClipMaker, is_clips_job
@@ -88,6 +91,22 @@ def count_frames(job_id: str, frames: int) -> None:
     client_id = detector().store.field(job_id, "client_id")
     if client_id is not None:
         record_frames(detector().store.redis, client_id, frames)
+
+
+@cache
+def batch_service() -> BatchService:
+    """Counts a batch's items as they end and feeds the client's batches the room they free."""
+    settings = app.conf.videoapi_settings
+    queue = TaskQueue(settings.redis_url, settings.visibility_timeout_s)
+    return BatchService(JobService(settings, detector().store, detector().storage, queue))
+
+
+def batch_job_ended(job: Job) -> None:
+    """A job ended: its batch (if an item) counts it, and the client's batches feed the room it frees."""
+    try:
+        batch_service().job_ended(job)
+    except Exception:  # GET /v1/batches/{id} counts an item whose end was missed, and feeds its batch
+        logger.warning("job %s: its batch was not told of its end", job.id, exc_info=True)
 
 
 @cache
@@ -251,6 +270,8 @@ class JobTask(Task):  # type: ignore[misc]  # Celery is untyped: its Task is Any
         job_id = self.job_id_of(args, kwargs)
         job = detector().store.get(job_id)
         observability.observe_job_end(detector().store, job)
+        if job.status.finished:
+            batch_job_ended(job)
         if job.status.finished and job.extra.get("callback_url"):
             if detector().store.set_once(job_id, "callback_queued"):
                 deliver_callback.delay(job_id)

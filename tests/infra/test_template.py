@@ -58,14 +58,14 @@ def test_sam_translates_to_cloudformation(template, monkeypatch):
     kinds = {r["Type"] for r in output["Resources"].values()}
     assert {"AWS::Lambda::Function", "AWS::ApiGatewayV2::Api", "AWS::S3::Bucket", "AWS::Lambda::Permission"} <= kinds
     functions = [r for r in output["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
-    assert len(functions) == 4 and all(f["Properties"]["Timeout"] <= 60 for f in functions)
+    assert len(functions) == 5 and all(f["Properties"]["Timeout"] <= 60 for f in functions)
 
 
 def test_every_handler_exists_and_imports(template):
     handlers = [
         r["Properties"]["Handler"] for r in template["Resources"].values() if r["Type"] == "AWS::Serverless::Function"
     ]
-    assert len(handlers) == 4
+    assert len(handlers) == 5
     for handler in handlers:
         module, function = handler.rsplit(".", 1)
         assert callable(getattr(importlib.import_module(module), function)), handler
@@ -99,7 +99,7 @@ def test_least_privilege(template):
     """No function gets s3:* or a whole-bucket object grant; the trigger needs no S3 access at all."""
     resources = template["Resources"]
     assert "Policies" not in resources["S3TriggerFunction"]["Properties"]
-    for name in ("UploadFunction", "JobsFunction"):
+    for name in ("UploadFunction", "JobsFunction", "BatchesFunction"):
         for policy in resources[name]["Properties"]["Policies"]:
             for statement in policy["Statement"]:
                 assert all(action != "s3:*" and not action.endswith(":*") for action in statement["Action"])
@@ -107,7 +107,8 @@ def test_least_privilege(template):
                     statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
                 ):
                     arn = resource["Fn::Sub"]
-                    assert arn.endswith("-media") or arn.rsplit("/", 2)[-2] in ("uploads", "incoming", "results")
+                    prefixes = ("uploads", "incoming", "results", "batches")
+                    assert arn.endswith("-media") or arn.rsplit("/", 2)[-2] in prefixes
     upload_actions = resources["UploadFunction"]["Properties"]["Policies"][0]["Statement"][0]["Action"]
     assert upload_actions == ["s3:PutObject"]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
@@ -149,6 +149,29 @@ class Storage:
     def get_json(self, key: str) -> dict[str, Any]:
         document: dict[str, Any] = json.loads(self.get_bytes(key))
         return document
+
+    def iter_lines(self, key: str) -> Iterator[bytes]:
+        """The object's lines, streamed (never whole in memory)."""
+        body = self._guard("get", key, self.client.get_object, Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_lines()
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            raise StorageError(f"read s3://{self.bucket}/{key} failed: {exc}") from exc
+
+    def list_keys(self, prefix: str) -> Iterator[str]:
+        """Keys under `prefix` in key order, a page (1,000) at a time."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        try:
+            for page in pages:
+                for item in page.get("Contents", ()):
+                    yield item["Key"]
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                raise ObjectNotFound(f"s3://{self.bucket} does not exist") from exc
+            raise StorageError(f"list s3://{self.bucket}/{prefix} failed: {code or exc}") from exc
+        except (EndpointConnectionError, BotoCoreError) as exc:
+            raise StorageError(f"list s3://{self.bucket}/{prefix} failed: {exc}") from exc
 
     def delete(self, key: str) -> None:
         self._guard("delete", key, self.client.delete_object, Bucket=self.bucket, Key=key)

@@ -19,6 +19,7 @@ LEASES = "leases"  # sorted set: task id -> expiry (unix seconds)
 LEASES_REAPER_LOCK = "leases:reaper"
 AWS_KEY_PAIRS = "awskeys"  # hash: access key id -> {client, secret}
 API_KEYS = "apikeys"  # hash: an API key's SHA-256 -> its client
+BATCH_PREFIX = "batch:"
 
 
 def job(job_id: str) -> str:
@@ -86,3 +87,38 @@ def checkpoints(job_id: str, span_start: int) -> str:
 def checkpoint_lists(job_id: str) -> str:
     """Set of the job's checkpoint lists, to delete them with the job's scratch files."""
     return f"parts:{job_id}"
+
+
+def batch(batch_id: str) -> str:
+    """The hash of one batch's record and counters."""
+    return f"{BATCH_PREFIX}{batch_id}"
+
+
+def batch_active(batch_id: str) -> str:
+    """Set of a batch's items (job ids) queued or running."""
+    return f"{BATCH_PREFIX}{batch_id}:active"
+
+
+def batch_failed(batch_id: str) -> str:
+    """List of a batch's failed items, `index:attempt`, for POST /v1/batches/{id}/retry."""
+    return f"{BATCH_PREFIX}{batch_id}:failed"
+
+
+def batch_retry(batch_id: str) -> str:
+    """List of items to run again (`index:attempt`), fed before the rows not yet run."""
+    return f"{BATCH_PREFIX}{batch_id}:retry"
+
+
+def batch_feed_lock(batch_id: str) -> str:
+    """Held while one process feeds the batch's items, so that two never feed the same row."""
+    return f"{BATCH_PREFIX}{batch_id}:feeding"
+
+
+def client_batches(client_id: str) -> str:
+    """Sorted set of a client's batch ids by creation time."""
+    return f"client_batches:{client_id}"
+
+
+def open_batches(client_id: str) -> str:
+    """Set of a client's batches with items still to feed: any of its jobs ending feeds them."""
+    return f"open_batches:{client_id}"

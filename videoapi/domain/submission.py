@@ -153,7 +153,8 @@ class JobService:
 
     # uploads -----------------------------------------------------------------------------------
     # jobs --------------------------------------------------------------------------------------
-    def _resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
+    def check_source(self, client_id: str, source: str) -> tuple[str, str]:
+        """(bucket, key) of a source this client may name, without reading storage ("" and the URL for a URL)."""
         if is_url(source):  # fetched by the worker, under the SSRF rules (videoapi.pipeline.url_source)
             schemes = ("https://", "http://") if self.settings.url_source_allow_http else ("https://",)
             if not source.startswith(schemes) or len(source) > 4096:
@@ -171,6 +172,13 @@ class JobService:
         ):
             # keys in the service bucket belong to whoever uploaded them
             raise NotFound("source_not_found", "no such object among this client's uploads", "source")
+        return bucket, key
+
+    def resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
+        """(bucket, key) of a source this client may name, checked to exist and be within the size limit."""
+        bucket, key = self.check_source(client_id, source)
+        if not bucket:
+            return bucket, key
         try:
             size = self.storage.for_bucket(bucket).size(key, version)
         except ObjectNotFound as exc:
@@ -204,7 +212,7 @@ class JobService:
         postprocess = self.settings.postprocess if request.postprocess is None else request.postprocess
         if request.callback_url:
             check_callback_url(request.callback_url, self.settings.allow_private_callbacks)
-        bucket, key = self._resolve_source(client_id, request.source, request.source_version)
+        bucket, key = self.resolve_source(client_id, request.source, request.source_version)
         job_id = new_job_id()
         if idempotency_key:
             claim = self.markers.claim(client_id, idempotency_key, job_id, request.fingerprint())
