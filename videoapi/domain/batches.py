@@ -287,7 +287,7 @@ class BatchService:
         # feeding costs no storage request and a batch of missing objects still moves as its jobs end
         bucket, key = self.jobs.check_source(client_id, row.source)
         postprocess = options.get("postprocess")
-        job = self.jobs.store.create(
+        self.jobs.store.create(
             job_id=job_id,
             bucket=bucket,
             key=key,
@@ -300,10 +300,12 @@ class BatchService:
             **{POSTPROCESS_FIELD: "1" if (self.settings.postprocess if postprocess is None else postprocess) else "0"},
             segment_options=SegmentOptions().model_dump_json(),
             priority=BATCH_PRIORITY,
+            # its record and its place in the client's queue in one transaction: a feeder dying between the two
+            # would leave an item queued that no worker can find
+            queue_with=lambda pipe: self.jobs.fair.push(client_id, job_id, BATCH_PRIORITY, limits.weight, pipe=pipe),
             **fields,
         )
         self.redis.sadd(redis_keys.batch_active(batch_id), job_id)
-        self.jobs.fair.push(client_id, job.id, BATCH_PRIORITY, limits.weight)
         self.jobs.queue.enqueue_token()
 
     # an item's end -------------------------------------------------------------------------------
