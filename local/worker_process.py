@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from kombu.exceptions import OperationalError
+from redis.exceptions import ConnectionError as RedisConnectionError
+
 from local.netutil import free_port, stop_process_group
 from videoapi.errors import StartError
 from videoapi.settings import PROJECT_ROOT, Settings
@@ -89,7 +92,14 @@ class WorkerProcess:
             while time.monotonic() < deadline:
                 if self._process.poll() is not None:
                     raise WorkerStartError(f"celery worker exited with code {self._process.returncode}")
-                replies = app.control.ping(timeout=1.0) or []
+                try:
+                    replies = app.control.ping(timeout=1.0) or []
+                except (OperationalError, RedisConnectionError, OSError):
+                    # the broker unreachable for a moment (restarted, a link coming back): ask again
+                    app.close()
+                    app = create_app(self.settings)
+                    time.sleep(0.5)
+                    continue
                 if any(self.name in next(iter(r)) for r in replies):
                     return self
             raise WorkerStartError(f"celery worker {self.name} did not answer a ping within {timeout_s:.0f}s")

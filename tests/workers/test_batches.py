@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 
+import psutil
 import pytest
 from fastapi.testclient import TestClient
 
@@ -162,7 +163,10 @@ def test_a_worker_killed_mid_batch_every_item_ends_once_and_each_shot_is_in_the_
                     long_job = job
             time.sleep(0.1)
         assert long_job is not None, "the long item never ran"
-        victim = json.loads(long_job.extra["worker"])["hostname"].split("@")[0]
+        # the job record names the machine and the pool process: the worker is the one whose process that is
+        pid = json.loads(long_job.extra["worker"])["pid"]
+        owners = {pid, psutil.Process(pid).ppid()}
+        victim = next(name for name, worker in workers.items() if worker.pid in owners)
         workers[victim].kill()  # the whole worker, as when its node is lost
         batch = _wait_finished(http, auth, batch_id, timeout_s=150)
     finally:
