@@ -22,6 +22,12 @@ ERRORS = {
     ("get", "/v1/jobs/{job_id}/result"): KEYED | {"404", "409", "422"},
     ("post", "/v1/uploads"): KEYED | {"413", "415", "422"},
     ("put", "/v1/uploads/direct"): KEYED | {"413", "415", "422"},
+    ("get", "/v1/batches"): KEYED | {"422"},
+    ("post", "/v1/batches"): KEYED | {"404", "409", "413", "422"},
+    ("get", "/v1/batches/{batch_id}"): KEYED | {"404"},
+    ("post", "/v1/batches/{batch_id}/cancel"): KEYED | {"404", "409"},
+    ("post", "/v1/batches/{batch_id}/retry"): KEYED | {"404", "409"},
+    ("get", "/v1/batches/{batch_id}/results"): KEYED | {"404", "422"},
 }
 
 

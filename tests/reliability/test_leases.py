@@ -344,3 +344,14 @@ def test_a_fair_share_token_whose_worker_is_killed_runs_the_same_job_again(stack
     assert queued == 0, logs
     assert "finished already" in (tmp_path / "rescuer.log").read_text()  # the copy ran and did nothing
     assert services.jobs.fair.queued("big") == 0 and services.jobs.fair.queued("small") == 0
+
+
+def test_progress_on_a_record_redis_lost_makes_no_half_record_and_stops_the_task(store):
+    # a new, empty Redis under a running task: its progress must not make a record of a count alone
+    job = store.create(bucket="b", key="k.mp4", threshold=0.5)
+    store.start(job.id, 100)
+    assert store.set_progress(job.id, 10) == JobStatus.running
+    store.redis.flushdb()
+    assert store.set_progress(job.id, 20) == JobStatus.cancelled
+    assert store.add_progress(job.id, 5) == JobStatus.cancelled
+    assert not store.redis.exists(redis_keys.job(job.id))
