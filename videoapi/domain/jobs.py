@@ -50,14 +50,15 @@ return 1
 # Both progress scripts return the status, so a worker learns of a cancellation at no extra round trip. A record
 # that is gone (a Redis that lost its data) is not made again with a count alone: the worker is told `cancelled`
 # and stops, writing nothing.
-_GONE = "if redis.call('EXISTS', KEYS[1]) == 0 then return 'cancelled' end\n"
-_PROGRESS = _GONE + """
+_PROGRESS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'cancelled' end
 local current = tonumber(redis.call('HGET', KEYS[1], 'frames_done') or '0')
 if tonumber(ARGV[1]) > current then redis.call('HSET', KEYS[1], 'frames_done', ARGV[1]) end
 return redis.call('HGET', KEYS[1], 'status')
 """
 
-_ADD_PROGRESS = _GONE + """
+_ADD_PROGRESS = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 'cancelled' end
 redis.call('HINCRBY', KEYS[1], 'frames_done', ARGV[1])
 return redis.call('HGET', KEYS[1], 'status')
 """
