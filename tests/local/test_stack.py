@@ -345,6 +345,8 @@ def test_web_page_uploads_test_mp4_and_shows_the_shots(stack, reference_video):
         reopened.goto("about:blank")
         reopened.goto(f"{state['api_url']}/ui/#job={job_id}")
         reopened.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        # the page shows the result first, then asks for the video's presigned address: wait for the player's
+        reopened.wait_for_function("document.querySelector('#video').src !== ''", timeout=30_000)
         src = reopened.evaluate("document.querySelector('#video').src")
         assert src.startswith(state["s3_endpoint_url"]) and "X-Amz-Signature" in src
         reopened.wait_for_function("document.querySelector('#video').readyState >= 1", timeout=30_000)
