@@ -36,6 +36,7 @@ from videoapi.domain.batch_sources import (
     manifest_rows,
     prefix_rows,
 )
+from videoapi.domain.idempotency import wait_until_made
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus
 from videoapi.domain.submission import ClientLimits, JobService
 from videoapi.domain.views import iso
@@ -115,15 +116,9 @@ class BatchService:
         """Read and check every row, store them, feed the first items; the batch's view and whether it is new."""
         batch_id = new_batch_id()
         if idempotency_key:
-            claim = self.jobs.markers.claim(client_id, idempotency_key, batch_id, request.fingerprint())
-            if claim is not None:
-                if claim.fingerprint != request.fingerprint():
-                    raise Conflict(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request",
-                        "Idempotency-Key",
-                    )
-                return self._wait_for(client_id, claim.job_id), False
+            earlier = self.jobs.markers.claim(client_id, idempotency_key, batch_id, request.fingerprint())
+            if earlier is not None:  # the batch that request is still reading (or read)
+                return wait_until_made(lambda: self.view(client_id, earlier), NotFound, 30.0, 0.1), False
         try:
             counts = self._store_rows(client_id, batch_id, request)
         except Exception:
@@ -195,17 +190,6 @@ class BatchService:
     def _delete_rows(self, batch_id: str, valid: int) -> None:
         for chunk in range(valid // CHUNK_ROWS):
             self.storage.delete(rows_key(batch_id, chunk))
-
-    def _wait_for(self, client_id: str, batch_id: str, timeout_s: float = 30.0) -> dict[str, Any]:
-        """The batch a concurrent request with the same idempotency key is still reading."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.view(client_id, batch_id)
-            except NotFound:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
 
     # feeding -------------------------------------------------------------------------------------
     def _record(self, batch_id: str) -> dict[str, str]:

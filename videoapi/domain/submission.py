@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +18,7 @@ from videoapi.adapters.queue import TaskQueue
 from videoapi.adapters.storage import Storage
 from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES, QUOTA_EXCEEDED, FairQueue, Quotas, frames_today
 from videoapi.domain.formats import RESULT_FORMATS
-from videoapi.domain.idempotency import IdempotencyMarkers
+from videoapi.domain.idempotency import IdempotencyMarkers, wait_until_made
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore, new_job_id
 from videoapi.domain.uploads import upload_prefix
 from videoapi.domain.validation import check_callback_url, check_key
@@ -215,15 +214,9 @@ class JobService:
         bucket, key = self.resolve_source(client_id, request.source, request.source_version)
         job_id = new_job_id()
         if idempotency_key:
-            claim = self.markers.claim(client_id, idempotency_key, job_id, request.fingerprint())
-            if claim is not None:
-                if claim.fingerprint != request.fingerprint():
-                    raise Conflict(
-                        "idempotency_key_reused",
-                        "this Idempotency-Key was used with a different request",
-                        "Idempotency-Key",
-                    )
-                return self._wait_for(claim.job_id, client_id), False
+            earlier = self.markers.claim(client_id, idempotency_key, job_id, request.fingerprint())
+            if earlier is not None:  # the job that request is making (or made)
+                return wait_until_made(lambda: self.get(client_id, earlier), ApiError, 5.0, 0.05), False
         weight = (limits or self.limits()).weight
         try:
             self._reserve(client_id, job_id, limits)
@@ -276,17 +269,6 @@ class JobService:
                 job_id,
                 exc_info=True,
             )
-
-    def _wait_for(self, job_id: str, client_id: str, timeout_s: float = 5.0) -> Job:
-        """The job a concurrent request with the same idempotency key is creating."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                return self.get(client_id, job_id)
-            except ApiError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
 
     def create_from_event(self, bucket: str, key: str, size: int, sequencer: str) -> Job | None:
         """A job for an object that arrived under the trigger prefix; repeated deliveries make one job."""
