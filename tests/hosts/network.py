@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import psutil
+
 PREFIX = "vah-"  # videoapi hosts
 BRIDGE = f"{PREFIX}br"
 SUBNET = "10.238.7"
@@ -82,23 +84,13 @@ class Host:
         return [int(p) for p in ip("netns", "pids", self.namespace, check=False).split()]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def remove_leftovers() -> list[str]:
     """Remove the namespaces and links a killed run left (never a live run's: that raises); what was removed."""
     removed: list[str] = []
     alias = ip("-o", "link", "show", BRIDGE, check=False)
     if "alias pid=" in alias:
         owner = int(alias.split("alias pid=", 1)[1].split()[0])
-        if owner != os.getpid() and _pid_alive(owner):
+        if owner != os.getpid() and psutil.pid_exists(owner):
             raise NetworkError(f"hosts {PREFIX}* belong to the live process {owner}; run one harness at a time")
     for line in ip("netns", "list").splitlines():
         name = line.split()[0] if line.split() else ""

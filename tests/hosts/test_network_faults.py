@@ -93,43 +93,25 @@ def test_api_partitioned_from_redis_answers_503_before_the_client_times_out(host
     check_outcome(hosts, "API partitioned from Redis", burst, healed_at, [])  # the workers went on meanwhile
 
 
-def test_worker_partitioned_from_redis_for_30s_mid_job(hosts: HostStack):
-    net, worker, redis = hosts.net, hosts.hosts["w1"], hosts.hosts["redis"]
+@pytest.mark.parametrize(
+    ("peer", "seconds", "fault"),
+    [
+        ("redis", 30, "worker partitioned from Redis 30 s"),
+        ("s3", 20, "worker partitioned from S3 20 s"),  # its result is written within the seconds after it ran
+        ("link", 20, "worker partitioned from Triton 20 s"),  # the link host: Triton's only path from the workers
+    ],
+)
+def test_a_worker_partitioned_mid_job_then_healed(hosts: HostStack, peer: str, seconds: int, fault: str):
+    net, worker, other = hosts.net, hosts.hosts["w1"], hosts.hosts[peer]
     burst = hosts.submit(BURST)
     affected = wait_running_on(hosts, burst, worker.namespace)
-    net.partition(worker, redis)
+    net.partition(worker, other)
     try:
-        time.sleep(30)
+        time.sleep(seconds)
     finally:
-        net.heal(worker, redis)
+        net.heal(worker, other)
     healed_at = time.monotonic()
-    check_outcome(hosts, "worker partitioned from Redis 30 s", burst, healed_at, affected)
-
-
-def test_worker_partitioned_from_s3_while_it_writes_results(hosts: HostStack):
-    net, worker, s3 = hosts.net, hosts.hosts["w1"], hosts.hosts["s3"]
-    burst = hosts.submit(BURST)
-    affected = wait_running_on(hosts, burst, worker.namespace)  # its result is written within the next seconds
-    net.partition(worker, s3)
-    try:
-        time.sleep(20)
-    finally:
-        net.heal(worker, s3)
-    healed_at = time.monotonic()
-    check_outcome(hosts, "worker partitioned from S3 20 s", burst, healed_at, affected)
-
-
-def test_worker_partitioned_from_triton_while_it_infers(hosts: HostStack):
-    net, worker, link = hosts.net, hosts.hosts["w1"], hosts.hosts["link"]
-    burst = hosts.submit(BURST)
-    affected = wait_running_on(hosts, burst, worker.namespace)
-    net.partition(worker, link)  # Triton's only path from the workers
-    try:
-        time.sleep(20)
-    finally:
-        net.heal(worker, link)
-    healed_at = time.monotonic()
-    check_outcome(hosts, "worker partitioned from Triton 20 s", burst, healed_at, affected)
+    check_outcome(hosts, fault, burst, healed_at, affected)
 
 
 def triton_round_trip_s(hosts: HostStack) -> float:
