@@ -1,23 +1,32 @@
 """A batch through the local stack: items/s and frames/s against the same clips as single jobs and PySceneDetect.
 
 Generates N clips of 3 to 10 s (320x180, 25 fps, a cut every 1 to 3 s), starts `videoapi local up`'s stack on
-free ports, uploads them, then times (1) one batch of the N, (2) the N as single jobs submitted at once by one
-client and polled, (3) PySceneDetect's CLI (`scenedetect -i X detect-content list-scenes`) in a loop, one
-process per file. It also times the submission of a 100,000-row manifest (its 202; the rows are items that
-the feeder makes only as the quota frees). Run: `python -m bench batch [--clips 12] [--manifest-rows 100000]`.
+free ports, uploads them, then times (1) one batch of the N, sampling the memory (RSS) of the API and of the
+workers every second, (2) the N as single jobs submitted at once by one client and polled, (3) the submission
+of a 100,000-row manifest (its 202; the rows are items that the feeder makes only as the quota frees),
+(4) PySceneDetect's CLI (`scenedetect -i X detect-content list-scenes`) in a loop, one process per file.
+The service's own work per item: the first `--serial-clips` clips as one batch through a stack of one worker
+running one item at a time, against the same files through the engine in this process (decode, inference,
+post-processing; the model loaded once): what the batch adds per item (queue, Redis, S3, the Triton call,
+results, feeding) is the difference over the items. Run: `python -m bench batch [--clips 1000]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -26,6 +35,7 @@ from envelope import write_result  # noqa: E402
 from local.stack import LocalStack, StackPorts  # noqa: E402
 from local.synthetic import write_video  # noqa: E402
 from videoapi.client import VideoApiClient  # noqa: E402
+from videoapi.pipeline.engine import Detector  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
 
 
@@ -44,13 +54,106 @@ def make_clips(folder: Path, count: int, seed: int = 7) -> list[tuple[Path, int]
     return clips
 
 
-def time_batch(client: VideoApiClient, keys: list[str]) -> dict[str, float]:
+class MemorySampler:
+    """RSS of the API process and of every Celery process of this stack, once a second, in a thread."""
+
+    def __init__(self, stack: LocalStack):
+        self.stack, self.samples = stack, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _rss(self) -> tuple[float, float]:
+        api = psutil.Process(self.stack.api_pid).memory_info().rss if self.stack.api_pid else 0
+        workers = 0
+        for child in psutil.Process().children(recursive=True):
+            try:
+                if "celery" in " ".join(child.cmdline()):
+                    workers += child.memory_info().rss
+            except psutil.Error:
+                continue
+        return api / 2**20, workers / 2**20
+
+    def _run(self) -> None:
+        start = time.perf_counter()
+        while not self._stop.wait(1.0):
+            self.samples.append((time.perf_counter() - start, *self._rss()))
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict[str, float]:
+        """Mean RSS (MiB) over the first and the last quarter of the samples, and the peak, for each."""
+        quarter = max(1, len(self.samples) // 4)
+        first, last = self.samples[:quarter], self.samples[-quarter:]
+        figures: dict[str, float] = {"samples": len(self.samples)}
+        for column, name in ((1, "api"), (2, "workers")):
+            figures[f"{name}_first_quarter_mib"] = round(sum(s[column] for s in first) / len(first), 1)
+            figures[f"{name}_last_quarter_mib"] = round(sum(s[column] for s in last) / len(last), 1)
+            figures[f"{name}_peak_mib"] = round(max(s[column] for s in self.samples), 1)
+        return figures
+
+
+def time_batch(client: VideoApiClient, keys: list[str], stack: LocalStack | None = None) -> dict[str, Any]:
+    sampler = MemorySampler(stack) if stack is not None else None
     start = time.perf_counter()
-    batch = client.submit_batch([{"source": key, "id": key} for key in keys])
-    batch = client.wait_batch(batch["id"], poll_s=0.2)
+    with sampler or contextlib.nullcontext():
+        batch = client.submit_batch([{"source": key, "id": key} for key in keys])
+        batch = client.wait_batch(batch["id"], poll_s=0.5)
     wall = time.perf_counter() - start
     assert batch["counts"]["succeeded"] == len(keys), batch
-    return {"wall_s": round(wall, 2), "frames": batch["frames_done"]}
+    figures: dict[str, Any] = {"wall_s": round(wall, 2), "frames": batch["frames_done"]}
+    if sampler is not None and sampler.samples:
+        figures["memory"] = sampler.summary()
+    return figures
+
+
+def time_engine(paths: list[Path]) -> dict[str, float]:
+    """The same files through the engine in this process, one at a time, the model loaded once (not timed)."""
+    detector = Detector(Settings())
+    list(detector.detect_many(paths[:1]))  # warm: the model's first call
+    start = time.perf_counter()
+    results = list(detector.detect_many(paths))
+    wall = time.perf_counter() - start
+    assert not any(isinstance(result, Exception) for _, result in results)
+    return {"wall_s": round(wall, 2), "per_item_ms": round(1000 * wall / len(paths), 1)}
+
+
+def cpu_1080p(folder: Path) -> dict[str, Any]:
+    """The GPU benches' 1080p clip (bench/gpu/make_inputs.py) through the engine on this CPU: for the cost page."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "gpu"))
+    from make_inputs import write_1080p
+
+    path = folder / "clip1080.mp4"
+    write_1080p(path, 6)
+    detector = Detector(Settings())
+    list(detector.detect_many([path]))  # warm
+    start = time.perf_counter()
+    ((_, result),) = list(detector.detect_many([path]))
+    wall = time.perf_counter() - start
+    frames = result.document["video"]["frame_count"]
+    fps = float(result.document["video"]["fps"])
+    return {"frames": frames, "fps": fps, "wall_s": round(wall, 2), "frames_per_s": round(frames / wall, 1)}
+
+
+def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
+    """One worker running one item at a time (one Triton call in flight), against the engine on the same files."""
+    paths = [path for path, _ in clips]
+    stack = LocalStack(Settings(), StackPorts(api=0), workers=1, worker_concurrency=1, write_state=False)
+    stack.on_status = lambda line: None
+    with stack.start():
+        with VideoApiClient(stack.api_url, stack.api_key) as client:
+            keys = [client.upload(path) for path in paths]
+            client.wait(client.submit(keys[0])["id"])  # warm
+            serial = time_batch(client, keys)
+    engine = time_engine(paths)
+    serial["per_item_ms"] = round(1000 * serial["wall_s"] / len(paths), 1)
+    added = serial["per_item_ms"] - engine["per_item_ms"]
+    return {"items": len(paths), "service_serial": serial, "engine_in_process": engine, "added_per_item_ms": added}
 
 
 def time_singles(client: VideoApiClient, keys: list[str]) -> dict[str, float]:
@@ -92,6 +195,7 @@ def time_manifest_submit(client: VideoApiClient, folder: Path, rows: int, key: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clips", type=int, default=12)
+    parser.add_argument("--serial-clips", type=int, default=50, help="clips for the service's own work per item")
     parser.add_argument("--manifest-rows", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -104,11 +208,13 @@ def main() -> None:
             with VideoApiClient(stack.api_url, stack.api_key) as client:
                 keys = [client.upload(path) for path, _ in clips]
                 client.wait(client.submit(keys[0])["id"])  # warm: Triton's first request, the workers' clients
-                batch = time_batch(client, keys)
+                batch = time_batch(client, keys, stack)
                 singles = time_singles(client, keys)
                 manifest = time_manifest_submit(client, folder, args.manifest_rows, keys[0])
         finally:
             stack.stop()
+        own_work = service_work_per_item(clips[: args.serial_clips])
+        hd = cpu_1080p(folder)
         scenedetect = time_scenedetect([path for path, _ in clips])
 
     def rates(wall_s: float) -> dict[str, float]:
@@ -121,9 +227,18 @@ def main() -> None:
         "single_jobs": {**singles, **rates(singles["wall_s"])},
         "scenedetect_cli_loop": {**scenedetect, **rates(scenedetect["wall_s"])} if scenedetect else None,
         "manifest_submit": manifest,
+        "service_work_per_item": own_work,
+        "cpu_1080p": hd,
     }
     print(json.dumps(figures, indent=1))
-    parameters = {"clips": len(clips), "clip_seconds": "3-10", "size": "320x180", "manifest_rows": args.manifest_rows}
+    parameters = {
+        "clips": len(clips),
+        "clip_seconds": "3-10",
+        "size": "320x180",
+        "manifest_rows": args.manifest_rows,
+        "serial_clips": args.serial_clips,
+        "stack": "workers=1 x concurrency=2 (videoapi local up's default)",
+    }
     write_result("batch", parameters, figures, out=args.out)
 
 

@@ -755,6 +755,101 @@ def section_api_load(page: Page) -> None:
         page.add(*table(["endpoint", "requests", "requests/s", "p50 ms", "p99 ms"], rows))
 
 
+def section_batch(page: Page) -> None:
+    documents = latest_by(page.of("batch"), cpu_key)
+    if not page.section("Batches", "../batches.md#cost", bool(documents), "python -m bench batch --clips 1000"):
+        return
+    for document in documents:
+        figures, parameters = document["figures"], document["parameters"]
+        page.add(
+            f"**{cpu(document['machine'])}**: {figures['clips']} generated clips of {parameters['clip_seconds']} s "
+            f"({parameters['size']}, {number(figures['frames'])} frames), the local stack "
+            f"({parameters.get('stack', 'default')}); {day(document)}, commit `{commit(document)}`, "
+            f"`{document['_path']}`",
+            "",
+        )
+        ways = {"one batch": "batch", "single jobs, submitted at once": "single_jobs"}
+        ways["PySceneDetect's CLI in a loop (content detector)"] = "scenedetect_cli_loop"
+        rows = [
+            [label, number(row["wall_s"], ".1f"), number(row["items_per_s"], ".2f"), number(row["frames_per_s"])]
+            for label, key in ways.items()
+            if (row := figures.get(key))
+        ]
+        page.add(*table(["", "wall s", "items/s", "frames/s"], rows))
+        own = figures.get("service_work_per_item")
+        if own:
+            page.add(
+                f"The service's own work per item: {own['items']} items through one worker running one at a time, "
+                f"{number(own['service_serial']['per_item_ms'], '.0f')} ms an item, against "
+                f"{number(own['engine_in_process']['per_item_ms'], '.0f')} ms in the engine in process (decode, "
+                f"inference, post-processing): **{number(own['added_per_item_ms'], '.0f')} ms added per item** "
+                "(queue, Redis, S3, the Triton call, results, feeding).",
+                "",
+            )
+        memory = figures["batch"].get("memory")
+        if memory:
+            rows = [
+                [
+                    part,
+                    number(memory[f"{part}_first_quarter_mib"]),
+                    number(memory[f"{part}_last_quarter_mib"]),
+                    number(memory[f"{part}_peak_mib"]),
+                ]
+                for part in ("api", "workers")
+            ]
+            page.add("Memory over the batch (RSS, MiB, sampled every second):", "")
+            page.add(*table(["process", "first quarter", "last quarter", "peak"], rows))
+        manifest = figures.get("manifest_submit")
+        if manifest:
+            page.add(
+                f"A manifest of {number(manifest['rows'])} rows ({number(manifest['manifest_bytes'] / 2**20, '.1f')} "
+                f"MiB) submitted: the 202 in **{number(manifest['submit_s'], '.2f')} s**.",
+                "",
+            )
+
+
+# Rekognition Video's list price for segment detection (stored video, US East), per minute of video and per
+# segment type asked for; from aws.amazon.com/rekognition/pricing/, read 2026-12: check it before quoting.
+REKOGNITION_USD_PER_MINUTE = 0.05
+
+
+def section_cost(page: Page) -> None:
+    gpu_runs = [d for d in page.of("gpu-nvdec") if "H100" in gpu_name(d) and d["figures"].get("e2e")]
+    gpu_run = newest(gpu_runs)
+    cpu_runs = [d for d in page.of("batch") if d["figures"].get("cpu_1080p")]
+    has = gpu_run is not None or bool(cpu_runs)
+    if not page.section("Cost", "../batches.md#cost", has, "python -m bench batch; bench/gpu/nvdec.py on an H100"):
+        return
+    page.add(
+        "Hours of 1080p video (the GPU benches' 25 fps H.264 clip) one machine-hour runs, and what Rekognition "
+        f"Video would charge for those hours at ${REKOGNITION_USD_PER_MINUTE:.2f} a minute (its list price for "
+        "segment detection, per segment type; check it before quoting).",
+        "",
+    )
+    rows = []
+    if gpu_run is not None:
+        label, best = max(gpu_run["figures"]["e2e"].items(), key=lambda item: item[1]["frames_per_s"])
+        rows.append([f"{gpu_name(gpu_run)}, the GPU harness end to end ({label})", best["frames_per_s"], gpu_run])
+    for document in latest_by(cpu_runs, cpu_key):
+        hd = document["figures"]["cpu_1080p"]
+        rows.append([f"{cpu(document['machine'])}, in process", hd["frames_per_s"], document])
+    fps = 25.0
+    lines = []
+    for what, frames_per_s, document in rows:
+        hours = frames_per_s / fps  # hours of video per hour of the machine
+        lines.append(
+            [
+                what,
+                number(frames_per_s),
+                number(hours, ".1f"),
+                "$" + number(hours * 60 * REKOGNITION_USD_PER_MINUTE, ",.2f"),
+                f"`{document['_path']}`",
+            ]
+        )
+    header = ["machine", "1080p frames/s", "video hours per machine-hour", "Rekognition for those hours", "from"]
+    page.add(*table(header, lines, "lrrrl"))
+
+
 WHEEL_SIZES = {
     "environment_mb": "the wheel's environment",
     "development_environment_mb": "the development install",
@@ -847,6 +942,8 @@ SECTIONS = (
     section_memory,
     section_gpu,
     section_api_load,
+    section_batch,
+    section_cost,
     section_wheel_install,
     section_files,
 )

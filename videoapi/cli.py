@@ -502,7 +502,9 @@ def _write_table(rows: list[dict[str, Any]], output: Path, fmt: str) -> None:
 def batch(
     sources: Annotated[
         list[str],
-        typer.Argument(help="video files, folders, globs; with a stack also an s3:// prefix or a JSONL/CSV manifest"),
+        typer.Argument(
+            help="video files, folders, globs, a JSONL/CSV manifest; with a stack also an s3:// prefix or manifest"
+        ),
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="the shots table: one row per shot of every video")],
     format: Annotated[
@@ -514,6 +516,14 @@ def batch(
     api_key: Annotated[str | None, typer.Option(help="API key (default: the local stack's)")] = None,
     resume: Annotated[bool, typer.Option(help="skip the videos whose shots -o already holds")] = False,
     threshold: Annotated[float | None, typer.Option(min=0.0, max=1.0, help="transition threshold")] = None,
+    clips: Annotated[
+        str | None,
+        typer.Option(help="cut each kept shot into its own file: a folder here, or s3://bucket/path/ (with a stack)"),
+    ] = None,
+    clip_mode: Annotated[str, typer.Option(help="copy (stream copy from keyframes) or exact (re-encoded)")] = "copy",
+    min_duration: Annotated[float, typer.Option(min=0.0, help="shots shorter than this (s) get no clip")] = 0.0,
+    max_duration: Annotated[float | None, typer.Option(min=0.0, help="shots longer than this (s) get no clip")] = None,
+    trim_transitions: Annotated[bool, typer.Option(help="clips leave out dissolve and fade frames")] = False,
     timeout: Annotated[float, typer.Option(help="seconds to wait for the batch (service path)")] = 24 * 3600.0,
 ) -> None:
     """Detect the shots of many videos into one table (docs/batches.md): in this process, or as a service batch."""
@@ -525,68 +535,127 @@ def batch(
         fail(f"--format must be one of {', '.join(BATCH_RESULT_FORMATS)}, not {fmt!r}")
     if threshold is not None and not 0.0 < threshold < 1.0:
         fail(f"--threshold must be between 0 and 1 (exclusive), not {threshold}")
+    if clip_mode not in ("copy", "exact"):
+        fail(f"--clip-mode must be copy or exact, not {clip_mode!r}")
+    if max_duration is not None and max_duration < min_duration:
+        fail("--max-duration is less than --min-duration")
+    clip_spec = None
+    if clips is not None:
+        clip_spec = {
+            "mode": clip_mode,
+            "min_duration_s": min_duration,
+            "max_duration_s": max_duration,
+            "trim_transitions": trim_transitions,
+        }
     done = _rows_done(output, fmt) if resume else []
     skip = {str(row["item_id"]) for row in done}
     target = _api_target(api, api_key)
     remote = [s for s in sources if s.startswith(("s3://", "https://"))]
     if target is None:
-        if remote:
-            fail(f"{remote[0]}: s3:// and URL sources need a running stack or --api")
-        videos = [v for v in _local_sources(sources) if str(v) not in skip]
-        err.print(f"{len(videos)} videos to run in this process ({len(skip)} already in {output})", highlight=False)
-        rows = done + _batch_in_process(videos, threshold)
+        if remote or (clips or "").startswith("s3://"):
+            fail(f"{remote[0] if remote else clips}: s3:// and URL locations need a running stack or --api")
+        items = [(item_id, video) for item_id, video in _local_items(sources) if item_id not in skip]
+        err.print(f"{len(items)} videos to run in this process ({len(skip)} already in {output})", highlight=False)
+        rows = done + _batch_in_process(items, threshold, Path(clips) if clips else None, clip_spec)
     else:
-        rows = done + _batch_via_api(target, sources, skip, threshold, timeout)
+        rows = done + _batch_via_api(target, sources, skip, threshold, timeout, clips, clip_spec)
     _write_table(rows, output, fmt)
     err.print(f"{len(rows)} shots written to {output}", highlight=False)
 
 
-def _batch_in_process(videos: list[Path], threshold: float | None) -> list[dict[str, Any]]:
+def _local_items(sources: list[str]) -> list[tuple[str, Path]]:
+    """(item id, video) of local sources: a JSONL/CSV manifest's rows (their id, else the path), else the files."""
+    from videoapi.domain.batch_sources import BatchRow, read_manifest
+    from videoapi.errors import ApiError, NotFound
+
+    def exists(source: str) -> None:
+        if not Path(source).is_file():
+            raise NotFound("source_not_found", f"no such file: {source}")
+
+    if len(sources) == 1 and sources[0].lower().endswith(MANIFEST_SUFFIXES) and Path(sources[0]).is_file():
+        items = []
+        try:
+            with open(sources[0], encoding="utf-8") as lines:
+                for row in read_manifest(lines, exists, "manifest"):
+                    if isinstance(row, BatchRow):
+                        items.append((row.item_id if row.item_id != str(row.row) else row.source, Path(row.source)))
+                    else:
+                        err.print(f"[yellow]row {row.row} left out ({row.code}):[/] {row.message}", highlight=False)
+        except ApiError as exc:
+            fail(f"{sources[0]}: {exc.message}")
+        return items
+    return [(str(video), video) for video in _local_sources(sources)]
+
+
+def _batch_in_process(
+    items: list[tuple[str, Path]], threshold: float | None, clips: Path | None, clip_spec: dict[str, Any] | None
+) -> list[dict[str, Any]]:
     from videoapi.domain.batch_results import shot_rows
-    from videoapi.errors import ModelNotBuilt
+    from videoapi.domain.batches import clip_folder
+    from videoapi.errors import ClipError, ModelNotBuilt
+    from videoapi.pipeline.clips import cut_clips, dataset_spans
     from videoapi.pipeline.engine import Detector
 
-    if not videos:
+    if not items:
         return []
     try:
-        streams = min(len(videos), os.cpu_count() or 1)
+        streams = min(len(items), os.cpu_count() or 1)
         detector = Detector(get_settings(), on_status=lambda line: err.print(line, highlight=False), streams=streams)
     except ModelNotBuilt as exc:
         fail(str(exc))
+    ids = {video: item_id for item_id, video in items}
     rows: list[dict[str, Any]] = []
     with _progress_bar() as bar:
-        task = bar.add_task("videos", total=len(videos))
+        task = bar.add_task("videos", total=len(items))
+        videos = [video for _, video in items]
         for row, (video, result) in enumerate(detector.detect_many(videos, threshold=threshold), 1):
             bar.advance(task)
             if isinstance(result, Exception):
                 code = getattr(result, "code", type(result).__name__)
                 err.print(f"[bold red]error:[/] {video} failed ({code}): {result}")
                 continue
-            item = {"item_id": str(video), "row": row, "source": str(video), "job_id": None}
-            rows += shot_rows(item, result.document, {})
+            item = {"item_id": ids[video], "row": row, "source": str(video), "job_id": None}
+            clip_keys: dict[int, str] = {}
+            if clips is not None and clip_spec is not None:
+                spans = dataset_spans(
+                    result.document,
+                    clip_spec["min_duration_s"],
+                    clip_spec["max_duration_s"],
+                    clip_spec["trim_transitions"],
+                )
+                folder = clips / clip_folder(row, ids[video])
+                try:
+                    cut = cut_clips(video, spans, folder, clip_spec["mode"]) if spans else []
+                except ClipError as exc:
+                    err.print(f"[bold red]error:[/] clips of {video} failed ({exc.code}): {exc.message}")
+                    cut = []
+                clip_keys = {clip.shot: str(folder / clip.file) for clip in cut}
+            rows += shot_rows(item, result.document, clip_keys)
     return rows
 
 
 def _batch_via_api(
-    target: tuple[str, str], sources: list[str], skip: set[str], threshold: float | None, timeout: float
+    target: tuple[str, str],
+    sources: list[str],
+    skip: set[str],
+    threshold: float | None,
+    timeout: float,
+    clips: str | None,
+    clip_spec: dict[str, Any] | None,
 ) -> list[dict[str, Any]]:
-    """Upload the local files, submit one batch, one progress bar; the shots table's rows."""
+    """Upload the local files (and a local manifest), submit one batch, one progress bar; the shots table's rows."""
     from videoapi.client import ApiClientError, VideoApiClient
 
     options = {"threshold": threshold} if threshold is not None else {}
+    clip_request = None
+    if clip_spec is not None:
+        clip_request = {**clip_spec, "prefix": clips if (clips or "").startswith("s3://") else None}
     try:
         with VideoApiClient(*target) as client:
-            if len(sources) == 1 and sources[0].startswith("s3://"):
-                kind = "manifest" if sources[0].lower().endswith(MANIFEST_SUFFIXES) else "prefix"
-                body: dict[str, str] | list[str | dict[str, Any]] = {kind: sources[0]}
-            else:
-                items: list[str | dict[str, Any]] = []
-                for video in (v for v in _local_sources(sources) if str(v) not in skip):
-                    items.append({"source": client.upload(video), "id": str(video)})
-                if not items:
-                    return []
-                body = items
-            batch = client.submit_batch(body, options=options)
+            body = _batch_sources_via_api(client, sources, skip)
+            if body is None:
+                return []
+            batch = client.submit_batch(body, options=options, clips=clip_request)
             with _progress_bar() as bar:
                 task = bar.add_task("batch", total=batch["items"])
 
@@ -601,10 +670,60 @@ def _batch_via_api(
                 batch = client.wait_batch(batch["id"], on_progress=show, timeout_s=timeout)
             err.print(f"batch {batch['id']}: {batch['counts']}", highlight=False)
             content = client.batch_results(batch["id"], "jsonl")
+            rows = [_json.loads(line) for line in content.decode().splitlines() if line.strip()]
+            rows = [row for row in rows if str(row["item_id"]) not in skip]
+            if clips is not None and not clips.startswith("s3://"):
+                _download_clips(client, batch["id"], rows, Path(clips))
     except ApiClientError as exc:
         fail(str(exc))
-    rows = [_json.loads(line) for line in content.decode().splitlines() if line.strip()]
-    return [row for row in rows if str(row["item_id"]) not in skip]
+    return rows
+
+
+def _batch_sources_via_api(
+    client: VideoApiClient, sources: list[str], skip: set[str]
+) -> dict[str, str] | list[str | dict[str, Any]] | None:
+    """The batch's `sources`: an s3:// prefix or manifest as is; a local manifest uploaded (its local files first,
+    as rows naming their upload keys); else the local files uploaded, as a list. None when nothing is left to run."""
+    import tempfile
+
+    if len(sources) == 1 and sources[0].startswith("s3://"):
+        kind = "manifest" if sources[0].lower().endswith(MANIFEST_SUFFIXES) else "prefix"
+        return {kind: sources[0]}
+    if len(sources) == 1 and sources[0].lower().endswith(MANIFEST_SUFFIXES) and Path(sources[0]).is_file():
+        from videoapi.domain.batch_sources import BatchRow, read_manifest
+
+        with tempfile.TemporaryDirectory() as folder:
+            rewritten, count = Path(folder) / "manifest.jsonl", 0
+            with open(sources[0], encoding="utf-8") as lines, rewritten.open("w") as out:
+                for row in read_manifest(lines, lambda source: None, "manifest"):
+                    if isinstance(row, BatchRow) and row.item_id not in skip:
+                        local = Path(row.source)
+                        source = client.upload(local) if local.is_file() else row.source
+                        out.write(_json.dumps({"source": source, "id": row.item_id, **row.options}) + "\n")
+                        count += 1
+            return {"manifest": client.upload(rewritten, "application/x-ndjson")} if count else None
+    items: list[str | dict[str, Any]] = []
+    for video in (v for v in _local_sources(sources) if str(v) not in skip):
+        items.append({"source": client.upload(video), "id": str(video)})
+    return items or None
+
+
+def _download_clips(client: VideoApiClient, batch_id: str, rows: list[dict[str, Any]], folder: Path) -> None:
+    """Each row's clip into `folder` (in its item's folder, as the service named it); its clip_key becomes the path."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    wanted = [row for row in rows if row.get("clip_key")]
+
+    def fetch(row: dict[str, Any]) -> None:
+        item_folder, name = row["clip_key"].rsplit("/", 2)[-2:]
+        path = folder / item_folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        client.download_batch_clip(batch_id, row["clip_key"], path)
+        row["clip_key"] = str(path)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(fetch, wanted))
+    err.print(f"{len(wanted)} clips saved under {folder}", highlight=False)
 
 
 def _split_locally(video: Path, document: dict[str, Any], folder: Path, mode: ClipMode, trim_transitions: bool) -> None:

@@ -153,10 +153,14 @@ class VideoApiClient:
         options: dict[str, Any] | None = None,
         tag: str = "",
         idempotency_key: str | None = None,
+        clips: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A batch: `{"prefix": ...}`, `{"manifest": ...}` or a list of sources (strings or `{source, id, ...}`)."""
+        """A batch: `{"prefix": ...}`, `{"manifest": ...}` or a list of sources (strings or `{source, id, ...}`);
+        `clips` (mode, min_duration_s, max_duration_s, trim_transitions, prefix) cuts each kept shot to a file."""
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         body = {"sources": sources if isinstance(sources, dict) else [*sources], "options": options or {}, "tag": tag}
+        if clips is not None:
+            body["clips"] = clips
         return _json(self._request("POST", "/v1/batches", json=body, headers=headers))
 
     def batch(self, batch_id: str) -> dict[str, Any]:
@@ -172,6 +176,18 @@ class VideoApiClient:
         """The batch's shots (or items) table so far in `fmt`: jsonl, csv or parquet."""
         params = {"format": fmt, "items": "true" if items else "false"}
         return self._request("GET", f"/v1/batches/{batch_id}/results", params=params).content
+
+    def download_batch_clip(self, batch_id: str, key: str, path: Path) -> Path:
+        """One of the batch's clips (a `clip_key` of its shots table) saved to `path`."""
+        link = _json(self._request("GET", f"/v1/batches/{batch_id}/clip", params={"key": key}))
+        try:
+            with httpx.stream("GET", link["url"], timeout=None) as response, path.open("wb") as file:
+                response.raise_for_status()
+                for chunk in response.iter_bytes(1 << 20):
+                    file.write(chunk)
+        except httpx.HTTPError as exc:
+            raise ApiClientError(f"download of {key} failed: {exc}") from exc
+        return path
 
     def wait_batch(
         self,

@@ -204,6 +204,9 @@ class Settings(BaseSettings):
     allowed_source_buckets: list[str] = Field(
         default_factory=list, description="other buckets a job's `s3://` source may name"
     )
+    clip_buckets: list[str] = Field(
+        default_factory=list, description="buckets a batch's clips may be written to (`clips.prefix` s3://bucket/...)"
+    )
     allow_private_callbacks: bool = Field(False, description="let `callback_url` reach private and loopback addresses")
     url_source_allow_http: bool = Field(False, description="sources by plain http:// URL (https:// always)")
     url_source_allow_private: bool = Field(False, description="URL sources on private or link-local networks")

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from functions.deps import ClientDep, LimitsDep, ServicesDep
 from functions.errors import AUTHENTICATED, BATCH_LOCATION, CONFLICT, INVALID, NOT_FOUND, TOO_LARGE
 from videoapi.domain.batch_results import BATCH_RESULT_FORMATS, MEDIA_TYPES
-from videoapi.domain.batch_sources import ItemOptions
+from videoapi.domain.batch_sources import BatchClips, ItemOptions
 from videoapi.domain.batches import BatchRequest
 
 router = APIRouter(prefix="/v1/batches", tags=["batches"], responses=AUTHENTICATED)
@@ -55,6 +55,9 @@ class BatchBody(BaseModel):
     )
     options: ItemOptions = Field(default_factory=ItemOptions, description="options for every item (a row's win)")
     tag: str = Field("", max_length=200, description="your own label, returned with the batch")
+    clips: BatchClips | None = Field(
+        None, description="cut each shot within the bounds into its own file as its item ends (null: no clips)"
+    )
 
     @model_validator(mode="after")
     def _bounded_list(self) -> BatchBody:
@@ -64,13 +67,17 @@ class BatchBody(BaseModel):
 
 
 def _request(body: BatchBody) -> BatchRequest:
-    options = body.options.model_dump(exclude_none=True)
+    common: dict[str, Any] = {
+        "options": body.options.model_dump(exclude_none=True),
+        "tag": body.tag,
+        "clips": body.clips.model_dump() if body.clips else None,
+    }
     if isinstance(body.sources, PrefixSource):
-        return BatchRequest(prefix=body.sources.prefix, options=options, tag=body.tag)
+        return BatchRequest(prefix=body.sources.prefix, **common)
     if isinstance(body.sources, ManifestSource):
-        return BatchRequest(manifest=body.sources.manifest, options=options, tag=body.tag)
+        return BatchRequest(manifest=body.sources.manifest, **common)
     items = tuple(entry if isinstance(entry, str) else entry.model_dump(exclude_none=True) for entry in body.sources)
-    return BatchRequest(items=items, options=options, tag=body.tag)
+    return BatchRequest(items=items, **common)
 
 
 class Batch(BaseModel):
@@ -177,3 +184,26 @@ def batch_results(
     return StreamingResponse(
         stream, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{name}"'}
     )
+
+
+class ClipLink(BaseModel):
+    """A presigned GET of one clip."""
+
+    key: str
+    url: str
+    expires_in: int = Field(description="seconds the URL stays valid")
+    expires_at: str
+
+
+@router.get(
+    "/{batch_id}/clip",
+    summary="A presigned GET of one of the batch's clips (a `clip_key` of its results)",
+    responses={**NOT_FOUND, **CONFLICT, **INVALID},
+)
+def batch_clip(
+    batch_id: str,
+    client: ClientDep,
+    services: ServicesDep,
+    key: Annotated[str, Query(min_length=1, max_length=1100, description="the shot's clip_key")],
+) -> ClipLink:
+    return ClipLink(**services.batches.clip_url(client, batch_id, key))

@@ -9,6 +9,7 @@ import av
 import httpx
 import numpy as np
 import pytest
+import redis
 
 from local.synthetic import write_video
 from videoapi.pipeline.clips import ClipMaker
@@ -78,6 +79,24 @@ def test_copy_clips_state_where_they_really_start_and_end(http, alice, services,
         assert (clip["requested_start_frame"], clip["requested_end_frame"]) == (shot["start_frame"], shot["end_frame"])
         assert len(decoded(httpx.get(clip["url"]).content)) == clip["end_frame"] - clip["start_frame"] + 1
         assert clip["start_time"] == pytest.approx(clip["start_frame"] / 25)
+
+
+def test_a_clips_job_that_could_not_be_queued_leaves_no_record_and_no_quota_place(http, alice, services, finished_job):
+    job_id, _, _ = finished_job
+    jobs = services.jobs
+    client_id = jobs.store.get(job_id).client_id
+    before = {job.id for job in jobs.store.list_for(client_id, 1000)}
+    active = jobs.quotas.active(client_id)
+
+    def redis_gone(*args, **kwargs):
+        raise redis.ConnectionError("Redis went away before the transaction ran")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs.fair, "push", redis_gone)
+        response = http.post(f"/v1/jobs/{job_id}/clips", json={"mode": "copy"}, headers=alice)
+    assert response.status_code == 503 and response.json()["error"]["code"], response.text
+    assert {job.id for job in jobs.store.list_for(client_id, 1000)} == before
+    assert jobs.quotas.active(client_id) == active
 
 
 def test_bad_clip_requests_are_4xx_naming_the_field(http, alice, bob, finished_job):

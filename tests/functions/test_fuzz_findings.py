@@ -28,6 +28,7 @@ ERRORS = {
     ("post", "/v1/batches/{batch_id}/cancel"): KEYED | {"404", "409"},
     ("post", "/v1/batches/{batch_id}/retry"): KEYED | {"404", "409"},
     ("get", "/v1/batches/{batch_id}/results"): KEYED | {"404", "422"},
+    ("get", "/v1/batches/{batch_id}/clip"): KEYED | {"404", "409", "422"},
 }
 
 

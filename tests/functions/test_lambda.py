@@ -11,6 +11,7 @@ import uuid
 from urllib.parse import quote_plus
 
 import pytest
+import redis
 from mangum import Mangum
 
 from functions import handlers
@@ -218,6 +219,28 @@ def test_s3_trigger_creates_one_job_per_object_even_when_delivered_twice(service
 
     run_job(first["job_id"])
     assert services.jobs.store.get(first["job_id"]).status == "succeeded"
+
+
+def test_an_s3_event_whose_job_could_not_be_queued_leaves_nothing_and_its_redelivery_makes_it(services, clip):
+    storage, jobs = services.jobs.storage, services.jobs
+    key = f"incoming/alice/retried {uuid.uuid4().hex[:6]}.mp4"
+    storage.put_bytes(key, clip, "video/mp4")
+    event = s3_event(storage.bucket, key, len(clip), "0062E1D2B4C8F0A1C3")
+    active, queued = jobs.quotas.active("alice"), jobs.fair.queued("alice")
+
+    def redis_gone(*args, **kwargs):
+        raise redis.ConnectionError("Redis went away before the transaction ran")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs.fair, "push", redis_gone)
+        with pytest.raises(redis.ConnectionError):  # the Lambda fails, and S3 delivers the event again
+            handle_event(event, services)
+    # no record without its place in the queue (a job no worker would ever find), no quota place held
+    assert not [job for job in jobs.store.list_for("alice", 1000) if job.key == key]
+    assert (jobs.quotas.active("alice"), jobs.fair.queued("alice")) == (active, queued)
+
+    (outcome,) = handle_event(event, services)
+    assert jobs.store.get(outcome["job_id"]).status == "queued" and jobs.fair.queued("alice") == queued + 1
 
 
 def test_s3_trigger_ignores_other_prefixes_and_refuses_path_tricks(services):

@@ -155,6 +155,44 @@ def test_detect_writes_timelines_that_opentimelineio_reads_back(stack, runtime, 
         assert ranges(otio.adapters.read_from_string(path.read_text(), adapter)) == expected
 
 
+def test_batch_of_a_local_manifest_through_the_stack_saves_each_kept_shots_clip(stack, runtime, tmp_path):
+    """`videoapi batch list.csv -o shots.jsonl --clips DIR` with a stack up: the manifest's local files uploaded, one
+    batch, its clips cut by the workers and saved here under each item's folder, the table naming them."""
+    import av
+
+    lengths = {"first": [30, 45], "second": [20, 40]}  # 1.2, 1.8, 0.8 and 1.6 s
+    manifest = tmp_path / "list.csv"
+    with manifest.open("w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["id", "source"])
+        for name, shots in lengths.items():
+            write_video(tmp_path / f"{name}.mp4", shots, fps=25, seed=len(name))
+            writer.writerow([name, str(tmp_path / f"{name}.mp4")])
+    output, clips = tmp_path / "shots.jsonl", tmp_path / "clips"
+    done = subprocess.run(
+        [*CLI, "batch", str(manifest), "-o", str(output), "--clips", str(clips), "--clip-mode", "exact"]
+        + ["--min-duration", "1.0"],
+        env=cli_env(runtime),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in output.read_text().splitlines()]
+    assert [(r["item_id"], r["start_frame"]) for r in rows] == [
+        ("first", 0),
+        ("first", 30),
+        ("second", 0),
+        ("second", 20),
+    ]
+    assert [bool(r["clip_key"]) for r in rows] == [True, True, False, True]
+    for row in (r for r in rows if r["clip_key"]):
+        path = Path(row["clip_key"])
+        assert path.parent.parent == clips and path.parent.name.endswith(row["item_id"])
+        with av.open(str(path)) as container:
+            assert sum(1 for _ in container.decode(video=0)) == row["end_frame"] - row["start_frame"] + 1
+
+
 def test_a_file_dropped_under_the_trigger_prefix_starts_a_job(stack, tmp_path):
     _, state, _ = stack
     video = tmp_path / "dropped clip.mp4"

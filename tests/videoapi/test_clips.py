@@ -11,7 +11,7 @@ import pytest
 
 from local.synthetic import write_video
 from videoapi.errors import ClipError
-from videoapi.pipeline.clips import ClipSpan, clip_spans, cut_clips
+from videoapi.pipeline.clips import ClipSpan, clip_spans, cut_clips, dataset_spans
 
 
 def decoded(path: Path) -> list[np.ndarray]:
@@ -113,6 +113,24 @@ def test_trim_transitions_leaves_out_gradual_transition_frames():
         (0, 9),
         (10, 19),
     ]
+
+
+def test_a_datasets_clips_keep_the_shots_within_the_bounds_less_their_transitions():
+    transitions = [
+        {"index": 0, "type": "dissolve", "start_frame": 40, "end_frame": 59},
+        {"index": 1, "type": "dissolve", "start_frame": 65, "end_frame": 74},
+        {"index": 2, "type": "dissolve", "start_frame": 75, "end_frame": 84},
+    ]
+    # 50, 20, 10 and 100 frames at 25 fps; trimmed, shot 2 (70..79) lies wholly inside its two dissolves
+    doc = shots_document([50, 20, 10, 100], transitions=transitions)
+
+    def kept(*bounds, trim=True):
+        return {s.shot: (s.start_frame, s.end_frame) for s in dataset_spans(doc, *bounds, trim_transitions=trim)}
+
+    assert kept(0.1, 4.0) == {0: (0, 39), 1: (60, 64), 3: (85, 179)}
+    assert kept(0.5, 3.0) == {0: (0, 39)}  # 1.6 s kept; 0.2 s and 3.8 s not
+    assert kept(0.0, None, trim=False) == {0: (0, 49), 1: (50, 69), 2: (70, 79), 3: (80, 179)}
+    assert kept(0.5, None, trim=False) == {0: (0, 49), 1: (50, 69), 3: (80, 179)}  # 0.4 s left out
 
 
 def test_bad_requests_are_clip_errors_naming_the_field(video, tmp_path):

@@ -13,6 +13,8 @@ import json
 import time
 import uuid
 
+import av
+import httpx
 import psutil
 import pytest
 from fastapi.testclient import TestClient
@@ -126,6 +128,51 @@ def test_a_prefix_batch_reads_as_one_table_in_three_formats_and_retry_runs_the_f
     ] == 2
     again = http.post(f"/v1/batches/{batch['id']}/retry", headers=auth)
     assert again.status_code == 409 and again.json()["error"]["code"] == "nothing_to_retry"
+
+
+def test_a_batch_with_clips_writes_each_kept_shot_as_its_item_ends_and_names_it_in_the_table(batch_stack, tmp_path):
+    settings, services, http = batch_stack
+    client_id, auth = _client(services)
+    storage, sources, cuts = services.jobs.storage, [], {}
+    for index, shots in enumerate(([30, 30], [45, 20])):  # 1.2, 1.2, 1.8 and 0.8 s
+        data, cuts[f"c{index}"] = _video(tmp_path, f"c{index}", shots, seed=30 + index)
+        key = f"uploads/{client_id}/clips/{index}.mp4"
+        storage.put_bytes(key, data, "video/mp4")
+        sources.append({"source": key, "id": f"shots/c{index}"})
+    elsewhere = {"sources": sources, "clips": {"prefix": "s3://someone-elses/clips/"}}
+    refused = http.post("/v1/batches", json=elsewhere, headers=auth)
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "clips.prefix", refused.text
+    bounds = {"sources": sources, "clips": {"min_duration_s": 2, "max_duration_s": 1}}
+    assert http.post("/v1/batches", json=bounds, headers=auth).status_code == 422
+
+    clips = {"mode": "exact", "min_duration_s": 1.0, "prefix": "train"}
+    response = http.post("/v1/batches", json={"sources": sources, "clips": clips}, headers=auth)
+    assert response.status_code == 202, response.text
+    batch = _wait_finished(http, auth, response.json()["id"])
+    assert batch["counts"]["succeeded"] == 2 and batch["done"] == 2, batch
+    assert batch["frames_done"] == 60 + 65  # each item counted once, not once for its shots and once for its clips
+
+    shots = _table(http, auth, batch["id"], "jsonl")
+    assert [(r["item_id"], r["start_frame"], r["end_frame"]) for r in shots] == [
+        ("shots/c0", 0, 29),
+        ("shots/c0", 30, 59),
+        ("shots/c1", 0, 44),
+        ("shots/c1", 45, 64),
+    ]
+    assert shots[3]["clip_key"] is None  # 0.8 s: under min_duration_s
+    folder = f"batches/{batch['id']}/clips/train/000001-shots_c0/"
+    assert shots[0]["clip_key"] == folder + "shot_00000.mp4"
+    for row in shots[:3]:
+        link = http.get(f"/v1/batches/{batch['id']}/clip", params={"key": row["clip_key"]}, headers=auth)
+        assert link.status_code == 200, link.text
+        clip = tmp_path / "clip.mp4"
+        clip.write_bytes(httpx.get(link.json()["url"]).raise_for_status().content)
+        with av.open(str(clip)) as container:  # exact: the shot's frames, no more
+            assert sum(1 for _ in container.decode(video=0)) == row["end_frame"] - row["start_frame"] + 1
+    stray = http.get(f"/v1/batches/{batch['id']}/clip", params={"key": "uploads/x.mp4"}, headers=auth)
+    assert stray.status_code == 404 and stray.json()["error"]["code"] == "clip_not_found"
+    jobs = services.jobs.store.list_for(client_id, 10)
+    assert sorted(job.extra.get("kind", "detect") for job in jobs) == ["clips", "clips", "detect", "detect"]
 
 
 def test_a_worker_killed_mid_batch_every_item_ends_once_and_each_shot_is_in_the_table_once(stack_settings, tmp_path):

@@ -44,7 +44,7 @@ SHOT_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("transition_end_frame", "int64", "last frame of that transition; null for the first shot"),
     ("confidence", "float64", "peak probability of the boundary opening the shot; 1.0 for the first"),
     ("keyframe", "int64", "the frame chosen to show the shot"),
-    ("clip_key", "string", "object key of the shot's clip when the batch asked for clips, else null"),
+    ("clip_key", "string", "the shot's clip when the batch asked for clips and kept the shot, else null"),
 )
 # the items table (`?items=true`): one row per item that has ended, and per row refused up front
 ITEM_COLUMNS: tuple[tuple[str, str, str], ...] = (

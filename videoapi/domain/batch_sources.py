@@ -13,9 +13,9 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from videoapi.adapters.storage import Storage
 from videoapi.errors import ApiError, InvalidRequest, NotFound, ObjectNotFound
@@ -30,6 +30,32 @@ class ItemOptions(BaseModel):
 
     threshold: float | None = Field(None, gt=0, lt=1, description="the shot threshold (default: the service's)")
     postprocess: bool | None = Field(None, description="typed transitions; false: the reference rule exactly")
+
+
+class BatchClips(BaseModel):
+    """Clips for a dataset: each shot of every item within the duration bounds, cut and written as it ends."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["copy", "exact"] = Field(
+        "copy", description="copy: stream copy from the keyframe at or before the shot (fast); exact: re-encoded"
+    )
+    min_duration_s: float = Field(0.0, ge=0, description="shots shorter than this get no clip")
+    max_duration_s: float | None = Field(None, gt=0, description="shots longer than this get no clip")
+    trim_transitions: bool = Field(False, description="leave out the frames of dissolves and fades at either end")
+    prefix: str | None = Field(
+        None,
+        min_length=1,
+        max_length=900,
+        description="where the clips go: s3://bucket/path/ of a bucket in VIDEOAPI_CLIP_BUCKETS, or a folder "
+        "under the batch's own (default: batches/<id>/clips/ in the service's bucket)",
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> BatchClips:
+        if self.max_duration_s is not None and self.max_duration_s < self.min_duration_s:
+            raise ValueError("max_duration_s is less than min_duration_s")
+        return self
 
 
 @dataclass(frozen=True)
@@ -129,11 +155,20 @@ def manifest_rows(
         raise NotFound("manifest_not_found", f"s3://{bucket}/{key} does not exist", field_name) from exc
     except UnicodeDecodeError as exc:
         raise InvalidRequest("invalid_manifest", "the manifest is not UTF-8 text", field_name) from exc
+    yield from read_manifest(_chain(first, decoded) if first is not None else (), check_source, field_name)
+
+
+def read_manifest(
+    lines: Iterable[str], check_source: SourceCheck, field_name: str = "sources.manifest"
+) -> Iterator[BatchRow | RowError]:
+    """A manifest's text lines as rows: JSONL, or CSV with a header naming `source` (422 invalid_manifest)."""
+    lines = iter(lines)
+    first = next((line for line in lines if line.strip()), None)
     if first is None:
         raise InvalidRequest("empty_batch", "the manifest has no rows", field_name)
     first = first.lstrip(codecs.BOM_UTF8.decode())
     if first.lstrip().startswith(("{", '"')):
-        yield from _jsonl_rows(first, decoded, check_source)
+        yield from _jsonl_rows(first, lines, check_source)
         return
     header = next(csv.reader([first]))
     if "source" not in [name.strip() for name in header]:
@@ -142,7 +177,7 @@ def manifest_rows(
             "a manifest is JSONL (one JSON object per line) or CSV with a header naming a `source` column",
             field_name,
         )
-    yield from _csv_rows(first, decoded, check_source)
+    yield from _csv_rows(first, lines, check_source)
 
 
 def _jsonl_rows(first: str, lines: Iterator[str], check_source: SourceCheck) -> Iterator[BatchRow | RowError]:

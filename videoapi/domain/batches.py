@@ -21,6 +21,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -39,8 +40,10 @@ from videoapi.domain.batch_sources import (
 from videoapi.domain.idempotency import wait_until_made
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus
 from videoapi.domain.submission import ClientLimits, JobService
+from videoapi.domain.validation import check_key
 from videoapi.domain.views import iso
-from videoapi.errors import ApiError, Conflict, InvalidRequest, NotFound, Refusal, TooLarge
+from videoapi.errors import ApiError, Conflict, InvalidRequest, NotFound, ObjectNotFound, Refusal, TooLarge
+from videoapi.pipeline.clips import CLIPS_JOB_KIND, dataset_spans, is_clips_job
 from videoapi.pipeline.cues import SegmentOptions
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,11 @@ def item_job_id(batch_id: str, index: int, attempt: int) -> str:
     return "job_" + hashlib.sha256(f"{batch_id}:{index}:{attempt}".encode()).hexdigest()[:32]
 
 
+def item_clips_job_id(detection_job_id: str) -> str:
+    """The clips job of an item's detection job: the same for whoever makes it."""
+    return "job_" + hashlib.sha256(f"{detection_job_id}:clips".encode()).hexdigest()[:32]
+
+
 def rows_key(batch_id: str, chunk: int) -> str:
     return f"batches/{batch_id}/rows/{chunk:06d}.jsonl"
 
@@ -74,9 +82,10 @@ class BatchRequest:
     items: tuple[Any, ...] | None = None
     options: dict[str, Any] | None = None
     tag: str = ""
+    clips: dict[str, Any] | None = None  # videoapi.domain.batch_sources.BatchClips, dumped
 
     def fingerprint(self) -> str:
-        body = [self.prefix, self.manifest, list(self.items or ()), self.options, self.tag]
+        body = [self.prefix, self.manifest, list(self.items or ()), self.options, self.tag, self.clips]
         return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -115,6 +124,7 @@ class BatchService:
     ) -> tuple[dict[str, Any], bool]:
         """Read and check every row, store them, feed the first items; the batch's view and whether it is new."""
         batch_id = new_batch_id()
+        clips = self._clips_target(batch_id, request.clips)  # a destination it may not write: 4xx, nothing made
         if idempotency_key:
             earlier = self.jobs.markers.claim(client_id, idempotency_key, batch_id, request.fingerprint())
             if earlier is not None:  # the batch that request is still reading (or read)
@@ -142,6 +152,7 @@ class BatchService:
             "frames_done": 0,
             "seconds_done": 0.0,
             "options": json.dumps(request.options or {}),
+            "clips": json.dumps(clips) if clips else "",
             "item_limit": share,
             "weight": limits.weight,
         }
@@ -155,6 +166,24 @@ class BatchService:
             pipe.execute()
         self.feed(batch_id, most=SUBMIT_FEED)
         return self.view(client_id, batch_id), True
+
+    def _clips_target(self, batch_id: str, clips: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The batch's clips options with where they go: `bucket` and the key `prefix` every item's folder is under."""
+        if clips is None:
+            return None
+        folder = clips.get("prefix") or ""
+        if folder.startswith("s3://"):
+            bucket, _, key = folder[5:].partition("/")
+            if bucket not in self.settings.clip_buckets:
+                message = f"bucket {bucket!r} is not one this service writes clips to (VIDEOAPI_CLIP_BUCKETS)"
+                raise InvalidRequest("bucket_not_allowed", message, "clips.prefix")
+            key = key.strip("/")
+            prefix = check_key(key, "clips.prefix") + "/" if key else ""
+        else:  # in the service's bucket, only under the batch's own folder: never over another key
+            bucket, prefix = self.storage.bucket, f"batches/{batch_id}/clips/"
+            if folder.strip("/"):
+                prefix += check_key(folder.strip("/"), "clips.prefix") + "/"
+        return {**clips, "bucket": bucket, "prefix": prefix}
 
     def _store_rows(self, client_id: str, batch_id: str, request: BatchRequest) -> dict[str, int]:
         limit = self.settings.batch_max_items
@@ -294,24 +323,38 @@ class BatchService:
 
     # an item's end -------------------------------------------------------------------------------
     def item_ended(self, job: Job) -> None:
-        """Write a finished item's part of the results and count it, once; then feed the client's batches."""
+        """Write a finished item's part of the results and count it, once; then feed the client's batches.
+
+        An item of a batch that asked for clips ends with its clips job: its detection job's end makes that job.
+        """
         batch_id = job.extra.get(BATCH_FIELD)
         if not batch_id or not job.status.finished:
             return
         index, attempt = int(job.extra[INDEX_FIELD]), int(job.extra.get("batch_attempt") or 1)
-        document = self.storage.get_json(job.result_key) if job.status == JobStatus.succeeded else None
+        detection = self.jobs.store.get(job.extra["parent"]) if is_clips_job(job) else job
+        succeeded = detection.status == JobStatus.succeeded
+        document = self.storage.get_json(detection.result_key) if succeeded else None
+        clip_keys: dict[int, str] = {}
+        if document is not None and not is_clips_job(job):
+            clips = json.loads(self._record(batch_id).get("clips") or "null")
+            if clips and self._start_clips(batch_id, job, document, clips):
+                return
+        elif document is not None and job.status == JobStatus.succeeded:
+            manifest = self.storage.get_json(job.result_key)
+            shown = "{key}" if manifest["bucket"] == self.storage.bucket else f"s3://{manifest['bucket']}/{{key}}"
+            clip_keys = {clip["shot"]: shown.format(key=clip["key"]) for clip in manifest["clips"]}
         item = batch_results.item_row(
             item_id=job.extra.get("batch_item_id", ""),
             row=int(job.extra.get("batch_row") or 0),
             source=job.extra.get("batch_source", ""),
-            job_id=job.id,
+            job_id=detection.id,  # the item's detection job, also when its clips job ended it
             status=job.status.value,
             attempts=attempt,
             error_code=job.error_code,
             error_message=job.error_message,
             document=document,
         )
-        shots = batch_results.shot_rows(item, document, {}) if document else []
+        shots = batch_results.shot_rows(item, document, clip_keys) if document else []
         self.storage.put_json(batch_results.part_key(batch_id, index), {"item": item, "shots": shots})
         if self.jobs.store.set_once(job.id, COUNTED_FIELD):
             key = redis_keys.batch(batch_id)
@@ -325,6 +368,59 @@ class BatchService:
                     pipe.rpush(redis_keys.batch_failed(batch_id), f"{index}:{attempt}")
                 pipe.execute()
         self._finish_if_done(batch_id)
+
+    def _start_clips(self, batch_id: str, job: Job, document: dict[str, Any], clips: dict[str, Any]) -> bool:
+        """Make (once) and queue the clips job of an item whose detection succeeded; False when no shot is kept."""
+        spans = dataset_spans(
+            document, clips.get("min_duration_s") or 0.0, clips.get("max_duration_s"), clips["trim_transitions"]
+        )
+        if not spans:
+            return False
+        clips_id = item_clips_job_id(job.id)
+        # one maker at a time (the worker's hook and a GET counting a missed end may both get here); a maker that
+        # died leaves the detection job ended among the active ones, and the next count makes it after the lock
+        if self.redis.set(redis_keys.batch_item_lock(clips_id), "1", nx=True, ex=_LOCK_S):
+            if not self.redis.exists(redis_keys.job(clips_id)):
+                self._make_clips_job(batch_id, job, clips_id, [span.shot for span in spans], clips)
+            with self.redis.pipeline() as pipe:
+                pipe.sadd(redis_keys.batch_active(batch_id), clips_id)
+                pipe.srem(redis_keys.batch_active(batch_id), job.id)
+                pipe.execute()
+        return True
+
+    def _make_clips_job(self, batch_id: str, job: Job, clips_id: str, shots: list[int], clips: dict[str, Any]) -> None:
+        item = job.extra.get("batch_item_id", "")
+        row = int(job.extra.get("batch_row") or 0)
+        options = {
+            "parent": job.id,
+            "mode": clips["mode"],
+            "shots": shots,
+            "trim_transitions": clips["trim_transitions"],
+            "bucket": clips["bucket"],
+            "prefix": f"{clips['prefix']}{clip_folder(row, item)}/",
+            "zip": False,
+            "manifest": f"batches/{batch_id}/clip-manifests/{int(job.extra[INDEX_FIELD]):09d}.json",
+        }
+        record = self._record(batch_id)
+        # the slot its detection job freed: an item begun is finished before new ones start, never refused
+        self.jobs.quotas.reserve(job.client_id, clips_id, 1 << 30)
+        weight = float(record.get("weight") or 1)
+        batch_fields = {k: v for k, v in job.extra.items() if k.startswith("batch_") and k != COUNTED_FIELD}
+        self.jobs.store.create(
+            job_id=clips_id,
+            bucket=job.bucket,
+            key=job.key,
+            threshold=job.threshold,
+            client_id=job.client_id,
+            tag=job.tag,
+            kind=CLIPS_JOB_KIND,
+            parent=job.id,
+            clip_options=json.dumps(options),
+            priority=BATCH_PRIORITY,
+            queue_with=lambda pipe: self.jobs.fair.push(job.client_id, clips_id, BATCH_PRIORITY, weight, pipe=pipe),
+            **batch_fields,
+        )
+        self.jobs.queue.enqueue_token()
 
     def job_ended(self, job: Job) -> None:
         """Any job of a client ending: count it if a batch's item, then feed the client's open batches."""
@@ -459,6 +555,24 @@ class BatchService:
         return self.view(client_id, batch_id)
 
     # results -------------------------------------------------------------------------------------
+    def clip_url(self, client_id: str, batch_id: str, key: str) -> dict[str, Any]:
+        """A presigned GET of one of the batch's clips (a `clip_key` of its shots table)."""
+        record = self._owned(client_id, batch_id)
+        clips = json.loads(record.get("clips") or "null")
+        if not clips:
+            raise Conflict("no_clips", "the batch asked for no clips")
+        if clips["bucket"] != self.storage.bucket:
+            raise Conflict("clips_elsewhere", f"the batch's clips are in s3://{clips['bucket']}/; read them there")
+        if not key.startswith(clips["prefix"]) or not key.endswith(".mp4"):
+            raise NotFound("clip_not_found", "no such clip among the batch's", "key")
+        try:
+            self.storage.size(check_key(key, "key"))
+        except ObjectNotFound:
+            raise NotFound("clip_not_found", "no such clip among the batch's", "key") from None
+        expires = self.settings.presign_expiry_s
+        url = self.storage.presigned_get(key, expires, download_as=key.rsplit("/", 1)[-1])
+        return {"key": key, "url": url, "expires_in": expires, "expires_at": iso(time.time() + expires)}
+
     def results(self, client_id: str, batch_id: str, fmt: str, items: bool) -> tuple[Iterator[bytes], str]:
         """The shots (or items) table so far, streamed in `fmt`, and its media type."""
         if fmt not in batch_results.BATCH_RESULT_FORMATS:
@@ -474,6 +588,11 @@ class BatchService:
         self._owned(client_id, batch_id)
         rows = batch_results.read_rows(self.storage, batch_id, items)
         return batch_results.encode(rows, fmt, items), batch_results.MEDIA_TYPES[fmt]
+
+
+def clip_folder(row: int, item_id: str) -> str:
+    """The folder of an item's clips: its row, then its id made safe as one name of a key or a path."""
+    return f"{row:06d}-" + (re.sub(r"[^A-Za-z0-9._=-]+", "_", item_id).strip("._")[:120] or "item")
 
 
 def _lines(records: list[str]) -> bytes:

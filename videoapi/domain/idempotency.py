@@ -57,3 +57,7 @@ class IdempotencyMarkers:
         if self.redis.set(marker, job_id, nx=True, ex=self.ttl_s):
             return None
         return text(self.redis.get(marker))
+
+    def release_event(self, bucket: str, key: str, sequencer: str) -> None:
+        """No job was made for the event: its next delivery makes one."""
+        self.redis.delete(redis_keys.s3_event(bucket, key, sequencer))

@@ -109,6 +109,11 @@ def batch_retry(batch_id: str) -> str:
     return f"{BATCH_PREFIX}{batch_id}:retry"
 
 
+def batch_item_lock(job_id: str) -> str:
+    """Held while one process makes an item's clips job, so that two never make it at once."""
+    return f"{BATCH_PREFIX}item:{job_id}:making"
+
+
 def batch_feed_lock(batch_id: str) -> str:
     """Held while one process feeds the batch's items, so that two never feed the same row."""
     return f"{BATCH_PREFIX}{batch_id}:feeding"

@@ -129,11 +129,6 @@ class JobService:
         except Refusal as refusal:
             raise refused(refusal) from None
 
-    def _enqueue(self, job: Job, priority: str, limits: ClientLimits | None) -> None:
-        """Into the client's list (weighted fair share of the workers), and one more token for the workers."""
-        self.fair.push(job.client_id, job.id, priority, (limits or self.limits()).weight)
-        self.queue.enqueue_token()
-
     def usage(self, client_id: str, limits: ClientLimits | None = None) -> dict[str, Any]:
         """The client's active jobs, its limits and the frames run for it today (UTC)."""
         limits = limits or self.limits()
@@ -286,21 +281,30 @@ class JobService:
             self._reserve(owner, job_id, None)
         except ApiError as refused:
             refusal = refused
-        job = self.store.create(
-            job_id=job_id,
-            bucket=bucket,
-            key=key,
-            threshold=self.settings.threshold,
-            client_id=owner,
-            tag="s3-trigger",
-            formats="json",
-            callback_url="",
-            priority="batch",
-        )
+        weight = self.limits().weight
+        try:
+            job = self.store.create(
+                job_id=job_id,
+                bucket=bucket,
+                key=key,
+                threshold=self.settings.threshold,
+                client_id=owner,
+                tag="s3-trigger",
+                formats="json",
+                callback_url="",
+                priority="batch",
+                # queued with its record in one transaction, unless refused: then only recorded, and failed
+                queue_with=None if refusal else lambda pipe: self.fair.push(owner, job_id, "batch", weight, pipe=pipe),
+            )
+        except Exception:
+            # nothing was made: the event's next delivery (S3 retries) makes the job
+            self.quotas.release(owner, job_id)
+            self.markers.release_event(bucket, key, sequencer)
+            raise
         if refusal is not None:  # recorded, so the client sees which object was refused and why
             self.store.fail(job.id, refusal.code, refusal.message)
             return self.store.get(job.id)
-        self._enqueue(job, "batch", None)
+        self.queue.enqueue_token()
         return job
 
     def get(self, client_id: str, job_id: str) -> Job:
@@ -349,18 +353,25 @@ class JobService:
         }
         clips_job_id = new_job_id()
         self._reserve(client_id, clips_job_id, limits)
-        job = self.store.create(
-            job_id=clips_job_id,
-            bucket=parent.bucket,
-            key=parent.key,
-            threshold=parent.threshold,
-            client_id=client_id,
-            tag=parent.tag,
-            kind=CLIPS_JOB_KIND,
-            parent=parent.id,
-            clip_options=json.dumps(options),
-        )
-        self._enqueue(job, DEFAULT_PRIORITY, limits)
+        weight = (limits or self.limits()).weight
+        try:
+            job = self.store.create(
+                job_id=clips_job_id,
+                bucket=parent.bucket,
+                key=parent.key,
+                threshold=parent.threshold,
+                client_id=client_id,
+                tag=parent.tag,
+                kind=CLIPS_JOB_KIND,
+                parent=parent.id,
+                clip_options=json.dumps(options),
+                # the record and its place in the client's list in one transaction, as for a detection job
+                queue_with=lambda pipe: self.fair.push(client_id, clips_job_id, DEFAULT_PRIORITY, weight, pipe=pipe),
+            )
+        except Exception:
+            self.quotas.release(client_id, clips_job_id)
+            raise
+        self.queue.enqueue_token()
         return self.store.get(job.id)  # with the clips fields the new record holds
 
     def list(self, client_id: str, limit: int) -> list[Job]:

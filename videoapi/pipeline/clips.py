@@ -274,6 +274,27 @@ def cut_clips(
     return (copy_clips if mode == "copy" else exact_clips)(path, spans, out_dir, on_frames)
 
 
+def dataset_spans(
+    document: dict[str, Any],
+    min_duration_s: float = 0.0,
+    max_duration_s: float | None = None,
+    trim_transitions: bool = False,
+) -> list[ClipSpan]:
+    """The clips a dataset keeps: each shot (less its dissolves and fades with `trim_transitions`) lasting
+    `min_duration_s` to `max_duration_s`; a shot wholly inside its transitions has none."""
+    fps = float(document["video"]["fps"])
+    spans = []
+    for index in range(len(document["shots"])):
+        try:
+            (span,) = clip_spans(document, [index], trim_transitions)
+        except ClipError:  # shot_inside_transition: nothing of its own to cut
+            continue
+        seconds = (span.end_frame - span.start_frame + 1) / fps
+        if seconds >= min_duration_s and (max_duration_s is None or seconds <= max_duration_s):
+            spans.append(span)
+    return spans
+
+
 MODE_NOTES = {
     "copy": "stream copy: each clip starts on the keyframe at or before its shot and ends before the first "
     "keyframe after it, so it may hold frames of its neighbours; start_frame/end_frame say exactly which",
@@ -311,16 +332,22 @@ class ClipMaker:
             if self.store.set_progress(job_id, done) == JobStatus.cancelled:
                 raise ClipError("cancelled", "the job was cancelled")
 
-        prefix = clips_prefix(parent.id, job_id)
+        # a batch's clips (videoapi.domain.batches) name their own bucket, folder and manifest, and want no zip
+        prefix = options.get("prefix") or clips_prefix(parent.id, job_id)
+        target = self.storage.for_bucket(options["bucket"]) if options.get("bucket") else self.storage
+        zipped_too = options.get("zip", True)
         with job_scratch() as work:
             video = self.storage.for_bucket(job.bucket).download(job.key, work / "source")
             clips = cut_clips(video, spans, work / "clips", options["mode"], progress)
-            archive = work / "clips.zip"
-            with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zipped:  # MP4s don't compress
-                for clip in clips:
-                    zipped.write(work / "clips" / clip.file, clip.file)
-                    self.storage.upload_file(work / "clips" / clip.file, prefix + clip.file, "video/mp4")
-            self.storage.upload_file(archive, prefix + "clips.zip", "application/zip")
+            for clip in clips:
+                target.upload_file(work / "clips" / clip.file, prefix + clip.file, "video/mp4")
+            if zipped_too:
+                archive = work / "clips.zip"
+                with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zipped:  # MP4s don't compress
+                    for clip in clips:
+                        zipped.write(work / "clips" / clip.file, clip.file)
+                self.storage.upload_file(archive, prefix + "clips.zip", "application/zip")
+        manifest_key = options.get("manifest") or prefix + "manifest.json"
         manifest = {
             "schema": "videoapi.pipeline.clips/1",
             "job_id": job_id,
@@ -329,12 +356,13 @@ class ClipMaker:
             "note": MODE_NOTES[options["mode"]],
             "trim_transitions": options.get("trim_transitions", False),
             "fps": document["video"]["fps"],
+            "bucket": target.bucket,
             "prefix": prefix,
-            "zip": {"key": prefix + "clips.zip"},
+            "zip": {"key": prefix + "clips.zip"} if zipped_too else None,
             "clips": [{**asdict(c), "key": prefix + c.file} for c in clips],
         }
-        self.storage.put_json(prefix + "manifest.json", manifest)
-        self.store.succeed(job_id, prefix + "manifest.json")
+        self.storage.put_json(manifest_key, manifest)
+        self.store.succeed(job_id, manifest_key)
         return manifest
 
     def fail(self, job_id: str, code: str, message: str) -> None:
