@@ -95,6 +95,9 @@ class BatchService:
     def __init__(self, jobs: JobService):
         self.jobs, self.redis, self.storage = jobs, jobs.store.redis, jobs.storage
         self.settings = jobs.settings
+        # the last rows chunk read, kept: a worker feeds a few items at each job's end, mostly from the same chunk,
+        # which it would otherwise fetch and parse again (10,000 rows) for each of them
+        self._chunk: tuple[str, int, list[BatchRow]] | None = None
 
     # submission ----------------------------------------------------------------------------------
     def _rows(self, client_id: str, request: BatchRequest) -> Iterator[BatchRow | RowError]:
@@ -241,7 +244,6 @@ class BatchService:
         client_id, made = record["client_id"], 0
         limits = ClientLimits(int(record["item_limit"]), 0.0, float(record.get("weight") or 1))
         options = json.loads(record.get("options") or "{}")
-        chunks: dict[int, list[BatchRow]] = {}
         while most is None or made < most:
             if self.redis.hexists(redis_keys.batch(batch_id), "cancelled_at"):
                 break
@@ -254,7 +256,7 @@ class BatchService:
                 if index >= int(record["valid"]):
                     self.redis.srem(redis_keys.open_batches(client_id), batch_id)
                     break
-            row = self._row(batch_id, index, chunks)
+            row = self._row(batch_id, index)
             job_id = item_job_id(batch_id, index, attempt)
             try:
                 self.jobs.quotas.reserve(client_id, job_id, limits.max_active_jobs)
@@ -269,13 +271,12 @@ class BatchService:
             made += 1
         return made
 
-    def _row(self, batch_id: str, index: int, chunks: dict[int, list[BatchRow]]) -> BatchRow:
-        chunk = index // CHUNK_ROWS
-        if chunk not in chunks:
-            chunks.clear()  # one chunk held at a time
+    def _row(self, batch_id: str, index: int) -> BatchRow:
+        chunk, kept = index // CHUNK_ROWS, self._chunk  # one read of it: the API's threads share this service
+        if kept is None or kept[:2] != (batch_id, chunk):  # rows are never rewritten: a chunk read stays right
             lines = self.storage.get_bytes(rows_key(batch_id, chunk)).splitlines()
-            chunks[chunk] = [BatchRow.from_record(json.loads(line)) for line in lines]
-        return chunks[chunk][index % CHUNK_ROWS]
+            kept = self._chunk = (batch_id, chunk, [BatchRow.from_record(json.loads(line)) for line in lines])
+        return kept[2][index % CHUNK_ROWS]
 
     def _make_item(
         self,

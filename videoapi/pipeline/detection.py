@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
@@ -105,6 +106,8 @@ def _part_stop(key: str) -> int | None:
     return None if tail == "end" else int(tail)
 
 
+_PUBLISHERS = ThreadPoolExecutor(3, thread_name_prefix="publish")  # a result's files written at once (boto3's
+# clients are thread-safe); one pool per process, its threads idle between jobs
 FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
 
 Preempt = Callable[[float], bool]  # given the task's remaining seconds: should it stop now (its worker is leaving)?
@@ -495,9 +498,15 @@ class ShotDetector:
             keys=keys,
             model=self.model_identity(),
         )
-        self.storage.put_bytes(keys.overview, detection.overview_png, "image/png")
-        self.storage.put_bytes(keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg")
-        self.storage.put_bytes(keys.probabilities, detection.probabilities_npz(), "application/x-npz")
+        writes = [
+            (keys.overview, detection.overview_png, "image/png"),
+            (keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg"),
+            (keys.probabilities, detection.probabilities_npz(), "application/x-npz"),
+        ]
+        # side by side: four round trips one after another were most of what a short job's publishing cost
+        # (bench/batch.py's own work per item); the document goes last, once the files it links to exist
+        for _ in _PUBLISHERS.map(lambda write: self.storage.put_bytes(*write), writes):
+            pass
         self.storage.put_json(keys.shots, detection.document)
         self.store.add_to_field(job_id, "result_writes", 1)  # the chaos test counts them
         self.store.set_progress(job_id, detection.predictions.frame_count)
