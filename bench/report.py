@@ -730,6 +730,51 @@ def section_gpu(page: Page) -> None:
             page.add(*table(["configuration", "served by", "useful frames/s"], rows, "llr"))
 
 
+def section_gpu_service(page: Page) -> None:
+    named = [d for d in page.of("gpu-service") if gpu_name(d) != UNKNOWN and d["figures"].get("service")]
+    documents = latest_by(named, gpu_name)
+    command = "bench/gpu/service.py on a GPU node (docs/benchmarks/gpu.md)"
+    if not page.section("The service on a GPU node", "gpu.md", bool(documents), command):
+        return
+    page.add(
+        "What a customer runs (the API, Redis, S3, Celery workers decoding with NVDEC, Triton on the GPU), 1080p "
+        "H.264 jobs submitted at once through `POST /v1/jobs`, against the GPU benches' harness and NVDEC's "
+        "decode-only limit measured in the same call. *whole burst*: frames over the time from the first "
+        "submission to the last job finished; *steady*: between the 10th and 90th percentile of finish times.",
+        "",
+    )
+    for document in documents:
+        figures = document["figures"]
+        limit = max((row["frames_per_s"] for row in (figures.get("decode") or {}).values()), default=None)
+        harness = max((row["frames_per_s"] for row in (figures.get("harness") or {}).values()), default=None)
+        page.add(f"**{machine(document)}**: {day(document)}, commit `{commit(document)}`, `{document['_path']}`", "")
+        rows = []
+        for label, row in (figures.get("decode") or {}).items():
+            rows.append([f"NVDEC decode only ({label})", number(row["frames_per_s"]), "", "", ""])
+        for label, row in (figures.get("harness") or {}).items():
+            rows.append([f"the harness end to end ({label})", number(row["frames_per_s"]), "", "", ""])
+        nvdec_only = None
+        for label, row in figures["service"].items():
+            if "frames_per_s" not in row:
+                continue
+            hybrid = "n" in label.split("c", 1)[1]
+            nvdec_only = nvdec_only if hybrid else row["frames_per_s"]
+            what = "NVDEC and CPU decoders" if hybrid else "NVDEC"
+            rows.append(
+                [
+                    f"the service, {what} ({label}, {row['jobs']} jobs, {row['succeeded']} succeeded)",
+                    number(row["frames_per_s"]),
+                    number(row.get("steady_frames_per_s")),
+                    number(row["frames_per_s"] / harness, ".2f") if harness else "-",
+                    number(row["frames_per_s"] / limit, ".2f") if limit else "-",
+                ]
+            )
+            if hybrid and nvdec_only:
+                rows[-1][0] += f"; {row['frames_per_s'] / nvdec_only:.3f}x the service on NVDEC alone"
+        header = ["", "frames/s, whole burst", "steady", "of the harness", "of NVDEC decode only"]
+        page.add(*table(header, rows, "lrrrr"))
+
+
 def section_api_load(page: Page) -> None:
     documents = latest_by(page.of("api_load"), cpu_key)
     if not page.section("API load", "api-load.md", bool(documents), "python -m bench api_load"):
@@ -855,8 +900,9 @@ REKOGNITION_USD_PER_MINUTE = 0.05
 def section_cost(page: Page) -> None:
     gpu_runs = [d for d in page.of("gpu-nvdec") if "H100" in gpu_name(d) and d["figures"].get("e2e")]
     gpu_run = newest(gpu_runs)
+    service_run = newest(d for d in page.of("gpu-service") if "H100" in gpu_name(d) and d["figures"].get("service"))
     cpu_runs = [d for d in page.of("batch") if d["figures"].get("cpu_1080p")]
-    has = gpu_run is not None or bool(cpu_runs)
+    has = gpu_run is not None or service_run is not None or bool(cpu_runs)
     if not page.section("Cost", "../batches.md#cost", has, "python -m bench batch; bench/gpu/nvdec.py on an H100"):
         return
     page.add(
@@ -866,6 +912,14 @@ def section_cost(page: Page) -> None:
         "",
     )
     rows = []
+    if service_run is not None:  # the product, through the API: what a customer's node does
+        label, best = max(
+            ((k, r) for k, r in service_run["figures"]["service"].items() if "frames_per_s" in r),
+            key=lambda item: item[1]["frames_per_s"],
+        )
+        rows.append(
+            [f"{gpu_name(service_run)}, the service through its API ({label})", best["frames_per_s"], service_run]
+        )
     if gpu_run is not None:
         label, best = max(gpu_run["figures"]["e2e"].items(), key=lambda item: item[1]["frames_per_s"])
         rows.append([f"{gpu_name(gpu_run)}, the GPU harness end to end ({label})", best["frames_per_s"], gpu_run])
@@ -980,6 +1034,7 @@ SECTIONS = (
     section_latency,
     section_memory,
     section_gpu,
+    section_gpu_service,
     section_api_load,
     section_network_faults,
     section_batch,

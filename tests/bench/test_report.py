@@ -168,7 +168,7 @@ def test_a_bench_with_no_result_gets_one_line_and_no_plot(tmp_path, monkeypatch)
     assert "inference.png" not in text
 
     empty = report.page([]).markdown()
-    assert empty.count("No result yet") == 13  # the twelve sections and the list of files
+    assert empty.count("No result yet") == 14  # the thirteen sections and the list of files
     assert "![" not in empty
 
 
@@ -205,6 +205,13 @@ def test_the_batch_cost_and_fault_sections_draw_their_tables_from_the_results(tm
     }  # fmt: skip
     envelope.write_result("batch", {"clip_seconds": "3-10", "size": "320x180"}, batch, out=tmp_path / "batch.json")
     envelope.write_result("gpu-nvdec", {"window": 150}, nvdec_figures(), out=tmp_path / "gpu.json", on=H100)
+    burst = {"jobs": 200, "succeeded": 200, "frames_per_s": 4000.0, "steady_frames_per_s": 4400.0}
+    service = {
+        "decode": {"raw_small_8x4": {"frames_per_s": 4000.0}},
+        "harness": {"shm_nvdec_6x4": {"frames_per_s": 3200.0}},
+        "service": {"w6c4": burst, "w8c4n24": burst | {"frames_per_s": 4800.0}},
+    }
+    envelope.write_result("gpu-service", {"jobs": 200}, service, out=tmp_path / "service.json", on=H100)
     fault = {"fault": "worker host lost", "jobs": 100, "succeeded": 100, "lost": 0, "duplicated_callbacks": 0,
              "affected": 1, "slowest_affected_after_heal_s": 12.5, "burst_drained_after_heal_s": 140.2}  # fmt: skip
     faults = {"faults": [fault], "pytest_exit": 0, "seconds": 540.0, "load_average": {"start": 1.5, "end": 2.5}}
@@ -217,7 +224,11 @@ def test_the_batch_cost_and_fault_sections_draw_their_tables_from_the_results(tm
     assert "| one batch | 100.0 | 4.00 | 650 |" in section("Batches")
     assert "**200 ms added per item**" in section("Batches") and "**1.25 s**" in section("Batches")
     assert "| workers | 120 | 121 | 125 |" in section("Batches")
+    gpu_service = section("The service on a GPU node")
+    assert "| the service, NVDEC (w6c4, 200 jobs, 200 succeeded) | 4,000 | 4,400 | 1.25 | 1.00 |" in gpu_service
+    assert "w8c4n24, 200 jobs, 200 succeeded); 1.200x the service on NVDEC alone | 4,800 |" in gpu_service
     cost = section("Cost")  # 4,163.6 frames/s of 25 fps video: 166.5 video hours an hour, 9,991 minutes at $0.05
+    assert "| NVIDIA H100 80GB HBM3, the service through its API (w8c4n24) | 4,800 | 192.0 | $576.00 |" in cost
     assert "| NVIDIA H100 80GB HBM3, the GPU harness end to end (nvdec_6x4) | 4,164 | 166.5 | $499.63 |" in cost
     assert "| 100 | 4.0 | $12.00 |" in cost  # the CPU: 100 frames/s, 4 video hours an hour
     assert "| worker host lost | 100 | 100 | 0 | 0 | 1 | 12.5 | 140 |" in section("Faults across hosts")
