@@ -6,9 +6,10 @@ workers every second, (2) the N as single jobs submitted at once by one client a
 of a 100,000-row manifest (its 202; the rows are items that the feeder makes only as the quota frees),
 (4) PySceneDetect's CLI (`scenedetect -i X detect-content list-scenes`) in a loop, one process per file.
 The service's own work per item: the first `--serial-clips` clips as one batch through a stack of one worker
-running one item at a time, against the same files through the engine in this process (decode, inference,
-post-processing; the model loaded once): what the batch adds per item (queue, Redis, S3, the Triton call,
-results, feeding) is the difference over the items. Run: `python -m bench batch [--clips 1000]`.
+running one item at a time; from the items' records, the time from one item's end to the next one's less the
+next one's decode and inference (both through Triton, as the worker timed them): Celery, Redis, the fetch from
+S3, probing, post-processing, the result writes and the batch's bookkeeping. The same files through the
+engine in this process are timed beside it. Run: `python -m bench batch [--clips 1000]`.
 """
 
 from __future__ import annotations
@@ -32,9 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from envelope import write_result  # noqa: E402
 
+from functions.deps import Services  # noqa: E402
 from local.stack import LocalStack, StackPorts  # noqa: E402
 from local.synthetic import write_video  # noqa: E402
 from videoapi.client import VideoApiClient  # noqa: E402
+from videoapi.domain.batches import BATCH_FIELD  # noqa: E402
+from videoapi.domain.jobs import JobStore  # noqa: E402
+from videoapi.pipeline.detection import STAGES_FIELD  # noqa: E402
 from videoapi.pipeline.engine import Detector  # noqa: E402
 from videoapi.settings import Settings  # noqa: E402
 
@@ -141,7 +146,10 @@ def cpu_1080p(folder: Path) -> dict[str, Any]:
 
 
 def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
-    """One worker running one item at a time (one Triton call in flight), against the engine on the same files."""
+    """One worker running one item at a time, its items' own records: the time between one item's end and the
+    next one's, less the next one's decode and inference (its `stage_s`), is what the service spent on it
+    (Celery, Redis, the fetch from S3, probing, post-processing, the result writes, the batch's bookkeeping);
+    beside it the same files through the engine in process."""
     paths = [path for path, _ in clips]
     stack = LocalStack(Settings(), StackPorts(api=0), workers=1, worker_concurrency=1, write_state=False)
     stack.on_status = lambda line: None
@@ -150,10 +158,29 @@ def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
             keys = [client.upload(path) for path in paths]
             client.wait(client.submit(keys[0])["id"])  # warm
             serial = time_batch(client, keys)
+        store = JobStore.from_url(stack.settings.redis_url)
+        client_id = Services.from_settings(stack.settings).keys.client_for(stack.api_key) or ""
+        items = [job for job in store.list_for(client_id, len(paths) + 10) if job.extra.get(BATCH_FIELD)]
+    items.sort(key=lambda job: job.finished_at or 0.0)
+    stages = [json.loads(job.extra[STAGES_FIELD]) for job in items]
+    own = [
+        (job.finished_at or 0.0) - (before.finished_at or 0.0) - stage["predict"]
+        for before, job, stage in zip(items, items[1:], stages[1:])
+    ]
+    parts = {name: sum(stage[name] for stage in stages[1:]) / len(own) for name in ("fetch", "probe", "publish")}
+    own_ms = 1000 * sum(own) / len(own)
+    breakdown = {f"{name}_ms": round(1000 * value, 1) for name, value in parts.items()}
+    breakdown["celery_redis_and_batch_ms"] = round(own_ms - sum(breakdown.values()), 1)
     engine = time_engine(paths)
     serial["per_item_ms"] = round(1000 * serial["wall_s"] / len(paths), 1)
-    added = serial["per_item_ms"] - engine["per_item_ms"]
-    return {"items": len(paths), "service_serial": serial, "engine_in_process": engine, "added_per_item_ms": added}
+    return {
+        "items": len(own),
+        "own_work_per_item_ms": round(own_ms, 1),
+        "own_work_breakdown": breakdown,
+        "predict_per_item_ms": round(1000 * sum(stage["predict"] for stage in stages[1:]) / len(own), 1),
+        "service_serial": serial,
+        "engine_in_process": engine,
+    }
 
 
 def time_singles(client: VideoApiClient, keys: list[str]) -> dict[str, float]:
@@ -198,7 +225,14 @@ def main() -> None:
     parser.add_argument("--serial-clips", type=int, default=50, help="clips for the service's own work per item")
     parser.add_argument("--manifest-rows", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--own-work-only", action="store_true", help="only the service's own work per item")
     args = parser.parse_args()
+    if args.own_work_only:  # a result of its own (bench batch_own_work), for the batch section beside the batch's
+        with tempfile.TemporaryDirectory() as scratch:
+            own_work = service_work_per_item(make_clips(Path(scratch), args.serial_clips))
+        print(json.dumps(own_work, indent=1))
+        write_result("batch_own_work", {"serial_clips": args.serial_clips, "size": "320x180"}, own_work, out=args.out)
+        return
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         clips = make_clips(folder, args.clips)

@@ -804,6 +804,8 @@ def section_batch(page: Page) -> None:
     documents = latest_by(page.of("batch"), cpu_key)
     if not page.section("Batches", "../batches.md#cost", bool(documents), "python -m bench batch --clips 1000"):
         return
+    for document in latest_by(page.of("batch_own_work"), cpu_key):
+        page.add(*own_work_lines(document))
     for document in documents:
         figures, parameters = document["figures"], document["parameters"]
         page.add(
@@ -822,15 +824,16 @@ def section_batch(page: Page) -> None:
         ]
         page.add(*table(["", "wall s", "items/s", "frames/s"], rows))
         own = figures.get("service_work_per_item")
-        if own:
+        if own and "added_per_item_ms" in own:  # the first runs: the stack against the engine, one after the other
             page.add(
-                f"The service's own work per item: {own['items']} items through one worker running one at a time, "
+                f"The service against the engine: {own['items']} items through one worker running one at a time, "
                 f"{number(own['service_serial']['per_item_ms'], '.0f')} ms an item, against "
-                f"{number(own['engine_in_process']['per_item_ms'], '.0f')} ms in the engine in process (decode, "
-                f"inference, post-processing): **{number(own['added_per_item_ms'], '.0f')} ms added per item** "
-                "(queue, Redis, S3, the Triton call, results, feeding).",
+                f"{number(own['engine_in_process']['per_item_ms'], '.0f')} ms in the engine in process: "
+                f"{number(own['added_per_item_ms'], '.0f')} ms more per item (Triton's inference included).",
                 "",
             )
+        elif own:
+            page.add(*own_work_lines(document))
         memory = figures["batch"].get("memory")
         if memory:
             rows = [
@@ -890,6 +893,22 @@ def section_network_faults(page: Page) -> None:
             "(the queue behind them at the pace of two workers sharing the machine with Triton).",
             "",
         )
+
+
+def own_work_lines(document: Document) -> list[str]:
+    """The service's own work per item, from a batch_own_work result (or a batch result's own figure)."""
+    own = document["figures"].get("service_work_per_item", document["figures"])
+    breakdown = ", ".join(
+        f"{k.removesuffix('_ms').replace('_', ' ')} {v:,.0f} ms" for k, v in own["own_work_breakdown"].items()
+    )
+    return [
+        f"**The service's own work per item** ({cpu(document['machine'])}; {own['items']} items through one worker "
+        f"running one at a time, from their records; {day(document)}, commit `{commit(document)}`, "
+        f"`{document['_path']}`): **{number(own['own_work_per_item_ms'], '.0f')} ms** an item besides its "
+        f"{number(own['predict_per_item_ms'], '.0f')} ms of decode and inference ({breakdown}); the engine in process "
+        f"took {number(own['engine_in_process']['per_item_ms'], '.0f')} ms an item for the same files, all included.",
+        "",
+    ]
 
 
 # Rekognition Video's list price for segment detection (stored video, US East), per minute of video and per

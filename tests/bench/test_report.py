@@ -222,7 +222,16 @@ def test_the_batch_cost_and_fault_sections_draw_their_tables_from_the_results(tm
         return text.split(f"## {title}\n")[1].split("\n## ")[0]
 
     assert "| one batch | 100.0 | 4.00 | 650 |" in section("Batches")
-    assert "**200 ms added per item**" in section("Batches") and "**1.25 s**" in section("Batches")
+    assert "200 ms more per item" in section("Batches") and "**1.25 s**" in section("Batches")
+    breakdown = {"fetch_ms": 10.0, "probe_ms": 5.0, "publish_ms": 30.0, "celery_redis_and_batch_ms": 19.0}
+    own = {"items": 99, "own_work_per_item_ms": 64.0, "predict_per_item_ms": 800.0, "own_work_breakdown": breakdown,
+           "engine_in_process": {"per_item_ms": 850.0}}  # fmt: skip
+    envelope.write_result("batch_own_work", {"serial_clips": 100}, own, out=tmp_path / "own.json")
+    text = report.page(report.load([tmp_path])).markdown()
+    assert (
+        "**64 ms** an item besides its 800 ms of decode and inference (fetch 10 ms, probe 5 ms, publish 30 ms, "
+        "celery redis and batch 19 ms)" in section("Batches")
+    )
     assert "| workers | 120 | 121 | 125 |" in section("Batches")
     gpu_service = section("The service on a GPU node")
     assert "| the service, NVDEC (w6c4, 200 jobs, 200 succeeded) | 4,000 | 4,400 | 1.25 | 1.00 |" in gpu_service

@@ -15,7 +15,7 @@ import pytest
 
 from local.synthetic import write_video
 from videoapi.errors import VideoRejected
-from videoapi.pipeline.detection import as_job_error
+from videoapi.pipeline.detection import STAGES_FIELD, as_job_error
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +93,9 @@ def test_submit_status_result_in_every_format(http, alice, video_bytes, run_job,
     status = http.get(f"/v1/jobs/{job['id']}", headers=alice).json()
     assert status["status"] == "succeeded" and status["progress"] == 100.0 and status["error"] is None
     assert status["started_at"] <= status["finished_at"] and status["created_at"].endswith("Z")
+    stages = json.loads(services.jobs.store.get(job["id"]).extra[STAGES_FIELD])  # where the worker's time went
+    assert set(stages) == {"fetch", "probe", "predict", "publish"} and stages["predict"] > 0
+    assert all(0 <= seconds < 60 for seconds in stages.values())
 
     document = http.get(status["links"]["json"], headers=alice).json()
     assert document["video"]["frame_count"] == 150 and document["shot_count"] == len(document["shots"]) == 3

@@ -108,6 +108,7 @@ def _part_stop(key: str) -> int | None:
 
 _PUBLISHERS = ThreadPoolExecutor(3, thread_name_prefix="publish")  # a result's files written at once (boto3's
 # clients are thread-safe); one pool per process, its threads idle between jobs
+STAGES_FIELD = "stage_s"  # a short job's seconds: fetch, probe, predict (decode and inference), publish
 FRAMES_INFERRED_FIELD = "frames_inferred"  # the job's frames sent to the model, over all its attempts
 
 Preempt = Callable[[float], bool]  # given the task's remaining seconds: should it stop now (its worker is leaving)?
@@ -197,8 +198,11 @@ class ShotDetector:
         job = self.store.get(job_id)
         if job.status.finished:
             return None
+        began = time.perf_counter()
         with self.fetched(job) as path:
+            fetched = time.perf_counter()
             info, frame_pts = probe_timeline(path, self.limits)
+            probed = time.perf_counter()
             if not self.store.start(job_id, info.frame_count):
                 return None
             self.store.set_field(job_id, "video_info", json.dumps(asdict(info)))
@@ -216,8 +220,19 @@ class ShotDetector:
                 document = self._publish_parts(job_id, parts, frame_pts, lambda: nullcontext(path))
                 self._drop_parts(job_id, parts)
                 return document
+            predicting = time.perf_counter()
             with decode_whole(path, info, self.settings, self.model, progress, frame_pts=frame_pts) as decoded_video:
-                return self.publish(job_id, decoded_video)
+                predicted = time.perf_counter()
+                document = self.publish(job_id, decoded_video)
+            # where a short job's time went, in its record: decode and inference against the service's own work
+            stages = {
+                "fetch": fetched - began,
+                "probe": probed - fetched,
+                "predict": predicted - predicting,
+                "publish": time.perf_counter() - predicted,
+            }
+            self.store.set_field(job_id, STAGES_FIELD, json.dumps({k: round(v, 4) for k, v in stages.items()}))
+            return document
 
     def _checkpointed(self, job_id: str, frame_count: int) -> bool:
         """Whether a whole-video job runs in checkpointed parts: not when its first part would be its only one
