@@ -103,8 +103,10 @@ def batch_service() -> BatchService:
 
 def batch_job_ended(job: Job) -> None:
     """A job ended: its batch (if an item) counts it, and the client's batches feed the room it frees."""
+    published = detector().last_published
+    document = published[1] if published and published[0] == job.id else None  # saves reading it back from S3
     try:
-        batch_service().job_ended(job)
+        batch_service().job_ended(job, document)
     except Exception:  # GET /v1/batches/{id} counts an item whose end was missed, and feeds its batch
         logger.warning("job %s: its batch was not told of its end", job.id, exc_info=True)
 

@@ -46,6 +46,9 @@ class S3Client(Protocol):
     def get_paginator(self, operation_name: str) -> Any: ...
 
 
+SINGLE_GET_BYTES = 8 * 2**20  # boto3's multipart threshold: an object under it is fetched in one GET
+
+
 @dataclass
 class Storage:
     """One bucket, through boto3 (retries in botocore's standard mode)."""
@@ -109,8 +112,23 @@ class Storage:
         head = self._guard("head", key, self.client.head_object, Bucket=self.bucket, Key=key, **version)
         return int(head["ContentLength"])
 
-    def download(self, key: str, path: Path, version_id: str | None = None) -> Path:
-        """Stream an object (a given version of it) to a local file (multipart, chunked: never whole in memory)."""
+    def download(self, key: str, path: Path, version_id: str | None = None, size: int | None = None) -> Path:
+        """Stream an object (a given version of it) to a local file (multipart, chunked: never whole in memory).
+
+        An object known (`size`) to be under boto3's multipart threshold is one GET: the transfer manager would
+        add a HEAD and a thread pool, most of a short video's fetch (bench/batch.py's own work per item).
+        """
+        if size is not None and size < SINGLE_GET_BYTES:
+            version = {"VersionId": version_id} if version_id else {}
+
+            def fetch() -> None:
+                body = self.client.get_object(Bucket=self.bucket, Key=key, **version)["Body"]
+                with path.open("wb") as file:
+                    for chunk in body.iter_chunks(1 << 20):
+                        file.write(chunk)
+
+            self._guard("download", key, fetch)
+            return path
         extra = {"ExtraArgs": {"VersionId": version_id}} if version_id else {}
         self._guard("download", key, self.client.download_file, self.bucket, key, str(path), **extra)
         return path

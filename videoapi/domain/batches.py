@@ -323,7 +323,7 @@ class BatchService:
         self.jobs.queue.enqueue_token()
 
     # an item's end -------------------------------------------------------------------------------
-    def item_ended(self, job: Job) -> None:
+    def item_ended(self, job: Job, document: dict[str, Any] | None = None) -> None:
         """Write a finished item's part of the results and count it, once; then feed the client's batches.
 
         An item of a batch that asked for clips ends with its clips job: its detection job's end makes that job.
@@ -334,7 +334,10 @@ class BatchService:
         index, attempt = int(job.extra[INDEX_FIELD]), int(job.extra.get("batch_attempt") or 1)
         detection = self.jobs.store.get(job.extra["parent"]) if is_clips_job(job) else job
         succeeded = detection.status == JobStatus.succeeded
-        document = self.storage.get_json(detection.result_key) if succeeded else None
+        if succeeded and (document is None or is_clips_job(job)):  # `document`: the worker's, just written
+            document = self.storage.get_json(detection.result_key)
+        elif not succeeded:
+            document = None
         clip_keys: dict[int, str] = {}
         if document is not None and not is_clips_job(job):
             clips = json.loads(self._record(batch_id).get("clips") or "null")
@@ -423,9 +426,9 @@ class BatchService:
         )
         self.jobs.queue.enqueue_token()
 
-    def job_ended(self, job: Job) -> None:
+    def job_ended(self, job: Job, document: dict[str, Any] | None = None) -> None:
         """Any job of a client ending: count it if a batch's item, then feed the client's open batches."""
-        self.item_ended(job)
+        self.item_ended(job, document)
         for batch_id in texts(self.redis.smembers(redis_keys.open_batches(job.client_id))):
             self.feed(batch_id)
 

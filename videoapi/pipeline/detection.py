@@ -153,6 +153,7 @@ class ShotDetector:
         self.settings, self.store, self.storage = settings, store, storage
         self._model_factory = model_factory
         self._model: FrameModel | None = None
+        self.last_published: tuple[str, dict[str, Any]] | None = None  # (job id, document): for its batch's part
         self.limits = VideoLimits.from_settings(settings)
         self.source_rules = SourceRules(
             max_bytes=settings.max_video_bytes,
@@ -184,7 +185,7 @@ class ShotDetector:
         if size > self.settings.max_video_bytes:
             raise JobError("file_too_large", f"{size} bytes exceeds the limit of {self.settings.max_video_bytes}")
         with job_scratch() as tmp:
-            yield storage.download(job.key, tmp / "video", version)
+            yield storage.download(job.key, tmp / "video", version, size)
 
     def begin(self, job_id: str, preempt: Preempt | None = None) -> list[Segment] | dict[str, Any] | None:
         """Fetch and probe the video and mark the job running.
@@ -526,6 +527,7 @@ class ShotDetector:
         self.store.add_to_field(job_id, "result_writes", 1)  # the chaos test counts them
         self.store.set_progress(job_id, detection.predictions.frame_count)
         self.store.succeed(job_id, keys.shots)
+        self.last_published = (job_id, detection.document)
         return detection.document
 
     frame_clock = staticmethod(frame_clock)
