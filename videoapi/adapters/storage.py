@@ -172,7 +172,7 @@ class Storage:
         """The object's lines, streamed (never whole in memory)."""
         body = self._guard("get", key, self.client.get_object, Bucket=self.bucket, Key=key)["Body"]
         try:
-            yield from body.iter_lines()
+            yield from body.iter_lines(chunk_size=1 << 16)  # botocore reads 1 KiB at a time by default
         except (EndpointConnectionError, BotoCoreError) as exc:
             raise StorageError(f"read s3://{self.bucket}/{key} failed: {exc}") from exc
 
