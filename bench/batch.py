@@ -226,7 +226,19 @@ def main() -> None:
     parser.add_argument("--manifest-rows", type=int, default=100_000)
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--own-work-only", action="store_true", help="only the service's own work per item")
+    parser.add_argument("--manifest-only", action="store_true", help="only the manifest's submission, 3 times")
     args = parser.parse_args()
+    if args.manifest_only:  # the API and storage alone (no model): bench batch_manifest
+        stack = LocalStack(Settings(), StackPorts(api=0), write_state=False, with_inference=False)
+        stack.on_status = lambda line: None
+        with stack.start(), VideoApiClient(stack.api_url, stack.api_key) as client:
+            with tempfile.TemporaryDirectory() as scratch:
+                (Path(scratch) / "v.mp4").write_bytes(b"a source the rows name; never run")
+                key = client.upload(Path(scratch) / "v.mp4")
+                tries = [time_manifest_submit(client, Path(scratch), args.manifest_rows, key) for _ in range(3)]
+        print(json.dumps(tries, indent=1))
+        write_result("batch_manifest", {"manifest_rows": args.manifest_rows}, {"tries": tries}, out=args.out)
+        return
     if args.own_work_only:  # a result of its own (bench batch_own_work), for the batch section beside the batch's
         with tempfile.TemporaryDirectory() as scratch:
             own_work = service_work_per_item(make_clips(Path(scratch), args.serial_clips))

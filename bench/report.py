@@ -806,6 +806,15 @@ def section_batch(page: Page) -> None:
         return
     for document in latest_by(page.of("batch_own_work"), cpu_key):
         page.add(*own_work_lines(document))
+    for document in latest_by(page.of("batch_manifest"), cpu_key):
+        tries = document["figures"]["tries"]
+        seconds = ", ".join(number(t["submit_s"], ".2f") for t in tries)
+        page.add(
+            f"**A manifest of {number(tries[0]['rows'])} rows** ({number(tries[0]['manifest_bytes'] / 2**20, '.1f')} "
+            f"MiB) submitted {len(tries)} times, the 202 in **{seconds} s** ({cpu(document['machine'])}; the API "
+            f"and storage alone; {day(document)}, commit `{commit(document)}`, `{document['_path']}`).",
+            "",
+        )
     for document in documents:
         figures, parameters = document["figures"], document["parameters"]
         page.add(

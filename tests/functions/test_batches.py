@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from functions.app import create_app
 from functions.deps import Services
 from videoapi.domain import redis_keys
-from videoapi.domain.batches import SUBMIT_FEED
+from videoapi.domain.batches import CHUNK_ROWS, SUBMIT_FEED
 from videoapi.settings import Settings
 
 
@@ -164,6 +164,18 @@ def test_a_100000_row_manifest_is_accepted_without_a_write_per_row(client, servi
     assert commands < 40 * SUBMIT_FEED + 100, commands  # the first few items and the record, not a row each
     assert redis.zcard(redis_keys.client_jobs(client.id)) == SUBMIT_FEED
     assert batch["counts"]["pending"] + batch["done"] + batch["counts"]["queued"] == 100_000
+
+
+def test_items_past_the_first_rows_chunk_are_fed_from_the_second(client, services):
+    rows = "\n".join(json.dumps({"source": f"uploads/{client.id}/v{i}.mp4", "id": f"v{i}"}) for i in range(10_005))
+    batch = client.submit({"sources": {"manifest": client.upload("two-chunks.jsonl", rows.encode())}})
+    redis, batches = services.jobs.store.redis, services.batches
+    redis.hset(redis_keys.batch(batch["id"]), "fed", CHUNK_ROWS - 2)  # as if the first chunk's rows had all run
+    redis.delete(redis_keys.active_jobs(client.id))  # and their jobs ended
+    assert batches.feed(batch["id"], most=4) == 4
+    tags = [job.tag for job in services.jobs.store.list_for(client.id, 100)]
+    assert len(tags) == SUBMIT_FEED + 4  # both sides of the chunk boundary, each row its own:
+    assert {"v9998", "v9999", "v10000", "v10001"} <= set(tags)
 
 
 def test_items_fill_the_batch_share_of_the_quota_and_interactive_jobs_keep_room(services, http):

@@ -67,13 +67,6 @@ class BatchRow:
     item_id: str
     options: dict[str, Any] = field(default_factory=dict)
 
-    def record(self) -> dict[str, Any]:
-        return {"row": self.row, "source": self.source, "id": self.item_id, "options": self.options}
-
-    @classmethod
-    def from_record(cls, record: dict[str, Any]) -> BatchRow:
-        return cls(record["row"], record["source"], record["id"], record.get("options") or {})
-
 
 @dataclass(frozen=True)
 class RowError:

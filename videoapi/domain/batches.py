@@ -70,7 +70,7 @@ def item_clips_job_id(detection_job_id: str) -> str:
 
 
 def rows_key(batch_id: str, chunk: int) -> str:
-    return f"batches/{batch_id}/rows/{chunk:06d}.jsonl"
+    return f"batches/{batch_id}/rows/{chunk:06d}.json"
 
 
 @dataclass(frozen=True)
@@ -191,7 +191,7 @@ class BatchService:
     def _store_rows(self, client_id: str, batch_id: str, request: BatchRequest) -> dict[str, int]:
         limit = self.settings.batch_max_items
         total = valid = 0
-        chunk: list[str] = []
+        chunk: list[list[Any]] = []
         refused: list[str] = []
         for row in self._rows(client_id, request):
             total += 1
@@ -202,7 +202,7 @@ class BatchService:
             if isinstance(row, RowError):
                 refused.append(json.dumps(row.record()))
                 continue
-            chunk.append(json.dumps(row.record(), separators=(",", ":")))
+            chunk.append([row.row, row.source, row.item_id, row.options])
             valid += 1
             if len(chunk) == CHUNK_ROWS:
                 self._put_chunk(batch_id, valid // CHUNK_ROWS - 1, chunk)
@@ -216,8 +216,12 @@ class BatchService:
             self.storage.put_bytes(key, _lines(refused), "application/x-ndjson")
         return {"total": total, "valid": valid, "refused": total - valid}
 
-    def _put_chunk(self, batch_id: str, chunk: int, records: list[str]) -> None:
-        self.storage.put_bytes(rows_key(batch_id, chunk), _lines(records), "application/x-ndjson")
+    def _put_chunk(self, batch_id: str, chunk: int, rows: list[list[Any]]) -> None:
+        # one JSON array of [row, source, id, options]: one encoding call for 10,000 rows, not one each (most of
+        # a 100,000-row manifest's submission was json.dumps called per row)
+        self.storage.put_bytes(
+            rows_key(batch_id, chunk), json.dumps(rows, separators=(",", ":")).encode(), "application/json"
+        )
 
     def _delete_rows(self, batch_id: str, valid: int) -> None:
         for chunk in range(valid // CHUNK_ROWS):
@@ -274,8 +278,12 @@ class BatchService:
     def _row(self, batch_id: str, index: int) -> BatchRow:
         chunk, kept = index // CHUNK_ROWS, self._chunk  # one read of it: the API's threads share this service
         if kept is None or kept[:2] != (batch_id, chunk):  # rows are never rewritten: a chunk read stays right
-            lines = self.storage.get_bytes(rows_key(batch_id, chunk)).splitlines()
-            kept = self._chunk = (batch_id, chunk, [BatchRow.from_record(json.loads(line)) for line in lines])
+            rows = json.loads(self.storage.get_bytes(rows_key(batch_id, chunk)))
+            kept = self._chunk = (
+                batch_id,
+                chunk,
+                [BatchRow(row, source, item, options) for row, source, item, options in rows],
+            )
         return kept[2][index % CHUNK_ROWS]
 
     def _make_item(
