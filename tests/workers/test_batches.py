@@ -173,6 +173,12 @@ def test_a_batch_with_clips_writes_each_kept_shot_as_its_item_ends_and_names_it_
     assert stray.status_code == 404 and stray.json()["error"]["code"] == "clip_not_found"
     jobs = services.jobs.store.list_for(client_id, 10)
     assert sorted(job.extra.get("kind", "detect") for job in jobs) == ["clips", "clips", "detect", "detect"]
+    # a clips job is the client's like any: its manifest through the jobs API, no zip, each clip's URL fetchable
+    clips_job = next(job for job in jobs if job.extra.get("kind") == "clips" and job.tag == "shots/c0")
+    manifest = http.get(f"/v1/jobs/{clips_job.id}/result", headers=auth)
+    assert manifest.status_code == 200, manifest.text
+    assert manifest.json()["zip"] is None and len(manifest.json()["clips"]) == 2
+    assert httpx.get(manifest.json()["clips"][1]["url"]).raise_for_status().content[4:8] == b"ftyp"
 
 
 def test_a_worker_killed_mid_batch_every_item_ends_once_and_each_shot_is_in_the_table_once(stack_settings, tmp_path):

@@ -41,7 +41,7 @@ from videoapi.domain.idempotency import wait_until_made
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus
 from videoapi.domain.submission import ClientLimits, JobService
 from videoapi.domain.validation import check_key
-from videoapi.domain.views import iso
+from videoapi.domain.views import download_link, iso
 from videoapi.errors import ApiError, Conflict, InvalidRequest, NotFound, ObjectNotFound, Refusal, TooLarge
 from videoapi.pipeline.clips import CLIPS_JOB_KIND, dataset_spans, is_clips_job
 from videoapi.pipeline.cues import SegmentOptions
@@ -581,9 +581,7 @@ class BatchService:
             self.storage.size(check_key(key, "key"))
         except ObjectNotFound:
             raise NotFound("clip_not_found", "no such clip among the batch's", "key") from None
-        expires = self.settings.presign_expiry_s
-        url = self.storage.presigned_get(key, expires, download_as=key.rsplit("/", 1)[-1])
-        return {"key": key, "url": url, "expires_in": expires, "expires_at": iso(time.time() + expires)}
+        return {"key": key, **download_link(self.storage, key, self.settings.presign_expiry_s, as_file=True)}
 
     def results(self, client_id: str, batch_id: str, fmt: str, items: bool) -> tuple[Iterator[bytes], str]:
         """The shots (or items) table so far, streamed in `fmt`, and its media type."""

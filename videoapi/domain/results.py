@@ -15,7 +15,7 @@ from videoapi.domain.formats import RESULT_EXTRAS, RESULT_FORMATS
 from videoapi.domain.jobs import Job, JobStatus
 from videoapi.domain.rekognition import REKOGNITION_OPTIONS, segment_detection
 from videoapi.domain.submission import JobService
-from videoapi.domain.views import iso
+from videoapi.domain.views import download_link, iso
 from videoapi.errors import Conflict, ExportError, InvalidRequest, NotFound
 from videoapi.pipeline.clips import is_clips_job
 from videoapi.pipeline.shots import max_per_stride
@@ -40,21 +40,17 @@ class ResultService:
             raise Conflict("job_not_finished", f"the job is {job.status.value}; poll its status")
         manifest = self.storage.get_json(job.result_key)
         expires = self.settings.presign_expiry_s
-        for item in (*manifest["clips"], manifest["zip"]):
-            item["url"] = self._presigned_get(item["key"], expires)
+        # a batch's clips job writes no zip, and may write its clips to another bucket (VIDEOAPI_CLIP_BUCKETS)
+        storage = self.storage.for_bucket(manifest.get("bucket") or self.storage.bucket)
+        for item in (*manifest["clips"], *([manifest["zip"]] if manifest["zip"] else [])):
+            item["url"] = download_link(storage, item["key"], expires, as_file=True)["url"]
         manifest["expires_in"], manifest["expires_at"] = expires, iso(time.time() + expires)
         return manifest
 
     def video_url(self, client_id: str, job_id: str) -> dict[str, Any]:
         """A presigned GET of the job's source video, to play it (the page reopening a job)."""
         job = self.get(client_id, job_id)
-        expires = self.settings.presign_expiry_s
-        url = self.storage.for_bucket(job.bucket).presigned_get(job.key, expires)
-        return {"url": url, "expires_in": expires, "expires_at": iso(time.time() + expires)}
-
-    def _presigned_get(self, key: str, expires: int) -> str:
-        """A GET that downloads as a file (browsers ignore `download` on links to another origin)."""
-        return self.storage.presigned_get(key, expires, download_as=key.rsplit("/", 1)[-1])
+        return download_link(self.storage.for_bucket(job.bucket), job.key, self.settings.presign_expiry_s)
 
     def result(self, client_id: str, job_id: str, fmt: str, start_timecode: str | None = None) -> tuple[bytes, str]:
         """A finished job's result in `fmt`; `start_timecode` offsets the timeline formats (otio, fcpxml, xml, edl)."""

@@ -6,6 +6,7 @@ import json
 import time
 from typing import Any
 
+from videoapi.adapters.storage import Storage
 from videoapi.domain.fairness import DEFAULT_PRIORITY
 from videoapi.domain.formats import RESULT_EXTRAS, RESULT_FORMATS
 from videoapi.domain.jobs import Job, JobStatus
@@ -15,6 +16,13 @@ from videoapi.pipeline.url_source import is_url
 
 def iso(ts: float | None) -> str | None:
     return None if ts is None else time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def download_link(storage: Storage, key: str, expires_s: int, *, as_file: bool = False) -> dict[str, Any]:
+    """A presigned GET of `key` and when it expires; `as_file`: browsers save it under its name (they ignore
+    `download` on links to another origin)."""
+    url = storage.presigned_get(key, expires_s, download_as=key.rsplit("/", 1)[-1] if as_file else None)
+    return {"url": url, "expires_in": expires_s, "expires_at": iso(time.time() + expires_s)}
 
 
 def job_view(job: Job, base: str = "/v1") -> dict[str, Any]:
