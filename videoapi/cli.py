@@ -563,6 +563,13 @@ def batch(
     err.print(f"{len(rows)} shots written to {output}", highlight=False)
 
 
+def _local_manifest(sources: list[str]) -> Path | None:
+    """The local JSONL/CSV manifest that is the batch's one source, if it is one."""
+    if len(sources) == 1 and sources[0].lower().endswith(MANIFEST_SUFFIXES) and Path(sources[0]).is_file():
+        return Path(sources[0])
+    return None
+
+
 def _local_items(sources: list[str]) -> list[tuple[str, Path]]:
     """(item id, video) of local sources: a JSONL/CSV manifest's rows (their id, else the path), else the files."""
     from videoapi.domain.batch_sources import BatchRow, read_manifest
@@ -572,17 +579,18 @@ def _local_items(sources: list[str]) -> list[tuple[str, Path]]:
         if not Path(source).is_file():
             raise NotFound("source_not_found", f"no such file: {source}")
 
-    if len(sources) == 1 and sources[0].lower().endswith(MANIFEST_SUFFIXES) and Path(sources[0]).is_file():
+    manifest = _local_manifest(sources)
+    if manifest is not None:
         items = []
         try:
-            with open(sources[0], encoding="utf-8") as lines:
+            with manifest.open(encoding="utf-8") as lines:
                 for row in read_manifest(lines, exists, "manifest"):
                     if isinstance(row, BatchRow):
                         items.append((row.item_id if row.item_id != str(row.row) else row.source, Path(row.source)))
                     else:
                         err.print(f"[yellow]row {row.row} left out ({row.code}):[/] {row.message}", highlight=False)
         except ApiError as exc:
-            fail(f"{sources[0]}: {exc.message}")
+            fail(f"{manifest}: {exc.message}")
         return items
     return [(str(video), video) for video in _local_sources(sources)]
 
@@ -689,12 +697,13 @@ def _batch_sources_via_api(
     if len(sources) == 1 and sources[0].startswith("s3://"):
         kind = "manifest" if sources[0].lower().endswith(MANIFEST_SUFFIXES) else "prefix"
         return {kind: sources[0]}
-    if len(sources) == 1 and sources[0].lower().endswith(MANIFEST_SUFFIXES) and Path(sources[0]).is_file():
+    manifest = _local_manifest(sources)
+    if manifest is not None:
         from videoapi.domain.batch_sources import BatchRow, read_manifest
 
         with tempfile.TemporaryDirectory() as folder:
             rewritten, count = Path(folder) / "manifest.jsonl", 0
-            with open(sources[0], encoding="utf-8") as lines, rewritten.open("w") as out:
+            with manifest.open(encoding="utf-8") as lines, rewritten.open("w") as out:
                 for row in read_manifest(lines, lambda source: None, "manifest"):
                     if isinstance(row, BatchRow) and row.item_id not in skip:
                         local = Path(row.source)

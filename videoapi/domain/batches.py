@@ -340,16 +340,15 @@ class BatchService:
         if not batch_id or not job.status.finished:
             return
         index, attempt = int(job.extra[INDEX_FIELD]), int(job.extra.get("batch_attempt") or 1)
-        detection = self.jobs.store.get(job.extra["parent"]) if is_clips_job(job) else job
-        succeeded = detection.status == JobStatus.succeeded
-        if succeeded and (document is None or is_clips_job(job)):  # `document`: the worker's, just written
-            document = self.storage.get_json(detection.result_key)
-        elif not succeeded:
+        clips_job = is_clips_job(job)
+        detection = self.jobs.store.get(job.extra["parent"]) if clips_job else job
+        if detection.status != JobStatus.succeeded:
             document = None
+        elif document is None:  # `document`: the one the worker just wrote, when it was this job's
+            document = self.storage.get_json(detection.result_key)
         clip_keys: dict[int, str] = {}
-        if document is not None and not is_clips_job(job):
-            clips = json.loads(self._record(batch_id).get("clips") or "null")
-            if clips and self._start_clips(batch_id, job, document, clips):
+        if document is not None and not clips_job:
+            if self._start_clips(batch_id, job, document, self._record(batch_id)):
                 return
         elif document is not None and job.status == JobStatus.succeeded:
             manifest = self.storage.get_json(job.result_key)
@@ -381,8 +380,12 @@ class BatchService:
                 pipe.execute()
         self._finish_if_done(batch_id)
 
-    def _start_clips(self, batch_id: str, job: Job, document: dict[str, Any], clips: dict[str, Any]) -> bool:
-        """Make (once) and queue the clips job of an item whose detection succeeded; False when no shot is kept."""
+    def _start_clips(self, batch_id: str, job: Job, document: dict[str, Any], record: dict[str, str]) -> bool:
+        """Make (once) and queue the clips job of an item whose detection succeeded; False when the batch asked for
+        no clips or no shot is kept."""
+        clips = json.loads(record.get("clips") or "null")
+        if not clips:
+            return False
         spans = dataset_spans(
             document, clips.get("min_duration_s") or 0.0, clips.get("max_duration_s"), clips["trim_transitions"]
         )
@@ -393,14 +396,17 @@ class BatchService:
         # died leaves the detection job ended among the active ones, and the next count makes it after the lock
         if self.redis.set(redis_keys.batch_item_lock(clips_id), "1", nx=True, ex=_LOCK_S):
             if not self.redis.exists(redis_keys.job(clips_id)):
-                self._make_clips_job(batch_id, job, clips_id, [span.shot for span in spans], clips)
+                weight = float(record.get("weight") or 1)
+                self._make_clips_job(batch_id, job, clips_id, [span.shot for span in spans], clips, weight)
             with self.redis.pipeline() as pipe:
                 pipe.sadd(redis_keys.batch_active(batch_id), clips_id)
                 pipe.srem(redis_keys.batch_active(batch_id), job.id)
                 pipe.execute()
         return True
 
-    def _make_clips_job(self, batch_id: str, job: Job, clips_id: str, shots: list[int], clips: dict[str, Any]) -> None:
+    def _make_clips_job(
+        self, batch_id: str, job: Job, clips_id: str, shots: list[int], clips: dict[str, Any], weight: float
+    ) -> None:
         item = job.extra.get("batch_item_id", "")
         row = int(job.extra.get("batch_row") or 0)
         options = {
@@ -413,10 +419,8 @@ class BatchService:
             "zip": False,
             "manifest": f"batches/{batch_id}/clip-manifests/{int(job.extra[INDEX_FIELD]):09d}.json",
         }
-        record = self._record(batch_id)
         # the slot its detection job freed: an item begun is finished before new ones start, never refused
         self.jobs.quotas.reserve(job.client_id, clips_id, 1 << 30)
-        weight = float(record.get("weight") or 1)
         batch_fields = {k: v for k, v in job.extra.items() if k.startswith("batch_") and k != COUNTED_FIELD}
         self.jobs.store.create(
             job_id=clips_id,
