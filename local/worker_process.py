@@ -35,6 +35,7 @@ class WorkerProcess:
     log_path: Path | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
     command_prefix: list[str] = field(default_factory=list)  # e.g. `ip netns exec NAME`: run it on another host
+    include: list[str] = field(default_factory=list)  # more modules the worker imports (`celery worker -I`)
     metrics_port: int = field(default=0, init=False)
     _metrics_dir: Path | None = field(default=None, init=False, repr=False)
     _process: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
@@ -67,6 +68,7 @@ class WorkerProcess:
             "shots",
             "--without-gossip",
             "--without-mingle",
+            *(["--include", ",".join(self.include)] if self.include else []),
         ]
         self._release()  # a restart after kill(): the dead processes' log handle and metrics go
         self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL

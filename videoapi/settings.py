@@ -120,6 +120,12 @@ class Settings(BaseSettings):
     lease_s: float = Field(30.0, gt=0, description="a running task whose lease is not renewed this long is re-queued")
     lease_renew_s: float = Field(5.0, gt=0, description="how often a worker renews its running task's lease")
     reaper_interval_s: float = Field(5.0, gt=0, description="how often each worker process looks for lapsed leases")
+    consumer_stall_s: float = Field(
+        30.0,
+        ge=0,
+        description="a worker with a free slot that takes no task this long while its queue holds some restarts its "
+        "broker consumer (Celery's consumers can go deaf after a Redis reconnect; 0: never)",
+    )
     max_worker_losses: int = Field(3, ge=1, description="a job whose worker died this many times fails as worker_lost")
     checkpoint_windows: int = Field(
         20,

@@ -14,6 +14,7 @@ from celery.signals import worker_init
 from videoapi.adapters.redis_client import redis_transport_options
 from videoapi.settings import Settings, get_settings
 from workers import observability  # noqa: F401  (connects the worker's metrics, traces and logs to its signals)
+from workers.consumer_watchdog import ConsumerWatchdog
 
 M_ARENA_MAX = -8  # glibc's mallopt parameter
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Celery:
         task_default_queue="shots",
     )
     app.conf.videoapi_settings = settings
+    app.steps["consumer"].add(ConsumerWatchdog)
     return app
 
 

@@ -288,6 +288,19 @@ class HostStack:
             time.sleep(0.2)
         time.sleep(3)
 
+    def diagnose(self, burst: Burst, lines: int = 25) -> str:
+        """What a failed fault test prints: the jobs not over, the queue's length, each worker log's last lines."""
+        unfinished = [j for j in burst.ids if j not in burst.finished_at]
+        try:
+            queued = str(self.store().redis.llen("shots"))
+        except Exception as exc:  # Redis gone: said, not raised over the failure being reported
+            queued = type(exc).__name__
+        parts = [f"{len(unfinished)} not over (first: {unfinished[:3]}); tasks in the queue: {queued}"]
+        for name, worker in self.workers.items():
+            tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
+            parts.append(f"--- {name} (alive: {worker.alive}) ---\n" + "\n".join(tail))
+        return "\n".join(parts)
+
     def report(self, fault: str, burst: Burst, healed_at: float, affected: list[str]) -> dict[str, Any]:
         """The figures a fault test prints: jobs, lost, duplicated callbacks, the affected jobs' recovery."""
         assert self.sink is not None

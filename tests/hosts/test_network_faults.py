@@ -57,7 +57,7 @@ def check_outcome(stack: HostStack, fault: str, burst: Burst, healed_at: float, 
     stack.wait(burst, DRAIN_S)
     stack.callbacks_settle(burst)
     figures = stack.report(fault, burst, healed_at, affected)
-    assert figures["lost"] == 0, [j for j in burst.ids if j not in burst.finished_at]
+    assert figures["lost"] == 0, stack.diagnose(burst)
     assert figures["succeeded"] == len(burst.ids), figures["failed"]
     assert stack.sink is not None
     assert {j: stack.sink.received[j] for j in burst.ids if stack.sink.received[j] != 1} == {}
