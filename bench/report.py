@@ -732,7 +732,7 @@ def section_gpu(page: Page) -> None:
 
 def section_gpu_service(page: Page) -> None:
     named = [d for d in page.of("gpu-service") if gpu_name(d) != UNKNOWN and d["figures"].get("service")]
-    documents = latest_by(named, gpu_name)
+    documents = sorted(named, key=lambda d: d["_path"])  # every run: bursts this short vary from one to the next
     command = "bench/gpu/service.py on a GPU node (docs/benchmarks/gpu.md)"
     if not page.section("The service on a GPU node", "gpu.md", bool(documents), command):
         return
@@ -773,6 +773,25 @@ def section_gpu_service(page: Page) -> None:
                 rows[-1][0] += f"; {row['frames_per_s'] / nvdec_only:.3f}x the service on NVDEC alone"
         header = ["", "frames/s, whole burst", "steady", "of the harness", "of NVDEC decode only"]
         page.add(*table(header, rows, "lrrrr"))
+        scaling = figures.get("scaling")
+        if scaling and scaling.get("rows"):
+            page.add(
+                f"Several GPUs (`SERVICE_GPUS`, the service narrowed to 1, 2, 4 and 8 of the node's GPUs): this node "
+                f"has {scaling['gpus_seen']}; not run: {', '.join(map(str, scaling['not_run'])) or 'none'}.",
+                "",
+            )
+            rows = [
+                [
+                    gpus,
+                    f"{row['plan']}, {row['jobs']} jobs, {row['succeeded']} succeeded",
+                    number(row.get("frames_per_s")),
+                    number(row.get("steady_frames_per_s")),
+                    number(row.get("linear_ratio"), ".2f"),
+                ]
+                for gpus, row in scaling["rows"].items()
+            ]
+            header = ["GPUs", "workers", "frames/s, whole burst", "steady", "of linear scaling"]
+            page.add(*table(header, rows, "rlrrr"))
 
 
 def section_api_load(page: Page) -> None:

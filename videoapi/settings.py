@@ -68,8 +68,14 @@ class Settings(BaseSettings):
     gpu: int | None = Field(
         None,
         ge=0,
-        description="the GPU a worker's processes decode on and send windows through (NVDEC; empty: spread over the "
-        "node's GPUs, pool process k on GPU k mod their count)",
+        description="the GPU a worker's processes decode on and send windows through (NVDEC; empty: each process "
+        "takes the node's GPU that the fewest live worker processes have taken)",
+    )
+    node_dir: Path | None = Field(
+        None,
+        description="a folder every worker process of a node shares (in Kubernetes a hostPath mounted in each "
+        "worker pod): their GPU claims and NVDEC slots live there (empty: the temporary directory's "
+        "videoapi-node, shared by the processes of one container)",
     )
     nvdec_streams: int = Field(
         0,

@@ -18,7 +18,6 @@ from functools import cache
 from typing import Any, cast
 
 import redis
-from billiard.process import current_process
 from botocore.exceptions import BotoCoreError, ClientError
 from celery import Task, chord
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
@@ -141,7 +140,7 @@ def _sweep_scratch(**_: Any) -> None:
 @worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped
 def _take_a_gpu(**_: Any) -> None:
     # before the warm-up builds the Triton client (its CUDA shared memory is on this process's GPU)
-    place_on_gpu(app.conf.videoapi_settings, getattr(current_process(), "index", 0))  # prefork: 0..concurrency-1
+    place_on_gpu(app.conf.videoapi_settings)
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]  # Celery's signals are untyped

@@ -9,7 +9,10 @@ One Triton on the GPU (bench/gpu/model.py, fp16, channels-last, inputs left on t
   the last job finished, and in steady state (the jobs that finished between the 10th and the 90th percentile of
   finish times). Per job: queue wait, run time, and the run time against a harness stream's time for the same
   frames (what the service path adds per job). SERVICE_PLAN: `w<workers>c<concurrency>[n<NVDEC slots>],...`; with
-  n (issue 39 part 2) the pool's tasks past the slots decode on the CPU (VIDEOAPI_NVDEC_STREAMS).
+  n (issue 39 part 2) the pool's tasks past the slots decode on the CPU (VIDEOAPI_NVDEC_STREAMS);
+- scaling (issue 40; BENCH_PARTS=...,scaling, last): the service on 1, 2, 4 and 8 of the node's GPUs (SERVICE_GPUS;
+  the counts past the node's are listed as not run), a Triton and a stack narrowed to each count's GPUs, SCALING_PLAN
+  workers per GPU: frames/s and the ratio to linear scaling from one GPU.
 
 SERVICE_DRY=1 SERVICE_DECODER=pyav SERVICE_SHM=none runs the service part alone on a CPU (the stack's own
 Triton), to try it here. Run on the device: `python bench/gpu/service.py DIR` (DIR from bench/gpu/make_inputs.py) after
@@ -45,6 +48,7 @@ def save():
     from envelope import write_result
 
     keys = ("BENCH_PARTS", "BENCH_SECONDS", "E2E_SECONDS", "DECODE_PLAN", "E2E_PLAN", "SERVICE_PLAN", "SERVICE_JOBS")
+    keys += ("SERVICE_GPUS", "SCALING_PLAN", "SCALING_JOBS_PER_GPU")
     parameters = {"window": WINDOW, "jobs": JOBS} | {k.lower(): os.environ[k] for k in keys if k in os.environ}
     write_result("gpu-service", parameters, REPORT, out=OUT / "service.json")
 
@@ -104,62 +108,105 @@ def summarise(jobs: list[dict], per_stream_fps: float | None) -> dict:
     return row
 
 
-def part_service(clip: Path, triton_url: str | None, per_stream_fps: float | None) -> None:
+def run_service(
+    clip: Path, triton_url: str | None, per_stream_fps: float | None, plan: tuple[int, int, int], jobs: int = JOBS
+) -> dict:
+    """One burst of `jobs` through a LocalStack of plan's (workers, concurrency, NVDEC slots): its summary row."""
     from local.stack import LocalStack, StackPorts
     from videoapi.client import VideoApiClient
     from videoapi.settings import Settings
 
+    workers, concurrency, slots = plan
+    label = f"w{workers}c{concurrency}" + (f"n{slots}" if slots else "")
+    settings = Settings(
+        decoder="auto" if slots else os.environ.get("SERVICE_DECODER", "nvdec"),  # type: ignore[arg-type]
+        nvdec_streams=slots,
+        decoder_threads=int(os.environ.get("SERVICE_DECODER_THREADS", "2")),
+        window=WINDOW,
+        model_name=MODEL if triton_url else "transnetv2",
+        triton_shared_memory=os.environ.get("SERVICE_SHM", "cuda"),  # type: ignore[arg-type]
+        batch_windows=int(os.environ.get("SERVICE_BATCH_WINDOWS", "4")),
+        client_max_active_jobs=jobs + 10,
+        client_rate_limit=0,
+    )
+    t0 = time.perf_counter()
+    stack = LocalStack(
+        settings,
+        StackPorts(api=0),
+        workers=workers,
+        worker_concurrency=concurrency,
+        triton_url=triton_url,
+        write_state=False,
+        on_status=lambda line: log("  " + line),
+    )
+    with stack:
+        log(f"{label}: stack up in {time.perf_counter() - t0:.1f} s")
+        with VideoApiClient(stack.api_url, stack.api_key, timeout_s=120) as client:
+            with ThreadPoolExecutor(16) as pool:
+                keys = list(pool.map(lambda _: client.upload(clip), range(jobs)))
+            log(f"{label}: {jobs} uploads in {time.perf_counter() - t0:.1f} s since start")
+            t_submit = time.perf_counter()
+            with ThreadPoolExecutor(16) as pool:
+                ids = list(pool.map(lambda key, tag=label: client.submit(key, tag=tag)["id"], keys))
+            submit_s = time.perf_counter() - t_submit
+            deadline = time.monotonic() + JOB_TIMEOUT_S
+            pending = set(ids)
+            finished: dict[str, dict] = {}
+            while pending and time.monotonic() < deadline:
+                time.sleep(1.0)
+                with ThreadPoolExecutor(8) as pool:
+                    for job in pool.map(client.status, list(pending)):
+                        if job["status"] in ("succeeded", "failed", "cancelled"):
+                            finished[job["id"]] = job
+                            pending.discard(job["id"])
+            for job_id in pending:
+                finished[job_id] = client.status(job_id)
+    row = summarise(list(finished.values()), per_stream_fps) | {"submit_s": submit_s, "plan": label}
+    row["unfinished"] = len(pending)
+    log(f"{label}: " + json.dumps({k: v for k, v in row.items() if k != "statuses"}, default=str))
+    return row
+
+
+def part_service(clip: Path, triton_url: str | None, per_stream_fps: float | None) -> None:
     rows = REPORT.setdefault("service", {})
-    for workers, concurrency, slots in parse_service_plan(os.environ.get("SERVICE_PLAN", "w6c4")):
-        label = f"w{workers}c{concurrency}" + (f"n{slots}" if slots else "")
-        settings = Settings(
-            decoder="auto" if slots else os.environ.get("SERVICE_DECODER", "nvdec"),  # type: ignore[arg-type]
-            nvdec_streams=slots,
-            decoder_threads=int(os.environ.get("SERVICE_DECODER_THREADS", "2")),
-            window=WINDOW,
-            model_name=MODEL if triton_url else "transnetv2",
-            triton_shared_memory=os.environ.get("SERVICE_SHM", "cuda"),  # type: ignore[arg-type]
-            batch_windows=int(os.environ.get("SERVICE_BATCH_WINDOWS", "4")),
-            client_max_active_jobs=JOBS + 10,
-            client_rate_limit=0,
-        )
-        t0 = time.perf_counter()
-        stack = LocalStack(
-            settings,
-            StackPorts(api=0),
-            workers=workers,
-            worker_concurrency=concurrency,
-            triton_url=triton_url,
-            write_state=False,
-            on_status=lambda line: log("  " + line),
-        )
-        with stack:
-            log(f"{label}: stack up in {time.perf_counter() - t0:.1f} s")
-            with VideoApiClient(stack.api_url, stack.api_key, timeout_s=120) as client:
-                with ThreadPoolExecutor(16) as pool:
-                    keys = list(pool.map(lambda _: client.upload(clip), range(JOBS)))
-                log(f"{label}: {JOBS} uploads in {time.perf_counter() - t0:.1f} s since start")
-                t_submit = time.perf_counter()
-                with ThreadPoolExecutor(16) as pool:
-                    ids = list(pool.map(lambda key, tag=label: client.submit(key, tag=tag)["id"], keys))
-                submit_s = time.perf_counter() - t_submit
-                deadline = time.monotonic() + JOB_TIMEOUT_S
-                pending = set(ids)
-                jobs: dict[str, dict] = {}
-                while pending and time.monotonic() < deadline:
-                    time.sleep(1.0)
-                    with ThreadPoolExecutor(8) as pool:
-                        for job in pool.map(client.status, list(pending)):
-                            if job["status"] in ("succeeded", "failed", "cancelled"):
-                                jobs[job["id"]] = job
-                                pending.discard(job["id"])
-                for job_id in pending:
-                    jobs[job_id] = client.status(job_id)
-            row = summarise(list(jobs.values()), per_stream_fps) | {"submit_s": submit_s}
-            row["unfinished"] = len(pending)
-            rows[label] = row
-            log(f"{label}: " + json.dumps({k: v for k, v in row.items() if k != "statuses"}, default=str))
-            save()
+    for plan in parse_service_plan(os.environ.get("SERVICE_PLAN", "w6c4")):
+        row = run_service(clip, triton_url, per_stream_fps, plan)
+        rows[row["plan"]] = row
+        save()
+
+
+def gpu_counts(text: str, available: int) -> tuple[list[int], list[int]]:
+    """SERVICE_GPUS ('1,2,4,8') split into the counts this node can run and those it cannot."""
+    wanted = [int(g) for g in text.split(",") if g.strip()]
+    return [g for g in wanted if g <= available], [g for g in wanted if g > available]
+
+
+def part_scaling(clip: Path, repo: Path) -> None:
+    """The service path on 1, 2, 4 and 8 of the node's GPUs (issue 40): for each count a Triton and a stack that see
+    only those GPUs (CUDA_VISIBLE_DEVICES), SCALING_PLAN's workers per GPU, SCALING_JOBS_PER_GPU jobs per GPU;
+    frames/s and its ratio to linear scaling from one GPU."""
+    import torch
+    from run import start_triton
+
+    available = torch.cuda.device_count()
+    counts, not_run = gpu_counts(os.environ.get("SERVICE_GPUS", "1,2,4,8"), available)
+    report = REPORT.setdefault("scaling", {"gpus_seen": available, "not_run": not_run, "rows": {}})
+    workers, concurrency, slots = parse_service_plan(os.environ.get("SCALING_PLAN", "w6c4"))[0]
+    per_gpu_jobs = int(os.environ.get("SCALING_JOBS_PER_GPU", "100"))
+    one_gpu = None
+    for count in counts:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(count))  # Triton's and the workers'
+        server = start_triton(repo)
+        try:
+            row = run_service(clip, server.grpc_url, None, (workers * count, concurrency, slots), per_gpu_jobs * count)
+        finally:
+            server.stop()
+            del os.environ["CUDA_VISIBLE_DEVICES"]
+        one_gpu = one_gpu or row.get("frames_per_s")
+        if one_gpu and row.get("frames_per_s"):
+            row["linear_ratio"] = row["frames_per_s"] / (count * one_gpu)
+        report["rows"][str(count)] = row
+        save()
 
 
 def main() -> None:
@@ -195,6 +242,9 @@ def main() -> None:
                             per_stream = per_stream or row.get("nvdec_per_stream")
                     elif part == "service":
                         part_service(clip, server.grpc_url, per_stream)
+                    elif part == "scaling":
+                        server.stop()  # each GPU count starts its own, narrowed to those GPUs
+                        part_scaling(clip, repo)
                 except Exception as exc:  # noqa: BLE001 - the next part may still run
                     import traceback
 

@@ -74,11 +74,29 @@ def test_workers_use_the_triton_on_their_own_node():
     docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
     triton = docs[("DaemonSet", "triton")]["spec"]["template"]["spec"]["containers"][0]
     grpc = next(p for p in triton["ports"] if p["name"] == "grpc")
-    assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1 and "--model-config-name=gpu" in triton["args"]
+    assert "--model-config-name=gpu" in triton["args"]
     worker = docs[("Deployment", "worker")]["spec"]["template"]["spec"]["containers"][0]
     env = {e["name"]: e for e in worker["env"]}
     assert env["HOST_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
     assert env["VIDEOAPI_TRITON_URL"]["value"] == f"$(HOST_IP):{grpc['hostPort']}"
+
+
+def test_triton_and_the_workers_see_every_gpu_of_the_node_and_the_workers_share_the_nodes_folder():
+    """Any GPU count: Triton puts an instance on each GPU it sees; the workers spread over them by claims in the
+    node's folder (videoapi.pipeline.gpus), which must be one folder for all the node's pods: a hostPath."""
+    docs = {(d["kind"], d["metadata"]["name"]): d for _, d in documents()}
+    triton = docs[("DaemonSet", "triton")]["spec"]["template"]["spec"]["containers"][0]
+    worker_pod = docs[("Deployment", "worker")]["spec"]["template"]["spec"]
+    worker = worker_pod["containers"][0]
+    for container in (triton, worker):
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert env["NVIDIA_VISIBLE_DEVICES"] == "all"
+        assert "nvidia.com/gpu" not in container["resources"].get("limits", {})  # not one GPU of the plugin's
+    env = {e["name"]: e.get("value") for e in worker["env"]}
+    assert "video" in env["NVIDIA_DRIVER_CAPABILITIES"].split(",")  # NVDEC
+    [mount] = [m for m in worker["volumeMounts"] if m["mountPath"] == env["VIDEOAPI_NODE_DIR"]]
+    [volume] = [v for v in worker_pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["hostPath"]["path"] == env["VIDEOAPI_NODE_DIR"]
 
 
 def test_configuration_names_real_settings():

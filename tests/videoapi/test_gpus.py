@@ -5,7 +5,13 @@ Triton's GPU configuration; the throughput on 1 to 8 GPUs is bench/gpu/service.p
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import re
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Event
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,24 +23,80 @@ from videoapi.settings import PROJECT_ROOT, Settings
 @pytest.fixture(autouse=True)
 def _restore_process_gpu():
     yield
-    gpus._process_gpu = 0
+    gpus._process_gpu, gpus._node_dir = 0, None
+    if gpus._claim is not None:
+        os.close(gpus._claim)
+        gpus._claim = None
+
+
+def _claim_and_hold(directory: Path, count: int, pinned: int | None, placed: Queue, release: Event) -> None:
+    placed.put(gpus.claim_gpu(directory, count, pinned))
+    release.wait(60)
+
+
+class Node:
+    """Worker processes of one node, each claiming a GPU in the node's folder and holding it until stopped."""
+
+    def __init__(self, directory: Path, count: int):
+        self.directory, self.count = directory, count
+        self.context = multiprocessing.get_context("fork")
+        self.processes: list[tuple[Any, Event, int]] = []
+
+    def start(self, pinned: int | None = None) -> int:
+        placed, release = self.context.Queue(), self.context.Event()
+        process = self.context.Process(
+            target=_claim_and_hold, args=(self.directory, self.count, pinned, placed, release)
+        )
+        process.start()
+        gpu = placed.get(timeout=30)
+        self.processes.append((process, release, gpu))
+        return gpu
+
+    def kill(self, gpu: int) -> None:
+        """SIGKILL one process on `gpu`: no chance to give its claim back."""
+        process, _, _ = next(p for p in self.processes if p[2] == gpu and p[0].is_alive())
+        process.kill()
+        process.join(10)
+
+    def stop(self) -> None:
+        for process, release, _ in self.processes:
+            if process.is_alive():  # a killed waiter never wakes: set() would wait for it (its own Event)
+                release.set()
+            process.join(10)
 
 
 @pytest.mark.parametrize("count", [1, 2, 4, 8])
-def test_a_pool_spreads_over_every_gpu_evenly(count):
-    processes = 2 * count + 1
-    placed = [gpus.gpu_for_process(None, index, count) for index in range(processes)]
-    assert set(placed) == set(range(count))
-    per_gpu = [placed.count(gpu) for gpu in range(count)]
-    assert max(per_gpu) - min(per_gpu) <= 1
+def test_the_nodes_processes_spread_over_every_gpu_evenly(count, tmp_path):
+    node = Node(tmp_path / "node", count)
+    try:
+        placed = [node.start() for _ in range(2 * count + 1)]  # a pod's pool and another pod's: one folder
+        per_gpu = [placed.count(gpu) for gpu in range(count)]
+        assert per_gpu == [3] + [2] * (count - 1)
+        assert [gpus.live_claims(tmp_path / "node" / f"gpu{gpu}") for gpu in range(count)] == per_gpu
+    finally:
+        node.stop()
 
 
-def test_a_pinned_gpu_is_kept_and_one_past_the_last_says_so():
-    assert [gpus.gpu_for_process(3, index, 8) for index in range(4)] == [3, 3, 3, 3]
+def test_a_dead_processs_gpu_is_the_next_one_taken(tmp_path):
+    node = Node(tmp_path / "node", 4)
+    try:
+        assert [node.start() for _ in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+        node.kill(2)
+        node.kill(2)
+        assert node.start() == 2  # its claims freed by the kernel, their files removed on the next count
+        assert len(list((tmp_path / "node" / "gpu2").iterdir())) == 1
+        assert node.start(pinned=1) == 1  # a pinned process is counted where it is
+        assert node.start() == 2
+    finally:
+        node.stop()
+
+
+def test_a_pinned_gpu_past_the_last_or_no_gpu_at_all_says_so(tmp_path):
+    assert gpus.claim_gpu(tmp_path, 8, pinned=3) == 3
     with pytest.raises(DecoderUnavailable, match="VIDEOAPI_GPU=2, but this process sees 2 GPU"):
-        gpus.gpu_for_process(2, 0, 2)
+        gpus.claim_gpu(tmp_path, 2, pinned=2)
     with pytest.raises(DecoderUnavailable, match="no CUDA GPU"):
-        gpus.gpu_for_process(None, 0, 0)
+        gpus.claim_gpu(tmp_path, 0)
 
 
 def test_the_setting_reads_from_the_environment(monkeypatch):
@@ -45,31 +107,37 @@ def test_the_setting_reads_from_the_environment(monkeypatch):
 
 def test_a_cpu_node_places_no_process(monkeypatch):
     # this machine has no GPU: the worker's processes decode on the CPU and keep GPU 0 as a default
-    assert gpus.place_on_gpu(Settings(decoder="auto"), 3) is None
+    assert gpus.place_on_gpu(Settings(decoder="auto")) is None
     monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
-    assert gpus.place_on_gpu(Settings(decoder="pyav"), 3) is None
+    assert gpus.place_on_gpu(Settings(decoder="pyav")) is None
     assert gpus.process_gpu() == 0
 
 
-def test_a_gpu_node_places_each_pool_process(monkeypatch):
+def test_a_gpu_node_places_each_pool_process_and_its_nvdec_slots_in_the_nodes_folder(monkeypatch, tmp_path):
     monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
     monkeypatch.setattr(gpus, "visible_gpus", lambda: 4)
-    assert gpus.place_on_gpu(Settings(decoder="auto"), 6) == 2
-    assert gpus.process_gpu() == 2
-    assert gpus.place_on_gpu(Settings(decoder="nvdec", gpu=1), 6) == 1
-    assert gpus.process_gpu() == 1
+    node = Node(tmp_path / "node", 4)
+    try:
+        assert [node.start() for _ in range(2)] == [0, 1]  # two processes of another pod
+        assert gpus.place_on_gpu(Settings(decoder="auto", node_dir=tmp_path / "node")) == 2
+        assert gpus.process_gpu() == 2
+        assert decode_nvdec.nvdec_slot_dir() == tmp_path / "node" / "nvdec-slots" / "gpu2"
+        assert gpus.place_on_gpu(Settings(decoder="nvdec", gpu=1, node_dir=tmp_path / "node")) == 1
+        assert gpus.process_gpu() == 1
+        assert gpus.live_claims(tmp_path / "node" / "gpu2") == 0  # its first claim given back
+    finally:
+        node.stop()
 
 
 def test_each_gpu_has_its_own_nvdec_slots(monkeypatch, tmp_path):
     # two processes on two GPUs, one slot each: both decode on NVDEC; a second on the same GPU goes to the CPU
     monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
-    monkeypatch.setattr(decode_nvdec.tempfile, "gettempdir", lambda: str(tmp_path))
-    gpus.assign_process_gpu(0)
+    gpus.assign_process_gpu(0, tmp_path)
     with decode_nvdec.claim_decoder("auto", 1) as on_gpu0:
-        gpus.assign_process_gpu(1)
+        gpus.assign_process_gpu(1, tmp_path)
         with decode_nvdec.claim_decoder("auto", 1) as on_gpu1, decode_nvdec.claim_decoder("auto", 1) as third:
             assert (on_gpu0, on_gpu1, third) == ("nvdec", "nvdec", "pyav")
-    assert sorted(p.name for p in (tmp_path / "videoapi-nvdec-slots").iterdir()) == ["gpu0", "gpu1"]
+    assert sorted(p.name for p in (tmp_path / "nvdec-slots").iterdir()) == ["gpu0", "gpu1"]
 
 
 def test_tritons_gpu_configuration_puts_an_instance_on_every_gpu():

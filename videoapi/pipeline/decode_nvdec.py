@@ -16,7 +16,6 @@ import ctypes
 import fcntl
 import logging
 import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -28,7 +27,7 @@ from numpy.typing import NDArray
 
 from videoapi.errors import DecoderUnavailable, VideoRejected
 from videoapi.pipeline.decode import MODEL_HEIGHT, MODEL_WIDTH, TileTap
-from videoapi.pipeline.gpus import process_gpu
+from videoapi.pipeline.gpus import node_dir, process_gpu
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -83,7 +82,7 @@ def resolve_decoder(setting: str) -> str:
 def nvdec_slot_dir() -> Path:
     """Where this process's GPU's NVDEC slots live: one lock file per slot, shared by every worker process of the
     node that decodes on that GPU (each GPU has its own decoders, so its own slots)."""
-    return Path(tempfile.gettempdir()) / "videoapi-nvdec-slots" / f"gpu{process_gpu()}"
+    return node_dir() / "nvdec-slots" / f"gpu{process_gpu()}"
 
 
 @contextmanager
