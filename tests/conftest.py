@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +14,26 @@ import pytest
 
 from local.triton_server import TritonServer
 from videoapi.settings import Settings
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A runtime folder of this test process's own, where `videoapi local up` says where its stack is: the tests'
+    stacks neither find a developer's nor each other's when the files run on several processes (xdist)."""
+    runtime = tempfile.mkdtemp(prefix="videoapi-tests-runtime-")
+    config.stash[_RUNTIME] = (os.environ.get("XDG_RUNTIME_DIR"), runtime)
+    os.environ["XDG_RUNTIME_DIR"] = runtime
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    before, runtime = config.stash[_RUNTIME]
+    shutil.rmtree(runtime, ignore_errors=True)
+    if before is None:
+        os.environ.pop("XDG_RUNTIME_DIR", None)
+    else:
+        os.environ["XDG_RUNTIME_DIR"] = before
+
+
+_RUNTIME = pytest.StashKey[tuple[str | None, str]]()
 
 
 def reference_test_video() -> Path:

@@ -184,10 +184,11 @@ def test_a_tf_style_model_file_runs_in_process_like_the_canonical_one(model_repo
     tf_style_variant = tf_style_variant.tf_style_variant
     repo = tmp_path / "tf"
     variant = tf_style_variant(model_repository / "transnetv2/1/model.onnx", tmp_path / "exported.onnx")
-    build_model_repository(repo, onnx_file=variant, single_frame_output="output_1")
+    # f32 on both sides: the file's reading is the point here; its INT8 build (a minute) is test_int8.py's
+    build_model_repository(repo, onnx_file=variant, single_frame_output="output_1", int8=False)
     windows = np.stack([reference_frames[s : s + 100] for s in (0, 700, 2100)])
-    single, many = LocalModel(repo / "transnetv2").predict(windows)
-    expected_single, expected_many = LocalModel(model_repository / "transnetv2").predict(windows)
+    single, many = LocalModel(repo / "transnetv2", precision="f32").predict(windows)
+    expected_single, expected_many = LocalModel(model_repository / "transnetv2", precision="f32").predict(windows)
     assert np.abs(single - expected_single).max() < 1e-5 and np.abs(many - expected_many).max() < 1e-5
 
 
@@ -195,7 +196,7 @@ def test_model_build_puts_the_shared_runtime_beside_model_py(model_repository, t
     from videoapi.model import runtime
     from videoapi.model.repository import build_model_repository
 
-    build_model_repository(tmp_path, onnx_file=model_repository / "transnetv2/1/model.onnx")
+    build_model_repository(tmp_path, onnx_file=model_repository / "transnetv2/1/model.onnx", int8=False)
     copied = tmp_path / "transnetv2" / "1" / runtime.RUNTIME_MODULE
     assert copied.read_text() == Path(runtime.__file__).read_text()
 
