@@ -17,8 +17,8 @@ from videoapi.settings import Settings
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """A runtime folder of this test process's own, where `videoapi local up` says where its stack is: the tests'
-    stacks neither find a developer's nor each other's when the files run on several processes (xdist)."""
+    """A runtime folder of this test run's own, where `videoapi local up` says where its stack is: no test finds a
+    stack the developer has running, nor leaves its own behind for them."""
     runtime = tempfile.mkdtemp(prefix="videoapi-tests-runtime-")
     config.stash[_RUNTIME] = (os.environ.get("XDG_RUNTIME_DIR"), runtime)
     os.environ["XDG_RUNTIME_DIR"] = runtime
