@@ -73,7 +73,8 @@ class ConsumerWatchdog(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery
         if stall_s <= 0:
             return
         watch = StallWatch(stall_s)
-        self.probe = c.app.connection_for_read()
+        # one connection attempt per check (no retries inside the event loop): an outage is Celery's to handle
+        self.probe = c.app.connection_for_read(transport_options={"max_retries": 0})
         self.timer_entry = c.timer.call_repeatedly(max(1.0, stall_s / 3), self.check, (c, watch))
 
     def stop(self, c: Any) -> None:
