@@ -75,6 +75,7 @@ class Burst:
     """Jobs submitted together, and when each was first seen finished."""
 
     ids: list[str]
+    submitted_at: str = field(default_factory=lambda: time.strftime("%H:%M:%S"))  # the worker logs' clock
     finished_at: dict[str, float] = field(default_factory=dict)
     status: dict[str, JobStatus] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
@@ -292,10 +293,18 @@ class HostStack:
         """What a failed fault test prints: the jobs not over, the queue's length, each worker log's last lines."""
         unfinished = [j for j in burst.ids if j not in burst.finished_at]
         try:
-            queued = str(self.store().redis.llen("shots"))
+            client = self.store().redis
+            fair = {key: client.llen(key) for key in client.scan_iter(match="fair:q:*")}
+            queued = f"{client.llen('shots')} task(s) in the Celery queue, fair queues {fair}"
         except Exception as exc:  # Redis gone: said, not raised over the failure being reported
             queued = type(exc).__name__
-        parts = [f"{len(unfinished)} not over (first: {unfinished[:3]}); tasks in the queue: {queued}"]
+        missing = [j for j in burst.finished_at if self.sink is not None and self.sink.received[j] != 1]
+        parts = [
+            f"at {time.strftime('%H:%M:%S')} (the worker logs' clock): {len(unfinished)} not over (first: "
+            f"{unfinished[:3]}); {queued}; callbacks not exactly once: "
+            f"{ {j: self.sink.received[j] for j in missing[:5]} if self.sink else '-' }",
+            f"the burst's ids: first {burst.ids[:2]}, submitted at {burst.submitted_at}",
+        ]
         for name, worker in self.workers.items():
             tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
             parts.append(f"--- {name} (alive: {worker.alive}) ---\n" + "\n".join(tail))

@@ -43,6 +43,7 @@ def wait_running_on(stack: HostStack, burst: Burst, hostname: str, timeout_s: fl
         if found := running_on(stack, burst, hostname):
             return found
         time.sleep(0.1)
+    print(stack.diagnose(burst))
     raise AssertionError(f"no job of the burst ran on {hostname} within {timeout_s:.0f}s")
 
 
@@ -57,14 +58,20 @@ def check_outcome(stack: HostStack, fault: str, burst: Burst, healed_at: float, 
     stack.wait(burst, DRAIN_S)
     stack.callbacks_settle(burst)
     figures = stack.report(fault, burst, healed_at, affected)
-    assert figures["lost"] == 0, stack.diagnose(burst)
-    assert figures["succeeded"] == len(burst.ids), figures["failed"]
-    assert stack.sink is not None
-    assert {j: stack.sink.received[j] for j in burst.ids if stack.sink.received[j] != 1} == {}
-    late = {
-        j: round(burst.finished_at[j] - healed_at, 1) for j in affected if burst.finished_at[j] - healed_at > RECOVERY_S
-    }
-    assert late == {}, f"jobs the fault touched finished more than {RECOVERY_S:.0f}s after the heal"
+    try:
+        assert figures["lost"] == 0
+        assert figures["succeeded"] == len(burst.ids), figures["failed"]
+        assert stack.sink is not None
+        assert {j: stack.sink.received[j] for j in burst.ids if stack.sink.received[j] != 1} == {}
+        late = {
+            j: round(burst.finished_at[j] - healed_at, 1)
+            for j in affected
+            if burst.finished_at[j] - healed_at > RECOVERY_S
+        }
+        assert late == {}, f"jobs the fault touched finished more than {RECOVERY_S:.0f}s after the heal"
+    except AssertionError:
+        print(stack.diagnose(burst))  # in the test's captured output: what the workers and queues were doing
+        raise
     return figures
 
 
