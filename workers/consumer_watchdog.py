@@ -97,7 +97,7 @@ class ConsumerWatchdog(bootsteps.StartStopStep):  # type: ignore[misc]  # Celery
             channel = self.probe.default_channel
             waiting = sum(channel.queue_declare(queue=name).message_count for name in queues)
         except Exception as exc:  # the broker unreachable: Celery's own reconnect answers that
-            logger.debug("consumer watchdog could not size %s: %s", queues, exc)
+            logger.warning("consumer watchdog could not size %s: %s", queues, exc)  # blind meanwhile: said
             self.probe.collect()
             return
         limit = c.qos.value  # prefetch limit: concurrency x worker_prefetch_multiplier (0: none)
