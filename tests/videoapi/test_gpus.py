@@ -5,13 +5,11 @@ Triton's GPU configuration; the throughput on 1 to 8 GPUs is bench/gpu/service.p
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import re
-from multiprocessing.queues import Queue
-from multiprocessing.synchronize import Event
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,40 +27,46 @@ def _restore_process_gpu():
         gpus._claim = None
 
 
-def _claim_and_hold(directory: Path, count: int, pinned: int | None, placed: Queue, release: Event) -> None:
-    placed.put(gpus.claim_gpu(directory, count, pinned))
-    release.wait(60)
+HOLD = """
+import sys
+from pathlib import Path
+from videoapi.pipeline.gpus import claim_gpu
+pinned = None if sys.argv[3] == "-" else int(sys.argv[3])
+print(claim_gpu(Path(sys.argv[1]), int(sys.argv[2]), pinned), flush=True)
+sys.stdin.read()  # held until the test closes our stdin (or kills us)
+"""
 
 
 class Node:
-    """Worker processes of one node, each claiming a GPU in the node's folder and holding it until stopped."""
+    """Worker processes of one node, each claiming a GPU in the node's folder and holding it until stopped.
+
+    Separate interpreters, not forks: a fork of the test process (threads of earlier tests running) can hang."""
 
     def __init__(self, directory: Path, count: int):
         self.directory, self.count = directory, count
-        self.context = multiprocessing.get_context("fork")
-        self.processes: list[tuple[Any, Event, int]] = []
+        self.processes: list[tuple[subprocess.Popen[str], int]] = []
 
     def start(self, pinned: int | None = None) -> int:
-        placed, release = self.context.Queue(), self.context.Event()
-        process = self.context.Process(
-            target=_claim_and_hold, args=(self.directory, self.count, pinned, placed, release)
-        )
-        process.start()
-        gpu = placed.get(timeout=30)
-        self.processes.append((process, release, gpu))
+        pin = "-" if pinned is None else str(pinned)
+        args = [sys.executable, "-c", HOLD, str(self.directory), str(self.count), pin]
+        process = subprocess.Popen(args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=PROJECT_ROOT)
+        assert process.stdout is not None
+        gpu = int(process.stdout.readline())
+        self.processes.append((process, gpu))
         return gpu
 
     def kill(self, gpu: int) -> None:
         """SIGKILL one process on `gpu`: no chance to give its claim back."""
-        process, _, _ = next(p for p in self.processes if p[2] == gpu and p[0].is_alive())
+        process, _ = next(p for p in self.processes if p[1] == gpu and p[0].poll() is None)
         process.kill()
-        process.join(10)
+        process.wait(10)
 
     def stop(self) -> None:
-        for process, release, _ in self.processes:
-            if process.is_alive():  # a killed waiter never wakes: set() would wait for it (its own Event)
-                release.set()
-            process.join(10)
+        for process, _ in self.processes:
+            if process.poll() is None:
+                assert process.stdin is not None
+                process.stdin.close()
+            process.wait(10)
 
 
 @pytest.mark.parametrize("count", [1, 2, 4, 8])
