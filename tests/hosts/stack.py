@@ -28,7 +28,9 @@ from local.synthetic import write_video
 from local.triton_server import TritonServer
 from local.worker_process import WorkerProcess
 from tests.hosts.network import GATEWAY, Host, Network
+from videoapi.adapters.queue import QUEUE
 from videoapi.adapters.storage import Storage
+from videoapi.domain import redis_keys
 from videoapi.domain.jobs import JobStatus, JobStore
 from videoapi.settings import PROJECT_ROOT, Settings
 
@@ -294,15 +296,17 @@ class HostStack:
         unfinished = [j for j in burst.ids if j not in burst.finished_at]
         try:
             client = self.store().redis
-            fair = {key: client.llen(key) for key in client.scan_iter(match="fair:q:*")}
-            queued = f"{client.llen('shots')} task(s) in the Celery queue, fair queues {fair}"
+            fair = {key: client.llen(key) for key in client.scan_iter(match=f"{redis_keys.FAIR_QUEUE_PREFIX}*")}
+            queued = f"{client.llen(QUEUE)} task(s) in the Celery queue, fair queues {fair}"
         except Exception as exc:  # Redis gone: said, not raised over the failure being reported
             queued = type(exc).__name__
-        missing = [j for j in burst.finished_at if self.sink is not None and self.sink.received[j] != 1]
+        callbacks = "-"
+        if self.sink is not None:
+            counts = self.sink.received
+            callbacks = str({j: counts[j] for j in burst.finished_at if counts[j] != 1})[:300]
         parts = [
             f"at {time.strftime('%H:%M:%S')} (the worker logs' clock): {len(unfinished)} not over (first: "
-            f"{unfinished[:3]}); {queued}; callbacks not exactly once: "
-            f"{ {j: self.sink.received[j] for j in missing[:5]} if self.sink else '-' }",
+            f"{unfinished[:3]}); {queued}; callbacks not exactly once: {callbacks}",
             f"the burst's ids: first {burst.ids[:2]}, submitted at {burst.submitted_at}",
         ]
         for name, worker in self.workers.items():

@@ -42,9 +42,8 @@ def visible_gpus() -> int:
 
 def node_dir(settings: Settings | None = None) -> Path:
     """The folder every worker process of the node shares: `VIDEOAPI_NODE_DIR`, else one in the temporary directory."""
-    if settings is None:
-        return _node_dir or Path(tempfile.gettempdir()) / "videoapi-node"
-    return settings.node_dir or Path(tempfile.gettempdir()) / "videoapi-node"
+    chosen = _node_dir if settings is None else settings.node_dir
+    return chosen or Path(tempfile.gettempdir()) / "videoapi-node"
 
 
 @contextmanager
