@@ -1073,6 +1073,66 @@ def section_files(page: Page) -> None:
     page.add(*table(["bench", "machine", "date", "commit", "file"], rows, "lllll"))
 
 
+def section_text_cues(page: Page) -> None:
+    """EndCredits, OpeningCredits, Slate and StudioLogo on the generated sets (bench/text_cues.py), and their cost."""
+    sets = [d for d in page.results if d["bench"].startswith("text-cues-sets-")]
+    costs = latest_by(page.of("text-cues-cost"), cpu_key)
+    command = "python -m bench text_cues sets --seeds report"
+    if not page.section("Text cues", "text-cues.md", bool(sets or costs), command):
+        return
+    for seeds in ("report", "tune"):
+        document = newest(d for d in sets if d["parameters"].get("seeds") == seeds)
+        if document is None:
+            continue
+        figures = document["figures"]
+        page.add(
+            f"**{seeds.upper()} seeds** {document['parameters']['sets']}, "
+            f"{document['parameters'].get('samples_per_s')} samples/s; {caption(document)}",
+            "",
+        )
+        rows = [
+            [
+                kind,
+                f["cases"],
+                f["hits"],
+                number(f["hit_rate"], ".0%"),
+                number(f["median_abs_error_s"], ".2f"),
+                number(f["max_abs_error_s"], ".2f"),
+            ]
+            for kind, f in figures["by_type"].items()
+        ]
+        header = ["cue", "cases", "hits", "hit rate", "median edge error, s", "largest edge error, s"]
+        page.add(*table(header, rows))
+        false_negatives = ", ".join(f"{k} {v}" for k, v in figures["false_on_negatives"].items()) or "none"
+        false_positives = ", ".join(f"{k} {v}" for k, v in figures["false_on_positives"].items()) or "none"
+        page.add(
+            f"Negative cases: {figures['negative_cases']}, false cues on them: {false_negatives}; cues of another "
+            f"type on the positive cases: {false_positives}; credits precision "
+            f"{number(figures['credits_precision'], '.3f')}. *hit*: for credits, start and end each within "
+            f"{document['parameters']['tolerance_s']} s of the truth; for slates and logos, a cue over the truth.",
+            "",
+        )
+    for document in costs:
+        figures = document["figures"]
+        cpu_s, wall_s = figures["median_cpu_s"], figures["median_wall_s"]
+        rows = [[arm, number(wall_s[arm], ".2f"), number(cpu_s[arm], ".2f")] for arm in cpu_s]
+        page.add(
+            f"**Cost, {cpu(document['machine'])}**: the engine end to end on a 1920x1080 clip of "
+            f"{figures['frames']} frames, medians of {document['parameters']['repeats']} alternating runs; "
+            f"{caption(document)}",
+            "",
+        )
+        page.add(*table(["arm", "wall s", "CPU s"], rows))
+        page.add(
+            f"The text cues' share of the end-to-end time with every cue on: "
+            f"{number(100 * figures['text_share_of_cpu'], '.1f')}% of CPU time, "
+            f"{number(100 * figures['text_share_of_wall'], '.1f')}% of wall time; inside one instrumented run, "
+            f"{figures['inside_one_run']['samples']} samples took "
+            f"{number(figures['inside_one_run']['sampler_s'], '.2f')} s.",
+            "",
+        )
+
+
 SECTIONS = (
     section_speed,
     section_accuracy,
@@ -1086,6 +1146,7 @@ SECTIONS = (
     section_network_faults,
     section_batch,
     section_cost,
+    section_text_cues,
     section_wheel_install,
     section_files,
 )

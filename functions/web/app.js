@@ -9,6 +9,7 @@ const state = {
 const SPAN_COLOURS = {
   cut: "#1d232b", dissolve: "#e08a17", fade: "#8a4fd6", fade_in: "#8a4fd6", fade_out: "#8a4fd6",
   BlackFrames: "#000000", ColorBars: "#d2233c", FrozenFrames: "#1769e0", Silence: "#9aa3ad", Content: "#9fd3a8",
+  OpeningCredits: "#c9a227", EndCredits: "#a0752b", Slate: "#5b6b7a", StudioLogo: "#d64f9c",
 };
 
 function apiKey() {

@@ -104,9 +104,10 @@ def predict_file(
     """
     first = max(0, segment.start - MARGIN)
     last = None if segment.stop is None else segment.stop + MARGIN
+    text = features.text if features is not None else None  # the text cues' samples, larger than the tiles
     with claim_decoder(settings.decoder, settings.nvdec_streams) as decoder:
         if decoder == "nvdec":
-            frames = iter_model_frames_nvdec(path, first, last, tiles=candidates)
+            frames = iter_model_frames_nvdec(path, first, last, tiles=candidates)  # no text samples (GPU decode)
         elif decoder == "pyav":
             frames = iter_model_frames_pyav(
                 path,
@@ -114,13 +115,13 @@ def predict_file(
                 last,
                 skip_loop_filter=settings.skip_loop_filter,
                 threads=settings.decoder_threads,
-                tiles=candidates,
+                tiles=[candidates, text],
                 frame_pts=frame_pts,
                 log=log if log is not None else DecodeLog(segment.start, segment.stop),
                 audio=features.audio if features is not None else None,
             )
         else:
-            frames = iter_model_frames(path, first, last, tiles=candidates)
+            frames = iter_model_frames(path, first, last, tiles=[candidates, text])
         if features is not None:
             frames = features.tap(frames, first)
         if sampler is not None:
@@ -148,14 +149,16 @@ def decode_whole(
     on_predictions: Callable[[NDArray[Any]], None] | None = None,
     *,
     frame_pts: NDArray[Any] | None = None,
+    segments: SegmentOptions | None = None,
 ) -> Iterator[DecodedVideo]:
     """Decode and predict a whole video in one pass; the candidates' spill file lives until the block ends.
 
     `frame_pts`: the probe's timestamps (videoapi.pipeline.probe.probe_timeline), which number and time the frames.
+    `segments`: the job's options (no text samples when it asks for no technical cue).
     """
     sampler = OverviewSampler.for_video(info.frame_count, settings.overview_max_frames)
     candidates = KeyframeCandidates.for_info(info)
-    features = FeatureTap(frame_features(settings))
+    features = FeatureTap(frame_features(settings, info, segments))
     log = DecodeLog()
     try:
         predictions = predict_file(

@@ -1,4 +1,4 @@
-"""Technical cues (black frames, colour bars, frozen frames, silence) from the one decode; the segment options.
+"""Technical cues (black frames, colour bars, frozen frames, silence, text's) from the one decode; the options.
 
 The taps keep small per-frame figures (arrays prefixed `cue_`: the 48x27 model frames' here, the audio track's
 in videoapi.pipeline.audio); `technical_cues` turns the stitched arrays into cue spans, so a segmented job gives the
@@ -16,9 +16,19 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
 from videoapi.pipeline.shots import FrameClock, runs
+from videoapi.pipeline.text_cues import TEXT_CUE_TYPES, text_cues
 
 SEGMENT_TYPES: tuple[Literal["SHOT", "TECHNICAL_CUE"], ...] = ("SHOT", "TECHNICAL_CUE")
-CUE_TYPES = ("BlackFrames", "ColorBars", "FrozenFrames", "Silence", "Content")
+CUE_TYPES = (
+    "BlackFrames",
+    "ColorBars",
+    "FrozenFrames",
+    "Silence",
+    *TEXT_CUE_TYPES,  # from text on screen: videoapi.pipeline.text_cues
+    "Content",
+)
+# Not programme content (Rekognition's Content is what none of these covers); frozen frames and silence are.
+NOT_CONTENT = ("BlackFrames", "ColorBars", *TEXT_CUE_TYPES)
 # Percentiles kept per frame for the black-frame test: any min_coverage_percentage is answered later.
 BLACK_PERCENTILES = np.arange(101)
 # Mean absolute change (0..255) under which two frames count as the same picture.
@@ -241,9 +251,11 @@ def technical_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock, options: 
     audio = arrays.get("cue_audio_db")
     if audio is not None and len(audio) == count:  # no audio stream (or no audio heard): no Silence cue
         found += silences(audio, clock, options)
+    for kind, start, end, confidence in text_cues(arrays, clock):
+        found.append(cue(kind, start, end, clock, confidence))
     covered = np.zeros(count, dtype=bool)
     for item in found:
-        if item["type"] in ("BlackFrames", "ColorBars"):
+        if item["type"] in NOT_CONTENT:
             covered[item["start_frame"] : item["end_frame"] + 1] = True
     for start, end in runs(~covered):
         found.append(cue("Content", start, end, clock, 1.0))

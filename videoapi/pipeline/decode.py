@@ -6,7 +6,7 @@ frame; kept side by side so that a change to one is seen against the other.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -69,10 +69,20 @@ def _seek(cap: cv2.VideoCapture, start: int) -> int:
     return index
 
 
+def tile_taps(tiles: TileTap | Sequence[TileTap | None] | None) -> list[TileTap]:
+    """The tile taps of a decode: one, several (the keyframe candidates, the text cues' samples) or none."""
+    if tiles is None:
+        return []
+    if isinstance(tiles, Sequence):
+        return [tap for tap in tiles if tap is not None]
+    return [tiles]
+
+
 def iter_model_frames(
-    path: Path, start: int = 0, stop: int | None = None, *, tiles: TileTap | None = None
+    path: Path, start: int = 0, stop: int | None = None, *, tiles: TileTap | Sequence[TileTap | None] | None = None
 ) -> Iterator[NDArray[Any]]:
     """Yield frames start..stop-1 as 27x48x3 RGB uint8, holding one decoded frame at a time; `tiles` taps some."""
+    taps = tile_taps(tiles)
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
     if not cap.isOpened():
         cap.release()
@@ -86,8 +96,9 @@ def iter_model_frames(
             ok, bgr = cap.read()
             if not ok:
                 break
-            if tiles is not None and tiles.wants(index):
-                tiles.add(index, cv2.resize(bgr, tiles.size, interpolation=cv2.INTER_AREA))
+            for tap in taps:
+                if tap.wants(index):
+                    tap.add(index, cv2.resize(bgr, tap.size, interpolation=cv2.INTER_AREA))
             yield to_model_frame(bgr)
             index += 1
     finally:
@@ -181,7 +192,7 @@ def iter_model_frames_pyav(
     skip_loop_filter: bool = True,
     threads: int = 0,
     interpolation: str = "BICUBIC",
-    tiles: TileTap | None = None,
+    tiles: TileTap | Sequence[TileTap | None] | None = None,
     frame_pts: NDArray[Any] | None = None,
     log: DecodeLog | None = None,
     audio: AudioTap | None = None,
@@ -225,7 +236,7 @@ def iter_model_frames_pyav(
             else:
                 container.seek(base + int(start / rate / tb), stream=stream, backward=True)
         scaler = VideoReformatter()  # one swscale context for the whole video (frame.reformat makes one per frame)
-        tile_scaler = VideoReformatter()
+        taps = [(tap, VideoReformatter()) for tap in tile_taps(tiles)]  # a scaler each: sizes differ
         expected = start  # the next frame number to yield
         counted = None  # frames without timestamps are numbered by counting
         previous = None  # the last model frame, to stand in for frames that never come
@@ -254,12 +265,13 @@ def iter_model_frames_pyav(
             expected = index
             if frame.is_corrupt:
                 log.concealed(index)
-            if tiles is not None and tiles.wants(index):
-                width, height = tiles.size
-                tile = tile_scaler.reformat(
-                    frame, width=width, height=height, format="bgr24", interpolation="AREA", threads=SCALER_THREADS
-                )
-                tiles.add(index, tile.to_ndarray())
+            for tap, tile_scaler in taps:
+                if tap.wants(index):
+                    width, height = tap.size
+                    tile = tile_scaler.reformat(
+                        frame, width=width, height=height, format="bgr24", interpolation="AREA", threads=SCALER_THREADS
+                    )
+                    tap.add(index, tile.to_ndarray())
             yield small
             previous = small
             expected += 1

@@ -222,7 +222,10 @@ class ShotDetector:
                 self._drop_parts(job_id, parts)
                 return document
             predicting = time.perf_counter()
-            with decode_whole(path, info, self.settings, self.model, progress, frame_pts=frame_pts) as decoded_video:
+            asked = SegmentOptions.from_record(job.extra.get("segment_options"))
+            with decode_whole(
+                path, info, self.settings, self.model, progress, frame_pts=frame_pts, segments=asked
+            ) as decoded_video:
                 predicted = time.perf_counter()
                 document = self.publish(job_id, decoded_video)
             # where a short job's time went, in its record: decode and inference against the service's own work
@@ -390,7 +393,8 @@ class ShotDetector:
         start, stop = part.start, part.stop
         sampler = OverviewSampler.for_video(info.frame_count, self.settings.overview_max_frames, start, stop)
         candidates = KeyframeCandidates.for_info(info, start=start, stop=stop)
-        features = FeatureTap(frame_features(self.settings), start, stop)
+        segments = SegmentOptions.from_record(self.store.get(job_id).extra.get("segment_options"))
+        features = FeatureTap(frame_features(self.settings, info, segments), start, stop)
         features.restore(state)
         log = DecodeLog(part.start, part.stop)
         if cut is not None:

