@@ -185,19 +185,24 @@ HARD_SETS = {
     "long_gradual": "dissolves of 30-60 frames, fades through black and through white, a fade in and a fade out",
     "short_similar": "hard cuts between very short shots (3-8 frames), similar crops of one photo, flat colours",
     "slideshow": "edited stills: cuts, fades through black and dissolves, no camera motion",
+    "wipes": "wipes of 8-40 frames (horizontal, vertical, clock, iris) and cuts",
+    "very_long": "dissolves and fades through black of 60-90 frames, and cuts",
 }
+WIPE_SHAPES = ("horizontal", "vertical", "clock", "iris")
 
 
 @dataclass
 class Join:
     """How a shot is joined to the one before it."""
 
-    type: str = "cut"  # cut, dissolve, fade
-    length: int = 0  # dissolve: blended frames
+    type: str = "cut"  # cut, dissolve, fade, wipe
+    length: int = 0  # dissolve, wipe: blended frames
     out: int = 0  # fade: frames fading out, held, fading in
     hold: int = 0
     into: int = 0
     colour: int = 0  # fade: 0 black, 255 white
+    shape: str = ""  # wipe: one of WIPE_SHAPES
+    reverse: bool = False  # wipe: from the right (bottom, anticlockwise, closing iris)
 
 
 @dataclass
@@ -244,6 +249,19 @@ def _hard_plan(kind: str, rng: np.random.Generator, photos: list[np.ndarray], co
                     colour=colour,
                 )
             shot.length = max(shot.length, 110)
+        elif kind == "wipes" and number:
+            if rng.random() < 0.75:
+                shape = WIPE_SHAPES[number % len(WIPE_SHAPES)]
+                join = Join("wipe", int(rng.integers(8, 41)), shape=shape, reverse=bool(rng.random() < 0.5))
+            shot.length = max(shot.length, 100)  # room for a wipe at either end
+        elif kind == "very_long" and number:
+            pick = rng.random()
+            if pick < 0.5:
+                join = Join("dissolve", int(rng.integers(60, 91)))
+            elif pick < 0.8:
+                out = int(rng.integers(30, 46))
+                join = Join("fade", out=out, hold=int(rng.integers(0, 6)), into=int(rng.integers(60, 91)) - out)
+            shot.length = max(shot.length, 210)  # room for a long transition at either end
         if kind == "slideshow":
             shot.end, shot.shake = shot.start, 0.0
         if kind == "flashes":
@@ -293,6 +311,25 @@ def _with_extras(frames: list[np.ndarray], extras: Extras) -> list[np.ndarray]:
     return [np.clip(f, 0, 255).astype(np.uint8) for f in out]
 
 
+def _wipe_mask(shape: str, progress: float, reverse: bool, height: int, width: int) -> np.ndarray:
+    """Where the incoming picture shows (1) at `progress` (0..1) of a wipe, with an edge 4 pixels soft."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    if shape == "horizontal":
+        position = x / width
+    elif shape == "vertical":
+        position = y / height
+    elif shape == "clock":  # a hand sweeping from twelve o'clock
+        position = (np.arctan2(x - width / 2, height / 2 - y) / (2 * np.pi)) % 1.0
+    else:  # an iris opening from the centre
+        position = np.hypot(x - width / 2, y - height / 2) / np.hypot(width / 2, height / 2)
+    if reverse:
+        position = 1.0 - position
+    soft = 4.0 / width
+    # the edge sweeps from just before 0 to just past 1: the first frame already shows some, the last some of the old
+    edge = progress * (1 + 2 * soft) - soft
+    return np.clip((edge - position) / soft + 0.5, 0, 1)[..., None]
+
+
 def render_hard(kind: str, seed: int, shots: int, width: int, height: int) -> tuple[list[np.ndarray], list]:
     """Frames of one video of HARD_SETS and its typed transitions (last frame before, first after, type)."""
     rng = np.random.default_rng(seed)
@@ -308,6 +345,13 @@ def render_hard(kind: str, seed: int, shots: int, width: int, height: int) -> tu
             truth.append((-1, fade, "fade_in"))
         if number and join.type == "cut":
             truth.append((len(video) - 1, len(video), "cut"))
+        elif number and join.type == "wipe":
+            tail = video[-join.length :]
+            del video[-join.length :]
+            for i in range(join.length):
+                mask = _wipe_mask(join.shape, (i + 1) / (join.length + 1), join.reverse, height, width)
+                incoming[i] = (tail[i] * (1 - mask) + incoming[i] * mask).astype(np.uint8)
+            truth.append((len(video) - 1, len(video) + join.length, "wipe"))
         elif number and join.type == "dissolve":
             tail = video[-join.length :]
             del video[-join.length :]

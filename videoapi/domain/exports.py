@@ -26,7 +26,10 @@ EXPORT_FILES = {
     "xml": ("xml", "application/xml"),
     "qp": ("qp", "text/plain; charset=utf-8"),
 }
-GRADUAL_TRANSITIONS = ("dissolve", "fade", "fade_in", "fade_out")
+GRADUAL_TRANSITIONS = ("dissolve", "fade", "wipe", "fade_in", "fade_out")
+# OTIO's transition type per ours: a wipe is the CMX 3600 adapter's own name for `W` events, the rest dissolves
+WIPE = "SMPTE_Wipe"
+WIPE_CODE = "W001"  # CMX 3600's wipe code (SMPTE wipe 001, a horizontal wipe): the pattern is not known here
 
 CSV_COLUMNS = [
     "index",
@@ -115,7 +118,7 @@ def timeline(document: dict[str, Any], start_timecode: str | None = None) -> oti
             track.append(
                 otio.schema.Transition(
                     name=opening["type"],
-                    transition_type=otio.schema.TransitionTypes.SMPTE_Dissolve,
+                    transition_type=WIPE if opening["type"] == "wipe" else otio.schema.TransitionTypes.SMPTE_Dissolve,
                     in_offset=RationalTime(blend[0], rate),
                     out_offset=RationalTime(blend[1], rate),
                     metadata={"videoapi": {"transition": opening["index"], "type": opening["type"]}},
@@ -162,12 +165,31 @@ def to_timeline(document: dict[str, Any], fmt: str, start_timecode: str | None =
         raise ExportError(
             f"{fmt} needs an SMPTE rate, not {document['video']['fps']} fps; use otio or fcpxml", "format"
         )
-    text = str(otio.adapters.write_to_string(timeline(document, start_timecode), TIMELINE_ADAPTERS[fmt]))
+    built = timeline(document, start_timecode)
+    text = str(otio.adapters.write_to_string(built, TIMELINE_ADAPTERS[fmt]))
     if fmt == "fcpxml":
         return _fcpxml_frame_duration(text, _rate(document))
     if fmt == "edl":
-        return _edl_record_offset(text, _start_frames(document, start_timecode), _rate(document))
+        wipes = [t.transition_type == WIPE for t in built.tracks[0] if isinstance(t, otio.schema.Transition)]
+        return _edl_record_offset(_edl_wipes(text, wipes), _start_frames(document, start_timecode), _rate(document))
     return text
+
+
+_EDL_DISSOLVE = re.compile(r"^(\d{3}\s+\S+\s+\S+\s+)D (\d{3})    ")
+
+
+def _edl_wipes(text: str, wipes: list[bool]) -> str:
+    """Turn the `D` events of wipes into `W001` events (OTIO's CMX 3600 writer writes every transition as a `D`;
+    its reader takes `W` events back as SMPTE_Wipe transitions). `wipes`: per transition, in the track's order,
+    whether it is a wipe; the writer gives one `D` event line per transition, in the same order."""
+    lines, seen = text.split("\n"), 0
+    for i, line in enumerate(lines):
+        found = _EDL_DISSOLVE.match(line)
+        if found:
+            if seen < len(wipes) and wipes[seen]:
+                lines[i] = f"{found.group(1)}{WIPE_CODE} {found.group(2)} " + line[found.end() :]
+            seen += 1
+    return "\n".join(lines)
 
 
 _EDL_EVENT = re.compile(r"^(\d{3}\s.*\s)(\d\d:\d\d:\d\d[:;]\d\d) (\d\d:\d\d:\d\d[:;]\d\d)$")
@@ -212,5 +234,5 @@ def export(document: dict[str, Any], fmt: str, start_timecode: str | None = None
 
 
 def to_edl(document: dict[str, Any], start_timecode: str | None = None) -> str:
-    """CMX 3600 through OTIO's adapter: a cut per shot, `D` events for dissolves."""
+    """CMX 3600 through OTIO's adapter: a cut per shot, `D` events for dissolves and fades, `W001` for wipes."""
     return to_timeline(document, "edl", start_timecode)

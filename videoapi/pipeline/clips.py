@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 ClipMode = Literal["copy", "exact"]
 CLIP_MODES = ("copy", "exact")
-GRADUAL = ("dissolve", "fade", "fade_in", "fade_out")
+GRADUAL = ("dissolve", "fade", "wipe", "fade_in", "fade_out")
 CLIPS_JOB_KIND = "clips"
 
 

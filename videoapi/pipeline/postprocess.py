@@ -31,6 +31,7 @@ from videoapi.pipeline.transition_rules import (
     normalised_thumbs,
 )
 from videoapi.pipeline.unseen import blended_transitions, edge_fades, frame_cuts
+from videoapi.pipeline.wipes import wipe_transitions
 
 
 def reference_transitions(single_frame: NDArray[Any], threshold: float) -> list[Transition]:
@@ -120,6 +121,9 @@ def detect_transitions(
             lo, hi = max(1, first - rules.cut_search + 1), min(n - 1, last + rules.cut_search + 1)
             at = lo + int(np.argmax(diff[lo : hi + 1])) if hi >= lo else first + 1
             found.append(Transition("cut", at, at, round(peak, 6)))
+            other = _rapid_cut(diff, luma, normalised, extreme, at, rules)
+            if other is not None:  # a shot of a frame or two between two cuts
+                found.append(Transition("cut", other, other, round(peak, 6)))
             continue
         span_lum = luma[first : last + 1]
         side = min(luma[max(0, before)], luma[min(n - 1, after)])
@@ -142,6 +146,13 @@ def detect_transitions(
         confidence = max(peak, float(many[first : last + 1].mean()))
         found.append(Transition(kind, start, end, round(confidence, 6)))
     found = _one_per_dissolve(found)
+    # wipes, which the model barely sees (or takes for a dissolve): where one is, it replaces a dissolve found there
+    cuts = np.zeros(n, bool)
+    for t in found:
+        if t.type == "cut":
+            cuts[max(0, t.start_frame - 1) : t.start_frame + 1] = True
+    wipes = wipe_transitions(features["pp_thumb"], diff, unexplained, cuts, threshold, rules)
+    found = [t for t in found if t.type == "cut" or not any(_overlap(t, w) for w in wipes)] + wipes
     taken = np.zeros(n, bool)
     for first, last in judged:  # whatever the rules made of these runs, their frames are the model's to judge
         taken[max(0, first - rules.excursion) : last + rules.excursion + 1] = True
@@ -177,6 +188,42 @@ def _at_the_ends(found: list[Transition], luma: NDArray[Any], rules: Rules) -> l
             t = Transition("fade_in", head, _still_moving(luma, t.end_frame, 1, rules), t.confidence)
         out.append(t)
     return out
+
+
+def _rapid_cut(
+    diff: NDArray[Any], luma: NDArray[Any], normalised: NDArray[Any], extreme: NDArray[Any], at: int, rules: Rules
+) -> int | None:
+    """The other cut of a shot one or two frames long beside the cut at `at`: a second frame change standing above
+    every other around, the frames between them a picture of their own (neither the one before nor the one after,
+    nor a blend of the two: an encoder's or a scaler's blend spreads one cut over two frames), and no flash (no
+    white or black frames, no jump brighter)."""
+    n = len(diff)
+    best = None
+    for other in (at - 2, at - 1, at + 1, at + 2):
+        if not 1 <= other < n - 1:
+            continue
+        a, b = min(at, other), max(at, other)  # the short shot: frames a..b-1
+        around = np.concatenate((diff[max(1, a - 6) : a], diff[a + 1 : b], diff[b + 1 : b + 7]))
+        if diff[other] < rules.frame_cut_diff or diff[other] < rules.rapid_iso * (around.max(initial=0.0) + 1.0):
+            continue
+        if extreme[a - 1 : b + 1].any() or (luma[a:b] - luma[a - 1] > rules.frame_cut_flash).any():
+            continue
+        steps = (change(normalised, a - 1, a), change(normalised, b - 1, b), change(normalised, a - 1, b))
+        if min(steps) < rules.frame_cut_step:
+            continue
+        before, after, middle = normalised[a - 1], normalised[b], normalised[a:b].mean(axis=0)
+        towards = after - before
+        along = float((middle - before) @ towards / (float(towards @ towards) + 1e-6))
+        left = np.abs(middle - before - along * towards).mean() / (np.abs(towards).mean() + 1e-6)
+        if left < rules.blend_left:
+            continue  # the frames between are the two pictures blended: one cut spread over them
+        if best is None or diff[other] > diff[best]:
+            best = other
+    return best
+
+
+def _overlap(a: Transition, b: Transition) -> bool:
+    return a.start_frame <= b.end_frame and b.start_frame <= a.end_frame
 
 
 def _still_moving(luma: NDArray[Any], at: int, step: int, rules: Rules) -> int:

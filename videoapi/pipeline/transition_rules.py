@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-TRANSITION_TYPES = ("cut", "dissolve", "fade", "fade_in", "fade_out")
+TRANSITION_TYPES = ("cut", "dissolve", "fade", "wipe", "fade_in", "fade_out")
 EDGE_TYPES = ("fade_in", "fade_out")  # at the video's ends: part of its first or last shot, between no two shots
 
 
@@ -67,6 +67,7 @@ class Rules:
     frame_cut_colours: float = 0.1  # ... this much (L1 between histograms)
     colour_ratio: float = 2.0  # ... and this many times as much as between the frames around it
     frame_cut_unexplained: float = 0.5  # ... and no shift of the last frame by 2 pixels halves its difference
+    rapid_iso: float = 2.0  # a shot of 1-2 frames between two cuts: the second cut's change this many times any other
     frame_cut_reach: int = 8  # frames after it where the picture may come back (a strobe)
     edge_fade_max: int = 60  # frames: a fade in from black at the start (out at the end) the model missed, at most
     edge_fade_rise: float = 10.0  # ... brightening by at least this many grey levels
@@ -84,6 +85,19 @@ class Rules:
     blend_dip: float = 0.9  # ... its contrast half way under this share of what the two pictures' would give
     blend_left: float = 0.3  # ... leaving this share of the difference of the two pictures unexplained
     blend_ratio: float = 3.0  # ... and the pictures differ this many times the shots' own change over 5 frames
+    wipe_cell: float = 20.0  # a wipe: thumbnail cells whose colour differs this much (RGB distance) before and after
+    wipe_cells: float = 0.6  # ... at least this share of the cells
+    wipe_ratio: float = 2.0  # ... the pictures before and after differing this many times the shots' own change
+    wipe_own: int = 16  # ... over as many frames as the window, at most this many
+    wipe_left: float = 0.2  # ... each frame between made of the two pictures (a cell's share left out under this)
+    wipe_explained: float = 0.8  # ... in this share of the cells and frames
+    wipe_halfway: float = 0.18  # ... its cells seldom half way (mean distance to the nearer picture under this)
+    wipe_spread: float = 0.12  # ... switching at moments spread over the window (std of their share)
+    wipe_steady: float = 0.9  # ... the incoming picture's share of the frame growing steadily (correlation)
+    wipe_unexplained: float = 0.3  # ... most of its frame changes no small shift of the frame before explains
+    wipe_pace: float = 0.25  # ... over any 6 frames of its middle at least this share of its mean pace
+    wipe_creep: float = 0.01  # ... its span: the ramp fitting the incoming picture's share of the frame, widened
+    # while that share still moves this much a frame
 
 
 DEFAULT_RULES = Rules()
