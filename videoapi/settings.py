@@ -83,6 +83,13 @@ class Settings(BaseSettings):
         description="with decoder auto on a GPU node: at most this many jobs per GPU decode on NVDEC at once, the "
         "others on the CPU (pyav): a pool larger than this fills the cores NVDEC leaves idle (0: every job on NVDEC)",
     )
+    cpu_decode_nice: int = Field(
+        0,
+        ge=0,
+        le=19,
+        description="with nvdec_streams: the nice value added to a job's CPU decode (a thread of its own, its "
+        "decoder threads with it) so that it takes the cycles the NVDEC jobs leave (0: the worker's priority)",
+    )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")
     threshold: float = Field(

@@ -26,6 +26,7 @@ import json
 import os
 import sys
 import tempfile
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -53,20 +54,120 @@ def save():
     write_result("gpu-service", parameters, REPORT, out=OUT / "service.json")
 
 
-def parse_service_plan(text: str) -> list[tuple[int, int, int]]:
-    """'w6c4,w8c4n24' to [(6, 4, 0), (8, 4, 24)]: worker processes, tasks per worker, and NVDEC slots (n: decoder
-    auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on the CPU; none: every task on NVDEC)."""
+def parse_service_plan(text: str) -> list[tuple[int, int, int, int | None, int]]:
+    """'w6c4,w8c4n24t1p19' to [(6, 4, 0, None, 0), (8, 4, 24, 1, 19)]: worker processes, tasks per worker, NVDEC
+    slots (n: decoder auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on the CPU; none: every task
+    on NVDEC), the CPU decoder's threads a task (t: VIDEOAPI_DECODER_THREADS; none: SERVICE_DECODER_THREADS) and
+    the nice value added to the CPU decodes (p: VIDEOAPI_CPU_DECODE_NICE; none: 0)."""
     plan = []
     for item in text.split(","):
         workers, rest = item.strip().lstrip("w").split("c")
+        rest, _, nice = rest.partition("p")
+        rest, _, threads = rest.partition("t")
         concurrency, _, slots = rest.partition("n")
-        plan.append((int(workers), int(concurrency), int(slots or 0)))
+        plan.append(
+            (int(workers), int(concurrency), int(slots or 0), int(threads) if threads else None, int(nice or 0))
+        )
     return plan
 
 
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def process_group(cmdline: list[str], pid: int) -> str:
+    """Which part of the node a process is, from its command line (for the CPU sampler)."""
+    text = " ".join(cmdline)
+    if pid == os.getpid():
+        return "bench"
+    for group, marks in (
+        ("triton_stub", ("triton_python_backend_stub",)),
+        ("triton", ("tritonserver",)),
+        ("workers", ("celery",)),
+        ("api", ("uvicorn", "videoapi.api", "gunicorn")),
+        ("s3", ("moto",)),
+        ("redis", ("redis",)),
+    ):
+        if any(mark in text for mark in marks):
+            return group
+    return "other"
+
+
+class CpuSampler(threading.Thread):
+    """Samples every process's CPU time each `interval_s` while a burst runs: cores used by each part of the node
+    (Triton, the workers, the API, S3, Redis, the bench), the node's busy share, and the threads each part runs."""
+
+    def __init__(self, interval_s: float = 1.0):
+        super().__init__(daemon=True)
+        self.interval_s = interval_s
+        self.stop_event = threading.Event()
+        self.samples: list[dict] = []
+
+    def run(self) -> None:
+        import psutil
+
+        last: dict[int, float] = {}
+        groups: dict[int, str] = {}
+        psutil.cpu_percent(None)
+        t_last = time.monotonic()
+        while not self.stop_event.wait(self.interval_s):
+            now = time.monotonic()
+            used: dict[str, float] = {}
+            threads: dict[str, int] = {}
+            for proc in psutil.process_iter(["pid", "cmdline", "cpu_times", "num_threads"]):
+                info = proc.info
+                times = info.get("cpu_times")
+                if times is None:
+                    continue
+                pid = info["pid"]
+                if pid not in groups:
+                    groups[pid] = process_group(info.get("cmdline") or [], pid)
+                group = groups[pid]
+                total = times.user + times.system
+                if pid in last:
+                    used[group] = used.get(group, 0.0) + (total - last[pid]) / (now - t_last)
+                last[pid] = total
+                threads[group] = threads.get(group, 0) + (info.get("num_threads") or 0)
+            busy = psutil.cpu_percent(None)
+            self.samples.append(
+                {"t": time.time(), "busy_pct": busy, "cores": {k: round(v, 2) for k, v in used.items()}}
+                | {"threads": threads}
+            )
+            t_last = now
+
+    def summary(self, t0: float, t1: float) -> dict:
+        """Means over the samples between t0 and t1 (epoch seconds): cores by part, the node's busy share, and the
+        share of samples with the node at least 95 % busy."""
+        inside = [s for s in self.samples if t0 <= s["t"] <= t1]
+        if not inside:
+            return {}
+        cores: dict[str, float] = {}
+        for sample in inside:
+            for group, value in sample["cores"].items():
+                cores[group] = cores.get(group, 0.0) + value / len(inside)
+        return {
+            "samples": len(inside),
+            "busy_pct_mean": sum(s["busy_pct"] for s in inside) / len(inside),
+            "saturated_share": sum(s["busy_pct"] >= 95 for s in inside) / len(inside),
+            "cores_mean": {k: round(v, 2) for k, v in sorted(cores.items(), key=lambda kv: -kv[1])},
+            "threads_max": {k: max(s["threads"].get(k, 0) for s in inside) for k in inside[-1]["threads"]},
+        }
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(5)
+
+
+def decoder_split(logs: Path) -> dict[str, int]:
+    """Jobs decoded on NVDEC and on the CPU, from the workers' logs (claim_decoder's line, one a job)."""
+    counts = {"nvdec": 0, "pyav": 0}
+    for path in logs.glob("worker*.log"):
+        for line in path.read_text(errors="replace").splitlines():
+            for decoder in counts:
+                if f"decoding on {decoder} (" in line:
+                    counts[decoder] += 1
+    return counts
 
 
 def summarise(jobs: list[dict], per_stream_fps: float | None) -> dict:
@@ -109,19 +210,28 @@ def summarise(jobs: list[dict], per_stream_fps: float | None) -> dict:
 
 
 def run_service(
-    clip: Path, triton_url: str | None, per_stream_fps: float | None, plan: tuple[int, int, int], jobs: int = JOBS
+    clip: Path,
+    triton_url: str | None,
+    per_stream_fps: float | None,
+    plan: tuple[int, int, int, int | None, int],
+    jobs: int = JOBS,
 ) -> dict:
-    """One burst of `jobs` through a LocalStack of plan's (workers, concurrency, NVDEC slots): its summary row."""
+    """One burst of `jobs` through a LocalStack of plan's (workers, concurrency, NVDEC slots, CPU decoder threads,
+    nice): its summary row."""
     from local.stack import LocalStack, StackPorts
     from videoapi.client import VideoApiClient
     from videoapi.settings import Settings
 
-    workers, concurrency, slots = plan
+    workers, concurrency, slots, threads, nice = plan
     label = f"w{workers}c{concurrency}" + (f"n{slots}" if slots else "")
+    label += (f"t{threads}" if threads is not None else "") + (f"p{nice}" if nice else "")
+    if threads is None:
+        threads = int(os.environ.get("SERVICE_DECODER_THREADS", "2"))
     settings = Settings(
         decoder="auto" if slots else os.environ.get("SERVICE_DECODER", "nvdec"),  # type: ignore[arg-type]
         nvdec_streams=slots,
-        decoder_threads=int(os.environ.get("SERVICE_DECODER_THREADS", "2")),
+        decoder_threads=threads,
+        cpu_decode_nice=nice,
         window=WINDOW,
         model_name=MODEL if triton_url else "transnetv2",
         triton_shared_memory=os.environ.get("SERVICE_SHM", "cuda"),  # type: ignore[arg-type]
@@ -130,6 +240,7 @@ def run_service(
         client_rate_limit=0,
     )
     t0 = time.perf_counter()
+    logs = Path(tempfile.mkdtemp(prefix=f"service-{label}-"))
     stack = LocalStack(
         settings,
         StackPorts(api=0),
@@ -137,6 +248,7 @@ def run_service(
         worker_concurrency=concurrency,
         triton_url=triton_url,
         write_state=False,
+        log_dir=logs,
         on_status=lambda line: log("  " + line),
     )
     with stack:
@@ -145,6 +257,8 @@ def run_service(
             with ThreadPoolExecutor(16) as pool:
                 keys = list(pool.map(lambda _: client.upload(clip), range(jobs)))
             log(f"{label}: {jobs} uploads in {time.perf_counter() - t0:.1f} s since start")
+            sampler = CpuSampler()
+            sampler.start()
             t_submit = time.perf_counter()
             with ThreadPoolExecutor(16) as pool:
                 ids = list(pool.map(lambda key, tag=label: client.submit(key, tag=tag)["id"], keys))
@@ -159,12 +273,34 @@ def run_service(
                         if job["status"] in ("succeeded", "failed", "cancelled"):
                             finished[job["id"]] = job
                             pending.discard(job["id"])
+            sampler.stop()
             for job_id in pending:
                 finished[job_id] = client.status(job_id)
     row = summarise(list(finished.values()), per_stream_fps) | {"submit_s": submit_s, "plan": label}
     row["unfinished"] = len(pending)
+    row["decoders"] = split = decoder_split(logs)
+    if slots and row.get("frames") and sum(split.values()):
+        # every job is the same clip: the frames split as the jobs do
+        row["cpu_frames_per_s"] = row["frames_per_s"] * split["pyav"] / sum(split.values())
+    row["cpu"] = cpu_use(sampler, list(finished.values()))
     log(f"{label}: " + json.dumps({k: v for k, v in row.items() if k != "statuses"}, default=str))
     return row
+
+
+def cpu_use(sampler: CpuSampler, jobs: list[dict]) -> dict:
+    """The sampler's means over the whole burst and over its steady state (the 10th to 90th percentile of the
+    finish times, as summarise's steady frames/s)."""
+    from datetime import datetime
+
+    done = [j for j in jobs if j.get("finished_at")]
+    if not done:
+        return {}
+    ts = sorted(datetime.fromisoformat(j["finished_at"].replace("Z", "+00:00")).timestamp() for j in done)
+    first = min(datetime.fromisoformat(j["created_at"].replace("Z", "+00:00")).timestamp() for j in done)
+    return {
+        "burst": sampler.summary(first, ts[-1]),
+        "steady": sampler.summary(_percentile(ts, 0.1), _percentile(ts, 0.9)),
+    }
 
 
 def part_service(clip: Path, triton_url: str | None, per_stream_fps: float | None) -> None:
@@ -191,14 +327,16 @@ def part_scaling(clip: Path, repo: Path) -> None:
     available = torch.cuda.device_count()
     counts, not_run = gpu_counts(os.environ.get("SERVICE_GPUS", "1,2,4,8"), available)
     report = REPORT.setdefault("scaling", {"gpus_seen": available, "not_run": not_run, "rows": {}})
-    workers, concurrency, slots = parse_service_plan(os.environ.get("SCALING_PLAN", "w6c4"))[0]
+    workers, concurrency, slots, threads, nice = parse_service_plan(os.environ.get("SCALING_PLAN", "w6c4"))[0]
     per_gpu_jobs = int(os.environ.get("SCALING_JOBS_PER_GPU", "100"))
     one_gpu = None
     for count in counts:
         os.environ["CUDA_VISIBLE_DEVICES"] = ",".join(str(g) for g in range(count))  # Triton's and the workers'
         server = start_triton(repo)
         try:
-            row = run_service(clip, server.grpc_url, None, (workers * count, concurrency, slots), per_gpu_jobs * count)
+            row = run_service(
+                clip, server.grpc_url, None, (workers * count, concurrency, slots, threads), per_gpu_jobs * count
+            )
         finally:
             server.stop()
             del os.environ["CUDA_VISIBLE_DEVICES"]

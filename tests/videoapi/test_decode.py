@@ -7,7 +7,7 @@ import pytest
 
 from local.synthetic import write_video
 from videoapi.errors import VideoRejected
-from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav
+from videoapi.pipeline.decode import iter_model_frames, iter_model_frames_pyav, iter_niced
 
 DECODERS = {
     "opencv": iter_model_frames,
@@ -128,3 +128,50 @@ def test_a_wrap_the_demuxer_left_in_is_undone_by_the_probe_and_the_decode():
         2,
         5,
     ]
+
+
+def test_a_niced_decode_runs_on_a_thread_of_its_own_at_a_lower_priority():
+    # a CPU decode beside NVDEC jobs (cpu_decode_nice): its thread is niced, the job's own thread keeps its priority
+    import os
+    import threading
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    seen = []
+
+    def frames():
+        seen.append((threading.get_native_id(), priority()))
+        yield from range(100)
+
+    base = priority()
+    assert list(iter_niced(frames(), 5, depth=4)) == list(range(100))
+    assert seen[0][0] != threading.get_native_id()
+    assert seen[0][1] == min(19, base + 5)
+    assert priority() == base
+
+
+def test_a_niced_decode_raises_its_errors_and_stops_when_left():
+    import threading
+
+    def broken():
+        yield 1
+        raise VideoRejected("not_a_video", "broken")
+
+    with pytest.raises(VideoRejected):
+        list(iter_niced(broken(), 3))
+    closed = threading.Event()
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    frames = iter_niced(endless(), 3, depth=2)
+    assert next(frames) == 0
+    frames.close()
+    assert closed.wait(5)

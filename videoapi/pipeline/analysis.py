@@ -20,8 +20,8 @@ from numpy.typing import NDArray
 from videoapi.domain.result import ModelIdentity, ResultKeys, npz_bytes, shot_document
 from videoapi.errors import JobError
 from videoapi.pipeline.cues import SegmentOptions, technical_cues
-from videoapi.pipeline.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav
-from videoapi.pipeline.decode_nvdec import claim_decoder, iter_model_frames_nvdec
+from videoapi.pipeline.decode import DecodeLog, decode_warnings, iter_model_frames, iter_model_frames_pyav, iter_niced
+from videoapi.pipeline.decode_nvdec import claim_decoder, iter_model_frames_nvdec, nvdec_missing
 from videoapi.pipeline.frame_features import FeatureTap, frame_features
 from videoapi.pipeline.inference import FrameModel, Predictions, predict_frames
 from videoapi.pipeline.postprocess import shot_list, transition_dicts, transitions_for
@@ -120,6 +120,9 @@ def predict_file(
                 log=log if log is not None else DecodeLog(segment.start, segment.stop),
                 audio=features.audio if features is not None else None,
             )
+            if settings.cpu_decode_nice and settings.decoder == "auto" and settings.nvdec_streams > 0:
+                if nvdec_missing() is None:  # a job past the NVDEC slots: it takes the cores they leave idle
+                    frames = iter_niced(frames, settings.cpu_decode_nice)
         else:
             frames = iter_model_frames(path, first, last, tiles=[candidates, text])
         if features is not None:

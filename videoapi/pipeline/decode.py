@@ -6,9 +6,12 @@ frame; kept side by side so that a change to one is seen against the other.
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import cv2
 import numpy as np
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
 MODEL_WIDTH, MODEL_HEIGHT = 48, 27
+T = TypeVar("T")
 
 
 class TileTap(Protocol):
@@ -284,6 +288,57 @@ def iter_model_frames_pyav(
         if sound is not None:
             assert audio is not None  # a sound stream is opened only for a tap
             _hear_until(packets, audio, audio.until)
+
+
+def iter_niced(items: Iterator[T], nice: int, depth: int = 32) -> Iterator[T]:
+    """`items` run on a thread of their own whose nice value is raised by `nice` (the decoder's threads, started
+    from it, inherit it), handed over through a queue of `depth`: a CPU decode beside NVDEC jobs takes the cycles
+    those jobs leave instead of slowing their feeding. The thread ends with the iteration, so the job's own thread
+    and the next job keep their priority (raising it back would need a privilege). Errors come out here."""
+    handoff: queue.Queue[tuple[int, Any]] = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(entry: tuple[int, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
+        except (OSError, AttributeError):  # not Linux: the decode runs at the worker's priority
+            pass
+        try:
+            for item in items:
+                if not put((0, item)):
+                    return
+            put((1, None))
+        except BaseException as exc:  # noqa: BLE001 - raised again in the consumer
+            put((2, exc))
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()  # a generator is closed by the thread that ran it
+
+    thread = threading.Thread(target=produce, name="niced-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = handoff.get()
+            if kind == 0:
+                yield value
+            elif kind == 2:
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _seek_before(

@@ -109,8 +109,11 @@ def claim_decoder(setting: str, nvdec_streams: int = 0) -> Iterator[str]:
             continue
         held = fd
         break
+    decoder = "nvdec" if held is not None else "pyav"
+    # one line a job: how the pool splits its jobs between NVDEC and the cores (bench/gpu/service.py counts them)
+    logger.info("decoding on %s (%d NVDEC slots on GPU %s)", decoder, nvdec_streams, process_gpu())
     try:
-        yield "nvdec" if held is not None else "pyav"
+        yield decoder
     finally:
         if held is not None:
             os.close(held)  # closing the descriptor releases its lock
