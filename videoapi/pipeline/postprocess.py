@@ -311,11 +311,20 @@ def _ramp(luma: NDArray[Any], pitch: NDArray[Any], at: int, step: int, rules: Ru
     if held:
         at += step * held
         away = 1.0 if luma[at] < rules.pitch else -1.0
-        while (
-            reach < rules.span_reach and 0 <= at + step < n and away * (luma[at + step] - luma[at]) > rules.fade_creep
-        ):
+        # over the next 3 frames (an encoder's noise moves a dark picture's grey level back a little at times)
+        while reach < rules.span_reach and 0 <= at + 3 * step < n and _creeps(luma, at, step, away, rules):
             at, reach = at + step, reach + 1
     return at
+
+
+def _creeps(luma: NDArray[Any], at: int, step: int, away: float, rules: Rules) -> bool:
+    """Whether the grey level still moves away from black (white) after frame `at`: over the next frame, or by
+    as much again over the next three."""
+    next_one = away * (luma[at + step] - luma[at])
+    return bool(
+        next_one > rules.fade_creep
+        or (next_one >= 0 and away * (luma[at + 3 * step] - luma[at]) > 3 * rules.fade_creep)
+    )
 
 
 def _isolation(diff: NDArray[Any], first: int, last: int, rules: Rules) -> float:

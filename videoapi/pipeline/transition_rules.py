@@ -72,13 +72,14 @@ class Rules:
     edge_fade_max: int = 60  # frames: a fade in from black at the start (out at the end) the model missed, at most
     edge_fade_rise: float = 10.0  # ... brightening by at least this many grey levels
     span_floor: float = 0.1  # a gradual transition's span: the frames around its run with many_hot over this
-    span_reach: int = 30  # ... widened by at most this many frames either side
+    span_reach: int = 45  # ... widened by at most this many frames either side
     fade_step: float = 2.0  # ... and a fade's where the mean grey level still moves this much a frame
     fade_creep: float = 0.25  # ... or, past black (white) frames held, where it still moves away from black (white)
     dissolve_across: float = 0.4  # a dissolve's pictures before and after differ at least this much (normalised)
     dissolve_ratio: float = 2.5  # ... and this many times the shots' own change over 5 frames
     blend_floor: float = 0.05  # a dissolve the model barely sees: many_hot over this for `blend_min` frames
     blend_min: int = 10
+    blend_reach: int = 34  # ... its span found up to this many frames either side of where many_hot stirs
     blend_peak: float = 0.12  # ... reaching this
     blend_steady: float = 0.95  # ... its frames going steadily (correlation with time) from one picture
     blend_ends: float = 0.2  # ... near the one before to near the one after (share of the way)

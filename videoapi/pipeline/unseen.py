@@ -86,16 +86,20 @@ def blended_transitions(
             continue
         if left > rules.blend_left:
             continue
-        start, end = _blend_span(values, towards, first, last, rules.span_reach)
+        start, end = _blend_span(values, towards, first, last, rules.blend_reach)
         kind = _blend_kind(extreme, start, end)
         if kind == "dissolve":
             # half of one picture over half of another has less contrast than the two pictures' (a picture that
-            # pans, brightens or darkens keeps a contrast between theirs)
-            contrast, middle = values[first - 2 : last + 3].std(axis=1), (along >= 0.3) & (along <= 0.7)
-            expected = (1 - along) * contrast[0] + along * contrast[-1]
-            if not middle.any() or (contrast[2:-2] / (expected + 1e-6))[middle].min() > rules.blend_dip:
+            # pans, brightens or darkens keeps a contrast between theirs); the pictures are those just outside
+            # the blend's span (a long dissolve's many_hot stirs over its middle only, between two blends)
+            outer_before, outer_after = values[max(0, start - 1)], values[min(n - 1, end + 1)]
+            outward = outer_after - outer_before
+            share = (values[start - 1 : end + 2] - outer_before) @ outward / (float(outward @ outward) + 1e-6)
+            contrast, middle = values[start - 1 : end + 2].std(axis=1), (share >= 0.3) & (share <= 0.7)
+            expected = (1 - share) * contrast[0] + share * contrast[-1]
+            if not middle.any() or (contrast / (expected + 1e-6))[middle].min() > rules.blend_dip:
                 continue
-            across, own = across_and_own(normalised, first, last)
+            across, own = across_and_own(normalised, start, end)
             if across < rules.dissolve_across or across < rules.blend_ratio * own:
                 continue
         if kind == "fade":  # through black (white) and back: past the frames held there, another picture
