@@ -38,7 +38,7 @@ TEXT_FIELDS = (
     "area",  # share of the picture inside the lines' boxes
     "top",  # the highest line's top, as a share of the height
     "low",  # share of the text area in the lowest quarter (subtitles, lower thirds, tickers)
-    "offset",  # area-weighted distance of the lines' centres from the vertical axis, share of the width
+    "offset",  # area-weighted distance of the lines from the vertical axis (0: crossing it), share of the width
     "left_spread",  # spread (standard deviation) of the lines' left edges, share of the width
     "dark",  # share of the pixels outside text at luma under 40 (black or near-black background)
     "texture",  # mean gradient outside text (0 on a flat or smoothly graded background)
@@ -49,11 +49,10 @@ TEXT_FIELDS = (
 FIELD = {name: i for i, name in enumerate(TEXT_FIELDS)}
 
 # The rules (chosen on the TUNE seeds of bench/text_cues.py).
-CREDIT_MAX_OFFSET = 0.12  # credits are centred about the vertical axis (or in a centred column)
+CREDIT_MAX_OFFSET = 0.05  # credits are about the vertical axis (a centred column, or two either side of it)
 CREDIT_MAX_LOW = 0.5  # ... and not mostly in the lowest quarter (subtitles, lower thirds)
 CREDIT_MIN_AREA = 0.004
-PLAIN_MIN_DARK = 0.6  # a dark background ...
-PLAIN_MAX_TEXTURE = 4.0  # ... or a flat one
+PLAIN_MIN_DARK = 0.6  # a dark background (a slate card, scrolling credits coming in from below)
 SLATE_MIN_LINES = 4  # a slate's fields: production, scene, take, roll, date ...
 SLATE_MAX_LEFT_SPREAD = 0.03  # ... left-aligned, on a card or board
 SLATE_MAX_TEXTURE = 8.0
@@ -135,13 +134,15 @@ def text_figures(bgr: NDArray[Any]) -> NDArray[Any]:
     outside = ~around
     if boxes:
         areas = np.array([w * h for _, _, w, h in boxes], np.float32)
-        centres = np.array([(x + w / 2) / width for x, _, w, _ in boxes], np.float32)
+        # how far each line is from the vertical axis (0 when it crosses it): a centred column, or roles and
+        # names either side of it, are near; a corner's caption, a score bug or a lower third is not
+        away = np.array([max(0.0, x / width - 0.5, 0.5 - (x + w) / width) for x, _, w, _ in boxes], np.float32)
         bottoms = np.array([(y + h / 2) / height for _, y, _, h in boxes], np.float32)
         figures[FIELD["lines"]] = len(boxes)
         figures[FIELD["area"]] = areas.sum() / (width * height)
         figures[FIELD["top"]] = min(y for _, y, _, _ in boxes) / height
         figures[FIELD["low"]] = areas[bottoms > 0.75].sum() / areas.sum()
-        figures[FIELD["offset"]] = float((np.abs(centres - 0.5) * areas).sum() / areas.sum())
+        figures[FIELD["offset"]] = float((away * areas).sum() / areas.sum())
         figures[FIELD["left_spread"]] = float(np.std([x / width for x, _, _, _ in boxes]))
         figures[FIELD["tall"]] = max(h for _, _, _, h in boxes) / height
     else:
@@ -212,13 +213,12 @@ def sample_step(fps: float, samples_per_s: float) -> int:
 
 
 def _classes(text: NDArray[Any]) -> dict[str, NDArray[Any]]:
-    """Per sampled row: is it a credit (on a plain background, or over picture), a slate, a logo?"""
+    """Per sampled row: is it a credit (over picture or not), a slate, a logo?"""
 
     def f(name: str) -> NDArray[Any]:
         return text[:, FIELD[name]]
 
     has_text = (f("lines") >= 1) & (f("area") >= CREDIT_MIN_AREA)
-    plain = (f("dark") >= PLAIN_MIN_DARK) | (f("texture") <= PLAIN_MAX_TEXTURE)
     centred = (f("offset") <= CREDIT_MAX_OFFSET) & (f("low") < CREDIT_MAX_LOW)
     card = (f("dark") >= PLAIN_MIN_DARK) | (f("texture") <= SLATE_MAX_TEXTURE)  # a board's edges are allowed
     slate = has_text & card & (f("lines") >= SLATE_MIN_LINES) & (f("left_spread") <= SLATE_MAX_LEFT_SPREAD)
@@ -227,7 +227,6 @@ def _classes(text: NDArray[Any]) -> dict[str, NDArray[Any]]:
     logo &= (f("lines") == 0) | (f("offset") <= CREDIT_MAX_OFFSET)  # its text (if any) centred too
     credit = has_text & centred & ~slate & ~logo
     return {
-        "credit_plain": credit & plain,
         "credit": credit,
         "slate": slate,
         "logo": logo & ~slate,
@@ -309,11 +308,11 @@ def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[
             continue
         if times[first] <= start_limit:
             add("OpeningCredits", first, last, 0.5 + 0.5 * share)
-    for first, last in _group(times, classes["credit_plain"] & ~taken, GAP_S):
+    for first, last in _group(times, classes["credit"] & ~taken, GAP_S):
         if times[last] - times[first] < CREDITS_MIN_S or times[last] < end_limit or times[first] < duration / 2:
             continue
         while first > 0 and classes["text_dark"][first - 1] and not taken[first - 1]:
             first -= 1  # scrolling credits coming in from below
-        share = float(classes["credit_plain"][first : last + 1].mean())
+        share = float(classes["credit"][first : last + 1].mean())
         add("EndCredits", first, last, 0.5 + 0.5 * share)
     return sorted(found, key=lambda item: item[1])
