@@ -1,4 +1,7 @@
-"""The one settings object, read from the environment (prefix VIDEOAPI_) and passed in."""
+"""The one settings object, read from the environment (prefix VIDEOAPI_) and passed in.
+
+Over 300 lines because every setting is defined here once, with the description the docs' settings table shows.
+"""
 
 from __future__ import annotations
 

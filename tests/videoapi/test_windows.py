@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from videoapi.pipeline.windows import iter_windows, window_count
+from videoapi.pipeline.windows import iter_windows, tail_window, window_count
 
 
 def reference_windows(n: int) -> list[np.ndarray]:
@@ -41,8 +41,27 @@ def test_longer_windows_keep_25_frame_margins(window):
     assert len(wins) == window_count(n, window)
     assert [f for w in wins for f in range(w.first, w.first + w.count)] == list(range(n))
     for w in wins:
-        assert len(w.frames) == window
+        assert len(w.frames) == (window if w is not wins[-1] else tail_window(w.count, window))
         assert np.array_equal(w.frames[25 : 25 + w.count], np.arange(w.first, w.first + w.count))
+
+
+@pytest.mark.parametrize(
+    ("n", "window", "last_frames"),
+    [(1, 200, 100), (40, 200, 100), (50, 200, 100), (51, 200, 150), (100, 200, 150), (101, 200, 200),
+     (150, 200, 200), (175, 200, 100), (40, 150, 100), (40, 100, 100), (40, 120, 100), (60, 120, 120), (90, 120, 100)],
+)  # fmt: skip
+def test_the_last_window_is_as_long_as_its_frames_and_margins_need(n, window, last_frames):
+    """A short clip under a long window is computed over the reference's 100 frames, not the window's 200: the same
+    frames the reference's last window holds (the kept ones, then copies of the last)."""
+    wins = list(iter_windows((np.array(i) for i in range(n)), window=window))
+    assert len(wins[-1].frames) == last_frames
+    assert all(len(w.frames) == window for w in wins[:-1])
+    last = wins[-1]
+    assert np.array_equal(last.frames[25 : 25 + last.count], np.arange(last.first, last.first + last.count))
+    before = np.arange(last.first - 25, last.first) if last.first else np.zeros(25)
+    assert (last.frames[25 + last.count :] == n - 1).all() and np.array_equal(last.frames[:25], before)
+    if n <= 50:  # one window: exactly the reference's
+        assert np.array_equal(last.frames, reference_windows(n)[0])
 
 
 def test_no_frames_no_windows():
@@ -65,3 +84,39 @@ def test_streaming_holds_one_window():
 
     first = next(iter_windows(source()))
     assert first.first == 0 and len(read) == 75
+
+
+def test_a_model_with_a_fixed_window_gets_the_short_last_window_padded_as_before():
+    """Triton's client pads a short last window with its last frame up to a model's fixed time axis: the frames the
+    full-length last window held."""
+    from videoapi.adapters.triton import _pad_time
+
+    frames = (np.full((27, 48, 3), i, np.uint8) for i in range(40))
+    (short,) = iter_windows(frames, window=200)
+    padded = _pad_time(short.frames[None], 200)[0]
+    assert padded.shape == (200, 27, 48, 3)
+    assert np.array_equal(padded[:100], short.frames) and (padded[100:] == 39).all()
+    as_tensor = _pad_time(torch.from_numpy(short.frames[None]), 200)[0].numpy()
+    assert np.array_equal(as_tensor, padded)
+
+
+def test_batches_go_out_full_at_once_and_the_short_last_window_in_a_batch_of_its_own():
+    """A full batch leaves before the next window is read (checkpoints and preemption count on it); the video's
+    shorter last window is never stacked with full ones."""
+    from videoapi.pipeline.inference import _batches
+
+    read: list[int] = []
+
+    def source():
+        for i in range(1000):
+            read.append(i)
+            yield np.array(i)
+
+    batches = _batches(iter_windows(source(), window=200), 2)
+    first = next(batches)
+    assert [w.first for w in first] == [0, 150] and len(read) == 325  # the 2nd window's last frame, no more
+    rest = list(batches)
+    assert [[len(w.frames) for w in b] for b in rest] == [[200, 200], [200, 200], [150]]  # 100 kept: 150 long
+    assert sum(w.count for b in [first, *rest] for w in b) == 1000
+    fours = _batches(iter_windows((np.array(i) for i in range(1000)), window=200), 4)
+    assert [[len(w.frames) for w in b] for b in fours] == [[200] * 4, [200, 200], [150]]

@@ -7,6 +7,9 @@ with any TransNetV2 file the repository was built from.
 With `shared_memory="cuda"` (Triton on the same node as the worker, with a GPU) the windows go through CUDA
 shared memory instead of the request: the client copies them into a GPU buffer it registered with Triton
 (from host memory, or from the GPU where the frames already are) and the request carries only its name.
+
+Over 300 lines because the served model's discovery, the CUDA shared-memory regions and the request path belong
+together, each meaningless without the others.
 """
 
 from __future__ import annotations
@@ -118,6 +121,16 @@ class CudaInputRegions:
             except Exception:  # noqa: BLE001 - the server may be gone already; the memory is ours to free
                 pass
             self._cudashm.destroy_shared_memory_region(region.handle)
+
+
+def _pad_time(windows: Any, time: int) -> Any:
+    """Windows [n, t, ...] made `time` long with copies of each one's last frame (a numpy array or a torch tensor)."""
+    extra = time - windows.shape[1]
+    if isinstance(windows, np.ndarray):
+        return np.concatenate([windows, np.repeat(windows[:, -1:], extra, axis=1)], axis=1)
+    import torch
+
+    return torch.cat([windows, windows[:, -1:].expand(-1, extra, *windows.shape[2:])], dim=1)
 
 
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
@@ -248,6 +261,10 @@ class ShotModelClient:
             raise InferenceInputError(
                 f"windows must be uint8 [n, time, 27, 48, 3], got {windows.dtype} {list(windows.shape)}"
             )
+        if served.window is not None and windows.shape[1] < served.window:
+            # a video's last window is shorter (windows.tail_window); a model with a fixed time axis gets it
+            # padded with its last frame, as every window's end was padded before: the kept frames are the same
+            windows = _pad_time(windows, served.window)
         if served.window is not None and windows.shape[1] != served.window:
             raise InferenceInputError(
                 f"model {served.name} takes {served.window}-frame windows, got {windows.shape[1]}"

@@ -7,7 +7,6 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import islice
 from typing import Any, Protocol
 
 import numpy as np
@@ -33,7 +32,17 @@ class Predictions:
 
 
 def _batches(windows: Iterator[Window], size: int) -> Iterator[list[Window]]:
-    while batch := list(islice(windows, size)):
+    """Up to `size` windows of one length a batch: the video's last window may be shorter (tail_window)."""
+    batch: list[Window] = []
+    for win in windows:
+        if batch and len(win.frames) != len(batch[0].frames):
+            yield batch
+            batch = []
+        batch.append(win)
+        if len(batch) == size:  # at once, not when the next window is decoded: checkpoints and preemption count on it
+            yield batch
+            batch = []
+    if batch:
         yield batch
 
 

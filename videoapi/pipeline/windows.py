@@ -3,7 +3,9 @@
 The reference pads the start with 25 copies of the first frame and the end with
 copies of the last, takes 100-frame windows every 50 frames and keeps the middle
 50 predictions of each. With a longer window the margins stay 25 frames and the
-step grows, so fewer frames are computed twice.
+step grows, so fewer frames are computed twice. The video's last window is only as
+long as its kept frames and margins need (`tail_window`): a short clip is not
+computed over a long window of padding.
 """
 
 from __future__ import annotations
@@ -34,6 +36,17 @@ def step_for(window: int, margin: int = MARGIN) -> int:
     if window <= 2 * margin:
         raise ValueError(f"window must exceed twice the margin ({2 * margin}), got {window}")
     return window - 2 * margin
+
+
+def tail_window(count: int, window: int, margin: int = MARGIN) -> int:
+    """Frames in the video's last window when it keeps `count` frames: its kept frames and both margins, rounded
+    up to a whole number of 2 * margin (a few recurring shapes) from the reference's 100, at most `window`.
+
+    A 40-frame clip under a 200-frame window is computed over 100 frames, not 200 (half the inference), and
+    those 100 are the reference's own last window: its frames past the kept ones are all copies of the last.
+    """
+    unit = 2 * margin
+    return min(window, max(2 * unit, -(-(count + unit) // unit) * unit))
 
 
 def window_count(frame_count: int, window: int = 100, margin: int = MARGIN) -> int:
@@ -81,8 +94,10 @@ def iter_windows(
         return
     total = source_first + seen  # the video ended here
     while first_of(emitted) < total and (stop is None or first_of(emitted) < stop):
-        buffer.extend([last] * (window - len(buffer)))
-        yield Window(np.stack(buffer), first_of(emitted), min(step, total - first_of(emitted)))
+        count = min(step, total - first_of(emitted))
+        size = tail_window(count, window, margin) if first_of(emitted) + step >= total else window
+        buffer.extend([last] * (size - len(buffer)))
+        yield Window(np.stack(buffer[:size]), first_of(emitted), count)
         emitted += 1
         del buffer[:step]
 
@@ -96,7 +111,8 @@ def iter_tensor_windows(
     batches: Iterable[Tensor], window: int = 100, size: int = 16, margin: int = MARGIN
 ) -> Iterator[tuple[Tensor, list[int]]]:
     """iter_windows' windows from torch frame batches [n, 27, 48, 3], built where the frames are (on the GPU for
-    NVDEC's): (up to `size` windows [k, window, 27, 48, 3], each one's count of kept frames); same padding."""
+    NVDEC's): (up to `size` windows [k, window, 27, 48, 3], each one's count of kept frames); same padding, and the
+    video's last window alone in its group, `tail_window` frames long."""
     import torch
 
     step = step_for(window, margin)
@@ -116,5 +132,8 @@ def iter_tensor_windows(
         buf = torch.cat([buf, buf[-1:].expand(need - len(buf), *buf.shape[1:])])
     windows = buf[:need].unfold(0, window, step).permute(0, 4, 1, 2, 3).contiguous()
     counts = [min(step, total - (emitted + k) * step) for k in range(left)]
-    for k in range(0, left, size):
-        yield windows[k : k + size], counts[k : k + size]
+    for k in range(0, left - 1, size):
+        end = min(k + size, left - 1)
+        yield windows[k:end], counts[k:end]
+    last = tail_window(counts[-1], window, margin)
+    yield windows[-1:, :last].contiguous(), counts[-1:]
