@@ -244,6 +244,7 @@ def main(
         str, typer.Option(help="generated (bench/testset.py's sets) or real (bench/realset.py's labelled clips)")
     ] = "generated",
     shots: Annotated[int, typer.Option(help="shots per generated video")] = 20,
+    sets: Annotated[str, typer.Option(help="generated sets to run, comma-separated (default: every one)")] = "",
     out: Annotated[Path | None, typer.Option()] = None,
     scenedetect_python: Annotated[
         str, typer.Option(help="the Python whose PySceneDetect runs (0.7 needs numpy 2: a venv of its own)")
@@ -260,9 +261,12 @@ def main(
     if family != "generated":
         raise typer.BadParameter(f"--family is generated or real, not {family!r}")
     chosen = {"report": REPORT_SEEDS, "tune": TUNE_SEEDS, "validation": VALIDATION_SEEDS}[seeds]
+    kinds = [k for k in sets.split(",") if k] or list(HARD_SETS)
+    if unknown := set(kinds) - set(HARD_SETS):
+        raise typer.BadParameter(f"--sets: no generated set {sorted(unknown)}; there are {list(HARD_SETS)}")
     methods = Methods(console, scenedetect_python)
     rows: dict[str, dict[str, list[dict]]] = {}
-    for kind in HARD_SETS:
+    for kind in kinds:
         for seed in chosen:
             path, truth = video(kind, seed, shots)
             for method, found in methods.found(path)[0].items():
@@ -272,7 +276,7 @@ def main(
     results = {m: {k: pooled_rows(v) for k, v in by_set.items()} for m, by_set in rows.items()}
     table = Table(title=f"{seeds.upper()} seeds {chosen}: F1 (P/R), type right / matched; 2-frame tolerance")
     table.add_column("method")
-    for kind in HARD_SETS:
+    for kind in kinds:
         table.add_column(kind, justify="right")
     table.add_column("mean F1", justify="right")
     for method, by_set in results.items():
@@ -285,8 +289,8 @@ def main(
     console.print(summary)
     from envelope import write_result
 
-    write_result(f"accuracy-{seeds}", {"seeds": seeds, "sets": list(chosen)}, {"results": results, "summary": summary},
-                 out=out)  # fmt: skip
+    write_result(f"accuracy-{seeds}", {"seeds": seeds, "sets": list(chosen), "families": kinds},
+                 {"results": results, "summary": summary}, out=out)  # fmt: skip
 
 
 def real_family(console: Console, part: str, scenedetect_python: str, out: Path | None) -> None:

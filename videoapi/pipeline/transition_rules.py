@@ -96,6 +96,7 @@ class Rules:
     wipe_spread: float = 0.12  # ... switching at moments spread over the window (std of their share)
     wipe_steady: float = 0.9  # ... the incoming picture's share of the frame growing steadily (correlation)
     wipe_unexplained: float = 0.3  # ... most of its frame changes no small shift of the frame before explains
+    wipe_spike: float = 4.0  # ... and no frame change in its span over this many times their median (a cut)
     wipe_pace: float = 0.25  # ... over any 6 frames of its middle at least this share of its mean pace
     wipe_creep: float = 0.01  # ... its span: the ramp fitting the incoming picture's share of the frame, widened
     # while that share still moves this much a frame

@@ -70,6 +70,9 @@ def wipe_transitions(
         first, last = _wipe_span(cells, before_frame, after_frame, rules)
         if last - first + 1 < rules.gradual_min or taken[first : last + 1].any():
             continue
+        changes = diff[first : last + 1]
+        if changes.max() > rules.wipe_spike * (float(np.median(changes)) + 0.1):
+            continue  # one frame change stands out: a cut (with motion around it), which the rules for cuts judge
         if out and first <= out[-1].end_frame + 1:  # two windows, one wipe (a long one seen in halves)
             first = out.pop().start_frame
         out.append(Transition("wipe", first, last, threshold))
