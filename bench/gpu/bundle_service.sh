@@ -30,4 +30,7 @@ find "$B/site/botocore/data" -mindepth 1 -maxdepth 1 -type d ! -name s3 ! -name 
 find "$B/site" -name __pycache__ -prune -exec rm -rf {} +
 mkdir -p .carry-service
 tar -cJf .carry-service/service.tar.xz -C "$B/site" .
+# the commit's own code, unpacked over the working copy on the device (`tar -xJf /tmp/head.tar.xz -C .` after
+# copying it to /tmp in the same call as the packages): the run measures HEAD, not other edits in the checkout
+git archive --format=tar HEAD videoapi bench local workers functions | xz -1 > .carry-service/head.tar.xz
 du -sh .carry-service/*
