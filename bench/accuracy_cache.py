@@ -26,6 +26,7 @@ from videoapi.pipeline.probe import probe_timeline
 from videoapi.settings import Settings
 
 CACHE = Path("bench/results/accuracy-cache")
+TAIL = "-tail"  # predictions made with the video's last window cut to what it needs (0eb8724)
 
 
 class OnnxModel:
@@ -54,7 +55,8 @@ def video(kind: str, seed: int, shots: int) -> tuple[Path, list[tuple[int, int, 
 
 def service_inputs(path: Path, settings: Settings, model: OnnxModel) -> dict[str, np.ndarray]:
     """single_frame, many_hot and the frame features, as the worker computes them."""
-    cached = path.with_suffix(f".service-w{settings.window}.npz")  # the window changes the probabilities
+    # the window changes the probabilities, and so did the short last window (windows.tail_window): TAIL in the name
+    cached = path.with_suffix(f".service-w{settings.window}{TAIL}.npz")
     if not cached.exists():
         tap = FeatureTap(frame_features(settings))
         frames = tap.tap(
@@ -98,7 +100,7 @@ def int8_probabilities(path: Path, settings: Settings, model: LocalModel) -> dic
     isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").lower()
     # and a rebuilt INT8 model (another quantization) has its own file too
     cached = path.with_suffix(
-        f".service-int8-{_int8_digest(settings)}{'-' + isa if isa else ''}-w{settings.window}.npz"
+        f".service-int8-{_int8_digest(settings)}{'-' + isa if isa else ''}-w{settings.window}{TAIL}.npz"
     )
     if not cached.exists():
         frames = iter_model_frames_pyav(path, skip_loop_filter=settings.skip_loop_filter, frame_pts=_frame_pts(path))

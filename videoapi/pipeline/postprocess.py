@@ -121,9 +121,6 @@ def detect_transitions(
             lo, hi = max(1, first - rules.cut_search + 1), min(n - 1, last + rules.cut_search + 1)
             at = lo + int(np.argmax(diff[lo : hi + 1])) if hi >= lo else first + 1
             found.append(Transition("cut", at, at, round(peak, 6)))
-            other = _rapid_cut(diff, luma, normalised, extreme, at, rules)
-            if other is not None:  # a shot of a frame or two between two cuts
-                found.append(Transition("cut", other, other, round(peak, 6)))
             continue
         span_lum = luma[first : last + 1]
         side = min(luma[max(0, before)], luma[min(n - 1, after)])
@@ -188,38 +185,6 @@ def _at_the_ends(found: list[Transition], luma: NDArray[Any], rules: Rules) -> l
             t = Transition("fade_in", head, _still_moving(luma, t.end_frame, 1, rules), t.confidence)
         out.append(t)
     return out
-
-
-def _rapid_cut(
-    diff: NDArray[Any], luma: NDArray[Any], normalised: NDArray[Any], extreme: NDArray[Any], at: int, rules: Rules
-) -> int | None:
-    """The other cut of a shot one or two frames long beside the cut at `at`: a second frame change standing above
-    every other around, the frames between them a picture of their own (neither the one before nor the one after,
-    nor a blend of the two: an encoder's or a scaler's blend spreads one cut over two frames), and no flash (no
-    white or black frames, no jump brighter)."""
-    n = len(diff)
-    best = None
-    for other in (at - 2, at - 1, at + 1, at + 2):
-        if not 1 <= other < n - 1:
-            continue
-        a, b = min(at, other), max(at, other)  # the short shot: frames a..b-1
-        around = np.concatenate((diff[max(1, a - 6) : a], diff[a + 1 : b], diff[b + 1 : b + 7]))
-        if diff[other] < rules.frame_cut_diff or diff[other] < rules.rapid_iso * (around.max(initial=0.0) + 1.0):
-            continue
-        if extreme[a - 1 : b + 1].any() or (luma[a:b] - luma[a - 1] > rules.frame_cut_flash).any():
-            continue
-        steps = (change(normalised, a - 1, a), change(normalised, b - 1, b), change(normalised, a - 1, b))
-        if min(steps) < rules.frame_cut_step:
-            continue
-        before, after, middle = normalised[a - 1], normalised[b], normalised[a:b].mean(axis=0)
-        towards = after - before
-        along = float((middle - before) @ towards / (float(towards @ towards) + 1e-6))
-        left = np.abs(middle - before - along * towards).mean() / (np.abs(towards).mean() + 1e-6)
-        if left < rules.blend_left:
-            continue  # the frames between are the two pictures blended: one cut spread over them
-        if best is None or diff[other] > diff[best]:
-            best = other
-    return best
 
 
 def _overlap(a: Transition, b: Transition) -> bool:

@@ -67,7 +67,6 @@ class Rules:
     frame_cut_colours: float = 0.1  # ... this much (L1 between histograms)
     colour_ratio: float = 2.0  # ... and this many times as much as between the frames around it
     frame_cut_unexplained: float = 0.5  # ... and no shift of the last frame by 2 pixels halves its difference
-    rapid_iso: float = 2.0  # a shot of 1-2 frames between two cuts: the second cut's change this many times any other
     frame_cut_reach: int = 8  # frames after it where the picture may come back (a strobe)
     edge_fade_max: int = 60  # frames: a fade in from black at the start (out at the end) the model missed, at most
     edge_fade_rise: float = 10.0  # ... brightening by at least this many grey levels
