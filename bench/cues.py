@@ -147,15 +147,7 @@ def cost(
         on = Detector(Settings(technical_cues=True))
         off = Detector(Settings(technical_cues=False), model=on.model)
         off.detect(clip)  # warm-up: model compile, caches
-        wall: dict[str, list[float]] = {"cues on": [], "cues off": []}
-        cpu_s: dict[str, list[float]] = {"cues on": [], "cues off": []}
-        documents = {}
-        for _ in range(repeats):
-            for label, detector in (("cues off", off), ("cues on", on)):
-                began, began_cpu = time.perf_counter(), time.process_time()
-                documents[label] = detector.detect(clip).document
-                wall[label].append(time.perf_counter() - began)
-                cpu_s[label].append(time.process_time() - began_cpu)
+        wall, cpu_s, documents = alternate({"cues off": (off, None), "cues on": (on, None)}, clip, repeats)
         spent, run_s = tap_seconds(on, clip)
         frames = documents["cues on"]["video"]["frame_count"]
         print(f"CPU: {model_name}; {platform.machine()}, {len(os.sched_getaffinity(0))} cores")
@@ -188,6 +180,21 @@ def cost(
         "cues_found": dict(cues),
     }
     write_result("cues-cost", {"repeats": repeats, "shots": shots, "size": "1920x1080"}, figures, out=out)
+
+
+def alternate(arms: dict, clip: Path, repeats: int) -> tuple[dict, dict, dict]:
+    """Each arm's `detector.detect(clip, segments=asked)` in turn, `repeats` rounds: (wall s, CPU s, last document)
+    by label, the arms given as {label: (detector, asked segments or None)}."""
+    wall: dict[str, list[float]] = {label: [] for label in arms}
+    cpu_s: dict[str, list[float]] = {label: [] for label in arms}
+    documents = {}
+    for _ in range(repeats):
+        for label, (detector, asked) in arms.items():
+            began, began_cpu = time.perf_counter(), time.process_time()
+            documents[label] = detector.detect(clip, segments=asked).document
+            wall[label].append(time.perf_counter() - began)
+            cpu_s[label].append(time.process_time() - began_cpu)
+    return wall, cpu_s, documents
 
 
 def tap_seconds(detector, clip: Path) -> tuple[dict[str, float], float]:

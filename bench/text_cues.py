@@ -154,7 +154,7 @@ def cost(
     out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     """End-to-end `Detector.detect` on the 1080p clip with every cue on, and with the text cues off, alternating."""
-    from cues import clip_with_sound
+    from cues import alternate, clip_with_sound
 
     import videoapi.pipeline.text_cues as text_cues
     from videoapi.pipeline.engine import Detector
@@ -167,15 +167,7 @@ def cost(
         asked_none = SegmentOptions(segment_types=("SHOT",))
         on.detect(clip)  # warm-up: model compile, the detector's load, caches
         arms = {"text cues off": (off, None), "every cue on": (on, None), "SHOT only asked": (none, asked_none)}
-        wall: dict[str, list[float]] = {label: [] for label in arms}
-        cpu_s: dict[str, list[float]] = {label: [] for label in arms}
-        documents = {}
-        for _ in range(repeats):
-            for label, (detector, asked) in arms.items():
-                began, began_cpu = time.perf_counter(), time.process_time()
-                documents[label] = detector.detect(clip, segments=asked).document
-                wall[label].append(time.perf_counter() - began)
-                cpu_s[label].append(time.process_time() - began_cpu)
+        wall, cpu_s, documents = alternate(arms, clip, repeats)
         spent = {"seconds": 0.0, "samples": 0}
         figures_of = text_cues.text_figures
 
