@@ -93,6 +93,11 @@ class Settings(BaseSettings):
         description="with nvdec_streams: the nice value added to a job's CPU decode (a thread of its own, its "
         "decoder threads with it) so that it takes the cycles the NVDEC jobs leave (0: the worker's priority)",
     )
+    cuda_blocking_sync: bool = Field(
+        False,
+        description="nvdec: a worker's threads sleep while they wait on the GPU instead of spinning a core each "
+        "(CUDA's blocking sync): the cores NVDEC jobs leave go to CPU decodes and the rest of the node",
+    )
     skip_loop_filter: bool = Field(True, description="pyav only: skip H.264/HEVC deblocking (invisible at 48x27)")
     decoder_threads: int = Field(0, ge=0, description="pyav only: decoder threads (0: FFmpeg picks)")
     threshold: float = Field(

@@ -54,19 +54,32 @@ def save():
     write_result("gpu-service", parameters, REPORT, out=OUT / "service.json")
 
 
-def parse_service_plan(text: str) -> list[tuple[int, int, int, int | None, int]]:
-    """'w6c4,w8c4n24t1p19' to [(6, 4, 0, None, 0), (8, 4, 24, 1, 19)]: worker processes, tasks per worker, NVDEC
-    slots (n: decoder auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on the CPU; none: every task
-    on NVDEC), the CPU decoder's threads a task (t: VIDEOAPI_DECODER_THREADS; none: SERVICE_DECODER_THREADS) and
-    the nice value added to the CPU decodes (p: VIDEOAPI_CPU_DECODE_NICE; none: 0)."""
+Plan = tuple[int, int, int, int | None, int, bool]
+
+
+def parse_service_plan(text: str) -> list[Plan]:
+    """'w6c4,w8c4n24t1p19b' to [(6, 4, 0, None, 0, False), (8, 4, 24, 1, 19, True)]: worker processes, tasks per
+    worker, NVDEC slots (n: decoder auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on the CPU;
+    none: every task on NVDEC), the CPU decoder's threads a task (t: VIDEOAPI_DECODER_THREADS; none:
+    SERVICE_DECODER_THREADS), the nice value added to the CPU decodes (p: VIDEOAPI_CPU_DECODE_NICE; none: 0) and
+    whether waits on the GPU sleep instead of spinning (a trailing b: VIDEOAPI_CUDA_BLOCKING_SYNC)."""
     plan = []
     for item in text.split(","):
-        workers, rest = item.strip().lstrip("w").split("c")
+        item = item.strip()
+        blocking = item.endswith("b")
+        workers, rest = item.removesuffix("b").lstrip("w").split("c")
         rest, _, nice = rest.partition("p")
         rest, _, threads = rest.partition("t")
         concurrency, _, slots = rest.partition("n")
         plan.append(
-            (int(workers), int(concurrency), int(slots or 0), int(threads) if threads else None, int(nice or 0))
+            (
+                int(workers),
+                int(concurrency),
+                int(slots or 0),
+                int(threads) if threads else None,
+                int(nice or 0),
+                blocking,
+            )
         )
     return plan
 
@@ -159,6 +172,70 @@ class CpuSampler(threading.Thread):
         self.join(5)
 
 
+def worker_pids() -> list[int]:
+    """The node's Celery processes (worker main processes and their pool children)."""
+    import psutil
+
+    return [p.pid for p in psutil.process_iter(["cmdline"]) if "celery" in " ".join(p.info.get("cmdline") or [])]
+
+
+def thread_times(pids: list[int]) -> dict[tuple[int, int], tuple[str, float]]:
+    """Every thread of `pids`: (pid, tid) to (name, CPU seconds); a process's own first thread is named main."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    times = {}
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                stat = Path(f"/proc/{pid}/task/{tid}/stat").read_text()
+            except OSError:
+                continue
+            name = "main" if int(tid) == pid else stat[stat.index("(") + 1 : stat.rindex(")")]
+            fields = stat[stat.rindex(")") + 2 :].split()
+            times[(pid, int(tid))] = (name, (int(fields[11]) + int(fields[12])) / ticks)  # utime + stime
+    return times
+
+
+def profile_workers(seconds: float, label: str) -> dict:
+    """Where the workers' CPU goes over `seconds` of a burst: cores by thread name (summed over every worker
+    process; a digit run in a name counts as one name) and, where py-spy is on PATH, one worker's Python stacks
+    (--subprocesses, nonblocking: no pauses) as collapsed stacks in $OUT/pyspy-<label>.txt."""
+    import re
+    import shutil
+    import subprocess
+
+    pids = worker_pids()
+    spy = None
+    import psutil
+
+    parents = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).ppid() not in pids]
+    if shutil.which("py-spy") and parents:
+        spy = subprocess.Popen(
+            ["py-spy", "record", "--pid", str(parents[0]), "--subprocesses", "--nonblocking", "--threads"]
+            + ["--duration", str(int(seconds)), "--rate", "67", "--format", "raw"]
+            + ["--output", str(OUT / f"pyspy-{label}.txt")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    t0, before = time.monotonic(), thread_times(pids)
+    time.sleep(seconds)
+    elapsed, after = time.monotonic() - t0, thread_times(pids)
+    cores: dict[str, float] = {}
+    for key, (name, cpu) in after.items():
+        name = re.sub(r"\d+", "N", name)
+        cores[name] = cores.get(name, 0.0) + (cpu - before.get(key, (name, 0.0))[1]) / elapsed
+    if spy is not None:
+        try:
+            spy.wait(seconds + 30)
+        except subprocess.TimeoutExpired:
+            spy.kill()
+    top = sorted(cores.items(), key=lambda kv: -kv[1])
+    return {"seconds": elapsed, "processes": len(pids), "cores_by_thread": {k: round(v, 3) for k, v in top[:25]}}
+
+
 def decoder_split(logs: Path) -> dict[str, int]:
     """Jobs decoded on NVDEC and on the CPU, from the workers' logs (claim_decoder's line, one a job)."""
     counts = {"nvdec": 0, "pyav": 0}
@@ -213,18 +290,19 @@ def run_service(
     clip: Path,
     triton_url: str | None,
     per_stream_fps: float | None,
-    plan: tuple[int, int, int, int | None, int],
+    plan: Plan,
     jobs: int = JOBS,
 ) -> dict:
     """One burst of `jobs` through a LocalStack of plan's (workers, concurrency, NVDEC slots, CPU decoder threads,
-    nice): its summary row."""
+    nice, blocking sync): its summary row. With the plan's label in SERVICE_PROFILE, `profile_workers` runs from
+    SERVICE_PROFILE_AT_S seconds after the submissions for SERVICE_PROFILE_S seconds."""
     from local.stack import LocalStack, StackPorts
     from videoapi.client import VideoApiClient
     from videoapi.settings import Settings
 
-    workers, concurrency, slots, threads, nice = plan
+    workers, concurrency, slots, threads, nice, blocking = plan
     label = f"w{workers}c{concurrency}" + (f"n{slots}" if slots else "")
-    label += (f"t{threads}" if threads is not None else "") + (f"p{nice}" if nice else "")
+    label += (f"t{threads}" if threads is not None else "") + (f"p{nice}" if nice else "") + ("b" if blocking else "")
     if threads is None:
         threads = int(os.environ.get("SERVICE_DECODER_THREADS", "2"))
     settings = Settings(
@@ -232,6 +310,7 @@ def run_service(
         nvdec_streams=slots,
         decoder_threads=threads,
         cpu_decode_nice=nice,
+        cuda_blocking_sync=blocking,
         window=WINDOW,
         model_name=MODEL if triton_url else "transnetv2",
         triton_shared_memory=os.environ.get("SERVICE_SHM", "cuda"),  # type: ignore[arg-type]
@@ -263,6 +342,18 @@ def run_service(
             with ThreadPoolExecutor(16) as pool:
                 ids = list(pool.map(lambda key, tag=label: client.submit(key, tag=tag)["id"], keys))
             submit_s = time.perf_counter() - t_submit
+            profile: dict = {}
+            profile_thread = None
+            if label in os.environ.get("SERVICE_PROFILE", "").split(","):
+                at_s = float(os.environ.get("SERVICE_PROFILE_AT_S", "10"))
+                seconds = float(os.environ.get("SERVICE_PROFILE_S", "10"))
+
+                def take(at_s: float = at_s, seconds: float = seconds) -> None:
+                    time.sleep(max(0.0, at_s - (time.perf_counter() - t_submit)))
+                    profile.update(profile_workers(seconds, label))
+
+                profile_thread = threading.Thread(target=take, daemon=True)
+                profile_thread.start()
             deadline = time.monotonic() + JOB_TIMEOUT_S
             pending = set(ids)
             finished: dict[str, dict] = {}
@@ -274,10 +365,14 @@ def run_service(
                             finished[job["id"]] = job
                             pending.discard(job["id"])
             sampler.stop()
+            if profile_thread is not None:
+                profile_thread.join(60)
             for job_id in pending:
                 finished[job_id] = client.status(job_id)
     row = summarise(list(finished.values()), per_stream_fps) | {"submit_s": submit_s, "plan": label}
     row["unfinished"] = len(pending)
+    if profile:
+        row["worker_profile"] = profile
     row["decoders"] = split = decoder_split(logs)
     if slots and row.get("frames") and sum(split.values()):
         # every job is the same clip: the frames split as the jobs do
@@ -327,7 +422,7 @@ def part_scaling(clip: Path, repo: Path) -> None:
     available = torch.cuda.device_count()
     counts, not_run = gpu_counts(os.environ.get("SERVICE_GPUS", "1,2,4,8"), available)
     report = REPORT.setdefault("scaling", {"gpus_seen": available, "not_run": not_run, "rows": {}})
-    workers, concurrency, slots, threads, nice = parse_service_plan(os.environ.get("SCALING_PLAN", "w6c4"))[0]
+    workers, concurrency, slots, threads, nice, blocking = parse_service_plan(os.environ.get("SCALING_PLAN", "w6c4"))[0]
     per_gpu_jobs = int(os.environ.get("SCALING_JOBS_PER_GPU", "100"))
     one_gpu = None
     for count in counts:
@@ -335,7 +430,11 @@ def part_scaling(clip: Path, repo: Path) -> None:
         server = start_triton(repo)
         try:
             row = run_service(
-                clip, server.grpc_url, None, (workers * count, concurrency, slots, threads), per_gpu_jobs * count
+                clip,
+                server.grpc_url,
+                None,
+                (workers * count, concurrency, slots, threads, nice, blocking),
+                per_gpu_jobs * count,
             )
         finally:
             server.stop()

@@ -107,7 +107,10 @@ def predict_file(
     text = features.text if features is not None else None  # the text cues' samples, larger than the tiles
     with claim_decoder(settings.decoder, settings.nvdec_streams) as decoder:
         if decoder == "nvdec":
-            frames = iter_model_frames_nvdec(path, first, last, tiles=candidates)  # no text samples (GPU decode)
+            # no text samples (GPU decode)
+            frames = iter_model_frames_nvdec(
+                path, first, last, tiles=candidates, blocking_sync=settings.cuda_blocking_sync
+            )
         elif decoder == "pyav":
             frames = iter_model_frames_pyav(
                 path,

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -77,6 +77,29 @@ def resolve_decoder(setting: str) -> str:
         if missing is not None:
             raise DecoderUnavailable(f"VIDEOAPI_DECODER=nvdec, but {missing}; use pyav or auto")
     return setting
+
+
+CU_CTX_SCHED_BLOCKING_SYNC = 0x04  # cuda.h: a thread waiting on the GPU sleeps on a primitive instead of spinning
+
+
+@cache
+def block_on_gpu_waits(gpu_id: int) -> bool:
+    """Make this process's threads sleep, not spin, while they wait on GPU `gpu_id` (its primary context's
+    CU_CTX_SCHED_BLOCKING_SYNC, which torch, PyNvVideoCodec and the Triton client's CUDA memory share); True when set.
+
+    CUDA's default (auto) spins a core for every wait when the process has fewer contexts than the node has cores:
+    each NVDEC job waiting on the engines then holds a core busy doing nothing, the cores CPU decoders could use."""
+    try:
+        cuda = ctypes.CDLL("libcuda.so.1")
+    except OSError:
+        return False
+    device = ctypes.c_int()
+    if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(device), gpu_id) != 0:
+        return False
+    set_flags = getattr(cuda, "cuDevicePrimaryCtxSetFlags_v2", None) or cuda.cuDevicePrimaryCtxSetFlags
+    done = set_flags(device, CU_CTX_SCHED_BLOCKING_SYNC) == 0
+    logger.info("GPU %d: waits on the GPU %s", gpu_id, "block" if done else "spin (the driver refused blocking sync)")
+    return done
 
 
 def nvdec_slot_dir() -> Path:
@@ -169,17 +192,21 @@ def iter_model_batches_nvdec(
     surface: tuple[int, int] = SURFACE,
     matrix: str = "bt601",
     tiles: TileTap | None = None,
+    blocking_sync: bool = False,
 ) -> Iterator[Tensor]:
     """Frames start..stop-1 as (n, 27, 48, 3) uint8 CUDA tensors, up to `batch` frames each.
 
     Frames are numbered in the order the decoder shows them (display order, as OpenCV's path numbers them).
     `tiles`, when given, gets BGR copies of the frames it wants, scaled to its size on the GPU. `gpu_id`: the
-    GPU that decodes (default: this process's, videoapi.pipeline.gpus).
+    GPU that decodes (default: this process's, videoapi.pipeline.gpus). `blocking_sync`: the process's waits on
+    that GPU sleep instead of spinning a core (`block_on_gpu_waits`).
     """
     import PyNvVideoCodec as nvc
     import torch
 
     gpu_id = process_gpu() if gpu_id is None else gpu_id
+    if blocking_sync:
+        block_on_gpu_waits(gpu_id)
 
     try:
         demuxer = nvc.CreateDemuxer(filename=str(path))
