@@ -97,7 +97,7 @@ def block_on_gpu_waits(gpu_id: int) -> bool:
     if cuda.cuInit(0) != 0 or cuda.cuDeviceGet(ctypes.byref(device), gpu_id) != 0:
         return False
     set_flags = getattr(cuda, "cuDevicePrimaryCtxSetFlags_v2", None) or cuda.cuDevicePrimaryCtxSetFlags
-    done = set_flags(device, CU_CTX_SCHED_BLOCKING_SYNC) == 0
+    done = bool(set_flags(device, CU_CTX_SCHED_BLOCKING_SYNC) == 0)
     logger.info("GPU %d: waits on the GPU %s", gpu_id, "block" if done else "spin (the driver refused blocking sync)")
     return done
 
