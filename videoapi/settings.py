@@ -94,7 +94,7 @@ class Settings(BaseSettings):
         "decoder threads with it) so that it takes the cycles the NVDEC jobs leave (0: the worker's priority)",
     )
     cuda_blocking_sync: bool = Field(
-        False,
+        True,
         description="nvdec: a worker's threads sleep while they wait on the GPU instead of spinning a core each "
         "(CUDA's blocking sync): the cores NVDEC jobs leave go to CPU decodes and the rest of the node",
     )

@@ -163,6 +163,14 @@ def _planes(frame: Any, torch: ModuleType) -> tuple[Tensor, Tensor]:
     return whole[:h], whole[h:].reshape(h // 2, -1, 2)
 
 
+@lru_cache(maxsize=16)
+def _matrix(matrix: str, device: Any) -> Tensor:
+    """MATRICES[matrix] on `device`, made once: a fresh host tensor each time is a copy that waits on the GPU."""
+    import torch
+
+    return torch.tensor(MATRICES[matrix], device=device, dtype=torch.float32)
+
+
 def nv12_to_model(y: Tensor, uv: Tensor, matrix: str = "bt601") -> Tensor:
     """NV12 batches (B, h, w) and (B, h/2, w/2, 2), uint8 on the GPU, to (B, 27, 48, 3) RGB uint8.
 
@@ -176,7 +184,7 @@ def nv12_to_model(y: Tensor, uv: Tensor, matrix: str = "bt601") -> Tensor:
     resize: _Resize = {"size": size, "mode": "bicubic", "antialias": True, "align_corners": False}
     luma = F.interpolate(y.unsqueeze(1).float(), **resize) - 16.0
     chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), **resize) - 128.0
-    m = torch.tensor(MATRICES[matrix], device=y.device, dtype=torch.float32)
+    m = _matrix(matrix, y.device)
     yuv = torch.cat([luma, chroma], dim=1)  # B, 3, 27, 48
     rgb = torch.einsum("ck,bkhw->bhwc", m, yuv)
     return rgb.round_().clamp_(0, 255).to(torch.uint8)
@@ -234,6 +242,16 @@ def iter_model_batches_nvdec(
     ybuf: Tensor | None = None
     uvbuf: Tensor | None = None
     filled, index = 0, 0
+    wanted: list[tuple[int, int]] = []  # (slot in the batch, frame number) of the tiles the tap wants
+
+    def flush_tiles(ybuf: Tensor, uvbuf: Tensor) -> None:
+        # the batch's tiles in one conversion and one copy to the host, not a wait on the GPU per tile
+        if tiles is not None and wanted:
+            slots = [slot for slot, _ in wanted]
+            for (_, number), tile in zip(wanted, _tiles(ybuf[slots], uvbuf[slots], tiles, matrix), strict=True):
+                tiles.add(number, tile)
+        wanted.clear()
+
     with torch.cuda.stream(stream):
         for packet in demuxer:
             for frame in decoder.Decode(packet):
@@ -247,9 +265,10 @@ def iter_model_batches_nvdec(
                     ybuf[filled].copy_(y)  # the surface is the decoder's again at the next Decode call
                     uvbuf[filled].copy_(uv)
                     if tiles is not None and tiles.wants(index):
-                        tiles.add(index, _tile(ybuf[filled : filled + 1], uvbuf[filled : filled + 1], tiles, matrix))
+                        wanted.append((filled, index))
                     filled += 1
                     if filled == batch:
+                        flush_tiles(ybuf, uvbuf)
                         yield nv12_to_model(ybuf, uvbuf, matrix)
                         filled = 0
                 index += 1
@@ -257,11 +276,13 @@ def iter_model_batches_nvdec(
                 break
         if filled:
             assert ybuf is not None and uvbuf is not None  # made at the first frame filled
+            flush_tiles(ybuf, uvbuf)
             yield nv12_to_model(ybuf[:filled], uvbuf[:filled], matrix)
 
 
-def _tile(y: Tensor, uv: Tensor, tiles: TileTap, matrix: str) -> NDArray[Any]:
-    """One frame's keyframe tile (BGR, the tap's size) from the small surface."""
+def _tiles(y: Tensor, uv: Tensor, tiles: TileTap, matrix: str) -> NDArray[Any]:
+    """Frames' keyframe tiles (k, h, w, 3 BGR, the tap's size) from the small surfaces y (k, h, w), uv (k, h/2, w/2,
+    2)."""
     import torch
     import torch.nn.functional as F
 
@@ -269,9 +290,8 @@ def _tile(y: Tensor, uv: Tensor, tiles: TileTap, matrix: str) -> NDArray[Any]:
     size = (height, width)
     luma = F.interpolate(y.unsqueeze(1).float(), size=size, mode="area") - 16.0
     chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", align_corners=False) - 128.0
-    m = torch.tensor(MATRICES[matrix], device=y.device, dtype=torch.float32)
-    rgb = torch.einsum("ck,bkhw->bhwc", m, torch.cat([luma, chroma], dim=1))
-    return rgb.round_().clamp_(0, 255).to(torch.uint8)[0].flip(-1).cpu().numpy()
+    rgb = torch.einsum("ck,bkhw->bhwc", _matrix(matrix, y.device), torch.cat([luma, chroma], dim=1))
+    return rgb.round_().clamp_(0, 255).to(torch.uint8).flip(-1).cpu().numpy()
 
 
 def iter_model_frames_nvdec(
