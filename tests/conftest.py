@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from local.triton_server import TritonServer
+from tests.suite_cpu import SuiteCpu
 from videoapi.settings import Settings
 
 
@@ -34,6 +35,22 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _RUNTIME = pytest.StashKey[tuple[str | None, str]]()
+_SUITE_CPU = SuiteCpu()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    with _SUITE_CPU.measure(item.location[0]):
+        yield
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Each slow file's wall and CPU seconds: which could share the cores with others (issue 38)."""
+    lines = _SUITE_CPU.lines(os.cpu_count() or 1)
+    if lines:
+        terminalreporter.section("wall and CPU by file")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def reference_test_video() -> Path:
