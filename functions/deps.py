@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from typing import Annotated, cast
 
 from fastapi import Depends, Request
-from starlette.concurrency import run_in_threadpool
 
 from videoapi.adapters.queue import TaskQueue
-from videoapi.adapters.redis_client import redis_client_for, redis_transport_options
+from videoapi.adapters.redis_client import AsyncRedis, redis_client_for, redis_transport_options
 from videoapi.adapters.storage import Storage
 from videoapi.domain.api_keys import ApiKeys
 from videoapi.domain.aws_keys import KeyPairs
@@ -33,6 +32,7 @@ class Services:
     key_pairs: KeyPairs
     rate_limiter: RateLimiter
     batches: BatchService
+    aredis: AsyncRedis  # the event loop's client: reads on the request path without a thread hop
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Services:
@@ -48,7 +48,8 @@ class Services:
         jobs = JobService(settings, store, storage, queue)
         uploads, results = UploadService(settings, storage), ResultService(settings, storage, jobs)
         key_pairs = KeyPairs(client, settings.aws_secret_key)
-        return cls(settings, jobs, uploads, results, keys, key_pairs, RateLimiter(client), BatchService(jobs))
+        rate_limiter, batches = RateLimiter(client), BatchService(jobs)
+        return cls(settings, jobs, uploads, results, keys, key_pairs, rate_limiter, batches, AsyncRedis(settings))
 
 
 async def get_services(request: Request) -> Services:
@@ -66,8 +67,9 @@ async def require_client(request: Request, services: ServicesDep) -> str:
     """The client named by the API key header; 401 without a valid one, 429 over the key's rate limit."""
     header = services.settings.api_key_header
     key = request.headers.get(header)
-    # a key seen within api_key_cache_s costs no round trip; Redis calls go to a worker thread, off the event loop
-    record = services.keys.cached(key) or await run_in_threadpool(services.keys.record, key)
+    # a key seen within api_key_cache_s costs no round trip; the Redis calls are the event loop's asyncio client's
+    # (a worker thread per call cost more than the call itself)
+    record = services.keys.cached(key) or await services.keys.record_async(services.aredis(), key)
     if record is None:
         raise Unauthorized("unauthorized", f"a valid API key is required in the {header} header", header)
     request.state.client_id = record.client_id  # the request metrics' client label
@@ -75,9 +77,9 @@ async def require_client(request: Request, services: ServicesDep) -> str:
         weight=record.weight, rate_limit=record.rate_limit, max_active_jobs=record.max_active_jobs
     )
     request.state.limits = limits
-    # take() answers None itself for a key without a limit: checked here too, to spare that key the thread hop
+    # take_async() answers None itself for a key without a limit: checked here too, to spare that key the await
     decision = (
-        await run_in_threadpool(services.rate_limiter.take, record.key_hash, limits.rate_limit)
+        await services.rate_limiter.take_async(services.aredis(), record.key_hash, limits.rate_limit)
         if limits.rate_limit > 0
         else None
     )

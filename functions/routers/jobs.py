@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from fastapi import APIRouter, Header, Query, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError, WithJsonSchema
-from starlette.concurrency import run_in_threadpool
 
 from functions.deps import ClientDep, LimitsDep, ServicesDep
 from functions.errors import AUTHENTICATED, CONFLICT, INVALID, LOCATION, NOT_FOUND, TOO_LARGE
@@ -132,9 +131,9 @@ def list_jobs(
 
 @router.get("/{job_id}", summary="Job status", responses=NOT_FOUND)
 async def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
-    # the path clients poll: async, so that only the Redis read goes to a worker thread (a sync route costs
-    # FastAPI a thread hop for the endpoint and another to validate its response)
-    return job_view(await run_in_threadpool(services.jobs.get, client, job_id))
+    # the path clients poll: async with the event loop's Redis client, no worker thread at all (a sync route
+    # costs FastAPI a thread hop for the endpoint and another to validate its response)
+    return job_view(await services.jobs.get_async(services.aredis(), client, job_id))
 
 
 @router.post(

@@ -257,13 +257,13 @@ def test_a_key_record_is_reused_for_api_key_cache_s_and_a_revoked_key_stops_work
     key = elsewhere.create("cached-client")
     assert http.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
     calls = Counter()
-    original = services.keys.record
+    original = services.keys.record_async  # the API's lookup (on the event loop)
 
-    def counted(k):
+    async def counted(aredis, k):
         calls["record"] += 1
-        return original(k)
+        return await original(aredis, k)
 
-    services.keys.record = counted
+    services.keys.record_async = counted
     for _ in range(20):
         assert http.get("/v1/jobs", headers={"X-API-Key": key}).status_code == 200
     assert calls["record"] == 0  # every one of them from the process's cache

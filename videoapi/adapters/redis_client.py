@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import weakref
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import redis
-from redis.backoff import ExponentialBackoff
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff, NoBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 from redis.retry import Retry
 
@@ -56,6 +60,38 @@ def redis_client_for(settings: Settings, *, api: bool = False) -> redis.Redis:
         keepalive_s=settings.redis_keepalive_s,
         health_check_s=settings.redis_health_check_s,
     )
+
+
+class AsyncRedis:
+    """The API's client for reads on the event loop (no thread hop): one per running loop, from the same settings.
+
+    Per loop because an asyncio connection belongs to the loop that opened it: a test's TestClient, a Lambda
+    invocation or a restarted server runs another loop over the same services.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, redis.asyncio.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def __call__(self) -> redis.asyncio.Redis:
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            settings = self.settings
+            # as the API's sync client: fails fast (503), the same timeouts and keepalive
+            client = self._clients[loop] = redis.asyncio.Redis.from_url(
+                settings.redis_url,
+                decode_responses=True,
+                socket_timeout=settings.api_redis_socket_timeout_s,
+                socket_connect_timeout=settings.redis_connect_timeout_s,
+                socket_keepalive=True,
+                socket_keepalive_options=keepalive_options(settings.redis_keepalive_s),
+                health_check_interval=settings.redis_health_check_s,
+                retry=AsyncRetry(NoBackoff(), 0),
+            )
+        return client
 
 
 def redis_transport_options(settings: Settings, *, api: bool = False) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+import redis.asyncio
 
 from videoapi.adapters.redis_client import text
 from videoapi.domain import redis_keys
@@ -72,6 +73,20 @@ class ApiKeys:
             pipe.hget(redis_keys.API_KEYS, digest)
             pipe.hgetall(redis_keys.api_key_limits(digest))
             client_id, limits = pipe.execute()
+        return self._found(digest, client_id, limits)
+
+    async def record_async(self, aredis: redis.asyncio.Redis, key: str | None) -> KeyRecord | None:
+        """As `record`, on the event loop with an asyncio client (the API's hot path: no thread hop)."""
+        if not key:
+            return None
+        digest = hash_key(key)
+        async with aredis.pipeline(transaction=False) as pipe:
+            pipe.hget(redis_keys.API_KEYS, digest)
+            pipe.hgetall(redis_keys.api_key_limits(digest))
+            client_id, limits = await pipe.execute()
+        return self._found(digest, client_id, limits)
+
+    def _found(self, digest: str, client_id: str | None, limits: dict[str, str]) -> KeyRecord | None:
         if client_id is None:
             return None
         found = KeyRecord(

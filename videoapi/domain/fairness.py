@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 
 import redis
+import redis.asyncio
 
 from videoapi.adapters.redis_client import text
 from videoapi.domain import redis_keys
@@ -253,7 +254,20 @@ class RateLimiter:
             return None
         burst = max(1.0, rate * self.BURST)
         allowed, tokens = self._take(keys=[redis_keys.rate_limit(bucket)], args=[rate, burst])
-        tokens = float(tokens)
+        return self._decision(rate, burst, allowed, tokens)
+
+    async def take_async(self, aredis: redis.asyncio.Redis, bucket: str, rate: float) -> RateDecision | None:
+        """As `take`, on the event loop with an asyncio client (the API's per-request path: no thread hop)."""
+        if rate <= 0:
+            return None
+        burst = max(1.0, rate * self.BURST)
+        # EVALSHA, loading the script on NOSCRIPT (a restarted Redis), as redis-py's Script does
+        allowed, tokens = await aredis.register_script(_TAKE)(keys=[redis_keys.rate_limit(bucket)], args=[rate, burst])
+        return self._decision(rate, burst, allowed, tokens)
+
+    @staticmethod
+    def _decision(rate: float, burst: float, allowed: object, tokens: object) -> RateDecision:
+        tokens = float(str(tokens))
         return RateDecision(
             allowed=bool(allowed),
             limit=int(burst),

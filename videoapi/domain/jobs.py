@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from videoapi.adapters.redis_client import redis_client, text, text_hash, texts
 from videoapi.domain import redis_keys
@@ -234,6 +235,14 @@ class JobStore:
 
     def get(self, job_id: str) -> Job:
         data = text_hash(self.redis.hgetall(redis_keys.job(job_id)))
+        if not data:
+            raise JobNotFound(job_id)
+        return Job.from_hash(data)
+
+    @staticmethod
+    async def get_async(aredis: redis.asyncio.Redis, job_id: str) -> Job:
+        """As `get`, on the event loop with an asyncio client (status polling: no thread hop)."""
+        data = text_hash(await aredis.hgetall(redis_keys.job(job_id)))
         if not data:
             raise JobNotFound(job_id)
         return Job.from_hash(data)

@@ -14,6 +14,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis.asyncio
+
 from videoapi.adapters.queue import TaskQueue
 from videoapi.adapters.storage import Storage
 from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES, QUOTA_EXCEEDED, FairQueue, Quotas, frames_today
@@ -101,6 +103,16 @@ class SubmitRequest:
             separators=(",", ":"),
         )
         return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _may_be_job_id(job_id: str) -> bool:
+    return job_id.startswith("job_") and len(job_id) < 100
+
+
+def _owned_job(job: Job | None, client_id: str, job_id: str) -> Job:
+    if job is None or job.client_id != client_id:
+        raise NotFound("job_not_found", f"no job {job_id!r}")
+    return job
 
 
 class JobService:
@@ -310,12 +322,18 @@ class JobService:
     def get(self, client_id: str, job_id: str) -> Job:
         """The job if it is this client's; another client's job is as unknown as a missing one."""
         try:
-            job = self.store.get(job_id) if job_id.startswith("job_") and len(job_id) < 100 else None
+            job = self.store.get(job_id) if _may_be_job_id(job_id) else None
         except JobNotFound:
             job = None
-        if job is None or job.client_id != client_id:
-            raise NotFound("job_not_found", f"no job {job_id!r}")
-        return job
+        return _owned_job(job, client_id, job_id)
+
+    async def get_async(self, aredis: redis.asyncio.Redis, client_id: str, job_id: str) -> Job:
+        """As `get`, on the event loop with an asyncio client (the path clients poll)."""
+        try:
+            job = await self.store.get_async(aredis, job_id) if _may_be_job_id(job_id) else None
+        except JobNotFound:
+            job = None
+        return _owned_job(job, client_id, job_id)
 
     def cancel(self, client_id: str, job_id: str) -> Job:
         """Cancel a queued or running job; workers stop it at their next batch. 409 once it has finished."""
