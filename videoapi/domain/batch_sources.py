@@ -98,8 +98,10 @@ def check_row(row: int, raw: Any, check_source: SourceCheck) -> BatchRow | RowEr
     source = source.strip()
     if len(source) > 4096 or len(item_id) > 1024:
         return RowError(row, source[:200], item_id[:200], "invalid_row", "source or id too long")
-    options = {k: v for k, v in raw.items() if k not in ("source", "id") and v not in (None, "")}
-    if options:  # most rows have none: no model to build for them
+    # most rows have no options: neither a dict to build nor a model to validate for them
+    has_options = len(raw) > ("source" in raw) + ("id" in raw)
+    options = {k: v for k, v in raw.items() if k not in ("source", "id") and v not in (None, "")} if has_options else {}
+    if options:
         try:
             options = ItemOptions.model_validate(options).model_dump(exclude_none=True)
         except ValidationError as error:

@@ -25,6 +25,7 @@ import re
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,20 +194,29 @@ class BatchService:
         total = valid = 0
         chunk: list[list[Any]] = []
         refused: list[str] = []
-        for row in self._rows(client_id, request):
-            total += 1
-            if total > limit:
-                self._delete_rows(batch_id, valid)
-                message = f"a batch may hold {limit} rows (VIDEOAPI_BATCH_MAX_ITEMS)"
-                raise TooLarge("batch_too_large", message, "sources")
-            if isinstance(row, RowError):
-                refused.append(json.dumps(row.record()))
-                continue
-            chunk.append([row.row, row.source, row.item_id, row.options])
-            valid += 1
-            if len(chunk) == CHUNK_ROWS:
-                self._put_chunk(batch_id, valid // CHUNK_ROWS - 1, chunk)
-                chunk = []
+        # each full chunk is stored on a thread while the next rows are read and checked: the PUT's round trip
+        # overlaps the parsing instead of following it (at most two chunks wait, so memory stays bounded)
+        with ThreadPoolExecutor(1, thread_name_prefix="batch-rows") as uploads:
+            stored: list[Future[None]] = []
+            for row in self._rows(client_id, request):
+                total += 1
+                if total > limit:
+                    wait(stored)  # every chunk stored before it is deleted
+                    self._delete_rows(batch_id, valid)
+                    message = f"a batch may hold {limit} rows (VIDEOAPI_BATCH_MAX_ITEMS)"
+                    raise TooLarge("batch_too_large", message, "sources")
+                if isinstance(row, RowError):
+                    refused.append(json.dumps(row.record()))
+                    continue
+                chunk.append([row.row, row.source, row.item_id, row.options])
+                valid += 1
+                if len(chunk) == CHUNK_ROWS:
+                    if len(stored) >= 2:
+                        stored.pop(0).result()  # raises the PUT's error, if it failed
+                    stored.append(uploads.submit(self._put_chunk, batch_id, valid // CHUNK_ROWS - 1, chunk))
+                    chunk = []
+            for put in stored:
+                put.result()
         if total == 0:
             raise InvalidRequest("empty_batch", "no sources: the prefix holds no objects", "sources")
         if chunk:
