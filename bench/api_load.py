@@ -79,7 +79,7 @@ def _request_bytes(host: str, key: str, endpoint: str, target: str) -> bytes:
 async def _hammer_raw(
     url: str, key: str, endpoint: str, target: str, concurrency: int, seconds: float
 ) -> tuple[list[float], int]:
-    # a prepared request written to a kept-alive socket and the answer read by its Content-Length: about a fifth
+    # a prepared request written to a kept-alive socket and the answer read by its Content-Length: about a third
     # of aiohttp's CPU per request, so more of the shared cores are left to what is measured
     host, _, port = url.removeprefix("http://").partition(":")
     request = _request_bytes(f"{host}:{port}", key, endpoint, target)
@@ -170,6 +170,8 @@ def _load(
         "p99_ms": float(np.percentile(ms, 99)),
         "errors": result["errors"],
         "cpu_share": {name: round(share, 3) for name, share in shares.items()},
+        # what a request costs the API, whatever else the machine runs: the figure to compare across loads
+        "api_cpu_ms_per_request": shares["API"] * capacity_s / max(1, result["count"]) * 1000,
     }
 
 
@@ -282,7 +284,8 @@ def main(
         title=f"API under uvicorn (1 process) and Gunicorn, {concurrency} concurrent clients ({client}), "
         f"{seconds:g}s each, median of {rounds} - {machine}; CPU: share of the machine's cores"
     )
-    for column in ("endpoint", "requests", "req/s", "p50 ms", "p99 ms", "CPU load gen", "API", "S3+bench", "busy"):
+    columns = ("endpoint", "requests", "req/s", "p50 ms", "p99 ms", "API CPU ms/req", "CPU load gen", "API", "S3+bench")
+    for column in (*columns, "busy"):
         table.add_column(column, justify="right")
     for endpoint, row in rows.items():
         share = row["cpu_share"]
@@ -292,9 +295,10 @@ def main(
             f"{row['requests_per_s']:.0f}",
             f"{row['p50_ms']:.1f}",
             f"{row['p99_ms']:.1f}",
+            f"{row['api_cpu_ms_per_request']:.2f}",
             *(f"{share[name]:.0%}" for name in ("load generator", "API", "S3 (moto) and bench", "machine busy")),
         )
-    Console().print(table)
+    Console(width=150).print(table)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from envelope import write_result
 

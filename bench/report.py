@@ -814,12 +814,21 @@ def section_api_load(page: Page) -> None:
         return
     for document in documents:
         parameters = document["parameters"]
+        how = ""
+        if "load_average" in parameters:  # since the load generator and CPU shares were recorded
+            how = (
+                f" ({parameters['client']} load generator, median of {parameters['rounds']} alternate runs; "
+                f"load average {parameters['load_average'][0]:.1f} from other programs; baseline: the API at "
+                f"`{parameters.get('baseline_commit', '-')}`)"
+            )
         page.add(
             f"**{cpu(document['machine'])}**: {parameters.get('concurrency', '?')} concurrent clients, "
-            f"{parameters.get('seconds', '?')} s an endpoint; {day(document)}, commit `{commit(document)}`, "
+            f"{parameters.get('seconds', '?')} s an endpoint{how}; {day(document)}, commit `{commit(document)}`, "
             f"`{document['_path']}`",
             "",
         )
+        results = document["figures"]["results"]
+        shares = all("cpu_share" in r for r in results.values())
         rows = [
             [
                 endpoint,
@@ -827,10 +836,21 @@ def section_api_load(page: Page) -> None:
                 number(r["requests_per_s"]),
                 number(r["p50_ms"], ".1f"),
                 number(r["p99_ms"], ".1f"),
+                *(
+                    [
+                        number(r["api_cpu_ms_per_request"], ".2f"),
+                        *(f"{r['cpu_share'][name]:.0%}" for name in ("API", "load generator", "machine busy")),
+                    ]
+                    if shares
+                    else []
+                ),
             ]
-            for endpoint, r in document["figures"]["results"].items()
+            for endpoint, r in results.items()
         ]
-        page.add(*table(["endpoint", "requests", "requests/s", "p50 ms", "p99 ms"], rows))
+        header = ["endpoint", "requests", "requests/s", "p50 ms", "p99 ms"]
+        if shares:  # CPU: shares of the machine's cores while the endpoint was driven
+            header += ["API CPU ms/request", "API's CPU", "load generator's CPU", "machine busy"]
+        page.add(*table(header, rows))
 
 
 def section_batch(page: Page) -> None:
