@@ -120,3 +120,22 @@ def test_batches_go_out_full_at_once_and_the_short_last_window_in_a_batch_of_its
     assert sum(w.count for b in [first, *rest] for w in b) == 1000
     fours = _batches(iter_windows((np.array(i) for i in range(1000)), window=200), 4)
     assert [[len(w.frames) for w in b] for b in fours] == [[200] * 4, [200, 200], [150]]
+
+
+@pytest.mark.parametrize("frames", [40, 100, 149, 900])
+def test_every_tensor_batch_reaches_tritons_dlpack_copy_in_c_order(frames):
+    """tritonclient's CUDA shared memory takes a DLPack tensor only with C-order strides on every axis, the size-1
+    ones too: a video of one window (40 or 149 frames here) kept its unfold's first stride through `contiguous()`
+    and was refused on an H100 (the GPU bench's e2e_dev run); `c_order` is what the client sends."""
+    from tritonclient.utils import _dlpack
+
+    from videoapi.adapters.triton import c_order
+    from videoapi.pipeline.windows import iter_tensor_windows
+
+    video = torch.arange(frames, dtype=torch.uint8)[:, None, None, None].expand(frames, 27, 48, 3)
+    batches = [video[start : start + 64] for start in range(0, frames, 64)]
+    for windows, _ in iter_tensor_windows(batches, window=200, size=4):
+        sent = c_order(windows)
+        dl_tensor = _dlpack.get_managed_tensor(_dlpack.get_dlpack_capsule(sent)).dl_tensor
+        assert _dlpack.is_contiguous_data(dl_tensor.ndim, dl_tensor.shape, dl_tensor.strides), sent.stride()
+        assert torch.equal(sent, windows)

@@ -133,6 +133,20 @@ def _pad_time(windows: Any, time: int) -> Any:
     return torch.cat([windows, windows[:, -1:].expand(-1, extra, *windows.shape[2:])], dim=1)
 
 
+def c_order(tensor: Any) -> Any:
+    """A torch tensor with C-order strides on every axis, as tritonclient's DLPack copy demands (it checks each
+    stride; torch's `contiguous()` leaves a one-window batch's first stride as its unfold made it)."""
+    expected, size = [], 1
+    for length in reversed(tensor.shape):
+        expected.insert(0, size)
+        size *= length
+    if list(tensor.stride()) == expected:
+        return tensor
+    import torch
+
+    return tensor.clone(memory_format=torch.contiguous_format)
+
+
 def _sigmoid(x: NDArray[Any]) -> NDArray[Any]:
     probabilities: NDArray[Any] = 1.0 / (1.0 + np.exp(-x))
     return probabilities
@@ -285,7 +299,7 @@ class ShotModelClient:
         if self._regions is not None:
             if served.input_datatype != "UINT8":
                 raise InferenceInputError(f"shared_memory=cuda needs a UINT8 input; {served.name} takes FP32")
-            data = np.ascontiguousarray(batch) if isinstance(batch, np.ndarray) else batch.contiguous()
+            data = np.ascontiguousarray(batch) if isinstance(batch, np.ndarray) else c_order(batch)
             with self._regions.holding(data) as region:
                 inp = self._tc.InferInput(served.input_name, list(batch.shape), "UINT8")
                 inp.set_shared_memory(region.name, int(data.nbytes))
