@@ -136,7 +136,8 @@ def _pad_time(windows: Any, time: int) -> Any:
 def c_order(tensor: Any) -> Any:
     """A torch tensor with C-order strides on every axis, as tritonclient's DLPack copy demands (it checks each
     stride; torch's `contiguous()` leaves a one-window batch's first stride as its unfold made it)."""
-    expected, size = [], 1
+    expected: list[int] = []
+    size = 1
     for length in reversed(tensor.shape):
         expected.insert(0, size)
         size *= length
