@@ -9,7 +9,10 @@ The service's own work per item: the first `--serial-clips` clips as one batch t
 running one item at a time; from the items' records, the time from one item's end to the next one's less the
 next one's decode and inference (both through Triton, as the worker timed them): Celery, Redis, the fetch from
 S3, probing, post-processing, the result writes and the batch's bookkeeping. The same files through the
-engine in this process are timed beside it. Run: `python -m bench batch [--clips 1000]`.
+engine in this process are timed beside it, and the worker's processes' CPU seconds over the batch (decode
+included) beside the wall figures. `--own-work-only --baseline DIR` measures the same clips through a stack run
+from another checkout (a git worktree of an older commit), alternately with this one, `--rounds` times each.
+Run: `python -m bench batch [--clips 1000]`.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -103,6 +107,19 @@ class MemorySampler:
         return figures
 
 
+def celery_cpu_s() -> float:
+    """User and system CPU seconds of this process's Celery descendants (the workers and their pool processes)."""
+    seconds = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if "celery" in " ".join(child.cmdline()):
+                times = child.cpu_times()
+                seconds += times.user + times.system
+        except psutil.Error:
+            continue
+    return seconds
+
+
 def time_batch(client: VideoApiClient, keys: list[str], stack: LocalStack | None = None) -> dict[str, Any]:
     sampler = MemorySampler(stack) if stack is not None else None
     start = time.perf_counter()
@@ -145,7 +162,7 @@ def cpu_1080p(folder: Path) -> dict[str, Any]:
     return {"frames": frames, "fps": fps, "wall_s": round(wall, 2), "frames_per_s": round(frames / wall, 1)}
 
 
-def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
+def service_work_per_item(clips: list[tuple[Path, int]], with_engine: bool = True) -> dict[str, Any]:
     """One worker running one item at a time, its items' own records: the time between one item's end and the
     next one's, less the next one's decode and inference (its `stage_s`), is what the service spent on it
     (Celery, Redis, the fetch from S3, probing, post-processing, the result writes, the batch's bookkeeping);
@@ -157,7 +174,9 @@ def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
         with VideoApiClient(stack.api_url, stack.api_key) as client:
             keys = [client.upload(path) for path in paths]
             client.wait(client.submit(keys[0])["id"])  # warm
+            cpu_before = celery_cpu_s()
             serial = time_batch(client, keys)
+            serial["worker_cpu_per_item_ms"] = round(1000 * (celery_cpu_s() - cpu_before) / len(paths), 1)
         store = JobStore.from_url(stack.settings.redis_url)
         client_id = Services.from_settings(stack.settings).keys.client_for(stack.api_key) or ""
         items = [job for job in store.list_for(client_id, len(paths) + 10) if job.extra.get(BATCH_FIELD)]
@@ -171,7 +190,7 @@ def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
     own_ms = 1000 * sum(own) / len(own)
     breakdown = {f"{name}_ms": round(1000 * value, 1) for name, value in parts.items()}
     breakdown["celery_redis_and_batch_ms"] = round(own_ms - sum(breakdown.values()), 1)
-    engine = time_engine(paths)
+    engine = time_engine(paths) if with_engine else None
     serial["per_item_ms"] = round(1000 * serial["wall_s"] / len(paths), 1)
     return {
         "items": len(own),
@@ -181,6 +200,69 @@ def service_work_per_item(clips: list[tuple[Path, int]]) -> dict[str, Any]:
         "service_serial": serial,
         "engine_in_process": engine,
     }
+
+
+# Run in another checkout by `baseline_work_per_item`: that checkout's own bench/batch.py, stack and workers
+_BASELINE_RUN = """
+import json, sys
+from pathlib import Path
+sys.path[:0] = [".", "bench"]
+import batch
+count, scratch, out = int(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+scratch.mkdir(parents=True, exist_ok=True)
+batch.time_engine = lambda paths: None  # the engine's figure is this checkout's alone
+if not hasattr(batch, "celery_cpu_s"):  # an older bench: its workers' CPU taken around its timed batch
+    import psutil
+    def celery_cpu_s():
+        found = [p for p in psutil.Process().children(recursive=True) if "celery" in " ".join(p.cmdline())]
+        return sum(p.cpu_times().user + p.cpu_times().system for p in found)
+    timed = batch.time_batch
+    def time_batch(client, keys, stack=None):
+        before = celery_cpu_s()
+        figures = timed(client, keys, stack)
+        figures["worker_cpu_per_item_ms"] = round(1000 * (celery_cpu_s() - before) / len(keys), 1)
+        return figures
+    batch.time_batch = time_batch
+out.write_text(json.dumps(batch.service_work_per_item(batch.make_clips(scratch, count))))
+"""
+
+
+def baseline_work_per_item(checkout: Path, count: int, scratch: Path) -> dict[str, Any]:
+    """The service's own work per item through a stack run from `checkout` (its code, workers and bench), the
+    same clips (make_clips' seed); its model repository is this checkout's (the built model is not in git)."""
+    out = scratch / "baseline.json"
+    env = {**os.environ, "VIDEOAPI_MODEL_REPOSITORY": str(Settings().model_repository)}
+    env.pop("PYTHONPATH", None)
+    command = [sys.executable, "-c", _BASELINE_RUN, str(count), str(scratch), str(out)]
+    subprocess.run(command, cwd=checkout, env=env, check=True)
+    figures: dict[str, Any] = json.loads(out.read_text())
+    return figures
+
+
+def commit_of(checkout: Path) -> str:
+    command = ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def own_work_side_by_side(count: int, baseline: Path, rounds: int) -> dict[str, Any]:
+    """This checkout's and the baseline's own work per item, alternately (baseline first), `rounds` times each."""
+    runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        clips = make_clips(Path(scratch), count)
+        for round_ in range(rounds):
+            runs["baseline"].append(baseline_work_per_item(baseline, count, Path(scratch) / f"b{round_}"))
+            runs["this"].append(service_work_per_item(clips, with_engine=round_ == rounds - 1))
+
+    def best(found: list[dict[str, Any]]) -> dict[str, Any]:  # the run least disturbed by the machine's load
+        return min(found, key=lambda run: run["own_work_per_item_ms"])
+
+    this, old = best(runs["this"]), best(runs["baseline"])
+    figures = {**this, "engine_in_process": runs["this"][-1]["engine_in_process"]}
+    figures |= {"rounds": runs, "baseline_commit": commit_of(baseline)}
+    figures["baseline_own_work_per_item_ms"] = old["own_work_per_item_ms"]
+    figures["baseline_own_work_breakdown"] = old["own_work_breakdown"]
+    figures["own_work_ratio"] = round(old["own_work_per_item_ms"] / this["own_work_per_item_ms"], 2)
+    return figures
 
 
 def time_singles(client: VideoApiClient, keys: list[str]) -> dict[str, float]:
@@ -227,6 +309,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--own-work-only", action="store_true", help="only the service's own work per item")
     parser.add_argument("--manifest-only", action="store_true", help="only the manifest's submission, 3 times")
+    parser.add_argument("--baseline", type=Path, default=None, help="with --own-work-only: another checkout beside")
+    parser.add_argument("--rounds", type=int, default=1, help="with --baseline: runs of each, alternately")
     args = parser.parse_args()
     if args.manifest_only:  # the API and storage alone (no model): bench batch_manifest
         stack = LocalStack(Settings(), StackPorts(api=0), write_state=False, with_inference=False)
@@ -240,10 +324,16 @@ def main() -> None:
         write_result("batch_manifest", {"manifest_rows": args.manifest_rows}, {"tries": tries}, out=args.out)
         return
     if args.own_work_only:  # a result of its own (bench batch_own_work), for the batch section beside the batch's
-        with tempfile.TemporaryDirectory() as scratch:
-            own_work = service_work_per_item(make_clips(Path(scratch), args.serial_clips))
+        parameters: dict[str, Any] = {"serial_clips": args.serial_clips, "size": "320x180"}
+        if args.baseline is not None:
+            own_work = own_work_side_by_side(args.serial_clips, args.baseline.resolve(), args.rounds)
+            parameters |= {"baseline": own_work["baseline_commit"], "rounds": args.rounds}
+        else:
+            with tempfile.TemporaryDirectory() as scratch:
+                own_work = service_work_per_item(make_clips(Path(scratch), args.serial_clips))
+        parameters["load_average"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(own_work, indent=1))
-        write_result("batch_own_work", {"serial_clips": args.serial_clips, "size": "320x180"}, own_work, out=args.out)
+        write_result("batch_own_work", parameters, own_work, out=args.out)
         return
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)

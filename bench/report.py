@@ -968,9 +968,30 @@ def own_work_lines(document: Document) -> list[str]:
         f"running one at a time, from their records; {day(document)}, commit `{commit(document)}`, "
         f"`{document['_path']}`): **{number(own['own_work_per_item_ms'], '.0f')} ms** an item besides its "
         f"{number(own['predict_per_item_ms'], '.0f')} ms of decode and inference ({breakdown}); the engine in process "
-        f"took {number(own['engine_in_process']['per_item_ms'], '.0f')} ms an item for the same files, all included.",
+        f"took {number(own['engine_in_process']['per_item_ms'], '.0f')} ms an item for the same files, all included."
+        + baseline_own_work(own),
         "",
     ]
+
+
+def baseline_own_work(own: dict[str, Any]) -> str:
+    """The same figure for an older checkout measured alternately in the same run (bench batch --baseline)."""
+    if "baseline_own_work_per_item_ms" not in own:
+        return ""
+    breakdown = ", ".join(
+        f"{k.removesuffix('_ms').replace('_', ' ')} {v:,.0f} ms" for k, v in own["baseline_own_work_breakdown"].items()
+    )
+    cpu_ms = {
+        name: min(run["service_serial"].get("worker_cpu_per_item_ms") or 0 for run in runs)
+        for name, runs in own["rounds"].items()
+    }
+    return (
+        f" Commit `{own['baseline_commit']}`, the same clips alternately in the same run: "
+        f"**{number(own['baseline_own_work_per_item_ms'], '.0f')} ms** ({breakdown}), "
+        f"{number(own['own_work_ratio'], '.2f')}x this one's (best of {len(own['rounds']['this'])} runs each); "
+        f"the workers' CPU over the batch (decode included) {number(cpu_ms['this'], '.0f')} ms an item, "
+        f"{number(cpu_ms['baseline'], '.0f')} ms at that commit."
+    )
 
 
 # Rekognition Video's list price for segment detection (stored video, US East), per minute of video and per

@@ -181,11 +181,13 @@ class ShotDetector:
             return
         storage = self.storage.for_bucket(job.bucket)
         version = job.extra.get("source_version") or None
-        size = storage.size(job.key, version)
-        if size > self.settings.max_video_bytes:
-            raise JobError("file_too_large", f"{size} bytes exceeds the limit of {self.settings.max_video_bytes}")
-        with job_scratch() as tmp:
-            yield storage.download(job.key, tmp / "video", version, size)
+
+        def check_size(size: int) -> None:
+            if size > self.settings.max_video_bytes:
+                raise JobError("file_too_large", f"{size} bytes exceeds the limit of {self.settings.max_video_bytes}")
+
+        with job_scratch() as tmp:  # one GET, its length checked before the body is read (no HEAD first)
+            yield storage.download(job.key, tmp / "video", version, check_size=check_size)
 
     def begin(self, job_id: str, preempt: Preempt | None = None) -> list[Segment] | dict[str, Any] | None:
         """Fetch and probe the video and mark the job running.
@@ -523,11 +525,13 @@ class ShotDetector:
             (keys.thumbnails, detection.thumbnails_jpeg, "image/jpeg"),
             (keys.probabilities, detection.probabilities_npz(), "application/x-npz"),
         ]
-        # side by side: four round trips one after another were most of what a short job's publishing cost
-        # (bench/batch.py's own work per item); the document goes last, once the files it links to exist
-        for _ in _PUBLISHERS.map(lambda write: self.storage.put_bytes(*write), writes):
-            pass
+        # all four at once: round trips one after another were most of what a short job's publishing cost
+        # (bench/batch.py's own work per item); the document need not wait for the files it links to, as no one
+        # reads it before the job's record names it (its result_key, set by `succeed` below)
+        pending = [_PUBLISHERS.submit(self.storage.put_bytes, *write) for write in writes]
         self.storage.put_json(keys.shots, detection.document)
+        for future in pending:
+            future.result()
         self.store.add_to_field(job_id, "result_writes", 1)  # the chaos test counts them
         self.store.set_progress(job_id, detection.predictions.frame_count)
         self.store.succeed(job_id, keys.shots)
