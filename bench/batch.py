@@ -168,7 +168,10 @@ def service_work_per_item(clips: list[tuple[Path, int]], with_engine: bool = Tru
     (Celery, Redis, the fetch from S3, probing, post-processing, the result writes, the batch's bookkeeping);
     beside it the same files through the engine in process."""
     paths = [path for path, _ in clips]
-    stack = LocalStack(Settings(), StackPorts(api=0), workers=1, worker_concurrency=1, write_state=False)
+    # a folder of its own: the stack's Redis keeps its AOF in the log folder (one per process by default), and a
+    # second measurement in this process would read the first one's items back as its own
+    logs = Path(tempfile.mkdtemp(prefix="videoapi-own-work-"))
+    stack = LocalStack(Settings(), StackPorts(api=0), workers=1, worker_concurrency=1, write_state=False, log_dir=logs)
     stack.on_status = lambda line: None
     with stack.start():
         with VideoApiClient(stack.api_url, stack.api_key) as client:
