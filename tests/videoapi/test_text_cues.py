@@ -17,7 +17,7 @@ from videoapi.pipeline.decode import iter_model_frames_pyav
 from videoapi.pipeline.frame_features import FeatureTap, concatenated, frame_features, stored
 from videoapi.pipeline.probe import probe_timeline
 from videoapi.pipeline.shots import FrameClock
-from videoapi.pipeline.text_cues import TextSampler, detector_available
+from videoapi.pipeline.text_cues import CUT_MIN, TextSampler, detector_available, sample_step
 from videoapi.pipeline.windows import MARGIN
 from videoapi.settings import Settings
 
@@ -57,8 +57,16 @@ def test_end_credits_are_found_within_a_second_and_a_split_decode_gives_the_same
     assert not [c for c in cues if c["type"] in ("OpeningCredits", "Slate", "StudioLogo")]
     content = [c for c in cues if c["type"] == "Content"]
     assert all(c["end_frame"] < credits["start_frame"] or c["start_frame"] > credits["end_frame"] for c in content)
-    # two segments, cut between samples, decoded from their margins: the stitched arrays are the single pass's
-    cut = len(arrays["cue_text"]) // 2 + 3
+    # the frame after each cut of the programme is sampled too, once at most between two regular samples
+    step = sample_step(clock.fps, SETTINGS.text_cue_samples_per_s)
+    sampled = np.flatnonzero(~np.isnan(arrays["cue_text"][:, 0]))
+    extra = sampled[sampled % step != 0]
+    cuts = np.flatnonzero(arrays["cue_text_change"] >= CUT_MIN)
+    assert len(extra) and set(extra) <= set(cuts + 1)
+    assert len(set(extra // step)) == len(extra)
+    # two segments, the second starting on a sample after a cut (seen in its margin), decoded from their
+    # margins: the stitched arrays are the single pass's
+    cut = int(extra[len(extra) // 2])
     parts = [stored(decoded(path, 0, cut)[0]), stored(decoded(path, cut, None)[0])]
     stitched = concatenated(parts)
     np.testing.assert_array_equal(stitched["cue_text"], arrays["cue_text"])

@@ -34,7 +34,7 @@ MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255  # PaddleOCR's normalis
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 TEXT_THRESHOLD = 0.3  # DB probability over which a pixel is text (PaddleOCR's det_db_thresh)
 TEXT_FIELDS = (
-    "lines",  # text lines (connected regions of the text map, words merged)
+    "lines",  # text lines (connected regions of the text map, words merged, under LOGO_MIN_TALL high)
     "area",  # share of the picture inside the lines' boxes
     "top",  # the highest line's top, as a share of the height
     "low",  # share of the text area in the lowest quarter (subtitles, lower thirds, tickers)
@@ -44,7 +44,7 @@ TEXT_FIELDS = (
     "texture",  # mean gradient outside text (0 on a flat or smoothly graded background)
     "mark",  # share of the picture's non-text edge pixels inside its centre box (a logo's mark)
     "detail",  # share of the centre box's non-text pixels on an edge (that there is a mark at all)
-    "tall",  # the tallest line's height, share of the picture's (a mark the detector takes for text)
+    "tall",  # the tallest region's height, share of the picture's (a mark the detector takes for text)
 )
 FIELD = {name: i for i, name in enumerate(TEXT_FIELDS)}
 
@@ -52,7 +52,7 @@ FIELD = {name: i for i, name in enumerate(TEXT_FIELDS)}
 CREDIT_MAX_OFFSET = 0.05  # credits are about the vertical axis (a centred column, or two either side of it)
 CREDIT_MAX_LOW = 0.5  # ... and not mostly in the lowest quarter (subtitles, lower thirds)
 CREDIT_MIN_AREA = 0.004
-PLAIN_MIN_DARK = 0.6  # a dark background (a slate card, scrolling credits coming in from below)
+PLAIN_MIN_DARK = 0.6  # a dark background (a slate card)
 SLATE_MIN_LINES = 4  # a slate's fields: production, scene, take, roll, date ...
 SLATE_MAX_LEFT_SPREAD = 0.03  # ... left-aligned, on a card or board
 SLATE_MAX_TEXTURE = 8.0
@@ -67,6 +67,9 @@ CREDITS_MIN_S = 2.0
 START_SHARE, START_MAX_S = 0.25, 600.0  # "at the start": the first quarter, and the first ten minutes
 END_SHARE, END_MIN_S = 0.05, 4.0  # "at the end": a run ending in the last 5% of the video or its last 4 s
 SLATE_MIN_S = 1.0
+CUT_MIN = 20.0  # mean change (0..255) of the model frame from the one before that is a cut: the frame after is sampled
+ENTRY_S = 1.0  # a roll's first line is seen this long after it comes in at the bottom, at most
+ENTRY_TOP = 0.75  # ... and is first seen in the lowest quarter
 CHANGE_MIN = 8.0  # mean change (0..255, cue_text_change) from the frame before that marks an edge
 
 
@@ -132,19 +135,23 @@ def text_figures(bgr: NDArray[Any]) -> NDArray[Any]:
         pad = max(3, round(0.6 * h))
         around[max(0, y - pad) : y + h + pad, max(0, x - pad) : x + w + pad] = True
     outside = ~around
+    # a region taller than text lines are is a mark, a face or a pattern the detector takes for text: it counts
+    # for `tall` (a logo's mark) but not among the lines, whose figures it would pull off the centre
+    lines = [(x, y, w, h) for x, y, w, h in boxes if h < LOGO_MIN_TALL * height]
     if boxes:
-        areas = np.array([w * h for _, _, w, h in boxes], np.float32)
+        figures[FIELD["tall"]] = max(h for _, _, _, h in boxes) / height
+    if lines:
+        areas = np.array([w * h for _, _, w, h in lines], np.float32)
         # how far each line is from the vertical axis (0 when it crosses it): a centred column, or roles and
         # names either side of it, are near; a corner's caption, a score bug or a lower third is not
-        away = np.array([max(0.0, x / width - 0.5, 0.5 - (x + w) / width) for x, _, w, _ in boxes], np.float32)
-        bottoms = np.array([(y + h / 2) / height for _, y, _, h in boxes], np.float32)
-        figures[FIELD["lines"]] = len(boxes)
+        away = np.array([max(0.0, x / width - 0.5, 0.5 - (x + w) / width) for x, _, w, _ in lines], np.float32)
+        bottoms = np.array([(y + h / 2) / height for _, y, _, h in lines], np.float32)
+        figures[FIELD["lines"]] = len(lines)
         figures[FIELD["area"]] = areas.sum() / (width * height)
-        figures[FIELD["top"]] = min(y for _, y, _, _ in boxes) / height
+        figures[FIELD["top"]] = min(y for _, y, _, _ in lines) / height
         figures[FIELD["low"]] = areas[bottoms > 0.75].sum() / areas.sum()
         figures[FIELD["offset"]] = float((away * areas).sum() / areas.sum())
-        figures[FIELD["left_spread"]] = float(np.std([x / width for x, _, _, _ in boxes]))
-        figures[FIELD["tall"]] = max(h for _, _, _, h in boxes) / height
+        figures[FIELD["left_spread"]] = float(np.std([x / width for x, _, _, _ in lines]))
     else:
         figures[FIELD["low"]] = figures[FIELD["offset"]] = figures[FIELD["top"]] = 1.0
     figures[FIELD["dark"]] = float((grey[outside] < 40).mean()) if outside.any() else 0.0
@@ -161,12 +168,16 @@ def text_figures(bgr: NDArray[Any]) -> NDArray[Any]:
 
 
 class TextSampler:
-    """Every `step`-th frame's TEXT_FIELDS, from a TEXT_WIDTH-wide copy the decoder scales (a decode.TileTap).
+    """Every `step`-th frame's TEXT_FIELDS, and the frame after a cut, from a TEXT_WIDTH-wide copy the decoder
+    scales (a decode.TileTap).
 
-    Also a frame feature: `update` keeps one row per frame of the span (NaN where not sampled), and each model
-    frame's change from the one before (`cue_text_change`, where the cues' edges go; a segment's first frame
-    measured from the margin decoded before it, `lead`), so a segmented job's stitched arrays are a single
-    pass's. FeatureTap binds the span.
+    Besides the regular samples, the frame after each cut the decode sees (a model frame changing by CUT_MIN or
+    more from the one before: where the model finds a cut) is sampled too, at most once between two regular
+    samples: a card that comes in or goes out on a cut is then seen on its first frame. Also a frame feature:
+    `update` keeps one row per frame of the span (NaN where not sampled), and each model frame's change from the
+    one before (`cue_text_change`, where the cues' edges go; a segment's first frames measured from the margin
+    decoded before it, `lead`), so a segmented job's stitched arrays are a single pass's (exactly while the
+    margin, windows.MARGIN frames, covers a step). FeatureTap binds the span.
     """
 
     def __init__(self, width: int, height: int, step: int):
@@ -177,25 +188,53 @@ class TextSampler:
         self.rows: list[NDArray[Any]] = []
         self.changes: list[float] = []  # per frame: mean change (0..255) of the model frame from the one before
         self.previous: NDArray[Any] | None = None
+        self.leads: list[float] | None = []  # the changes of the frames decoded before the span
+        self.due: int | None = None  # the frame after a cut, to sample
+        self.cut_interval = -1  # the last interval between regular samples that had its sample after a cut
 
     def bind(self, start: int, stop: int | None) -> None:
         self.start, self.stop = start, stop
 
     def wants(self, index: int) -> bool:
-        return index % self.step == 0 and index >= self.start and (self.stop is None or index < self.stop)
+        inside = index >= self.start and (self.stop is None or index < self.stop)
+        if inside:
+            self._replay()
+        return inside and (index % self.step == 0 or index == self.due)
 
     def add(self, index: int, bgr: NDArray[Any]) -> None:
         self.pending[index] = text_figures(bgr)
 
+    def _change(self, frame: NDArray[Any]) -> float:
+        previous = self.previous
+        self.previous = frame.copy()  # a copy: the decoder may reuse its buffer
+        return 0.0 if previous is None else sum(cv2.mean(cv2.absdiff(frame, previous))[:3]) / 3
+
+    def _after(self, index: int, change: float) -> None:
+        """Frame `index` changed by `change`: after a cut, the next frame is due (once between regular samples)."""
+        after = index + 1
+        interval = after // self.step
+        if change >= CUT_MIN and index % self.step and after % self.step and interval != self.cut_interval:
+            self.due, self.cut_interval = after, interval
+
+    def _replay(self) -> None:
+        """Once the span begins (its first frame asked for or fed): the margin's cuts, as a single pass saw them."""
+        if self.leads is not None:
+            for at, change in enumerate(self.leads, start=self.start - len(self.leads)):
+                self._after(at, change)
+            self.leads = None
+
     def lead(self, frame: NDArray[Any]) -> None:
         """A frame decoded before the span: the span's first frame's change is measured from the last of them."""
-        self.previous = frame.copy()
+        change = self._change(frame)
+        if self.leads is not None:
+            self.leads.append(change)
 
     def update(self, frame: NDArray[Any]) -> None:
-        previous = self.previous
-        self.changes.append(0.0 if previous is None else sum(cv2.mean(cv2.absdiff(frame, previous))[:3]) / 3)
-        self.previous = frame.copy()  # a copy: the decoder may reuse its buffer
         index = self.start + len(self.rows)
+        self._replay()
+        change = self._change(frame)
+        self.changes.append(change)
+        self._after(index, change)
         self.rows.append(self.pending.pop(index, np.full(len(TEXT_FIELDS), np.nan, np.float32)))
         for old in [i for i in self.pending if i < index]:  # frames the decoder stood in for
             del self.pending[old]
@@ -230,7 +269,7 @@ def _classes(text: NDArray[Any]) -> dict[str, NDArray[Any]]:
         "credit": credit,
         "slate": slate,
         "logo": logo & ~slate,
-        "text_dark": has_text & (f("dark") >= PLAIN_MIN_DARK),  # scrolling credits coming in from below
+        "centred_any": (f("lines") >= 1) & (f("offset") <= CREDIT_MAX_OFFSET),  # however small or low
     }
 
 
@@ -270,6 +309,35 @@ def _group(times: NDArray[Any], positive: NDArray[Any], gap_s: float) -> list[tu
     return found
 
 
+def _scroll_start(
+    text: NDArray[Any],
+    centred: NDArray[Any],
+    times: NDArray[Any],
+    rows: NDArray[Any],
+    diff: NDArray[Any] | None,
+    first: int,
+) -> int:
+    """The first sample of credits rolling in from below, the run of credit samples starting at `first`.
+
+    Before the credits are centred text outside the lowest quarter, their first lines rise from the bottom:
+    earlier samples with centred text higher up in each next sample belong to them. When the earliest is text
+    only in the lowest quarter, the first line came in at most ENTRY_S before, on the same picture: the samples
+    in that time with no text or text only in the lowest quarter (a line half in, however placed), back to a cut
+    (a change of CHANGE_MIN between two samples), belong to them too.
+    """
+    top = text[:, FIELD["top"]]
+    while first > 0 and centred[first - 1] and top[first - 1] > top[first]:
+        first -= 1
+    if top[first] < ENTRY_TOP:
+        return first
+    entered = times[first] - ENTRY_S
+    while first > 0 and times[first - 1] >= entered and (text[first - 1, FIELD["top"]] >= ENTRY_TOP):
+        if diff is not None and diff[rows[first - 1] + 1 : rows[first] + 1].max(initial=0) >= CHANGE_MIN:
+            break  # a cut between them: the credits' picture starts there
+        first -= 1
+    return first
+
+
 def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[str, int, int, float]]:
     """(type, start frame, end frame, confidence) of the text cues in a video's stitched arrays (`cue_text`)."""
     text = arrays.get("cue_text")
@@ -283,6 +351,8 @@ def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[
     times = np.array([clock.time(int(r)) for r in rows])
     duration = clock.end_time(frames - 1)
     diff = arrays.get("cue_text_change")
+    # seconds between regular samples: the commonest spacing (a sample after a cut splits one interval)
+    period = float(np.bincount(np.diff(rows)).argmax()) / clock.fps if len(rows) > 1 else 0.0
     classes = _classes(sampled)
     start_limit = min(START_MAX_S, START_SHARE * duration)
     end_limit = duration - max(END_MIN_S, END_SHARE * duration)
@@ -295,11 +365,11 @@ def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[
         found.append((kind, start, end, round(float(confidence), 4)))
 
     for first, last in _group(times, classes["slate"], 0.0):
-        seconds = times[last] - times[first] + (times[1] - times[0] if len(times) > 1 else 0)
+        seconds = times[last] - times[first] + period
         if times[first] <= start_limit and seconds >= SLATE_MIN_S:
             add("Slate", first, last, 0.9)
     for first, last in _group(times, classes["logo"] & ~taken, 0.0):
-        seconds = times[last] - times[first] + (times[1] - times[0] if len(times) > 1 else 0)
+        seconds = times[last] - times[first] + period
         if times[first] <= start_limit and LOGO_MIN_S <= seconds <= LOGO_MAX_S:
             add("StudioLogo", first, last, 0.85)
     for first, last in _group(times, classes["credit"] & ~taken, GAP_S):
@@ -309,10 +379,9 @@ def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[
         if times[first] <= start_limit:
             add("OpeningCredits", first, last, 0.5 + 0.5 * share)
     for first, last in _group(times, classes["credit"] & ~taken, GAP_S):
-        if times[last] - times[first] < CREDITS_MIN_S or times[last] < end_limit or times[first] < duration / 2:
+        if times[last] - times[first] < CREDITS_MIN_S or times[last] < end_limit or times[first] <= start_limit:
             continue
-        while first > 0 and classes["text_dark"][first - 1] and not taken[first - 1]:
-            first -= 1  # scrolling credits coming in from below
+        first = _scroll_start(sampled, classes["centred_any"] & ~taken, times, rows, diff, first)
         share = float(classes["credit"][first : last + 1].mean())
         add("EndCredits", first, last, 0.5 + 0.5 * share)
     return sorted(found, key=lambda item: item[1])
