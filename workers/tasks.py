@@ -296,15 +296,27 @@ class JobTask(Task):  # type: ignore[misc]  # Celery is untyped: its Task is Any
         if job.status.finished:
             tell_batch(job, in_worker=bool(self.request.id))
         if job.status.finished and job.extra.get("callback_url"):
-            if detector().store.set_once(job_id, "callback_queued"):
-                deliver_callback.delay(job_id)
+            queue_once(job, "callback_queued", deliver_callback)
         if job.status.finished and job.extra.get(NOTIFICATION_FIELD):
-            if detector().store.set_once(job_id, "sns_queued"):
-                publish_rekognition_completion.delay(job_id)
+            queue_once(job, "sns_queued", publish_rekognition_completion)
 
     @staticmethod
     def job_id_of(args: Sequence[Any], kwargs: dict[str, Any]) -> str:
         return kwargs.get("job_id") or next(a for a in args if isinstance(a, str) and a.startswith("job_"))
+
+
+def queue_once(job: Job, mark: str, task: Task) -> None:
+    """Queue the job's notice unless it was: sent first and marked after, so that a worker killed in between
+    leaves the mark unwritten and the redelivered task queues it again (the notice's task claims the job, so a
+    second copy does nothing), rather than a mark with no notice behind it."""
+    if job.extra.get(mark) is None:
+        task.delay(job.id)
+        detector().store.set_field(job.id, mark, "1")
+
+
+def claimed(job_id: str, notice: str, task_id: str | None) -> bool:
+    """Whether this task (or a retry of it) is the one that sends the job's `notice` (queue_once may send two)."""
+    return task_id is None or detector().store.claim(job_id, notice, task_id)
 
 
 _policy = {"base": JobTask, "bind": True, "acks_late": True, "reject_on_worker_lost": True}
@@ -414,9 +426,12 @@ def make_clips(self: Task, job_id: str) -> dict[str, Any]:
     retry_backoff_max=300,
     max_retries=8,
     acks_late=True,
+    bind=True,
 )
-def deliver_callback(job_id: str) -> int:
+def deliver_callback(self: Task, job_id: str) -> int | None:
     """POST the finished job to its callback URL; retried with backoff while the receiver is down."""
+    if not claimed(job_id, "callback_task", self.request.id):
+        return None  # another copy of this notice delivers it
     job = detector().store.get(job_id)
     settings = app.conf.videoapi_settings
     return callbacks.deliver(job.extra["callback_url"], job, secret=settings.callback_secret)
@@ -440,7 +455,10 @@ def sns_client(region: str) -> Any:  # boto3's client, untyped
     retry_backoff_max=300,
     max_retries=8,
     acks_late=True,
+    bind=True,
 )
-def publish_rekognition_completion(job_id: str) -> str | None:
+def publish_rekognition_completion(self: Task, job_id: str) -> str | None:
     """Publish Rekognition's completion message to the job's NotificationChannel topic (SNS)."""
+    if not claimed(job_id, "sns_task", self.request.id):
+        return None  # another copy of this notice publishes it
     return publish_completion(sns_client, detector().store.get(job_id))

@@ -27,6 +27,7 @@ from local.synthetic import (
 from local.worker_process import WorkerProcess
 from videoapi.adapters.storage import Storage
 from videoapi.adapters.triton import ShotModelClient
+from videoapi.domain import redis_keys
 from videoapi.domain.callbacks import signature
 from videoapi.domain.jobs import Job, JobStatus, JobStore
 from videoapi.pipeline.cues import SegmentOptions, technical_cues
@@ -325,6 +326,40 @@ def test_callback_is_posted_once_signed_and_retried_while_the_receiver_fails(
     payload = json.loads(body)
     assert payload["event"] == "job.succeeded" and payload["job"]["id"] == job.id
     assert headers["X-Videoapi-Signature"] == signature(stack_settings.callback_secret, body)
+
+
+def test_a_callback_queued_again_by_a_redelivered_task_is_posted_once(
+    worker, celery, store, storage, stack_settings, tmp_path
+):
+    """A worker killed after queueing the callback but before marking it queued: the ending task's message comes
+    back, runs again and queues a second delivery; the one that claimed the job delivers, the other does not."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Receiver.received, Receiver.fail_first = [], 0
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/again"
+    video = tmp_path / "again.mp4"
+    write_video(video, [20, 20])
+
+    def posts_after(seconds: float) -> int:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.1)
+        return len(Receiver.received)
+
+    try:
+        job = wait(store, submit(celery, store, storage, video, callback_url=url))
+        deadline = time.monotonic() + 30
+        while not Receiver.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert job.status == JobStatus.succeeded and len(Receiver.received) == 1
+        for _ in range(2):  # the killed worker's state: the callback's task was sent, its mark never written
+            store.redis.hdel(redis_keys.job(job.id), "callback_queued")
+            celery.send_task("videoapi.detect_shots", args=[job.id])  # the message redelivered: the job is over
+            celery.send_task("videoapi.deliver_callback", args=[job.id])  # and a delivery queued by hand besides
+        assert posts_after(4.0) == 1
+        assert store.field(job.id, "callback_queued") == "1"  # the redelivered task queued it (and marked it)
+    finally:
+        server.shutdown()
 
 
 def test_clips_job_runs_in_the_worker_with_progress(worker, celery, store, storage, tmp_path):

@@ -170,6 +170,11 @@ class JobStore:
         """Mark `name` on the job; True only for the first caller (to do something once per job)."""
         return bool(self.redis.hsetnx(redis_keys.job(job_id), name, "1"))
 
+    def claim(self, job_id: str, name: str, owner: str) -> bool:
+        """Mark `name` on the job as `owner`'s; True for the first owner and for that owner again (a retry)."""
+        key = redis_keys.job(job_id)
+        return bool(self.redis.hsetnx(key, name, owner)) or text(self.redis.hget(key, name)) == owner
+
     def add_to_field(self, job_id: str, name: str, amount: int) -> int:
         return int(self.redis.hincrby(redis_keys.job(job_id), name, amount))
 
