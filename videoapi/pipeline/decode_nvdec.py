@@ -8,6 +8,10 @@ the area resize to 48x27 run on the GPU, a batch of frames at a time. The frames
 
 `VIDEOAPI_DECODER=nvdec` asks for it; `auto` takes it where a GPU, its driver's decoder library and
 PyNvVideoCodec are all there, else PyAV (`resolve_decoder`).
+
+Over 300 lines because the decoder's setup (finding the driver's library, the CUDA context and how its threads
+wait), the batch's colour conversion and resize, and the keyframe tiles all work on the same GPU surfaces and
+streams; split, each part would import the others' handles.
 """
 
 from __future__ import annotations
