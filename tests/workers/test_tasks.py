@@ -303,23 +303,31 @@ class Receiver(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def test_callback_is_posted_once_signed_and_retried_while_the_receiver_fails(
-    worker, celery, store, storage, stack_settings, tmp_path
-):
+@pytest.fixture
+def callback_url():
+    """A receiver of callbacks on a free port for one test (what it gets: Receiver.received), stopped after."""
+    Receiver.received, Receiver.fail_first = [], 0
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    Receiver.received, Receiver.fail_first = [], 1
-    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/shots"
+    yield f"http://127.0.0.1:{server.server_address[1]}/hooks/shots"
+    server.shutdown()
+
+
+def wait_for_a_post(timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not Receiver.received and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def test_callback_is_posted_once_signed_and_retried_while_the_receiver_fails(
+    worker, celery, store, storage, stack_settings, tmp_path, callback_url
+):
+    Receiver.fail_first = 1
     video = tmp_path / "cb.mp4"
     write_video(video, [30, 30])
-    try:
-        job = wait(store, submit(celery, store, storage, video, callback_url=url))
-        deadline = time.monotonic() + 30
-        while not Receiver.received and time.monotonic() < deadline:
-            time.sleep(0.1)
-        time.sleep(1.0)  # a duplicate would arrive by now
-    finally:
-        server.shutdown()
+    job = wait(store, submit(celery, store, storage, video, callback_url=callback_url))
+    wait_for_a_post()
+    time.sleep(1.0)  # a duplicate would arrive by now
     assert job.status == JobStatus.succeeded
     assert len(Receiver.received) == 1 and Receiver.fail_first == 0  # the 503 was retried
     headers, body = Receiver.received[0]
@@ -329,37 +337,39 @@ def test_callback_is_posted_once_signed_and_retried_while_the_receiver_fails(
 
 
 def test_a_callback_queued_again_by_a_redelivered_task_is_posted_once(
-    worker, celery, store, storage, stack_settings, tmp_path
+    worker, celery, store, storage, tmp_path, callback_url
 ):
     """A worker killed after queueing the callback but before marking it queued: the ending task's message comes
     back, runs again and queues a second delivery; the one that claimed the job delivers, the other does not."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    Receiver.received, Receiver.fail_first = [], 0
-    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/again"
     video = tmp_path / "again.mp4"
     write_video(video, [20, 20])
+    job = wait(store, submit(celery, store, storage, video, callback_url=callback_url))
+    wait_for_a_post()
+    assert job.status == JobStatus.succeeded and len(Receiver.received) == 1
+    for _ in range(2):  # the killed worker's state: the callback's task was sent, its mark never written
+        store.redis.hdel(redis_keys.job(job.id), "callback_queued")
+        celery.send_task("videoapi.detect_shots", args=[job.id])  # the message redelivered: the job is over
+        celery.send_task("videoapi.deliver_callback", args=[job.id])  # and a delivery queued by hand besides
+    time.sleep(4.0)  # the copies have run by now
+    assert len(Receiver.received) == 1
+    assert store.field(job.id, "callback_queued") == "1"  # the redelivered task queued it (and marked it)
 
-    def posts_after(seconds: float) -> int:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            time.sleep(0.1)
-        return len(Receiver.received)
 
-    try:
-        job = wait(store, submit(celery, store, storage, video, callback_url=url))
-        deadline = time.monotonic() + 30
-        while not Receiver.received and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert job.status == JobStatus.succeeded and len(Receiver.received) == 1
-        for _ in range(2):  # the killed worker's state: the callback's task was sent, its mark never written
-            store.redis.hdel(redis_keys.job(job.id), "callback_queued")
-            celery.send_task("videoapi.detect_shots", args=[job.id])  # the message redelivered: the job is over
-            celery.send_task("videoapi.deliver_callback", args=[job.id])  # and a delivery queued by hand besides
-        assert posts_after(4.0) == 1
-        assert store.field(job.id, "callback_queued") == "1"  # the redelivered task queued it (and marked it)
-    finally:
-        server.shutdown()
+def test_a_fetch_gets_the_length_before_the_body_and_a_refusal_reads_none_of_it(storage, tmp_path):
+    """The worker's fetch (ShotDetector: the size limit) is one GET: `check_size` sees the length first."""
+    key = f"incoming/{time.time_ns()}-sized.mp4"
+    storage.put_bytes(key, b"v" * 1000, "video/mp4")
+    seen: list[int] = []
+
+    def refuse(size: int) -> None:
+        seen.append(size)
+        raise ValueError("too large")
+
+    with pytest.raises(ValueError, match="too large"):
+        storage.download(key, tmp_path / "refused", check_size=refuse)
+    assert seen == [1000] and not (tmp_path / "refused").exists()
+    assert storage.download(key, tmp_path / "taken", check_size=seen.append).read_bytes() == b"v" * 1000
+    assert seen == [1000, 1000]
 
 
 def test_clips_job_runs_in_the_worker_with_progress(worker, celery, store, storage, tmp_path):

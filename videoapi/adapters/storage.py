@@ -113,47 +113,35 @@ class Storage:
         return int(head["ContentLength"])
 
     def download(
-        self,
-        key: str,
-        path: Path,
-        version_id: str | None = None,
-        size: int | None = None,
-        check_size: Callable[[int], None] | None = None,
+        self, key: str, path: Path, version_id: str | None = None, check_size: Callable[[int], None] | None = None
     ) -> Path:
         """Stream an object (a given version of it) to a local file (multipart, chunked: never whole in memory).
 
-        An object known (`size`) to be under boto3's multipart threshold is one GET: the transfer manager would
-        add a HEAD and a thread pool, most of a short video's fetch (bench/batch.py's own work per item). With
-        `check_size` and no `size`, the object is asked for at once and `check_size` gets its length before any
-        of it is read (it raises to refuse it): one request instead of a HEAD and a GET; an object over the
-        threshold then goes through the transfer manager after all.
+        With `check_size`, the object is asked for at once and `check_size` gets its length before any of it is
+        read (it raises to refuse it): one request instead of a HEAD and a GET. One under boto3's multipart
+        threshold is then read from that GET (the transfer manager would add a HEAD and a thread pool, most of a
+        short video's fetch: bench/batch.py's own work per item); a larger one goes through the transfer manager.
         """
-        version = {"VersionId": version_id} if version_id else {}
-
-        def save(body: Any) -> None:
-            with path.open("wb") as file:
-                for chunk in body.iter_chunks(1 << 20):
-                    file.write(chunk)
-
-        if size is None and check_size is not None:
+        if check_size is not None:
+            version = {"VersionId": version_id} if version_id else {}
             response = self._guard("download", key, self.client.get_object, Bucket=self.bucket, Key=key, **version)
             body, length = response["Body"], int(response["ContentLength"])
             try:
                 check_size(length)
                 if length < SINGLE_GET_BYTES:
-                    self._guard("download", key, save, body)
+                    self._guard("download", key, self._save, body, path)
                     return path
             finally:
                 body.close()  # unread (refused, or large): the connection is dropped, not drained
-            size = length
-        if size is not None and size < SINGLE_GET_BYTES:
-            self._guard(
-                "download", key, lambda: save(self.client.get_object(Bucket=self.bucket, Key=key, **version)["Body"])
-            )
-            return path
         extra = {"ExtraArgs": {"VersionId": version_id}} if version_id else {}
         self._guard("download", key, self.client.download_file, self.bucket, key, str(path), **extra)
         return path
+
+    @staticmethod
+    def _save(body: Any, path: Path) -> None:
+        with path.open("wb") as file:
+            for chunk in body.iter_chunks(1 << 20):
+                file.write(chunk)
 
     def upload_file(self, path: Path, key: str, content_type: str) -> None:
         self._guard(
