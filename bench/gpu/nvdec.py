@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from run import error_text
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
@@ -204,9 +205,7 @@ def _one_stream(kind, clip, mode, deadline, url, count: list[int], errors: list[
                     frames = _frames_iter(kind, clip, True)
                     count[0] += predict_frames(frames, client, window=WINDOW, batch_windows=16, in_flight=3).frame_count
     except Exception as exc:  # noqa: BLE001 - reported, the bench goes on
-        import traceback
-
-        errors.append(f"{exc!r} {traceback.format_exc()[-600:]}")
+        errors.append(f"{exc!r} {error_text(600)}")
 
 
 def _stream(kind, clip, mode, seconds, url, threads, ready, go, queue):
@@ -325,9 +324,7 @@ def part_frames(inputs: Path) -> None:
             np.savez_compressed(OUT / f"nvdec_frames_{name}.npz", **arrays)
             log(f"frames {name}: {[(k, v.shape) for k, v in arrays.items()]}")
         except Exception as exc:  # noqa: BLE001 - the other surfaces may still work
-            import traceback
-
-            rows[name] = {"error": traceback.format_exc()[-1500:]}
+            rows[name] = {"error": error_text(1500)}
             log(f"frames {name} failed: {exc!r}")
         save()
 
@@ -396,9 +393,7 @@ def _check_device_path(clip: str, url: str) -> None:
             max_diff_shm_device=float(np.abs(dev - host).max()) if len(dev) == len(host) else "lengths differ",
         )
     except Exception:  # noqa: BLE001 - the rows below say whether the paths run at all
-        import traceback
-
-        row["error"] = traceback.format_exc()[-1500:]
+        row["error"] = error_text(1500)
     log("device path check:", row)
     save()
 
@@ -464,10 +459,10 @@ def main() -> None:
             elif part == "e2e":
                 part_e2e(str(clip))
         except Exception as exc:  # noqa: BLE001 - the next part may still run
+            REPORT.setdefault("errors", {})[part] = error_text(2000)
+            log(f"part {part} failed: {exc!r}")
             import traceback
 
-            REPORT.setdefault("errors", {})[part] = traceback.format_exc()[-2000:]
-            log(f"part {part} failed: {exc!r}")
             traceback.print_exc()
         log(f"part {part}: {time.perf_counter() - t0:.0f} s")
         save()

@@ -28,6 +28,19 @@ def log(*args):
     print(*args, flush=True)
 
 
+def error_text(limit: int) -> str:
+    """The last `limit` characters of the traceback being handled, each file named from the repository, its
+    site folder or the standard library as the import found it: no machine's folders in a result file."""
+    import sysconfig
+    import traceback
+
+    text = traceback.format_exc()
+    folders = {str(ROOT), sysconfig.get_paths()["stdlib"], *(entry for entry in sys.path if entry)}
+    for folder in sorted(folders, key=len, reverse=True):
+        text = text.replace(folder.rstrip("/") + "/", "")
+    return text[-limit:]
+
+
 def bench_direct(seconds: float) -> dict:
     import torch
 

@@ -449,7 +449,7 @@ def part_scaling(clip: Path, repo: Path) -> None:
 def main() -> None:
     from nvdec import REPORT as NVDEC_REPORT
     from nvdec import parse_plan, run_streams
-    from run import make_model, start_triton
+    from run import error_text, make_model, start_triton
 
     inputs = Path(sys.argv[1])
     clip = inputs / "clip1080.mp4"
@@ -483,10 +483,10 @@ def main() -> None:
                         server.stop()  # each GPU count starts its own, narrowed to those GPUs
                         part_scaling(clip, repo)
                 except Exception as exc:  # noqa: BLE001 - the next part may still run
+                    REPORT.setdefault("errors", {})[part] = error_text(2000)
+                    log(f"part {part} failed: {exc!r}")
                     import traceback
 
-                    REPORT.setdefault("errors", {})[part] = traceback.format_exc()[-2000:]
-                    log(f"part {part} failed: {exc!r}")
                     traceback.print_exc()
                 log(f"part {part}: {time.perf_counter() - t0:.0f} s")
                 save()

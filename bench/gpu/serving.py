@@ -207,9 +207,9 @@ def main() -> None:
         try:
             {"direct": part_direct, "triton": part_triton}[part]()
         except Exception as exc:  # noqa: BLE001 - the next part may still run
-            import traceback
+            from run import error_text
 
-            REPORT.setdefault("errors", {})[part] = traceback.format_exc()[-2000:]
+            REPORT.setdefault("errors", {})[part] = error_text(2000)
             log(f"part {part} failed: {exc!r}")
         log(f"part {part}: {time.perf_counter() - t0:.0f} s")
         save()
