@@ -300,20 +300,13 @@ def main(
         )
     Console(width=150).print(table)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from envelope import write_result
+    from envelope import checkout_commit, write_result
 
     parameters = {"seconds": seconds, "concurrency": concurrency, "gunicorn_workers": gunicorn_workers,
                   "client": client, "rounds": rounds, "load_average": os.getloadavg()}  # fmt: skip
     if baseline is not None:
-        parameters["baseline_commit"] = _commit_of(baseline)
+        parameters["baseline_commit"] = checkout_commit(baseline)
     write_result("api_load", parameters, {"results": rows, "rounds": by_round}, out=out)
-
-
-def _commit_of(checkout: Path) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True
-    )
-    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from envelope import write_result  # noqa: E402
+from envelope import checkout_commit, write_result  # noqa: E402
 
 from functions.deps import Services  # noqa: E402
 from local.stack import LocalStack, StackPorts  # noqa: E402
@@ -242,11 +242,6 @@ def baseline_work_per_item(checkout: Path, count: int, scratch: Path) -> dict[st
     return figures
 
 
-def commit_of(checkout: Path) -> str:
-    command = ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"]
-    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
-
-
 def own_work_side_by_side(count: int, baseline: Path, rounds: int) -> dict[str, Any]:
     """This checkout's and the baseline's own work per item, alternately (baseline first), `rounds` times each."""
     runs: dict[str, list[dict[str, Any]]] = {"baseline": [], "this": []}
@@ -261,7 +256,7 @@ def own_work_side_by_side(count: int, baseline: Path, rounds: int) -> dict[str, 
 
     this, old = best(runs["this"]), best(runs["baseline"])
     figures = {**this, "engine_in_process": runs["this"][-1]["engine_in_process"]}
-    figures |= {"rounds": runs, "baseline_commit": commit_of(baseline)}
+    figures |= {"rounds": runs, "baseline_commit": checkout_commit(baseline)}
     figures["baseline_own_work_per_item_ms"] = old["own_work_per_item_ms"]
     figures["baseline_own_work_breakdown"] = old["own_work_breakdown"]
     figures["own_work_ratio"] = round(old["own_work_per_item_ms"] / this["own_work_per_item_ms"], 2)

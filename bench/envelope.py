@@ -104,15 +104,21 @@ def _machine() -> dict[str, Any]:
 
 def commit() -> str:
     """BENCH_COMMIT where the caller set it (a GPU node's copy of the tree, whose git may not be the checkout's),
-    else the checkout's commit, with '+dirty' when the tree has changes ('unknown' outside git)."""
-    if os.environ.get("BENCH_COMMIT"):
-        return os.environ["BENCH_COMMIT"]
+    else this checkout's commit (`checkout_commit`)."""
+    return os.environ.get("BENCH_COMMIT") or checkout_commit(ROOT)
+
+
+def checkout_commit(checkout: Path) -> str:
+    """A checkout's commit, with '+dirty' when its tree has changes ('unknown' outside git): this one's, or the
+    older one a bench runs beside it (`--baseline`)."""
     try:
         head = subprocess.run(
-            ["git", "-C", str(ROOT), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
+            ["git", "-C", str(checkout), "rev-parse", "--short=12", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+            ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
