@@ -181,16 +181,20 @@ def nv12_to_model(y: Tensor, uv: Tensor, matrix: str = "bt601") -> Tensor:
     Each plane is scaled to 48x27 first (antialiased bicubic, as swscale scales the planes before converting: the
     CPU path's filter), then converted.
     """
-    import torch
     import torch.nn.functional as F
 
     size = (MODEL_HEIGHT, MODEL_WIDTH)
     resize: _Resize = {"size": size, "mode": "bicubic", "antialias": True, "align_corners": False}
     luma = F.interpolate(y.unsqueeze(1).float(), **resize) - 16.0
     chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), **resize) - 128.0
-    m = _matrix(matrix, y.device)
-    yuv = torch.cat([luma, chroma], dim=1)  # B, 3, 27, 48
-    rgb = torch.einsum("ck,bkhw->bhwc", m, yuv)
+    return _to_rgb(luma, chroma, matrix)
+
+
+def _to_rgb(luma: Tensor, chroma: Tensor, matrix: str) -> Tensor:
+    """Scaled planes less their offsets, luma (B, 1, h, w) and chroma (B, 2, h, w), to (B, h, w, 3) RGB uint8."""
+    import torch
+
+    rgb = torch.einsum("ck,bkhw->bhwc", _matrix(matrix, luma.device), torch.cat([luma, chroma], dim=1))
     return rgb.round_().clamp_(0, 255).to(torch.uint8)
 
 
@@ -287,15 +291,13 @@ def iter_model_batches_nvdec(
 def _tiles(y: Tensor, uv: Tensor, tiles: TileTap, matrix: str) -> NDArray[Any]:
     """Frames' keyframe tiles (k, h, w, 3 BGR, the tap's size) from the small surfaces y (k, h, w), uv (k, h/2, w/2,
     2)."""
-    import torch
     import torch.nn.functional as F
 
     width, height = tiles.size
     size = (height, width)
     luma = F.interpolate(y.unsqueeze(1).float(), size=size, mode="area") - 16.0
     chroma = F.interpolate(uv.permute(0, 3, 1, 2).float(), size=size, mode="bilinear", align_corners=False) - 128.0
-    rgb = torch.einsum("ck,bkhw->bhwc", _matrix(matrix, y.device), torch.cat([luma, chroma], dim=1))
-    return rgb.round_().clamp_(0, 255).to(torch.uint8).flip(-1).cpu().numpy()
+    return _to_rgb(luma, chroma, matrix).flip(-1).cpu().numpy()
 
 
 def iter_model_frames_nvdec(

@@ -331,7 +331,7 @@ def _scroll_start(
     if top[first] < ENTRY_TOP:
         return first
     entered = times[first] - ENTRY_S
-    while first > 0 and times[first - 1] >= entered and (text[first - 1, FIELD["top"]] >= ENTRY_TOP):
+    while first > 0 and times[first - 1] >= entered and top[first - 1] >= ENTRY_TOP:
         if diff is not None and diff[rows[first - 1] + 1 : rows[first] + 1].max(initial=0) >= CHANGE_MIN:
             break  # a cut between them: the credits' picture starts there
         first -= 1
