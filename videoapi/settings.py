@@ -93,6 +93,13 @@ class Settings(BaseSettings):
         description="with nvdec_streams: the nice value added to a job's CPU decode (a thread of its own, its "
         "decoder threads with it) so that it takes the cycles the NVDEC jobs leave (0: the worker's priority)",
     )
+    cpu_decode_min_backlog: int = Field(
+        0,
+        ge=0,
+        description="with nvdec_streams: a job that finds every NVDEC slot taken decodes on the CPU only while at "
+        "least this many jobs wait in the queue, and otherwise waits for a slot (a CPU decode takes several NVDEC "
+        "jobs' time: started as the queue drains, it ends the burst last; 0: the CPU takes it at once)",
+    )
     cuda_blocking_sync: bool = Field(
         True,
         description="nvdec: a worker's threads sleep while they wait on the GPU instead of spinning a core each "

@@ -9,7 +9,8 @@ One Triton on the GPU (bench/gpu/model.py, fp16, channels-last, inputs left on t
   the last job finished, and in steady state (the jobs that finished between the 10th and the 90th percentile of
   finish times). Per job: queue wait, run time, and the run time against a harness stream's time for the same
   frames (what the service path adds per job). SERVICE_PLAN: `w<workers>c<concurrency>[n<NVDEC slots>],...`; with
-  n (issue 39 part 2) the pool's tasks past the slots decode on the CPU (VIDEOAPI_NVDEC_STREAMS);
+  n (issue 39 part 2) the pool's tasks past the slots decode on the CPU (VIDEOAPI_NVDEC_STREAMS), with q only
+  while at least that many jobs are queued (VIDEOAPI_CPU_DECODE_MIN_BACKLOG: as the queue drains, NVDEC takes all);
 - scaling (issue 40; BENCH_PARTS=...,scaling, last): the service on 1, 2, 4 and 8 of the node's GPUs (SERVICE_GPUS;
   the counts past the node's are listed as not run), a Triton and a stack narrowed to each count's GPUs, SCALING_PLAN
   workers per GPU: frames/s and the ratio to linear scaling from one GPU.
@@ -54,20 +55,23 @@ def save():
     write_result("gpu-service", parameters, REPORT, out=OUT / "service.json")
 
 
-Plan = tuple[int, int, int, int | None, int, bool]
+Plan = tuple[int, int, int, int | None, int, bool, int]
 
 
 def parse_service_plan(text: str) -> list[Plan]:
-    """'w6c4,w8c4n24t1p19b' to [(6, 4, 0, None, 0, False), (8, 4, 24, 1, 19, True)]: worker processes, tasks per
-    worker, NVDEC slots (n: decoder auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on the CPU;
-    none: every task on NVDEC), the CPU decoder's threads a task (t: VIDEOAPI_DECODER_THREADS; none:
-    SERVICE_DECODER_THREADS), the nice value added to the CPU decodes (p: VIDEOAPI_CPU_DECODE_NICE; none: 0) and
-    whether waits on the GPU sleep instead of spinning (a trailing b: VIDEOAPI_CUDA_BLOCKING_SYNC)."""
+    """'w6c4,w8c4n24t1p19q32b' to [(6, 4, 0, None, 0, False, 0), (8, 4, 24, 1, 19, True, 32)]: worker processes,
+    tasks per worker, NVDEC slots (n: decoder auto with VIDEOAPI_NVDEC_STREAMS, the pool's other tasks decoding on
+    the CPU; none: every task on NVDEC), the CPU decoder's threads a task (t: VIDEOAPI_DECODER_THREADS; none:
+    SERVICE_DECODER_THREADS), the nice value added to the CPU decodes (p: VIDEOAPI_CPU_DECODE_NICE; none: 0), the
+    queued jobs under which a task past the slots waits for one instead of the CPU (q:
+    VIDEOAPI_CPU_DECODE_MIN_BACKLOG; none: 0, never waits) and whether waits on the GPU sleep instead of spinning
+    (a trailing b: VIDEOAPI_CUDA_BLOCKING_SYNC)."""
     plan = []
     for item in text.split(","):
         item = item.strip()
         blocking = item.endswith("b")
-        workers, rest = item.removesuffix("b").lstrip("w").split("c")
+        item, _, backlog = item.removesuffix("b").partition("q")
+        workers, rest = item.lstrip("w").split("c")
         rest, _, nice = rest.partition("p")
         rest, _, threads = rest.partition("t")
         concurrency, _, slots = rest.partition("n")
@@ -79,6 +83,7 @@ def parse_service_plan(text: str) -> list[Plan]:
                 int(threads) if threads else None,
                 int(nice or 0),
                 blocking,
+                int(backlog or 0),
             )
         )
     return plan
@@ -247,6 +252,19 @@ def decoder_split(logs: Path) -> dict[str, int]:
     return counts
 
 
+def slot_waits(logs: Path) -> dict[str, float]:
+    """The jobs that waited for an NVDEC slot (the tail rule, q) and their waits in seconds, from the same lines."""
+    import re
+
+    waits = [
+        float(m.group(1))
+        for path in logs.glob("worker*.log")
+        for m in re.finditer(r"decoding on \w+ \(.*; waited ([\d.]+) s for a slot\)", path.read_text(errors="replace"))
+    ]
+    waited = [w for w in waits if w > 0]
+    return {"jobs": len(waited), "seconds_total": round(sum(waited), 2), "seconds_max": max(waited, default=0.0)}
+
+
 def summarise(jobs: list[dict], per_stream_fps: float | None) -> dict:
     """Throughput and per-job times from the jobs' own records (created, started, finished, frames)."""
     from datetime import datetime
@@ -300,9 +318,10 @@ def run_service(
     from videoapi.client import VideoApiClient
     from videoapi.settings import Settings
 
-    workers, concurrency, slots, threads, nice, blocking = plan
+    workers, concurrency, slots, threads, nice, blocking, backlog = plan
     label = f"w{workers}c{concurrency}" + (f"n{slots}" if slots else "")
-    label += (f"t{threads}" if threads is not None else "") + (f"p{nice}" if nice else "") + ("b" if blocking else "")
+    label += (f"t{threads}" if threads is not None else "") + (f"p{nice}" if nice else "")
+    label += (f"q{backlog}" if backlog else "") + ("b" if blocking else "")
     if threads is None:
         threads = int(os.environ.get("SERVICE_DECODER_THREADS", "2"))
     settings = Settings(
@@ -310,6 +329,7 @@ def run_service(
         nvdec_streams=slots,
         decoder_threads=threads,
         cpu_decode_nice=nice,
+        cpu_decode_min_backlog=backlog,
         cuda_blocking_sync=blocking,
         window=WINDOW,
         model_name=MODEL if triton_url else "transnetv2",
@@ -374,6 +394,8 @@ def run_service(
     if profile:
         row["worker_profile"] = profile
     row["decoders"] = split = decoder_split(logs)
+    if backlog:
+        row["slot_waits"] = slot_waits(logs)
     if slots and row.get("frames") and sum(split.values()):
         # every job is the same clip: the frames split as the jobs do
         row["cpu_frames_per_s"] = row["frames_per_s"] * split["pyav"] / sum(split.values())
@@ -422,7 +444,9 @@ def part_scaling(clip: Path, repo: Path) -> None:
     available = torch.cuda.device_count()
     counts, not_run = gpu_counts(os.environ.get("SERVICE_GPUS", "1,2,4,8"), available)
     report = REPORT.setdefault("scaling", {"gpus_seen": available, "not_run": not_run, "rows": {}})
-    workers, concurrency, slots, threads, nice, blocking = parse_service_plan(os.environ.get("SCALING_PLAN", "w6c4"))[0]
+    workers, concurrency, slots, threads, nice, blocking, backlog = parse_service_plan(
+        os.environ.get("SCALING_PLAN", "w6c4")
+    )[0]
     per_gpu_jobs = int(os.environ.get("SCALING_JOBS_PER_GPU", "100"))
     one_gpu = None
     for count in counts:
@@ -433,7 +457,7 @@ def part_scaling(clip: Path, repo: Path) -> None:
                 clip,
                 server.grpc_url,
                 None,
-                (workers * count, concurrency, slots, threads, nice, blocking),
+                (workers * count, concurrency, slots, threads, nice, blocking, backlog),
                 per_gpu_jobs * count,
             )
         finally:

@@ -120,6 +120,67 @@ def test_nvdec_slot_of_a_killed_process_is_free_again(monkeypatch, tmp_path):
         assert freed == "nvdec"
 
 
+def test_as_the_queue_drains_a_job_past_the_slots_waits_for_one_instead_of_the_cpu(monkeypatch, tmp_path):
+    # the tail rule (cpu_decode_min_backlog): with fewer jobs queued than the rule's number, a job that finds the
+    # slot taken waits for it and decodes on NVDEC once it is free; with as many queued, it goes to the CPU at once
+    import threading
+    import time
+
+    monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
+    monkeypatch.setattr(decode_nvdec, "nvdec_slot_dir", lambda: tmp_path / "slots")
+    queued = [8]
+    with decode_nvdec.claim_decoder("auto", 1) as busy:
+        assert busy == "nvdec"
+        t0 = time.monotonic()
+        with decode_nvdec.claim_decoder("auto", 1, lambda: queued[0], 8) as full_queue:
+            assert full_queue == "pyav" and time.monotonic() - t0 < 0.2
+    queued[0] = 7
+    seen = []
+    holding, release = threading.Event(), threading.Event()
+
+    def first_job():
+        with decode_nvdec.claim_decoder("auto", 1) as decoder:
+            seen.append(decoder)
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=first_job)
+    holder.start()
+    assert holding.wait(10)
+    threading.Timer(0.3, release.set).start()
+    t0 = time.monotonic()
+    with decode_nvdec.claim_decoder("auto", 1, lambda: queued[0], 8) as waited:
+        assert waited == "nvdec"
+        assert time.monotonic() - t0 >= 0.3
+        seen.append(waited)
+    holder.join(10)
+    assert seen == ["nvdec", "nvdec"]
+
+
+def test_a_job_waiting_for_a_slot_goes_to_the_cpu_when_the_queue_grows_or_cannot_be_read(monkeypatch, tmp_path):
+    import time
+
+    monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
+    monkeypatch.setattr(decode_nvdec, "nvdec_slot_dir", lambda: tmp_path / "slots")
+    reads = []
+
+    def growing() -> int:  # a new burst arrives while the job waits: the cores should take it after all
+        reads.append(time.monotonic())
+        return 0 if len(reads) < 3 else 50
+
+    def unreadable() -> int:
+        raise ConnectionError("Redis is away")
+
+    with decode_nvdec.claim_decoder("auto", 1) as busy:
+        assert busy == "nvdec"
+        with decode_nvdec.claim_decoder("auto", 1, growing, 8) as later:
+            assert later == "pyav"
+        assert len(reads) == 3 and reads[2] - reads[0] >= 2 * decode_nvdec.BACKLOG_CHECK_S * 0.9
+        t0 = time.monotonic()
+        with decode_nvdec.claim_decoder("auto", 1, unreadable, 8) as at_once:
+            assert at_once == "pyav" and time.monotonic() - t0 < 0.2
+
+
 @pytest.mark.parametrize("setting", ["nvdec", "pyav"])
 def test_a_decoder_named_outright_takes_no_slot(monkeypatch, tmp_path, setting):
     monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)

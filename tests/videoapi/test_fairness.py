@@ -160,3 +160,20 @@ def test_token_bucket_allows_a_burst_then_refuses_with_retry_after(store):
     assert "Retry-After" not in decisions[0].headers()
     assert limiter.take("key-b", 5).allowed  # another key's bucket is untouched
     assert limiter.take("key-a", 0) is None  # 0: no limit
+
+
+def test_the_backlog_counts_every_clients_queued_jobs_until_they_are_popped(fair):
+    # the decoder split's tail rule reads it: jobs queued and not yet taken, over clients and priorities
+    assert fair.backlog() == 0
+    for i in range(5):
+        fair.push("a", f"a{i}")
+    for i in range(3):
+        fair.push("b", f"b{i}", priority="batch")
+    fair.push("b", "b-now")
+    assert fair.backlog() == 9
+    popped = [fair.pop(f"t{n}").job_id for n in range(4)]
+    assert fair.backlog() == 5
+    fair.withdraw("a", "a4")
+    assert fair.backlog() == 4
+    assert len(drain(fair, "u")) == 4 and fair.backlog() == 0
+    assert len(set(popped)) == 4

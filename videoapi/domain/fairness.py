@@ -96,6 +96,15 @@ end
 return 1
 """
 
+# KEYS: clients; ARGV: list key prefix, priorities... Returns the jobs queued over every client's lists.
+_BACKLOG = """
+local total = 0
+for _, client in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  for i = 2, #ARGV do total = total + redis.call('LLEN', ARGV[1] .. client .. ':' .. ARGV[i]) end
+end
+return total
+"""
+
 # KEYS: the client's active set; ARGV: job, limit. Returns {admitted, count}.
 _RESERVE = """
 local count = redis.call('SCARD', KEYS[1])
@@ -138,6 +147,7 @@ class FairQueue:
         self._push = client.register_script(_PUSH)
         self._pop = client.register_script(_POP)
         self._charge = client.register_script(_CHARGE)
+        self._backlog = client.register_script(_BACKLOG)
 
     def push(
         self,
@@ -184,6 +194,10 @@ class FairQueue:
             self._charge(
                 keys=[redis_keys.FAIR_CLIENTS, redis_keys.FAIR_WEIGHTS, redis_keys.FAIR_LAST], args=[client_id, units]
             )
+
+    def backlog(self) -> int:
+        """Jobs queued and not yet popped, every client's together (one round trip)."""
+        return int(self._backlog(keys=[redis_keys.FAIR_CLIENTS], args=[redis_keys.FAIR_QUEUE_PREFIX, *PRIORITIES]))
 
     def queued(self, client_id: str) -> int:
         with self.redis.pipeline(transaction=False) as pipe:

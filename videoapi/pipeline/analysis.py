@@ -96,16 +96,20 @@ def predict_file(
     frame_pts: NDArray[Any] | None = None,
     log: DecodeLog | None = None,
     last_tap: Callable[[Iterator[NDArray[Any]], int], Iterator[NDArray[Any]]] | None = None,
+    backlog: Callable[[], int] | None = None,
 ) -> Predictions:
     """Probabilities for the segment's frames; `sampler`, `candidates`, `features` and `log` take theirs on the way.
 
     `frame_pts` (the probe's timestamps) number the frames exactly whatever their timing (pyav decoder only).
     `last_tap(frames, first)` sees the frames last, after the other taps, before the windows.
+    `backlog()` (the jobs waiting in the worker's queue) lets a job past the NVDEC slots wait for one rather than
+    decode on the CPU as the queue drains (settings.cpu_decode_min_backlog; decode_nvdec.claim_decoder).
     """
     first = max(0, segment.start - MARGIN)
     last = None if segment.stop is None else segment.stop + MARGIN
     text = features.text if features is not None else None  # the text cues' samples, larger than the tiles
-    with claim_decoder(settings.decoder, settings.nvdec_streams) as decoder:
+    claim = claim_decoder(settings.decoder, settings.nvdec_streams, backlog, settings.cpu_decode_min_backlog)
+    with claim as decoder:
         if decoder == "nvdec":
             # no text samples (GPU decode)
             frames = iter_model_frames_nvdec(

@@ -20,7 +20,8 @@ import ctypes
 import fcntl
 import logging
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cache, lru_cache
 from pathlib import Path
@@ -112,11 +113,50 @@ def nvdec_slot_dir() -> Path:
     return node_dir() / "nvdec-slots" / f"gpu{process_gpu()}"
 
 
+SLOT_POLL_S = 0.025  # a job waiting for an NVDEC slot tries them again this often
+BACKLOG_CHECK_S = 0.5  # and asks again this often whether the queue has grown enough for the CPU to help
+SLOT_WAIT_MAX_S = 120.0  # the longest a job waits for a slot before it decodes on the CPU after all
+
+
+def _lock_free_slot(slots: Path, count: int) -> int | None:
+    """An exclusive flock on the first free slot file of `count`: its descriptor, or None when all are held."""
+    for n in range(count):
+        fd = os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        return fd
+    return None
+
+
+def _cpu_would_end_last(backlog: Callable[[], int], min_backlog: int) -> bool:
+    """True when fewer than `min_backlog` jobs wait in the queue: the NVDEC slots will drain them before a CPU
+    decode (several times an NVDEC job's time) ends, so this job had better wait for a slot. A queue that cannot
+    be read counts as full (the CPU takes the job, as with no backlog rule)."""
+    try:
+        return backlog() < min_backlog
+    except Exception:  # noqa: BLE001 - Redis away: fall back to filling the cores
+        logger.warning("the queue's backlog could not be read; the job decodes on the CPU", exc_info=True)
+        return False
+
+
 @contextmanager
-def claim_decoder(setting: str, nvdec_streams: int = 0) -> Iterator[str]:
+def claim_decoder(
+    setting: str,
+    nvdec_streams: int = 0,
+    backlog: Callable[[], int] | None = None,
+    cpu_min_backlog: int = 0,
+) -> Iterator[str]:
     """The decoder one job runs on, held while the block runs: `resolve_decoder`'s, except that with `auto` and
     `nvdec_streams` > 0 a job decodes on NVDEC only while fewer than that many jobs on its GPU do, and on the CPU
     (pyav) otherwise: the worker pool fills the GPU's decoders first and its cores with the rest.
+
+    With `backlog` (the jobs waiting in the queue) and `cpu_min_backlog` > 0, a job that finds every slot taken
+    goes to the CPU only while at least that many jobs wait; with fewer it waits for a slot (re-reading the
+    backlog every BACKLOG_CHECK_S, at most SLOT_WAIT_MAX_S): a CPU decode takes several times an NVDEC job's
+    time, so one started as the queue drains ends the burst late while the NVDEC slots sit idle.
 
     A slot is an exclusive flock on a file: the kernel frees it when the job ends or its process dies, so a
     killed worker leaves no slot taken."""
@@ -126,19 +166,27 @@ def claim_decoder(setting: str, nvdec_streams: int = 0) -> Iterator[str]:
         return
     slots = nvdec_slot_dir()
     slots.mkdir(parents=True, exist_ok=True)
-    held = None
-    for n in range(nvdec_streams):
-        fd = os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        held = fd
-        break
+    held = _lock_free_slot(slots, nvdec_streams)
+    waited = 0.0
+    if held is None and backlog is not None and cpu_min_backlog > 0:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < SLOT_WAIT_MAX_S and _cpu_would_end_last(backlog, cpu_min_backlog):
+            checked = time.monotonic()
+            while held is None and time.monotonic() - checked < BACKLOG_CHECK_S:
+                time.sleep(SLOT_POLL_S)
+                held = _lock_free_slot(slots, nvdec_streams)
+            if held is not None:
+                break
+        waited = time.monotonic() - t0
     decoder = "nvdec" if held is not None else "pyav"
     # one line a job: how the pool splits its jobs between NVDEC and the cores (bench/gpu/service.py counts them)
-    logger.info("decoding on %s (%d NVDEC slots on GPU %s)", decoder, nvdec_streams, process_gpu())
+    logger.info(
+        "decoding on %s (%d NVDEC slots on GPU %s; waited %.2f s for a slot)",
+        decoder,
+        nvdec_streams,
+        process_gpu(),
+        waited,
+    )
     try:
         yield decoder
     finally:

@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from videoapi.adapters.redis_client import texts
 from videoapi.adapters.storage import Storage
 from videoapi.domain import redis_keys
+from videoapi.domain.fairness import FairQueue
 from videoapi.domain.jobs import POSTPROCESS_FIELD, Job, JobStatus, JobStore
 from videoapi.domain.result import RESULT_SCHEMA, ModelIdentity, ResultKeys, npz_bytes
 from videoapi.errors import JobError, ObjectNotFound, Preempted, SourceError, VideoapiError
@@ -287,7 +288,12 @@ class ShotDetector:
             frame_pts=frame_pts,
             log=log,
             last_tap=last_tap,
+            backlog=self.queue_backlog,
         )
+
+    def queue_backlog(self) -> int:
+        """Jobs queued for the workers and not yet taken, every client's (the decoder split's tail rule)."""
+        return FairQueue(self.store.redis).backlog()
 
     def run_segment(self, job_id: str, segment: Segment, preempt: Preempt | None = None) -> list[str]:
         """Predict one segment and park its probabilities in storage, as checkpoints; returns their keys in order."""
