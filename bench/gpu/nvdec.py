@@ -57,6 +57,7 @@ def log(*args):
 def parameters() -> dict:
     """What the run was asked for: its parts, seconds, model window and plans (the environment's settings)."""
     keys = ("BENCH_PARTS", "BENCH_SECONDS", "E2E_SECONDS", "E2E_WINDOW", "CPU_DECODER", "DECODE_PLAN", "E2E_PLAN")
+    keys += ("E2E_CHECK_CLIPS",)
     return {"window": WINDOW, "seconds": SECONDS, "frame_cap": FRAME_CAP} | {
         key.lower(): os.environ[key] for key in keys if key in os.environ
     }
@@ -375,12 +376,18 @@ def part_decode(clip: str) -> None:
 
 def _check_device_path(clip: str, url: str) -> None:
     """The three ways to Triton give the same probabilities for the clip (host payload, CUDA shm from host, from
-    GPU-built windows)."""
+    GPU-built windows); also for each clip E2E_CHECK_CLIPS names beside it (a video of one window, say), each in
+    its own row."""
+    for name in filter(None, os.environ.get("E2E_CHECK_CLIPS", "").split(",")):
+        _check_one_clip(str(Path(clip).with_name(name)), url, REPORT.setdefault(f"device_path_check_{name}", {}))
+    _check_one_clip(clip, url, REPORT.setdefault("device_path_check", {}))
+
+
+def _check_one_clip(clip: str, url: str, row: dict) -> None:
     from videoapi.adapters.triton import ShotModelClient
     from videoapi.pipeline.decode_nvdec import iter_model_frames_nvdec
     from videoapi.pipeline.inference import predict_frames
 
-    row = REPORT.setdefault("device_path_check", {})
     try:
         with ShotModelClient(url, model=E2E_MODEL, timeout_s=300) as client:
             host = predict_frames(iter_model_frames_nvdec(Path(clip)), client, window=WINDOW).single_frame
@@ -394,7 +401,7 @@ def _check_device_path(clip: str, url: str) -> None:
         )
     except Exception:  # noqa: BLE001 - the rows below say whether the paths run at all
         row["error"] = error_text(1500)
-    log("device path check:", row)
+    log(f"device path check ({Path(clip).name}):", row)
     save()
 
 
