@@ -52,16 +52,22 @@ class LoadedModel:
     output_names: list[str]
     where: str
     fixed_shapes: Callable[[], list[tuple[int, ...]]] = list  # the input shapes compiled as static (OpenVINO)
+    one_window_a_call: bool = False  # a batch runs window by window, each shape compiled static at first sight
 
 
 def warm_up(loaded: LoadedModel, batch_windows: int, window: int) -> None:
     """Run a batch of this shape twice, so that a server's first job does not pay for it: OpenVINO makes its
     kernels for a shape on the first call and compiles it static on the second (_StaticShapes), ~0.8 CPU-s
-    of a 2-core machine's first bf16 job at 4 windows of 150 (bench/speed.py measures a fresh stack's)."""
-    shape = (batch_windows, window, 27, 48, 3)
+    of a 2-core machine's first bf16 job at 4 windows of 150 (bench/speed.py measures a fresh stack's).
+
+    A model that runs one window a call (INT8 with static shapes) compiles the window's shape at its first call
+    and runs every batch as single windows: one window, once, does the same (a server's start at 4x200 on an
+    AVX2 CPU: 1 window of inference instead of 8, ~1.1 CPU-s instead of ~9)."""
+    batch, calls = (1, 1) if loaded.one_window_a_call else (batch_windows, 2)
+    shape = (batch, window, 27, 48, 3)
     dtypes = {name: np.float32 if name in loaded.float_inputs else np.uint8 for name in loaded.input_names}
     feed = {name: np.zeros(shape, dtype) for name, dtype in dtypes.items()}
-    for _ in range(2):
+    for _ in range(calls):
         loaded.run(loaded.output_names, feed)
 
 
@@ -265,6 +271,7 @@ def _openvino(
         output_names=[o.get_any_name() for o in compiled.outputs],
         where=f"CPU {precision}{' (AVX2 build)' if source.endswith(INT8_AVX2_SUFFIX) else ''}{note}",
         fixed_shapes=shaped.shapes,
+        one_window_a_call=one_window_a_call,
     )
 
 

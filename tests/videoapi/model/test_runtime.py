@@ -83,6 +83,37 @@ def test_int8_keeps_the_dynamic_model_where_static_is_unsafe(model_repository, m
     assert model.fixed_shapes() == ([(1, 100, 27, 48, 3)] if safe else [])  # where static: one window a call
 
 
+def test_a_one_window_a_call_model_warms_up_on_one_window_once(model_repository):
+    """INT8 where static is safe runs batches window by window: a server's 4x200 warm-up is one window of 200, once,
+    and leaves that shape static; a model that batches (f32) runs the whole batch twice, as before."""
+    import dataclasses
+
+    from videoapi.model.runtime import cpu_flags, int8_model_path
+
+    def counted(model):
+        shapes: list[tuple[int, ...]] = []
+
+        def run(names, feed):
+            shapes.append(next(iter(feed.values())).shape[:2])
+            return model.run(names, feed)
+
+        return dataclasses.replace(model, run=run), shapes
+
+    path = str(model_repository / ONNX)
+    if not Path(int8_model_path(path)).is_file():
+        pytest.skip("no INT8 model built (the int8 extra)")
+    _, int8 = load_model(path, runtime="openvino", precision="int8")
+    safe = static_shapes_safe("int8", cpu_flags())
+    assert int8.one_window_a_call is safe
+    warmed, calls = counted(int8)
+    warm_up(warmed, 4, 120)
+    assert calls == ([(1, 120)] if safe else [(4, 120), (4, 120)])
+    assert int8.fixed_shapes() == ([(1, 120, 27, 48, 3)] if safe else [])
+    f32, calls = counted(load_model(path, runtime="openvino", precision="f32")[1])
+    warm_up(f32, 2, 110)
+    assert calls == [(2, 110), (2, 110)]
+
+
 def test_int8_gives_a_window_the_same_probabilities_however_it_is_batched(model_repository):
     """A retry from a checkpoint or a segment batches windows otherwise: INT8's outputs must not move with it."""
     from videoapi.model.runtime import int8_model_path
