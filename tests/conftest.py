@@ -40,12 +40,12 @@ _SUITE_CPU = SuiteCpu()
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
-    with _SUITE_CPU.measure(item.location[0]):
+    with _SUITE_CPU.measure(item.location[0], item.nodeid):
         yield
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Each slow file's wall and CPU seconds: which could share the cores with others (issue 38)."""
+    """Each slow file's and test's wall and CPU seconds: which could share the cores with others (issue 38)."""
     lines = _SUITE_CPU.lines(os.cpu_count() or 1)
     if lines:
         terminalreporter.section("wall and CPU by file")

@@ -48,15 +48,17 @@ def tree_cpu_s() -> float:
 
 
 class SuiteCpu:
-    """Per test file: wall seconds and the process tree's CPU seconds, shown at the end of the run."""
+    """Per test file, and per test: wall seconds and the process tree's CPU seconds, shown at the end of the run."""
 
     def __init__(self) -> None:
         self.wall: dict[str, float] = defaultdict(float)
         self.cpu: dict[str, float] = defaultdict(float)
+        self.test_wall: dict[str, float] = defaultdict(float)
+        self.test_cpu: dict[str, float] = defaultdict(float)
 
-    def measure(self, path: str):
-        """A context for one test's setup, call and teardown."""
-        return _Measured(self, path)
+    def measure(self, path: str, test: str = ""):
+        """A context for one test's setup, call and teardown (a shared fixture's start counts to its first test)."""
+        return _Measured(self, path, test or path)
 
     def lines(self, cores: int, top: int = 25) -> list[str]:
         """The files that took longest, with the share of the machine's cores their tree kept busy."""
@@ -67,6 +69,10 @@ class SuiteCpu:
         for path in sorted(self.wall, key=self.wall.get, reverse=True)[:top]:
             rows.append(f"{self.wall[path]:8.1f} {self.cpu[path]:8.1f} {self._busy(path, cores):5.0%}  {path}")
         rows.append(f"{wall:8.1f} {cpu:8.1f} {cpu / (wall * cores):5.0%}  all {len(self.wall)} files")
+        rows.append("")
+        rows.append(f"{'wall s':>8} {'CPU s':>8}  the {top} tests that took most CPU (their fixtures' set-up included)")
+        for test in sorted(self.test_cpu, key=self.test_cpu.get, reverse=True)[:top]:
+            rows.append(f"{self.test_wall[test]:8.1f} {self.test_cpu[test]:8.1f}  {test}")
         return rows
 
     def _busy(self, path: str, cores: int) -> float:
@@ -74,12 +80,15 @@ class SuiteCpu:
 
 
 class _Measured:
-    def __init__(self, suite: SuiteCpu, path: str) -> None:
-        self.suite, self.path = suite, path
+    def __init__(self, suite: SuiteCpu, path: str, test: str) -> None:
+        self.suite, self.path, self.test = suite, path, test
 
     def __enter__(self) -> None:
         self.started, self.cpu = time.monotonic(), tree_cpu_s()
 
     def __exit__(self, *exc: object) -> None:
-        self.suite.wall[self.path] += time.monotonic() - self.started
-        self.suite.cpu[self.path] += tree_cpu_s() - self.cpu
+        wall, cpu = time.monotonic() - self.started, tree_cpu_s() - self.cpu
+        self.suite.wall[self.path] += wall
+        self.suite.cpu[self.path] += cpu
+        self.suite.test_wall[self.test] += wall
+        self.suite.test_cpu[self.test] += cpu
