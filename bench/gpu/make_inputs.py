@@ -1,6 +1,7 @@
 """Inputs for bench/gpu/nvdec.py, made here (the device has no H.264 encoder: the H100 has no NVENC).
 
-Writes into DIR: clip1080.mp4 (1080p H.264, x264 medium CRF 23, as the published GPU figures), the report seed
+Writes into DIR: clip1080.mp4 (1080p H.264, x264 medium CRF 23, as the published GPU figures), short90.mp4 (its
+first 90 packets: one model window at window 150), the report seed
 of each of bench/testset.py's HARD_SETS (480x270) and a copy of test.mp4; and cpu_frames.npz, the CPU path's
 frames (PyAV, the service's default decode) of each, for the drift against NVDEC.
 
@@ -46,6 +47,25 @@ def write_1080p(path: Path, shots: int) -> None:
     path.with_suffix(".truth.json").write_text(json.dumps(truth))
 
 
+def write_first_packets(source: Path, path: Path, packets: int) -> None:
+    """The first `packets` packets of `source`, remuxed (no new encode): a short video of the same stream (90 packets
+    of the 1080p clip: one model window at the service's window of 150, the case 78f9b32 fixed on the GPU path)."""
+    import av
+
+    with av.open(str(source)) as src, av.open(str(path), "w") as out:
+        stream = src.streams.video[0]
+        copy = out.add_stream_from_template(stream)
+        taken = 0
+        for packet in src.demux(stream):
+            if packet.dts is None:  # the demuxer's empty packet at the end
+                continue
+            if taken == packets:
+                break
+            packet.stream = copy
+            out.mux(packet)
+            taken += 1
+
+
 def main() -> None:
     from testset import HARD_SETS, REPORT_SEEDS, write_hard_video
 
@@ -59,6 +79,8 @@ def main() -> None:
         shutil.copy(test_mp4(), clips["test"])
     if not clips["clip1080"].exists():
         write_1080p(clips["clip1080"], shots)
+    if not (out / "short90.mp4").exists():  # for nvdec.py's E2E_CHECK_CLIPS alone, not the drift
+        write_first_packets(clips["clip1080"], out / "short90.mp4", 90)
     for kind in HARD_SETS:
         clips[kind] = out / f"{kind}.mp4"
         if not clips[kind].exists():

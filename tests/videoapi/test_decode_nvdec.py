@@ -158,6 +158,7 @@ def test_as_the_queue_drains_a_job_past_the_slots_waits_for_one_instead_of_the_c
 
 
 def test_a_job_waiting_for_a_slot_goes_to_the_cpu_when_the_queue_grows_or_cannot_be_read(monkeypatch, tmp_path):
+    import os
     import time
 
     monkeypatch.setattr(decode_nvdec, "nvdec_missing", lambda: None)
@@ -173,8 +174,10 @@ def test_a_job_waiting_for_a_slot_goes_to_the_cpu_when_the_queue_grows_or_cannot
 
     with decode_nvdec.claim_decoder("auto", 1) as busy:
         assert busy == "nvdec"
+        open_before = len(os.listdir("/proc/self/fd"))
         with decode_nvdec.claim_decoder("auto", 1, growing, 8) as later:
             assert later == "pyav"
+        assert len(os.listdir("/proc/self/fd")) == open_before  # the slot files it waited on are closed again
         assert len(reads) == 3 and reads[2] - reads[0] >= 2 * decode_nvdec.BACKLOG_CHECK_S * 0.9
         t0 = time.monotonic()
         with decode_nvdec.claim_decoder("auto", 1, unreadable, 8) as at_once:

@@ -9,6 +9,9 @@ and the order is decided when a worker is free, not when a job is submitted. The
 bound to the token's task id: a token delivered again (its worker died, a retry) runs that same job.
 
 Knows nothing of HTTP or Celery: refusals are `Refusal`s that the adapters turn into their own errors.
+
+Over 300 lines because each of its Redis mechanisms (the fair queue, the quotas, the token bucket) keeps its Lua
+scripts beside the class that runs them, and the API and the workers take all three from this one module.
 """
 
 from __future__ import annotations

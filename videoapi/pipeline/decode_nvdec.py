@@ -122,13 +122,38 @@ def _lock_free_slot(slots: Path, count: int) -> int | None:
     """An exclusive flock on the first free slot file of `count`: its descriptor, or None when all are held."""
     for n in range(count):
         fd = os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            continue
-        return fd
+        if _locked(fd):
+            return fd
+        os.close(fd)
     return None
+
+
+def _locked(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _wait_for_slot(slots: Path, count: int, backlog: Callable[[], int], min_backlog: int) -> int | None:
+    """Wait for a free slot while fewer than `min_backlog` jobs are queued (at most SLOT_WAIT_MAX_S): the slot's
+    descriptor, or None when the CPU should take the job after all. The slot files stay open while it waits, so a
+    try is one flock a slot."""
+    fds = [os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666) for n in range(count)]
+    held = None
+    t0 = time.monotonic()
+    try:
+        while held is None and time.monotonic() - t0 < SLOT_WAIT_MAX_S and _cpu_would_end_last(backlog, min_backlog):
+            checked = time.monotonic()
+            while held is None and time.monotonic() - checked < BACKLOG_CHECK_S:
+                time.sleep(SLOT_POLL_S)
+                held = next((fd for fd in fds if _locked(fd)), None)
+    finally:
+        for fd in fds:
+            if fd != held:
+                os.close(fd)
+    return held
 
 
 def _cpu_would_end_last(backlog: Callable[[], int], min_backlog: int) -> bool:
@@ -170,13 +195,7 @@ def claim_decoder(
     waited = 0.0
     if held is None and backlog is not None and cpu_min_backlog > 0:
         t0 = time.monotonic()
-        while time.monotonic() - t0 < SLOT_WAIT_MAX_S and _cpu_would_end_last(backlog, cpu_min_backlog):
-            checked = time.monotonic()
-            while held is None and time.monotonic() - checked < BACKLOG_CHECK_S:
-                time.sleep(SLOT_POLL_S)
-                held = _lock_free_slot(slots, nvdec_streams)
-            if held is not None:
-                break
+        held = _wait_for_slot(slots, nvdec_streams, backlog, cpu_min_backlog)
         waited = time.monotonic() - t0
     decoder = "nvdec" if held is not None else "pyav"
     # one line a job: how the pool splits its jobs between NVDEC and the cores (bench/gpu/service.py counts them)
