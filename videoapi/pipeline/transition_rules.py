@@ -68,6 +68,9 @@ class Rules:
     colour_ratio: float = 2.0  # ... and this many times as much as between the frames around it
     frame_cut_unexplained: float = 0.5  # ... and no shift of the last frame by 2 pixels halves its difference
     frame_cut_reach: int = 8  # frames after it where the picture may come back (a strobe)
+    rapid_near: int = 7  # a cut this near another (rapid cutting): its change this many times the frames' either side
+    rapid_clean: float = 3.0
+    rapid_diff: float = 10.0  # ... and at least this many grey levels
     edge_fade_max: int = 60  # frames: a fade in from black at the start (out at the end) the model missed, at most
     edge_fade_rise: float = 10.0  # ... brightening by at least this many grey levels
     span_floor: float = 0.1  # a gradual transition's span: the frames around its run with many_hot over this
@@ -96,9 +99,11 @@ class Rules:
     wipe_steady: float = 0.9  # ... the incoming picture's share of the frame growing steadily (correlation)
     wipe_unexplained: float = 0.3  # ... most of its frame changes no small shift of the frame before explains
     wipe_spike: float = 4.0  # ... and no frame change in its span over this many times their median (a cut)
-    wipe_pace: float = 0.25  # ... over any 6 frames of its middle at least this share of its mean pace
+    wipe_pace: float = 0.4  # ... over any 6 frames of its middle at least this share of its mean pace
     wipe_creep: float = 0.01  # ... its span: the ramp fitting the incoming picture's share of the frame, widened
     # while that share still moves this much a frame
+    overlay_same: float = 2.0  # no transition where this share of the picture's cells (not dark ones) stays within
+    overlay_share: float = 0.5  # ... `overlay_same` grey levels in every channel: words or a graphic over it
 
 
 DEFAULT_RULES = Rules()
@@ -131,6 +136,18 @@ def held_extreme(extreme: NDArray[Any], start: int, step: int, most: int) -> int
     while count < most and 0 <= start + step * count < len(extreme) and extreme[start + step * count]:
         count += 1
     return count
+
+
+def overlaid(thumbs: NDArray[Any], i: int, j: int, rules: Rules) -> bool:
+    """Whether frame j keeps most of frame i's picture exactly: words or a graphic appearing, changing or going away
+    over a picture that goes on, no transition. Across a cut or a dissolve every part of the picture changes (a
+    thumbnail cell averages a large area, so a camera's noise or motion moves it by more than a grey level or
+    two). Cells dark in frame i (black bars, a black card's ground) are not counted as kept."""
+    n = len(thumbs)
+    i, j = min(max(i, 0), n - 1), min(max(j, 0), n - 1)
+    a, b = thumbs[i].reshape(-1, 3).astype(np.float32), thumbs[j].reshape(-1, 3).astype(np.float32)
+    kept = (np.abs(a - b).max(axis=1) <= rules.overlay_same) & (a.mean(axis=1) > rules.black)
+    return bool(kept.mean() >= rules.overlay_share)
 
 
 def across_and_own(normalised: NDArray[Any], first: int, last: int) -> tuple[float, float]:

@@ -17,6 +17,7 @@ from videoapi.pipeline.transition_rules import (
     change,
     colour_change,
     held_extreme,
+    overlaid,
 )
 
 
@@ -29,35 +30,71 @@ def frame_cuts(
     n = len(diff)
     if n < 4:
         return []
-    colours_of = thumbs.reshape(n, -1, 3).mean(axis=1)  # each frame's mean colour
-    least = np.where(flat[1:-1] & flat[:-2], rules.frame_cut_flat_diff, rules.frame_cut_diff)
-    peaks = (diff[1:-1] >= least) & (diff[1:-1] >= diff[:-2]) & (diff[1:-1] >= diff[2:])
     found = []
-    for t in (np.flatnonzero(peaks) + 1).tolist():
-        if taken[t] or extreme[t - 1] or extreme[t]:
+    for t in _peaks(diff, flat, rules):
+        if taken[t] or extreme[t - 1] or extreme[t] or overlaid(thumbs, t - 1, t, rules):
             continue
-        if (luma[max(1, t - 3) : t + 1] - luma[max(0, t - 4) : t] > rules.frame_cut_flash).any():
-            continue  # a flash (or its end): the picture jumped brighter; a cut between similar shots barely does
         around = np.concatenate((diff[max(1, t - 7) : max(1, t - 1)], diff[t + 2 : t + 8]))
         if len(around) < 3 or diff[t] < rules.frame_cut_iso * (np.sort(around)[-3] + 1.0):
             continue
-        if flat[t - 1] and flat[t]:  # one flat colour to another: nothing in the picture to compare, but its colour
-            if np.abs(colours_of[t] - colours_of[t - 1]).max() < rules.frame_cut_flat_diff:
-                continue  # the same colour (a fine texture moving, averaged out at this size)
-        else:
-            step = change(normalised, t - 1, t)
-            back = min(
-                change(normalised, t - i, t + j) for i in range(1, 5) for j in range(1, rules.frame_cut_reach + 1)
-            )
-            if step < rules.frame_cut_step or back < rules.frame_cut_step:
-                continue
-            # colours change more than from one frame to the next around it, unless the picture changes a lot
-            usual = float(np.median([colour_change(hists, k - 1, k) for k in range(max(1, t - 7), t + 8) if k != t]))
-            colours = colour_change(hists, t - 1, t)
-            if step < rules.frame_cut_big_step and colours < max(rules.frame_cut_colours, rules.colour_ratio * usual):
-                continue  # the same colours as the frames around: the camera moved (or jerked)
-        found.append(t)
+        if _new_picture(t, diff, luma, thumbs, normalised, hists, flat, rules):
+            found.append(t)
     return found
+
+
+def rapid_cuts(
+    diff: NDArray[Any], luma: NDArray[Any], thumbs: NDArray[Any], normalised: NDArray[Any], hists: NDArray[Any],
+    flat: NDArray[Any], extreme: NDArray[Any], blocked: NDArray[Any], cuts: list[int], rules: Rules,
+) -> list[int]:  # fmt: skip
+    """Cuts a few frames from other cuts (rapid cutting: shots of two to six frames), which the model scores low
+    and `frame_cuts` cannot tell apart, their neighbours' changes being as large: a clean jump (the frames either
+    side of it steady: a change `rapid_clean` times theirs) to a new picture, beside another such jump or a cut found
+    within `rapid_near` frames. A shot of one frame gives two jumps side by side, neither clean: one boundary."""
+    n = len(diff)
+    if n < 4:
+        return []
+    peaks = [t for t in _peaks(diff, flat, rules) if 2 <= t < n - 1]
+    steady = np.maximum(diff[:-2], diff[2:])  # each frame's neighbours' larger change (frame t at index t - 1)
+    clean = [t for t in peaks if diff[t] >= max(rules.rapid_clean * (steady[t - 1] + 1.0), rules.rapid_diff)]
+    found = []
+    for t in clean:
+        neighbours = [c for c in cuts + clean if 2 <= abs(c - t) <= rules.rapid_near]
+        if not neighbours or blocked[t] or extreme[t - 1] or extreme[t] or overlaid(thumbs, t - 1, t, rules):
+            continue
+        if _new_picture(t, diff, luma, thumbs, normalised, hists, flat, rules):
+            found.append(t)
+    return found
+
+
+def _peaks(diff: NDArray[Any], flat: NDArray[Any], rules: Rules) -> list[int]:
+    """Frames whose change from the one before is a local maximum over the least a cut's can be."""
+    least = np.where(flat[1:-1] & flat[:-2], rules.frame_cut_flat_diff, rules.frame_cut_diff)
+    peaks = (diff[1:-1] >= least) & (diff[1:-1] >= diff[:-2]) & (diff[1:-1] >= diff[2:])
+    out: list[int] = (np.flatnonzero(peaks) + 1).tolist()
+    return out
+
+
+def _new_picture(
+    t: int, diff: NDArray[Any], luma: NDArray[Any], thumbs: NDArray[Any], normalised: NDArray[Any],
+    hists: NDArray[Any], flat: NDArray[Any], rules: Rules,
+) -> bool:  # fmt: skip
+    """Whether frame t shows a new picture: not a flash, another colour (between two flat ones) or another picture
+    that does not come back within `frame_cut_reach` frames, with colours of its own unless it changes a lot."""
+    if (luma[max(1, t - 3) : t + 1] - luma[max(0, t - 4) : t] > rules.frame_cut_flash).any():
+        return False  # a flash (or its end): the picture jumped brighter; a cut between similar shots barely does
+    if flat[t - 1] and flat[t]:  # one flat colour to another: nothing in the picture to compare, but its colour
+        colours_of = thumbs[t - 1 : t + 1].reshape(2, -1, 3).mean(axis=1)
+        # the same colour is a fine texture moving, averaged out at this size
+        return bool(np.abs(colours_of[1] - colours_of[0]).max() >= rules.frame_cut_flat_diff)
+    step = change(normalised, t - 1, t)
+    back = min(change(normalised, t - i, t + j) for i in range(1, 5) for j in range(1, rules.frame_cut_reach + 1))
+    if step < rules.frame_cut_step or back < rules.frame_cut_step:
+        return False
+    # colours change more than from one frame to the next around it, unless the picture changes a lot
+    usual = float(np.median([colour_change(hists, k - 1, k) for k in range(max(1, t - 7), t + 8) if k != t]))
+    colours = colour_change(hists, t - 1, t)
+    # the same colours as the frames around: the camera moved (or jerked)
+    return not (step < rules.frame_cut_big_step and colours < max(rules.frame_cut_colours, rules.colour_ratio * usual))
 
 
 def blended_transitions(
@@ -87,6 +124,8 @@ def blended_transitions(
         if left > rules.blend_left:
             continue
         start, end = _blend_span(values, towards, first, last, rules.blend_reach)
+        if overlaid(thumbs, start - 1, end + 1, rules):
+            continue  # words or a graphic fading in or out over a picture that goes on
         kind = _blend_kind(extreme, start, end)
         if kind == "dissolve":
             # half of one picture over half of another has less contrast than the two pictures' (a picture that
