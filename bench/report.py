@@ -1167,6 +1167,23 @@ def section_text_cues(page: Page) -> None:
             f"{document['parameters']['tolerance_s']} s of the truth; for slates and logos, a cue over the truth.",
             "",
         )
+    real = newest(page.of("text-cues-real"))
+    if real is not None:
+        figures = real["figures"]
+        rows = [[kind, f["cases"], f["hits"], f["found"]] for kind, f in figures["by_type"].items()]
+        page.add(
+            f"**Real footage** ({len(real['parameters']['clips'])} public clips labelled by eye, "
+            f"`python -m bench text_cues real`); {caption(real)}",
+            "",
+        )
+        page.add(*table(["cue", "true cues", "hits (edges within 1 s)", "found (overlapping)"], rows))
+        false = ", ".join(f"{k} {v}" for k, v in figures["false"].items()) or "none"
+        page.add(
+            f"False cues: {false} ({figures['false_on_clips_without_cue']} of them on the "
+            f"{figures['clips_without_cue']} clips with no true cue); cues on spans labelled as neither: "
+            f"{figures['on_unscored']}; credits precision {number(figures['credits_precision'], '.3f')}.",
+            "",
+        )
     for document in costs:
         figures = document["figures"]
         cpu_s, wall_s = figures["median_cpu_s"], figures["median_wall_s"]
@@ -1183,7 +1200,25 @@ def section_text_cues(page: Page) -> None:
             f"{number(100 * figures['text_share_of_cpu'], '.1f')}% of CPU time, "
             f"{number(100 * figures['text_share_of_wall'], '.1f')}% of wall time; inside one instrumented run, "
             f"{figures['inside_one_run']['samples']} samples took "
-            f"{number(figures['inside_one_run']['sampler_s'], '.2f')} s.",
+            f"{number(figures['inside_one_run']['sampler_s'], '.2f')} s"
+            + (
+                f" ({number(figures['inside_one_run']['sampler_cpu_s'], '.2f')} s CPU on the detector's thread)."
+                if "sampler_cpu_s" in figures["inside_one_run"]
+                else "."
+            )
+            + "".join(
+                f" With the sampler as the first runs had it ({arm.removeprefix('every cue on, ')}: 320x192, in the "
+                f"decode's loop), in the same runs: {number(100 * share['cpu'], '.1f')}% of CPU time, "
+                f"{number(100 * share['wall'], '.1f')}% of wall time."
+                for arm, share in figures.get("shares", {}).items()
+                if arm != "every cue on"
+            )
+            + (
+                f" Load average (1 min) {figures['load_average']['before'][0]:.1f} before the runs, "
+                f"{figures['load_average']['after'][0]:.1f} after."
+                if "load_average" in figures
+                else ""
+            ),
             "",
         )
 

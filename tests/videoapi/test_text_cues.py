@@ -124,3 +124,43 @@ def test_the_engine_reports_them_in_json_and_rekognition(end_cards):
     assert "EndCredits" in types
     shots_only = detector.detect(path, segments=SegmentOptions(segment_types=("SHOT",))).document
     assert "technical_cues" not in shots_only and shots_only["shots"] == document["shots"]
+
+
+def test_the_detector_runs_on_its_own_thread_and_gives_what_it_gives_in_line(end_cards, monkeypatch):
+    """The decode hands the sampled pictures to the detector's thread and goes on; the rows are the figures the
+    detector gives for those pictures, in frame order, and a detector's error fails the decode (or `arrays`)."""
+    import threading
+
+    import videoapi.pipeline.text_cues as text_cues
+
+    path, _ = end_cards
+    info, frame_pts = probe_timeline(path)
+    seen: dict[int, tuple[np.ndarray, str]] = {}
+    figures_of = text_cues.text_figures
+
+    def recording(bgr: np.ndarray) -> np.ndarray:
+        figures = figures_of(bgr)
+        seen[len(seen)] = (figures, threading.current_thread().name)
+        return figures
+
+    monkeypatch.setattr(text_cues, "text_figures", recording)
+    sampler = TextSampler(info.width, info.height, sample_step(info.fps, SETTINGS.text_cue_samples_per_s))
+    assert sampler.size == (320, 160)  # 640x360 squeezed down to the detector's multiple of 32
+    frames = iter_model_frames_pyav(path, frame_pts=frame_pts, tiles=[sampler])
+    for frame in frames:
+        sampler.update(frame)
+    rows = sampler.arrays()["cue_text"]
+    sampled = rows[~np.isnan(rows[:, 0])]
+    assert len(sampled) == len(seen) > 40
+    assert all(name.startswith("videoapi-text") for _, name in seen.values())
+    np.testing.assert_array_equal(sampled, np.array([figures for figures, _ in seen.values()]))
+
+    def failing(bgr: np.ndarray) -> np.ndarray:
+        raise RuntimeError("the detector failed")
+
+    monkeypatch.setattr(text_cues, "text_figures", failing)
+    sampler = TextSampler(info.width, info.height, 12)
+    with pytest.raises(RuntimeError, match="the detector failed"):  # in the decode, or at the latest here
+        for frame in iter_model_frames_pyav(path, 0, 120, frame_pts=frame_pts, tiles=[sampler]):
+            sampler.update(frame)
+        sampler.arrays()
