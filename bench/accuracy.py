@@ -255,7 +255,7 @@ def main(
         str, typer.Option(help="the Python whose PySceneDetect runs (0.7 needs numpy 2: a venv of its own)")
     ] = sys.executable,
     service_only: Annotated[
-        bool, typer.Option(help="with --family real: the service's rows alone, printed, no result file (to tune)")
+        bool, typer.Option(help="with --family real: the service's rows alone, f32 (a tuning run, said in the file)")
     ] = False,
 ) -> None:
     """Every row on every set in one run; the model's probabilities are cached under bench/results/."""
@@ -348,11 +348,11 @@ def real_family(
     for place in places:
         console.print(f"{place['clip']} frame {place['frame']}: {place['what']}")
     console.print({k: v for k, v in summary.items() if k != "disagreements"})
-    if service_only:
-        return  # a tuning run: the rows above, no result file
     from envelope import write_result
 
     parameters = {"part": part, "clips": [{"id": c.id, "source": c.group, "sha256": c.sha256} for c in clips]}
+    if service_only:
+        parameters["methods"] = "this service alone (--service-only, a tuning run): no other method was run"
     write_result(f"accuracy-real-{part}", parameters, {"results": results, "summary": summary}, out=out)
 
 
