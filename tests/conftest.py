@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import shutil
-import subprocess
 import tempfile
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import numpy as np
 import pytest
 
 from local.triton_server import TritonServer
+from tests.reference_run import ReferenceInBackground, reference_frames_of
 from tests.suite_cpu import SuiteCpu
 from videoapi.settings import Settings
 
@@ -26,6 +26,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if _REFERENCE in config.stash:
+        config.stash[_REFERENCE].stop()
     before, runtime = config.stash[_RUNTIME]
     shutil.rmtree(runtime, ignore_errors=True)
     if before is None:
@@ -35,6 +37,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 _RUNTIME = pytest.StashKey[tuple[str | None, str]]()
+_REFERENCE = pytest.StashKey[ReferenceInBackground]()
 _SUITE_CPU = SuiteCpu()
 
 
@@ -102,35 +105,28 @@ def ffmpeg_exe() -> str:
 @pytest.fixture(scope="session")
 def reference_frames(reference_video: Path, ffmpeg_exe: str) -> np.ndarray:
     """test.mp4 decoded exactly as the reference package decodes it (ffmpeg, rgb24, -s 48x27)."""
-    raw = subprocess.run(
-        [
-            ffmpeg_exe,
-            "-v",
-            "error",
-            "-i",
-            str(reference_video),
-            "-f",
-            "rawvideo",
-            "-pix_fmt",
-            "rgb24",
-            "-s",
-            "48x27",
-            "pipe:",
-        ],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, np.uint8).reshape(-1, 27, 48, 3)
+    return reference_frames_of(reference_video, ffmpeg_exe)
 
 
 @pytest.fixture(scope="session")
-def reference_predictions(reference_model, reference_frames: np.ndarray) -> np.ndarray:
-    """The reference package's own single-frame probabilities for test.mp4."""
-    import torch
+def reference_predictions(request: pytest.FixtureRequest) -> np.ndarray:
+    """The reference package's own single-frame probabilities for test.mp4, from its run in a process of its own."""
+    if _REFERENCE not in request.config.stash:  # asked for by a test that did not name it (getfixturevalue)
+        _start_reference(request.config)
+    return request.config.stash[_REFERENCE].result()
 
-    with torch.no_grad():
-        single, _ = reference_model.predict_frames(torch.from_numpy(reference_frames.copy()), quiet=True)
-    return single.numpy()
+
+@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Start the reference's run over test.mp4 now, niced, when a collected test needs it (tests/reference_run.py)."""
+    if any("reference_predictions" in getattr(item, "fixturenames", ()) for item in items):
+        _start_reference(config)
+
+
+def _start_reference(config: pytest.Config) -> None:
+    import imageio_ffmpeg
+
+    config.stash[_REFERENCE] = ReferenceInBackground(reference_test_video(), imageio_ffmpeg.get_ffmpeg_exe())
 
 
 @pytest.fixture(scope="session")
