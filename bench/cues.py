@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
 
@@ -182,18 +183,20 @@ def cost(
     write_result("cues-cost", {"repeats": repeats, "shots": shots, "size": "1920x1080"}, figures, out=out)
 
 
-def alternate(arms: dict, clip: Path, repeats: int) -> tuple[dict, dict, dict]:
+def alternate(arms: dict, clip: Path, repeats: int, within: dict | None = None) -> tuple[dict, dict, dict]:
     """Each arm's `detector.detect(clip, segments=asked)` in turn, `repeats` rounds: (wall s, CPU s, last document)
-    by label, the arms given as {label: (detector, asked segments or None)}."""
+    by label, the arms given as {label: (detector, asked segments or None)}; `within` {label: a context manager's
+    factory} runs that arm's detects inside it (a variant patched in for the arm alone)."""
     wall: dict[str, list[float]] = {label: [] for label in arms}
     cpu_s: dict[str, list[float]] = {label: [] for label in arms}
     documents = {}
     for _ in range(repeats):
         for label, (detector, asked) in arms.items():
-            began, began_cpu = time.perf_counter(), time.process_time()
-            documents[label] = detector.detect(clip, segments=asked).document
-            wall[label].append(time.perf_counter() - began)
-            cpu_s[label].append(time.process_time() - began_cpu)
+            with (within or {}).get(label, nullcontext)():
+                began, began_cpu = time.perf_counter(), time.process_time()
+                documents[label] = detector.detect(clip, segments=asked).document
+                wall[label].append(time.perf_counter() - began)
+                cpu_s[label].append(time.process_time() - began_cpu)
     return wall, cpu_s, documents
 
 

@@ -34,7 +34,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -191,7 +191,7 @@ def cost(
     out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
 ) -> None:
     """End-to-end `Detector.detect` on the 1080p clip with every cue on, and with the text cues off, alternating."""
-    from cues import clip_with_sound
+    from cues import alternate, clip_with_sound
 
     import videoapi.pipeline.text_cues as text_cues
     from videoapi.pipeline.engine import Detector
@@ -203,23 +203,11 @@ def cost(
         asked_none = SegmentOptions(segment_types=("SHOT",))
         on.detect(clip)  # warm-up: model compile, the detector's load, caches
         load_before = os.getloadavg()  # the machine's load (other work shares the cores): said with the figures
-        arms: dict[str, tuple[Any, SegmentOptions | None, bool]] = {
-            "text cues off": (off, None, False),
-            "every cue on": (on, None, False),
-        }
+        arms: dict[str, tuple[Any, SegmentOptions | None]] = {"text cues off": (off, None), "every cue on": (on, None)}
         if before:
-            arms[BEFORE] = (on, None, True)
-        arms["SHOT only asked"] = (on, asked_none, False)
-        wall: dict[str, list[float]] = {label: [] for label in arms}
-        cpu_s: dict[str, list[float]] = {label: [] for label in arms}
-        documents = {}
-        for _ in range(repeats):
-            for label, (detector, asked, as_before) in arms.items():
-                with sampler_as_before() if as_before else nullcontext():
-                    began, began_cpu = time.perf_counter(), time.process_time()
-                    documents[label] = detector.detect(clip, segments=asked).document
-                    wall[label].append(time.perf_counter() - began)
-                    cpu_s[label].append(time.process_time() - began_cpu)
+            arms[BEFORE] = (on, None)
+        arms["SHOT only asked"] = (on, asked_none)
+        wall, cpu_s, documents = alternate(arms, clip, repeats, within={BEFORE: sampler_as_before})
         spent = {"seconds": 0.0, "cpu_seconds": 0.0, "samples": 0}
         figures_of = text_cues.text_figures
 
