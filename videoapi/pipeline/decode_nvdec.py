@@ -121,11 +121,15 @@ SLOT_WAIT_MAX_S = 120.0  # the longest a job waits for a slot before it decodes 
 def _lock_free_slot(slots: Path, count: int) -> int | None:
     """An exclusive flock on the first free slot file of `count`: its descriptor, or None when all are held."""
     for n in range(count):
-        fd = os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
+        fd = _open_slot(slots, n)
         if _locked(fd):
             return fd
         os.close(fd)
     return None
+
+
+def _open_slot(slots: Path, n: int) -> int:
+    return os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666)
 
 
 def _locked(fd: int) -> bool:
@@ -140,7 +144,7 @@ def _wait_for_slot(slots: Path, count: int, backlog: Callable[[], int], min_back
     """Wait for a free slot while fewer than `min_backlog` jobs are queued (at most SLOT_WAIT_MAX_S): the slot's
     descriptor, or None when the CPU should take the job after all. The slot files stay open while it waits, so a
     try is one flock a slot."""
-    fds = [os.open(slots / str(n), os.O_CREAT | os.O_RDWR, 0o666) for n in range(count)]
+    fds = [_open_slot(slots, n) for n in range(count)]
     held = None
     t0 = time.monotonic()
     try:
