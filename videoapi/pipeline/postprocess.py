@@ -153,7 +153,7 @@ def detect_transitions(
     for t in found:
         if t.type == "cut":
             cuts[max(0, t.start_frame - 1) : t.start_frame + 1] = True
-    wipes = wipe_transitions(features["pp_thumb"], diff, unexplained, cuts, threshold, rules)
+    wipes = wipe_transitions(features["pp_thumb"], hists, diff, unexplained, cuts, threshold, rules)
     found = [t for t in found if t.type == "cut" or not any(_overlap(t, w) for w in wipes)] + wipes
     taken = np.zeros(n, bool)
     for first, last in judged:  # whatever the rules made of these runs, their frames are the model's to judge

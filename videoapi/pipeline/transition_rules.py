@@ -100,6 +100,8 @@ class Rules:
     wipe_unexplained: float = 0.3  # ... most of its frame changes no small shift of the frame before explains
     wipe_spike: float = 4.0  # ... and no frame change in its span over this many times their median (a cut)
     wipe_pace: float = 0.4  # ... over any 6 frames of its middle at least this share of its mean pace
+    wipe_colours: float = 0.6  # ... its pictures before and after (`wipe_outside` frames out) differ in colours
+    wipe_outside: int = 2  # ... at least this much (histograms, L1): one scene's colours are a camera's move
     wipe_creep: float = 0.01  # ... its span: the ramp fitting the incoming picture's share of the frame, widened
     # while that share still moves this much a frame
     overlay_same: float = 2.0  # no transition where this share of the picture's cells (not dark ones) stays within

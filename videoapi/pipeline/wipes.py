@@ -14,19 +14,20 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from videoapi.pipeline.transition_rules import Rules, Transition
+from videoapi.pipeline.transition_rules import Rules, Transition, colour_change
 
 # frames between the two pictures compared; a window longer than the wipe still holds it
 WINDOWS = (6, 9, 13, 18, 25, 35, 50, 70, 95)
 
 
 def wipe_transitions(
-    thumbs: NDArray[Any], diff: NDArray[Any], unexplained: NDArray[Any], taken: NDArray[Any], threshold: float,
-    rules: Rules,
+    thumbs: NDArray[Any], hists: NDArray[Any], diff: NDArray[Any], unexplained: NDArray[Any], taken: NDArray[Any],
+    threshold: float, rules: Rules,
 ) -> list[Transition]:  # fmt: skip
     """Wipes whose frames hold nothing `taken` (cuts already found there): their spans, from the first frame in
-    which the incoming picture shows to the last in which the outgoing one does. `diff` and `unexplained`:
-    PictureStats' frame change and the share of it no small shift of the frame before explains."""
+    which the incoming picture shows to the last in which the outgoing one does. `hists`: PictureStats' colour
+    histograms (scaled to 0..1 a bin); `diff` and `unexplained`: its frame change and the share of it no small shift
+    of the frame before explains."""
     n = len(thumbs)
     cells = thumbs.reshape(n, -1, 3).astype(np.float32)
     found: list[tuple[float, int, int]] = []  # (score, frame before, frame after) of each window judged a wipe
@@ -73,6 +74,11 @@ def wipe_transitions(
         changes = diff[first : last + 1]
         if changes.max() > rules.wipe_spike * (float(np.median(changes)) + 0.1):
             continue  # one frame change stands out: a cut (with motion around it), which the rules for cuts judge
+        if colour_change(hists, first - rules.wipe_outside, last + rules.wipe_outside) < rules.wipe_colours:
+            # the pictures before and after have one scene's colours: a camera that pans, tilts or swings over a
+            # scene slides its parts across the frame one after another as a wipe's edge would, but a wipe joins
+            # two shots
+            continue
         if out and first <= out[-1].end_frame + 1:  # two windows, one wipe (a long one seen in halves)
             first = out.pop().start_frame
         out.append(Transition("wipe", first, last, threshold))
