@@ -1,11 +1,14 @@
 """Requests/s and p50/p99 latency of the API's status and submit endpoints under the local emulator.
 
 The API runs under uvicorn with real Redis and moto S3 (`LocalStack(with_inference=False)`: submitted
-jobs just queue up); the load comes from a second process on loopback (`--role load`). Each row also says what
+jobs just queue up); the load comes from a second process on loopback (`--role load`). Submit is driven twice:
+with a source the API stored itself (a direct upload, whose size the API noted) and with one stored straight to S3
+(as a presigned upload is: the API asks S3 for its size with a HEAD). Each row also says what
 share of the machine's CPU went to the load generator, the API, S3 (moto, in the bench's own process) and Redis,
 and how busy the machine was in all (the rest: other programs), since all of them share its cores.
 `--baseline DIR` also runs the API from another checkout (an older commit) on the same Redis and S3, the two
-measured alternately `--rounds` times, so that old and new are compared under the same load.
+measured alternately `--rounds` times, so that old and new are compared under the same load; under Gunicorn
+(`--gunicorn-workers`) too, each checkout with its own gunicorn.conf.py.
 Run: `python bench/api_load.py [--seconds 10] [--concurrency 16] [--client raw|aiohttp] [--baseline DIR]`; writes
 bench/results/api_load-<machine>-<date>.json (bench/envelope.py; `--out` elsewhere), which `python -m bench report`
 draws.
@@ -20,6 +23,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,6 +179,17 @@ def _load(
     }
 
 
+def _settle(pid: int, quiet_cpu_s: float = 0.05, interval_s: float = 0.5, most_s: float = 60.0) -> None:
+    """Wait until the server and its children are idle: Gunicorn answers once its first worker is up, while the
+    others still import the app, CPU that would otherwise count to the first endpoint's requests."""
+    deadline = time.monotonic() + most_s
+    while time.monotonic() < deadline:
+        before = _cpu_s(_processes([pid]))
+        time.sleep(interval_s)
+        if _cpu_s(_processes([pid])) - before < quiet_cpu_s:
+            return
+
+
 @contextmanager
 def _server(command: list[str], root: Path, env: dict[str, str]) -> Iterator[tuple[str, int]]:
     """An API server started from `root`'s code; its URL and process id while it runs."""
@@ -191,6 +206,7 @@ def _server(command: list[str], root: Path, env: dict[str, str]) -> Iterator[tup
         problem = wait_healthy(f"{url}/v1/health", process)
         if problem is not None:
             raise RuntimeError(f"{' '.join(command[1:4])} from {root}: {problem}")
+        _settle(process.pid)
         yield url, process.pid
     finally:
         stop_process_group(process)
@@ -202,11 +218,15 @@ def _uvicorn(root: Path, settings_env: dict[str, str]) -> contextlib.AbstractCon
     return _server([*command, "--no-access-log"], root, {**settings_env, "VIDEOAPI_API_METRICS": "true"})
 
 
-def _gunicorn(settings_env: dict[str, str], workers: int) -> contextlib.AbstractContextManager[tuple[str, int]]:
-    """The API under Gunicorn (infra/api/gunicorn.conf.py, Uvicorn workers) over the stack's Redis and S3."""
-    command = [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "infra/api/gunicorn.conf.py"), "functions.asgi:app"]
-    env = {**settings_env, "VIDEOAPI_API_WORKERS": str(workers), "VIDEOAPI_API_METRICS_PORT": "0"}
-    return _server(command, ROOT, env)
+def _gunicorn(
+    root: Path, settings_env: dict[str, str], workers: int, metrics_dir: Path
+) -> contextlib.AbstractContextManager[tuple[str, int]]:
+    """The API under Gunicorn (`root`'s infra/api/gunicorn.conf.py, Uvicorn workers) over the stack's Redis and S3."""
+    command = [sys.executable, "-m", "gunicorn", "-c", str(root / "infra/api/gunicorn.conf.py"), "functions.asgi:app"]
+    # a metrics directory of its own: Gunicorn empties it at start, and a baseline's Gunicorn runs beside this one
+    env = {**settings_env, "VIDEOAPI_API_WORKERS": str(workers), "VIDEOAPI_API_METRICS_PORT": "0",
+           "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}  # fmt: skip
+    return _server(command, root, env)
 
 
 def _median(rounds: list[dict]) -> dict:
@@ -242,6 +262,7 @@ def main(
         return
 
     from local.stack import LocalStack, StackPorts
+    from videoapi.adapters.storage import Storage
     from videoapi.client import VideoApiClient
     from videoapi.settings import Settings
 
@@ -259,32 +280,54 @@ def main(
                 content=b"\0" * 1024,
                 headers={"Content-Type": "video/mp4"},
             )
-            source = response.json()["key"]
+            source = response.json()["key"]  # stored by the API: a submit of it may skip S3's HEAD
             job_id = api.submit(source)["id"]
+            # stored straight to S3 (as a presigned upload is): a submit of it asks S3 for its size
+            presigned = api.http.post(
+                "/v1/uploads", json={"filename": "tiny.mp4", "content_type": "video/mp4", "size_bytes": 1024}
+            ).json()
+            Storage.from_settings(stack.settings).put_bytes(presigned["key"], b"\0" * 1024, "video/mp4")
         assert stack._api is not None  # started above
         bench_process = psutil.Process()  # moto's S3 runs in it
         redis = [p for p in bench_process.children(recursive=True) if p.name().startswith("redis")]
+        endpoints = (
+            ("status", "status", job_id),
+            ("submit", "submit", source),
+            ("submit, S3 upload", "submit", presigned["key"]),
+        )
+
+        def drive(apis: dict[str, tuple[str, int]], suffix: str = "") -> None:
+            """Each endpoint of each API, `rounds` times, the APIs alternately (the machine's other load falls
+            on both)."""
+            for _ in range(rounds):
+                for label, (api_url, pid) in apis.items():
+                    watched = {"API": _processes([pid]), "S3 (moto) and bench": [bench_process], "Redis": redis}
+                    for name, endpoint, target in endpoints:
+                        row = _load(api_url, stack.api_key, endpoint, target, seconds, concurrency, client, watched)
+                        by_round.setdefault(f"{name}{suffix}{label}", []).append(row)
+
+        roots = {"": ROOT} | ({", baseline": baseline.resolve()} if baseline is not None else {})
         apis = {"": (stack.api_url, stack._api.pid)}
         if baseline is not None:
-            apis[", baseline"] = servers.enter_context(_uvicorn(baseline.resolve(), stack.settings.to_env()))
-        for _ in range(rounds):
-            for label, (api_url, pid) in apis.items():  # alternately: the machine's other load falls on both
-                watched = {"API": _processes([pid]), "S3 (moto) and bench": [bench_process], "Redis": redis}
-                for endpoint, target in (("status", job_id), ("submit", source)):
-                    row = _load(api_url, stack.api_key, endpoint, target, seconds, concurrency, client, watched)
-                    by_round.setdefault(f"{endpoint}{label}", []).append(row)
+            apis[", baseline"] = servers.enter_context(_uvicorn(roots[", baseline"], stack.settings.to_env()))
+        drive(apis)
         for workers in [int(w) for w in gunicorn_workers.split(",") if w]:
-            with _gunicorn(stack.settings.to_env(), workers) as (api_url, pid):
-                watched = {"API": _processes([pid]), "S3 (moto) and bench": [bench_process], "Redis": redis}
-                row = _load(api_url, stack.api_key, "status", job_id, seconds, concurrency, client, watched)
-                by_round[f"status, Gunicorn {workers} worker(s)"] = [row]
+            with contextlib.ExitStack() as gunicorns, tempfile.TemporaryDirectory() as metrics_dirs:
+                apis = {
+                    label: gunicorns.enter_context(
+                        _gunicorn(root, stack.settings.to_env(), workers, Path(metrics_dirs) / f"api{index}")
+                    )
+                    for index, (label, root) in enumerate(roots.items())
+                }
+                drive(apis, f", Gunicorn {workers} worker(s)")
     rows = {name: _median(runs) for name, runs in by_round.items()}
     machine = f"{platform.machine()}, {os.cpu_count()} cores"
     table = Table(
         title=f"API under uvicorn (1 process) and Gunicorn, {concurrency} concurrent clients ({client}), "
         f"{seconds:g}s each, median of {rounds} - {machine}; CPU: share of the machine's cores"
     )
-    columns = ("endpoint", "requests", "req/s", "p50 ms", "p99 ms", "API CPU ms/req", "CPU load gen", "API", "S3+bench")
+    columns = ("endpoint", "requests", "req/s", "p50 ms", "p99 ms", "API CPU ms/req", "req/s a core of API",
+               "CPU load gen", "API", "S3+bench")  # fmt: skip
     for column in (*columns, "busy"):
         table.add_column(column, justify="right")
     for endpoint, row in rows.items():
@@ -296,9 +339,10 @@ def main(
             f"{row['p50_ms']:.1f}",
             f"{row['p99_ms']:.1f}",
             f"{row['api_cpu_ms_per_request']:.2f}",
+            f"{1000 / row['api_cpu_ms_per_request']:.0f}" if row["api_cpu_ms_per_request"] else "-",
             *(f"{share[name]:.0%}" for name in ("load generator", "API", "S3 (moto) and bench", "machine busy")),
         )
-    Console(width=150).print(table)
+    Console(width=170).print(table)
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from envelope import checkout_commit, write_result
 

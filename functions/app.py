@@ -77,7 +77,15 @@ def _allowed_methods(request: Request) -> str:
 
 def create_app(settings: Settings, *, routers: list[str] | None = None, services: Services | None = None) -> FastAPI:
     """The API; `routers` limits it to some routers (one Lambda function each), all by default."""
-    app = _Api(title="videoapi", version="1", summary="Shot-boundary detection for videos (TransNetV2)")
+    app = _Api(
+        title="videoapi",
+        version="1",
+        summary="Shot-boundary detection for videos (TransNetV2)",
+        # FastAPI's own OpenTelemetry bridge off: this API's spans are the instrumentation's (tracing's
+        # instrument_fastapi, which turns the bridge's spans off anyway) and it sets no OpenTelemetry meter or
+        # logger; the bridge would still look up three global providers on every request (6% of a status poll)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+    )
     app.api_key_header = settings.api_key_header
     app.state.services = services or Services.from_settings(settings)
     for name in routers or list(ROUTERS):

@@ -7,6 +7,7 @@ import sys
 import time
 
 from fastapi import FastAPI, Request, Response
+from prometheus_client import Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from functions.deps import RATE_LIMIT_HEADERS
@@ -21,13 +22,19 @@ EMF_NAMESPACE = "videoapi"
 
 
 class RequestMetrics:
-    """ASGI middleware: counts each request by route template, method, status and client, and times it.
+    """ASGI middleware: counts each request by route template, method, status and client, and times it; adds the
+    RateLimit-* headers of a rate-limited key's bucket to every response to it.
 
-    Plain ASGI rather than BaseHTTPMiddleware: it adds no task per request (status polling is the hot path).
+    Plain ASGI rather than BaseHTTPMiddleware, and one layer for both: it adds no task per request and one
+    send wrapper (status polling is the hot path).
     """
 
     def __init__(self, app: ASGIApp, emf: bool = False) -> None:
         self.app, self.emf = app, emf
+        # the labelled children by their labels: prometheus_client's labels() takes a lock and checks its
+        # arguments on every call; a poller's few label sets are looked up here instead (bounded like the key cache)
+        self._counted: dict[tuple[str, str, int, str], Counter] = {}
+        self._timed: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,6 +47,11 @@ class RequestMetrics:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+                headers = scope.get("state", {}).get(RATE_LIMIT_HEADERS)
+                if headers:
+                    present = {name.lower() for name, _ in message.get("headers", [])}
+                    extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+                    message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in present)]
             await send(message)
 
         job_id = _job_id_in(scope["path"])
@@ -56,40 +68,35 @@ class RequestMetrics:
                 client = scope.get("state", {}).get("client_id", "")
                 seconds = time.perf_counter() - started
                 submitted = (method, route) == SUBMIT_ROUTE and status == 202  # 200 is an idempotent replay
-                metrics.HTTP_REQUESTS.labels(route, method, str(status), client).inc()
-                metrics.HTTP_LATENCY.labels(route, method).observe(seconds)
+                self._requests(route, method, status, client).inc()
+                self._latency(route, method).observe(seconds)
                 if submitted:
                     metrics.JOBS_SUBMITTED.labels(client).inc()
                 if self.emf:
                     sys.stdout.write(emf_line(route, method, status, seconds, submitted) + "\n")
 
+    def _requests(self, route: str, method: str, status: int, client: str) -> Counter:
+        labels = (route, method, status, client)
+        child = self._counted.get(labels)
+        if child is None:
+            if len(self._counted) >= LABEL_SETS_CACHED:
+                self._counted.clear()
+            child = self._counted[labels] = metrics.HTTP_REQUESTS.labels(route, method, str(status), client)
+        return child
+
+    def _latency(self, route: str, method: str) -> Histogram:
+        child = self._timed.get((route, method))
+        if child is None:
+            child = self._timed[(route, method)] = metrics.HTTP_LATENCY.labels(route, method)
+        return child
+
+
+LABEL_SETS_CACHED = 10_000  # as the API key cache: however many clients call, past it the cache starts over
+
 
 def count_refusal(code: str) -> None:
     """One request (or S3 object) refused by a client limit: quota_exceeded or rate_limited."""
     metrics.REFUSED.labels(code).inc()
-
-
-class RateLimitHeaders:
-    """ASGI middleware: every response to a rate-limited key carries the RateLimit-* headers of its bucket."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = scope.get("state", {}).get(RATE_LIMIT_HEADERS)
-                if headers:
-                    present = {name.lower() for name, _ in message.get("headers", [])}
-                    extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-                    message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in present)]
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
 
 
 def emf_line(route: str, method: str, status: int, seconds: float, submitted: bool) -> str:
@@ -136,7 +143,6 @@ def configure_process(settings: Settings) -> None:
 
 def install(app: FastAPI, settings: Settings) -> None:
     """Request metrics always; /metrics when `api_metrics` is on; FastAPI spans when tracing is configured."""
-    app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestMetrics, emf=settings.emf_metrics)
     instrument_fastapi(app)
     if not settings.api_metrics:

@@ -129,11 +129,12 @@ def list_jobs(
     return {"jobs": [job_view(job) for job in services.jobs.list(client, limit)]}
 
 
-@router.get("/{job_id}", summary="Job status", responses=NOT_FOUND)
-async def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> dict[str, Any]:
+@router.get("/{job_id}", summary="Job status", responses=NOT_FOUND, response_model=dict[str, Any])
+async def job_status(job_id: str, client: ClientDep, services: ServicesDep) -> JSONResponse:
     # the path clients poll: async with the event loop's Redis client, no worker thread at all (a sync route
-    # costs FastAPI a thread hop for the endpoint and another to validate its response)
-    return job_view(await services.jobs.get_async(services.aredis(), client, job_id))
+    # costs FastAPI a thread hop for the endpoint and another to validate its response); answered as JSON at once,
+    # as FastAPI would answer the dict (response_model: the document's schema), without its serializing pass
+    return JSONResponse(job_view(await services.jobs.get_async(services.aredis(), client, job_id)))
 
 
 @router.post(

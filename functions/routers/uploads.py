@@ -61,4 +61,6 @@ async def direct_upload(
         data += chunk
         if len(data) > limit:
             raise too_large
-    return services.uploads.direct_upload(client, filename, content_type.split(";")[0].strip(), bytes(data))
+    stored = services.uploads.direct_upload(client, filename, content_type.split(";")[0].strip(), bytes(data))
+    await services.jobs.note_upload(services.aredis(), stored["key"], stored["size_bytes"])
+    return stored

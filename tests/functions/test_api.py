@@ -283,6 +283,40 @@ def test_direct_upload_small_file_and_cap(http, alice, video_bytes, api_settings
     assert wrong_type.status_code == 415
 
 
+def test_a_direct_upload_is_submitted_without_a_head_and_its_size_still_counts(
+    http, alice, video_bytes, services, api_settings, monkeypatch
+):
+    heads: list[str] = []
+    events, event = services.jobs.storage.client.meta.events, "before-parameter-build.s3.HeadObject"
+    events.register(event, lambda params, **_: heads.append(params["Key"]), "count-heads")
+    try:
+        direct = http.put(
+            "/v1/uploads/direct",
+            params={"filename": "noted.mp4"},
+            content=video_bytes,
+            headers={**alice, "Content-Type": "video/mp4"},
+        ).json()["key"]
+        submitted = http.post("/v1/jobs", json={"source": direct}, headers=alice)
+        assert submitted.status_code == 202 and submitted.json()["source"].endswith(direct)
+        assert heads == []  # the API stored it: its size was noted, S3 was not asked
+
+        presigned = upload(http, alice, video_bytes)  # stored by the client: S3 is asked
+        assert http.post("/v1/jobs", json={"source": presigned}, headers=alice).status_code == 202
+        assert heads == [presigned]
+
+        missing = "uploads/alice/0123456789abcdef/never-stored.mp4"
+        answer = http.post("/v1/jobs", json={"source": missing}, headers=alice)
+        assert answer.status_code == 404 and answer.json()["error"]["code"] == "source_not_found"
+        assert heads == [presigned, missing]
+
+        monkeypatch.setattr(api_settings, "max_video_bytes", len(video_bytes) - 1)
+        too_large = http.post("/v1/jobs", json={"source": direct}, headers=alice)
+        assert too_large.status_code == 413 and too_large.json()["error"]["code"] == "too_large"
+        assert str(len(video_bytes)) in too_large.json()["error"]["message"] and len(heads) == 2
+    finally:
+        events.unregister(event, unique_id="count-heads")
+
+
 def test_failed_job_result_is_409_with_the_reason(http, alice, run_job):
     key = http.put(
         "/v1/uploads/direct",

@@ -70,6 +70,11 @@ def s3_event(bucket: str, key: str, sequencer: str) -> str:
     return f"s3event:{bucket}:{hashlib.sha256(f'{key}|{sequencer}'.encode()).hexdigest()}"
 
 
+def upload_size(bucket: str, key: str) -> str:
+    """The size of an object the API stored itself (a direct upload), so that submitting it needs no HEAD."""
+    return f"upload:{bucket}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
 def lease(task_id: str) -> str:
     return f"lease:{task_id}"
 

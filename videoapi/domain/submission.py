@@ -14,10 +14,12 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 import redis.asyncio
 
 from videoapi.adapters.queue import TaskQueue
 from videoapi.adapters.storage import Storage
+from videoapi.domain import redis_keys
 from videoapi.domain.fairness import DEFAULT_PRIORITY, PRIORITIES, QUOTA_EXCEEDED, FairQueue, Quotas, frames_today
 from videoapi.domain.formats import RESULT_FORMATS
 from videoapi.domain.idempotency import IdempotencyMarkers, wait_until_made
@@ -43,6 +45,11 @@ from videoapi.pipeline.url_source import is_url
 from videoapi.settings import Settings
 
 logger = logging.getLogger(__name__)
+
+# how long a direct upload's size is kept for its submit (JobService.note_upload): far under the bucket's expiry of
+# uploads (days: template.yaml's UploadRetentionDays), and the service deletes no upload itself, so a noted upload
+# is still there when it is submitted
+UPLOAD_NOTE_TTL_S = 3600
 
 
 @dataclass(frozen=True)
@@ -180,13 +187,27 @@ class JobService:
             raise NotFound("source_not_found", "no such object among this client's uploads", "source")
         return bucket, key
 
+    async def note_upload(self, aredis: redis.asyncio.Redis, key: str, size: int) -> None:
+        """Remember an object the API has just stored in its bucket (a direct upload): a submit of it within
+        UPLOAD_NOTE_TTL_S reads its size here instead of asking S3 (a HEAD: most of a submit's CPU). Best effort:
+        without the note, the submit asks S3."""
+        try:
+            await aredis.set(redis_keys.upload_size(self.storage.bucket, key), size, ex=UPLOAD_NOTE_TTL_S)
+        except redis.RedisError as exc:
+            logger.warning("the size of the upload %s was not noted (a submit of it will ask S3): %s", key, exc)
+
+    def _noted_size(self, bucket: str, key: str) -> int | None:
+        noted = self.store.redis.get(redis_keys.upload_size(bucket, key)) if bucket == self.storage.bucket else None
+        return int(noted) if noted is not None else None
+
     def resolve_source(self, client_id: str, source: str, version: str | None = None) -> tuple[str, str]:
         """(bucket, key) of a source this client may name, checked to exist and be within the size limit."""
         bucket, key = self.check_source(client_id, source)
         if not bucket:
             return bucket, key
         try:
-            size = self.storage.for_bucket(bucket).size(key, version)
+            noted = None if version else self._noted_size(bucket, key)
+            size = noted if noted is not None else self.storage.for_bucket(bucket).size(key, version)
         except ObjectNotFound as exc:
             raise NotFound("source_not_found", f"s3://{bucket}/{key} does not exist", "source") from exc
         except StorageError as exc:
