@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -475,6 +476,10 @@ def main() -> None:
     from nvdec import parse_plan, run_streams
     from run import error_text, make_model, start_triton
 
+    # `timeout` ends a call with SIGTERM: leave through the stacks' and Triton's exits, so that no worker keeps its
+    # GPU memory into the next call (a killed run left 42 processes holding the H100's memory, and the next run's
+    # workers failed with CUDA out of memory)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     inputs = Path(sys.argv[1])
     clip = inputs / "clip1080.mp4"
     parts = os.environ.get("BENCH_PARTS", "decode,harness,service").split(",")
