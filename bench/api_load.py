@@ -249,7 +249,10 @@ def main(
     ] = None,
     rounds: Annotated[int, typer.Option(help="runs of each endpoint (and API); the median one is reported")] = 1,
     out: Annotated[Path | None, typer.Option(help="where to write (default: bench/results/)")] = None,
-    gunicorn_workers: Annotated[str, typer.Option(help="also status under Gunicorn with these worker counts")] = "1,2",
+    gunicorn_workers: Annotated[str, typer.Option(help="also under Gunicorn with these worker counts")] = "1,2",
+    endpoints: Annotated[
+        str, typer.Option(help="comma-separated: status, submit, submit-s3 (a source stored straight to S3); all")
+    ] = "",
 ) -> None:
     if role == "load":
         started = time.process_time()
@@ -269,6 +272,11 @@ def main(
     # the server itself is measured: its keys' rate limit and quota are off (as before they existed), so the
     # figures stay comparable with earlier ones
     settings = Settings(client_rate_limit=0, client_max_active_jobs=10**9)
+    only = [name.strip() for name in endpoints.split(",") if name.strip()]
+    if set(only) - {"status", "submit", "submit-s3"}:
+        raise typer.BadParameter(
+            f"{endpoints!r}: the endpoints are status, submit and submit-s3", param_hint="--endpoints"
+        )
     by_round: dict[str, list[dict]] = {}
     with LocalStack(
         settings, StackPorts(api=0), with_inference=False, write_state=False, on_status=lambda _: None
@@ -290,11 +298,12 @@ def main(
         assert stack._api is not None  # started above
         bench_process = psutil.Process()  # moto's S3 runs in it
         redis = [p for p in bench_process.children(recursive=True) if p.name().startswith("redis")]
-        endpoints = (
-            ("status", "status", job_id),
-            ("submit", "submit", source),
-            ("submit, S3 upload", "submit", presigned["key"]),
-        )
+        every = {  # the option's name: (the row's, the endpoint, its target)
+            "status": ("status", "status", job_id),
+            "submit": ("submit", "submit", source),
+            "submit-s3": ("submit, S3 upload", "submit", presigned["key"]),
+        }
+        endpoints = [every[name] for name in only] if only else list(every.values())
 
         def drive(apis: dict[str, tuple[str, int]], suffix: str = "") -> None:
             """Each endpoint of each API, `rounds` times, the APIs alternately (the machine's other load falls
