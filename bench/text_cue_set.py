@@ -7,7 +7,9 @@ panned and cut every few seconds; text is drawn with OpenCV's Hershey fonts, nam
 Positive kinds: end credits scrolling over black or over a darkened picture, end credit cards over black,
 opening names over picture or cards over black, an electronic slate or a slate board, a studio logo on a
 gradient. Negative kinds: news lower thirds, subtitles, documentary captions, a title card in the middle,
-a sports score bug.
+a sports score bug, and the kinds real footage fired on: text typed on a screen near the start (a terminal or a
+dialog box, lines appearing a character at a time and staying), text filmed in the picture (a sign, a document, a
+screen, moving with the camera) and centred captions over the moving picture from the start (sentences, not names).
 """
 
 from __future__ import annotations
@@ -31,13 +33,14 @@ POSITIVE = (
     "slate_board",
     "logo",
 )
-NEGATIVE = ("lower_thirds", "subtitles", "documentary", "title_card", "score_bug")
+NEGATIVE = ("lower_thirds", "subtitles", "documentary", "title_card", "score_bug", "typed", "filmed_text", "captions")
 KINDS = POSITIVE + NEGATIVE
 TUNE_SEEDS = tuple(range(1, 11))  # what the rules were chosen on
 # run once with the final rules; 101-105, the first REPORT split, was seen before a rule change and is retired
 REPORT_SEEDS = tuple(range(201, 211))
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX)
 SYLLABLES = "an ber car dor el fin gar hol ie jon ka lin mar nor ol pet ra sen tor ul vik wen yas zo".split()
+WORDS = "the a of and to in was is it they we he she that this from when where after never always".split()
 ROLES = "Directed by|Produced by|Written by|Music by|Edited by|Camera|Sound|Costumes|Production Design".split("|")
 Frame = NDArray[Any]
 Painter = Callable[[int, Frame], None]  # (frame number, picture) -> draws on it
@@ -75,11 +78,19 @@ class Programme:
             self.shots.append((frame, photo, start, speed))
             frame += length
 
-    def picture(self, index: int) -> Frame:
-        first, photo, (x, y), (dx, dy) = next(s for s in reversed(self.shots) if s[0] <= index)
+    def shot(self, index: int) -> int:
+        """The number of the shot frame `index` is in."""
+        return next(k for k in range(len(self.shots) - 1, -1, -1) if self.shots[k][0] <= index)
+
+    def corner(self, index: int) -> tuple[int, int]:
+        """Where frame `index` lies on its shot's photograph: (left, top)."""
+        first, photo, (x, y), (dx, dy) = self.shots[self.shot(index)]
         t = index - first
-        left = int(np.clip(x + dx * t, 0, photo.shape[1] - WIDTH))
-        top = int(np.clip(y + dy * t, 0, photo.shape[0] - HEIGHT))
+        return int(np.clip(x + dx * t, 0, photo.shape[1] - WIDTH)), int(np.clip(y + dy * t, 0, photo.shape[0] - HEIGHT))
+
+    def picture(self, index: int) -> Frame:
+        left, top = self.corner(index)
+        photo = self.shots[self.shot(index)][1]
         return photo[top : top + HEIGHT, left : left + WIDTH].copy()
 
 
@@ -266,8 +277,15 @@ def write_case(path: Path, kind: str, seed: int) -> list[tuple[str, float, float
 def _negative(
     kind: str, rng: np.random.Generator, programme: Programme, font: int, total: int
 ) -> Callable[[int], Frame]:
-    """A programme with text that is no cue of these: lower thirds, subtitles, captions, a title card, a score bug."""
+    """A programme with text that is no cue of these: lower thirds, subtitles, captions, a title card, a score bug,
+    typed text, text filmed in the picture."""
     white = (255, 255, 255)
+    if kind == "typed":
+        return _typed(rng, programme, font)
+    if kind == "filmed_text":
+        return _filmed_text(rng, programme, font)
+    if kind == "captions":
+        return _captions(rng, programme, font, total)
     if kind == "title_card":
         at = int(total * rng.uniform(0.4, 0.55))
         length = int(rng.uniform(2.5, 4) * FPS)
@@ -332,6 +350,139 @@ def _negative(
         return image
 
     return overlay
+
+
+def sentence(rng: np.random.Generator, words: int) -> str:
+    """A caption's sentence: common words and a name's word or two."""
+    chosen = [str(rng.choice(WORDS)) if rng.random() < 0.6 else name(rng).split()[0].lower() for _ in range(words)]
+    return " ".join(chosen).capitalize()
+
+
+def _typed(rng: np.random.Generator, programme: Programme, font: int) -> Callable[[int], Frame]:
+    """A screen from near the start with text typed on it: lines appear a character at a time from one left edge
+    and stay (a terminal filling the frame, or a dialog box on a console); the programme's picture after it."""
+    first = int(rng.uniform(0.2, 1.5) * FPS)
+    stop = first + int(rng.uniform(8, 12) * FPS)
+    dialog = rng.random() < 0.5
+    plain = rng.random() < 0.5
+    face, scale = (
+        (cv2.FONT_HERSHEY_PLAIN, float(rng.uniform(1.3, 1.8))) if plain else (font, float(rng.uniform(0.6, 0.8)))
+    )
+    ink = [(90, 255, 90), (255, 255, 255), (60, 190, 255)][int(rng.integers(3))]
+    back = tuple(int(v) for v in rng.integers(0, 35, 3))
+    left = int(rng.uniform(0.36, 0.46) * WIDTH) if dialog else int(rng.uniform(20, 80))
+    top = int(rng.uniform(0.35, 0.45) * HEIGHT) if dialog else int(rng.uniform(30, 70))
+    prompt = "> " if rng.random() < 0.5 else ""
+    lines = [
+        prompt + sentence(rng, int(rng.integers(2, 5)))
+        for _ in range(int(rng.integers(2, 6) if dialog else rng.integers(4, 8)))
+    ]
+    lines = [line[:30] for line in lines]
+    rate = float(rng.uniform(6, 14)) / FPS  # characters a frame
+    pause = int(rng.uniform(0.3, 1.0) * FPS)
+    starts = []  # the frame each line's first character is typed on
+    at = first + pause
+    for line in lines:
+        starts.append(at)
+        at += int(len(line) / rate) + pause
+    step = int(rng.uniform(24, 34) * scale / (1.5 if plain else 0.7))
+
+    def screen(i: int) -> Frame:
+        if not first <= i < stop:
+            return programme.picture(i)
+        image = np.full((HEIGHT, WIDTH, 3), back, np.uint8)
+        if dialog:  # a console's dialog box: a border, an icon at its left, the text beside it
+            image[:] = (70, 40, 20)
+            cv2.rectangle(image, (WIDTH // 6, top - 50), (WIDTH * 5 // 6, top + 40 + step * len(lines)), back, -1)
+            cv2.rectangle(
+                image, (WIDTH // 6, top - 50), (WIDTH * 5 // 6, top + 40 + step * len(lines)), (200, 200, 200), 2
+            )
+            cv2.circle(image, (left - 60, top + 10), 30, (150, 170, 200), -1)
+        for k, line in enumerate(lines):
+            shown = line[: max(0, int((i - starts[k]) * rate))]
+            if shown:
+                cursor = "_" if k == len(lines) - 1 or len(shown) < len(line) else ""
+                blink = cursor if (i // (FPS // 3)) % 2 else ""
+                cv2.putText(image, shown + blink, (left, top + k * step), face, scale, ink, 1, cv2.LINE_AA)
+        return image
+
+    return screen
+
+
+def _filmed_text(rng: np.random.Generator, programme: Programme, font: int) -> Callable[[int], Frame]:
+    """Text in the picture, filmed: a sign, a document or a screen on the photograph, near the frame's centre, so
+    it moves with the camera's pan (the shots carrying one pan at half a pixel a frame or more)."""
+    boards: dict[int, tuple[str, int, int, list[str]]] = {}  # shot -> (look, x, y on the photograph, its lines)
+    for k, (first, photo, (x, y), (dx, dy)) in enumerate(programme.shots):
+        if k and rng.random() < 0.4:
+            continue
+        dx = float(rng.choice([-1, 1]) * rng.uniform(0.5, 1.5))
+        dy = float(rng.uniform(-0.5, 0.5))
+        # start where the pan has room to run
+        x = float(photo.shape[1] - WIDTH - 5) if dx < 0 else 5.0
+        programme.shots[k] = (first, photo, (x, y), (dx, dy))
+        look = str(rng.choice(["sign", "document", "screen"]))
+        count = {
+            "sign": int(rng.integers(1, 3)),
+            "document": int(rng.integers(4, 8)),
+            "screen": int(rng.integers(2, 5)),
+        }[look]
+        lines = [name(rng).upper() if look == "sign" else sentence(rng, int(rng.integers(2, 5))) for _ in range(count)]
+        cx = int(x) + WIDTH // 2 + int(rng.uniform(-60, 60))
+        cy = int(y) + int(rng.uniform(0.35, 0.6) * HEIGHT)
+        boards[k] = (look, cx, cy, lines)
+
+    def filmed(i: int) -> Frame:
+        image = programme.picture(i)
+        board = boards.get(programme.shot(i))
+        if board is None:
+            return image
+        look, cx, cy, lines = board
+        left, top = programme.corner(i)
+        cx, cy = cx - left, cy - top
+        width = 230 if look != "document" else 200
+        height = 30 + 28 * len(lines)
+        paper = {"sign": (40, 110, 30), "document": (235, 235, 225), "screen": (30, 20, 10)}[look]
+        ink = {"sign": (255, 255, 255), "document": (20, 20, 20), "screen": (120, 255, 120)}[look]
+        cv2.rectangle(image, (cx - width // 2, cy - height // 2), (cx + width // 2, cy + height // 2), paper, -1)
+        y = cy - height // 2 + 30
+        for line in lines:
+            if look == "sign":
+                centred(image, line, y, 0.6, font, ink, x=cx)
+            else:
+                cv2.putText(image, line[:22], (cx - width // 2 + 12, y), font, 0.5, ink, 1, cv2.LINE_AA)
+            y += 28
+        return image
+
+    return filmed
+
+
+def _captions(rng: np.random.Generator, programme: Programme, font: int, total: int) -> Callable[[int], Frame]:
+    """Captions centred over the moving picture from the start, as a trailer has them: sentences of four to seven
+    words, one or two lines, held 2-4 s each, none at times."""
+    spans: list[tuple[int, int, list[str], int]] = []  # (first, stop, lines, baseline)
+    frame = int(rng.uniform(0.3, 2.0) * FPS)
+    scale = float(rng.uniform(0.7, 1.0))
+    while frame < total:
+        length = int(rng.uniform(2, 4) * FPS)
+        lines = [sentence(rng, int(rng.integers(4, 8)))] + (
+            [sentence(rng, int(rng.integers(3, 6)))] if rng.random() < 0.3 else []
+        )
+        spans.append((frame, frame + length, lines, int(rng.uniform(0.45, 0.72) * HEIGHT)))
+        frame += length + int(rng.uniform(0.5, 3) * FPS)
+
+    def caption(i: int) -> Frame:
+        image = programme.picture(i)
+        span = next((s for s in spans if s[0] <= i < s[1]), None)
+        if span is not None:
+            y = span[3]
+            for line in span[2]:
+                centred(image, line, y + 2, scale, font, (0, 0, 0))
+                centred(image, line, y, scale, font, (255, 255, 255))
+                y += int(40 * scale)
+        return image
+
+    return caption
 
 
 def _write(path: Path, total: int, layers: list[tuple[int, int, Callable[[int], Frame]]]) -> None:

@@ -10,8 +10,9 @@ Over 300 lines because its three commands (generated sets, real clips, cost) sha
 frame-feature taps, the text sampler fed by the same decode) and scores the cues `technical_cues` gives with the
 default options: a credits cue is a hit when its start and its end are each within 1 s of the truth; a slate or
 a logo is found when a cue of its type overlaps the truth; any of the four cues on a negative case (lower
-thirds, subtitles, documentary captions, a title card mid-programme, a score bug), or of another type than the
-truth's on a positive one, is false. Thresholds were tuned on TUNE and are reported on REPORT.
+thirds, subtitles, documentary captions, a title card mid-programme, a score bug, text typed on a screen, text
+filmed in the picture, captions over the picture from the start), or of another type than the truth's on a
+positive one, is false. Thresholds were tuned on TUNE and are reported on REPORT.
 `cost` runs the in-process engine's `detect` on bench/cues.py's 1080p clip (with its tone track) with every cue
 on, and with every cue but the text cues on (`VIDEOAPI_TEXT_CUES`), alternating, the model loaded once; wall
 and CPU time; a third arm has the sampler as the first cost runs had it (`sampler_as_before`: 320x192, the

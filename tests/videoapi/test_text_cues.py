@@ -17,7 +17,15 @@ from videoapi.pipeline.decode import iter_model_frames_pyav
 from videoapi.pipeline.frame_features import FeatureTap, concatenated, frame_features, stored
 from videoapi.pipeline.probe import probe_timeline
 from videoapi.pipeline.shots import FrameClock
-from videoapi.pipeline.text_cues import CUT_MIN, TextSampler, detector_available, sample_step
+from videoapi.pipeline.text_cues import (
+    CUT_MIN,
+    FIELD,
+    TEXT_FIELDS,
+    TextSampler,
+    detector_available,
+    sample_step,
+    text_cues,
+)
 from videoapi.pipeline.windows import MARGIN
 from videoapi.settings import Settings
 
@@ -82,9 +90,12 @@ def test_a_slate_and_a_logo_at_the_start(tmp_path, kind, seed):
     assert len(found) == 1 and found[0]["start_time"] < end and found[0]["end_time"] > start
 
 
-def test_subtitles_make_no_text_cue(tmp_path):
-    path = tmp_path / "subtitles.mp4"
-    assert write_case(path, "subtitles", 9) == []
+@pytest.mark.parametrize(("kind", "seed"), [("subtitles", 9), ("typed", 2), ("filmed_text", 3), ("captions", 4)])
+def test_text_that_is_no_cue_makes_none(tmp_path, kind, seed):
+    """Subtitles, words typed on a screen from the start, a sign or a document filmed as the camera pans, and
+    sentences centred over the picture from the start: the detector sees the text, no text cue comes of it."""
+    path = tmp_path / f"{kind}.mp4"
+    assert write_case(path, kind, seed) == []
     arrays, clock = decoded(path)
     sampled = ~np.isnan(arrays["cue_text"][:, 0])
     assert sampled.sum() >= 2 * 20 and (arrays["cue_text"][sampled, 0] >= 1).sum() > 10  # text was seen
@@ -164,3 +175,105 @@ def test_the_detector_runs_on_its_own_thread_and_gives_what_it_gives_in_line(end
         for frame in iter_model_frames_pyav(path, 0, 120, frame_pts=frame_pts, tiles=[sampler]):
             sampler.update(frame)
         sampler.arrays()
+
+
+FPS, STEP = 25.0, 12  # the rules' tests: a 25 fps video sampled every 12th frame, as the sampler does at 2 a second
+
+
+def row(lines: list[tuple[float, float, float]], dark: float, texture: float) -> np.ndarray:
+    """One sample's figures as `text_figures` gives them for these lines ((left, right, middle): shares of the
+    picture's width and height, each line 0.02 of the width high, on a 320x160 tile) on this background."""
+    figures = np.zeros(len(TEXT_FIELDS), np.float32)
+    figures[FIELD["line0_left"] :] = np.nan
+    figures[[FIELD["dark"], FIELD["texture"], FIELD["mark"]]] = dark, texture, 0.3
+    if not lines:
+        figures[[FIELD["low"], FIELD["offset"], FIELD["top"], FIELD["balance"]]] = 1.0, 1.0, 1.0, 0.5
+        return figures
+    size = 0.02
+    areas = np.array([(right - left) * size * 2 for left, right, _ in lines])
+    away = np.array([max(0.0, left - 0.5, 0.5 - right) for left, right, _ in lines])
+    figures[FIELD["lines"]], figures[FIELD["area"]] = len(lines), areas.sum()
+    figures[FIELD["top"]] = min(middle for _, _, middle in lines) - size
+    figures[FIELD["low"]] = areas[[middle > 0.75 for _, _, middle in lines]].sum() / areas.sum()
+    figures[FIELD["offset"]] = (away * areas).sum() / areas.sum()
+    figures[FIELD["left_spread"]] = np.std([left for left, _, _ in lines])
+    figures[FIELD["balance"]] = (np.array([(left + right) / 2 for left, right, _ in lines]) * areas).sum() / areas.sum()
+    figures[FIELD["tall"]] = 2 * size
+    widest = sorted(lines, key=lambda line: line[0] - line[1])[:4]
+    kept = [(left, right, middle, size) for left, right, middle in widest]
+    figures[FIELD["line0_left"] : FIELD["line0_left"] + 4 * len(kept)] = np.ravel(kept)
+    return figures
+
+
+def cues_of(seconds: float, sample) -> list[tuple[str, float, float]]:
+    """The text cues of a video of `seconds` whose sample at time t is sample(t, k) (k: the sample's number)."""
+    frames = int(seconds * FPS)
+    text = np.full((frames, len(TEXT_FIELDS)), np.nan, np.float32)
+    for k, frame in enumerate(range(0, frames, STEP)):
+        text[frame] = sample(frame / FPS, k)
+    return [(kind, start / FPS, end / FPS) for kind, start, end, _ in text_cues({"cue_text": text}, FrameClock(FPS))]
+
+
+PICTURE, SCREEN, BLACK = (0.1, 14.0), (0.8, 11.0), (1.0, 0.0)  # (dark, texture) of a background
+
+
+def test_typed_text_growing_from_one_left_edge_is_no_credit_and_the_same_lines_held_are():
+    def typed(t: float, k: int) -> np.ndarray:
+        if not 0.5 <= t < 9:
+            return row([], *PICTURE)
+        first = min(0.75, 0.44 + 0.04 * k)  # typed from 0.40, a few characters a sample
+        second = [(0.40, min(0.70, 0.44 + 0.04 * (k - 9)), 0.55)] if k > 9 else []
+        return row([(0.40, first, 0.45), *second], *SCREEN)
+
+    assert cues_of(60, typed) == []
+
+    def held(t: float, k: int) -> np.ndarray:
+        return row([(0.40, 0.75, 0.45), (0.40, 0.70, 0.55)], *SCREEN) if 0.5 <= t < 9 else row([], *PICTURE)
+
+    assert [kind for kind, _, _ in cues_of(60, held)] == ["OpeningCredits"]
+
+
+def test_text_moving_with_the_camera_is_no_credit_and_the_same_text_still_is():
+    def filmed(t: float, k: int) -> np.ndarray:
+        shift = 0.012 * k  # a pan: the sign goes by with the picture
+        return (
+            row([(0.35 + shift, 0.60 + shift, 0.45), (0.38 + shift, 0.57 + shift, 0.52)], *PICTURE)
+            if t < 6
+            else row([], *PICTURE)
+        )
+
+    assert cues_of(60, filmed) == []
+    jitter = [0.0, 0.006, 0.0, -0.006]  # the detector's pixel or two, to and fro
+
+    def still(t: float, k: int) -> np.ndarray:
+        d = jitter[k % 4]
+        return row([(0.35 + d, 0.60 + d, 0.45), (0.38, 0.57, 0.52)], *PICTURE) if t < 6 else row([], *PICTURE)
+
+    assert [kind for kind, _, _ in cues_of(60, still)] == ["OpeningCredits"]
+
+
+def test_sentences_over_the_picture_are_no_opening_credits_and_names_are():
+    def cards(width: float):
+        def sample(t: float, k: int) -> np.ndarray:
+            on = 1 <= t < 12 and (t - 1) % 3 < 2.2  # a card every 3 s, held 2.2 s
+            return row([(0.5 - width / 2, 0.5 + width / 2, 0.6)], *PICTURE) if on else row([], *PICTURE)
+
+        return sample
+
+    assert cues_of(60, cards(0.7)) == []  # 35 line heights: a sentence
+    ((kind, start, end),) = cues_of(60, cards(0.25))  # 12.5: a name
+    assert kind == "OpeningCredits" and abs(start - 1) <= 0.5 and abs(end - 12) <= 1
+
+
+def test_end_credits_on_black_start_after_a_caption_over_the_picture_and_a_fade():
+    def ending(t: float, k: int) -> np.ndarray:
+        if 50 <= t < 53.5:
+            return row([(0.3, 0.7, 0.5)], *PICTURE)  # "Revenge is coming..."
+        if 53.5 <= t < 54.5:
+            return row([], *BLACK)
+        if t >= 54.5:
+            return row([(0.4, 0.6, 0.45), (0.38, 0.62, 0.55)], *BLACK)  # the card
+        return row([], *PICTURE)
+
+    ((kind, start, end),) = cues_of(60, ending)
+    assert kind == "EndCredits" and abs(start - 54.5) <= 0.5 and end >= 59.9

@@ -9,8 +9,10 @@ decoder scales a TEXT_WIDTH-wide copy of the picture; PaddleOCR's PP-OCRv5 text 
 text lies, and TEXT_FIELDS' figures are kept for the frame (`cue_text`, NaN on frames not sampled). The rules
 (`text_cues`) turn the stitched array into cues: where the text is (centred, not in the lower band or a corner),
 on what (a plain or dark background, or picture), how it is laid out (left-aligned lines: a slate), what else is
-drawn (a centred mark that is not text: a logo), and where in the video (credits at the start or the end, slates
-and logos at the start). Thresholds were chosen on bench/text_cues.py's TUNE seeds.
+drawn (a centred mark that is not text: a logo), how its lines change from sample to sample (the widest lines'
+boxes are kept: credits are held still and replaced whole, or roll up; typed text grows from one left edge and
+stays; text filmed in the picture moves with the camera), and where in the video (credits at the start or the
+end, slates and logos at the start). Thresholds were chosen on bench/text_cues.py's TUNE seeds.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255  # PaddleOCR's normalis
 STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
 TEXT_THRESHOLD = 0.3  # DB probability over which a pixel is text (PaddleOCR's det_db_thresh)
 MIN_LINE_HEIGHT = 2  # pixels of the detector's map: a region one pixel tall is a speck, not a line
+KEPT = 4  # the widest lines whose boxes are kept
 TEXT_FIELDS = (
     "lines",  # text lines (connected regions of the text map, words merged, under LOGO_MIN_TALL high)
     "area",  # share of the picture inside the lines' boxes
@@ -48,12 +51,19 @@ TEXT_FIELDS = (
     "mark",  # share of the picture's non-text edge pixels inside its centre box (a logo's mark)
     "detail",  # share of the centre box's non-text pixels on an edge (that there is a mark at all)
     "tall",  # the tallest region's height, share of the picture's (a mark the detector takes for text)
+    "balance",  # area-weighted mean of the lines' centres, share of the width (0.5: about the vertical axis)
+) + tuple(  # the KEPT widest lines' boxes (NaN where fewer): how the lines change from sample to sample
+    f"line{k}_{edge}" for k in range(KEPT) for edge in ("left", "right", "middle", "size")
 )
 FIELD = {name: i for i, name in enumerate(TEXT_FIELDS)}
 
 # The rules (chosen on the TUNE seeds of bench/text_cues.py).
 CREDIT_MAX_OFFSET = 0.05  # credits are about the vertical axis (a centred column, or two either side of it)
+CREDIT_MAX_BALANCE = 0.09  # ... their text's centre (the median over a run's samples) near it
 CREDIT_MAX_LOW = 0.5  # ... and not mostly in the lowest quarter (subtitles, lower thirds)
+END_MIN_DARK, END_MAX_TEXTURE = 0.5, 2.0  # end credits: a dark background (not a textured one), or a flat one
+FADE_MIN_DARK = 0.95  # a sample without text this dark, between two over the picture: a fade to black
+OPENING_MAX_LENGTH = 24.0  # opening names over picture: the widest line, in its heights (median over the run)
 CREDIT_MIN_AREA = 0.004
 PLAIN_MIN_DARK = 0.6  # a dark background (a slate card)
 SLATE_MIN_LINES = 4  # a slate's fields: production, scene, take, roll, date ...
@@ -74,6 +84,12 @@ CUT_MIN = 20.0  # mean change (0..255) of the model frame from the one before th
 ENTRY_S = 1.0  # a roll's first line is seen this long after it comes in at the bottom, at most
 ENTRY_TOP = 0.75  # ... and is first seen in the lowest quarter
 CHANGE_MIN = 8.0  # mean change (0..255, cue_text_change) from the frame before that marks an edge
+LINE_SAME_X, LINE_SAME_Y = 0.012, 0.015  # a line at the same place in the next sample (detector's jitter)
+LINE_SAME_OVERLAP = 0.85  # ... or overlapping its extent this much
+GROW_SAME_LEFT, GROW_MIN, GROW_MIN_SHARE = 0.03, 0.03, 0.15  # typed: the same left edge, the right further on
+TYPED_MIN_GROWN = 2
+DRIFT_MAX, DRIFT_MAX_Y = 0.06, 0.035  # filmed: a line as wide this far sideways and up or down is the same line
+DRIFT_MIN_TOTAL, DRIFT_ONE_WAY = 0.04, 0.75  # ... shifted this far in all, most of its shifts of one sign
 IN_FLIGHT = 4  # sampled pictures handed to the detector's thread and not yet done, at most (the decode waits)
 
 
@@ -140,6 +156,7 @@ def text_figures(bgr: NDArray[Any]) -> NDArray[Any]:
         if stats[i, cv2.CC_STAT_AREA] >= 8 and stats[i, cv2.CC_STAT_HEIGHT] >= MIN_LINE_HEIGHT
     ]
     figures = np.zeros(len(TEXT_FIELDS), np.float32)
+    figures[FIELD["line0_left"] :] = np.nan
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
     gradient = cv2.magnitude(
         cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)
@@ -165,9 +182,15 @@ def text_figures(bgr: NDArray[Any]) -> NDArray[Any]:
         figures[FIELD["top"]] = min(y for _, y, _, _ in lines) / height
         figures[FIELD["low"]] = areas[bottoms > 0.75].sum() / areas.sum()
         figures[FIELD["offset"]] = float((away * areas).sum() / areas.sum())
+        centres = np.array([(x + w / 2) / width for x, _, w, _ in lines], np.float32)
+        figures[FIELD["balance"]] = float((centres * areas).sum() / areas.sum())
         figures[FIELD["left_spread"]] = float(np.std([x / width for x, _, _, _ in lines]))
+        widest = sorted(lines, key=lambda box: -box[2])[:KEPT]
+        kept = [(x / width, (x + w) / width, (y + h / 2) / height, h / width) for x, y, w, h in widest]
+        figures[FIELD["line0_left"] : FIELD["line0_left"] + 4 * len(kept)] = np.array(kept, np.float32).ravel()
     else:
         figures[FIELD["low"]] = figures[FIELD["offset"]] = figures[FIELD["top"]] = 1.0
+        figures[FIELD["balance"]] = 0.5
     figures[FIELD["dark"]] = float((grey[outside] < 40).mean()) if outside.any() else 0.0
     plain = np.where(outside, gradient, 0)
     figures[FIELD["texture"]] = float(plain.sum() / max(1, outside.sum()))
@@ -285,6 +308,74 @@ def sample_step(fps: float, samples_per_s: float) -> int:
     return max(1, round(fps / samples_per_s))
 
 
+def _boxes(row: NDArray[Any]) -> NDArray[Any]:
+    """One sample's kept lines: (left, right, middle, size) rows: the ends and the height as shares of the
+    picture's width (so that right - left over size is the line's length in heights, whatever the aspect), the
+    middle as a share of its height."""
+    boxes: NDArray[Any] = row[FIELD["line0_left"] :].reshape(KEPT, 4)
+    kept: NDArray[Any] = boxes[~np.isnan(boxes[:, 0])]
+    return kept
+
+
+def _relation(before: NDArray[Any], after: NDArray[Any]) -> tuple[bool, int, float]:
+    """How the kept lines changed between two samples: (linked, growth, shift). Linked: most lines of the first are
+    there again, at the same height, either as they were (give or take the detector's jitter), as wide but
+    shifted sideways (the median `shift`, share of the width: text in the filmed picture moves with the camera;
+    held text's jitter cancels out over a chain), or longer or shorter to the right of the same left edge
+    (`growth`: +1 when a line grew, typing; -1 when one shrank and none grew, the detector losing a word)."""
+    if not len(before) or not len(after):
+        return False, 0, 0.0
+    grown = shrunk = False
+    shifts, matched = [], 0
+    for left, right, middle, size in before:
+        level = np.abs(after[:, 2] - middle) <= LINE_SAME_Y
+        anchored = level & (np.abs(after[:, 0] - left) <= GROW_SAME_LEFT)
+        change = np.maximum(GROW_MIN, GROW_MIN_SHARE * (right - left))
+        overlap = np.minimum(after[:, 1], right) - np.maximum(after[:, 0], left)
+        same = level & (overlap >= LINE_SAME_OVERLAP * (np.maximum(after[:, 1], right) - np.minimum(after[:, 0], left)))
+        alike = np.abs((after[:, 1] - after[:, 0]) - (right - left)) <= LINE_SAME_X
+        alike &= (np.abs(after[:, 3] - size) <= LINE_SAME_Y) & (np.abs(after[:, 2] - middle) <= DRIFT_MAX_Y)
+        alike &= np.abs(after[:, 0] - left) <= DRIFT_MAX
+        if alike.any():
+            k = int(np.argmin(np.where(alike, np.abs(after[:, 0] - left), np.inf)))
+            shifts.append(float(after[k, 0] - left))
+        elif (anchored & (after[:, 1] - right >= change)).any():
+            # typing adds text where there was none: not a word the detector had as a line of its own
+            k = int(np.argmax(np.where(anchored, after[:, 1], -np.inf)))
+            beside = (np.abs(before[:, 2] - middle) <= LINE_SAME_Y) & (before[:, 0] > right)
+            grown |= not (beside & (before[:, 0] < after[k, 1])).any()
+        elif (anchored & (right - after[:, 1] >= change)).any():
+            shrunk = True
+        elif same.any():  # the same line, its ends jittering (a prompt's mark seen or not)
+            shifts.append(0.0)
+        else:
+            continue
+        matched += 1
+    growth = 1 if grown else -1 if shrunk else 0
+    return 2 * matched >= len(before), growth, float(np.median(shifts)) if shifts else 0.0
+
+
+def _in_picture(text: NDArray[Any]) -> NDArray[Any]:
+    """Per sample: its text is typed or filmed. A chain of linked samples (`_relation`) is typed when its lines
+    grew TYPED_MIN_GROWN times or more and shrank at most a third as often, filmed when they shifted
+    DRIFT_MIN_TOTAL or more one way in all (most of its shifts of one sign)."""
+    links = [_relation(_boxes(a), _boxes(b)) for a, b in zip(text[:-1], text[1:], strict=True)]
+    flagged = np.zeros(len(text), bool)
+    first = 0
+    for i in range(1, len(text) + 1):
+        if i == len(text) or not links[i - 1][0]:  # the chain first..i-1 ends
+            chain = links[first : i - 1]
+            grew = sum(growth > 0 for _, growth, _ in chain)
+            shrank = sum(growth < 0 for _, growth, _ in chain)
+            shifts = np.array([shift for _, _, shift in chain])
+            net = float(shifts.sum())
+            one_way = shifts.size > 0 and float((np.sign(shifts) == np.sign(net)).mean()) >= DRIFT_ONE_WAY
+            if (grew >= TYPED_MIN_GROWN and grew >= 3 * shrank) or (abs(net) >= DRIFT_MIN_TOTAL and one_way):
+                flagged[first:i] = True
+            first = i
+    return flagged
+
+
 def _classes(text: NDArray[Any]) -> dict[str, NDArray[Any]]:
     """Per sampled row: is it a credit (over picture or not), a slate, a logo?"""
 
@@ -294,13 +385,18 @@ def _classes(text: NDArray[Any]) -> dict[str, NDArray[Any]]:
     has_text = (f("lines") >= 1) & (f("area") >= CREDIT_MIN_AREA)
     centred = (f("offset") <= CREDIT_MAX_OFFSET) & (f("low") < CREDIT_MAX_LOW)
     card = (f("dark") >= PLAIN_MIN_DARK) | (f("texture") <= SLATE_MAX_TEXTURE)  # a board's edges are allowed
+    in_picture = _in_picture(text)  # typed or filmed: neither credits nor a slate
     slate = has_text & card & (f("lines") >= SLATE_MIN_LINES) & (f("left_spread") <= SLATE_MAX_LEFT_SPREAD)
+    slate &= ~in_picture
     drawn = (f("detail") >= LOGO_MIN_DETAIL) | (f("tall") >= LOGO_MIN_TALL)  # a mark, or one taken for text
     logo = drawn & (f("mark") >= LOGO_MIN_MARK) & (f("texture") <= LOGO_MAX_TEXTURE)
     logo &= (f("lines") == 0) | (f("offset") <= CREDIT_MAX_OFFSET)  # its text (if any) centred too
-    credit = has_text & centred & ~slate & ~logo
+    credit = has_text & centred & ~slate & ~logo & ~in_picture
+    flat = f("texture") <= END_MAX_TEXTURE
     return {
         "credit": credit,
+        # end credits are on a dark or plain background (over the last scene, darkened at most)
+        "ending": credit & (((f("dark") >= END_MIN_DARK) & (f("texture") <= SLATE_MAX_TEXTURE)) | flat),
         "slate": slate,
         "logo": logo & ~slate,
         "centred_any": (f("lines") >= 1) & (f("offset") <= CREDIT_MAX_OFFSET),  # however small or low
@@ -332,11 +428,38 @@ def _span_edges(rows: NDArray[Any], first: int, last: int, frames: int, diff: ND
     return start, max(start, end)
 
 
-def _group(times: NDArray[Any], positive: NDArray[Any], gap_s: float) -> list[tuple[int, int]]:
-    """Runs (first, last sample index) of positive samples, bridging gaps shorter than gap_s."""
+def _balance(text: NDArray[Any]) -> float:
+    """How far the samples' text lies off the vertical axis: the median over the samples of the distance of their
+    lines' centre (`balance`) from it, share of the width (a column, two columns either side of it or a card: near
+    0; a screen's text starting left of the axis and running right: not)."""
+    return float(np.median(np.abs(text[:, FIELD["balance"]] - 0.5))) if len(text) else 1.0
+
+
+def _captions(text: NDArray[Any]) -> bool:
+    """A run's credit samples are not opening names: their text lies off the axis (`_balance`), or they are over
+    the picture (not dark) with long lines (the widest line's length, in line heights, over OPENING_MAX_LENGTH in
+    the median: sentences, where names are short)."""
+    if _balance(text) > CREDIT_MAX_BALANCE:
+        return True
+    lengths = []
+    for row in text:
+        boxes = _boxes(row)
+        if len(boxes):
+            k = int(np.argmax(boxes[:, 1] - boxes[:, 0]))
+            lengths.append(float((boxes[k, 1] - boxes[k, 0]) / max(boxes[k, 3], 1e-6)))
+    over_picture = float(np.median(text[:, FIELD["dark"]])) < END_MIN_DARK
+    return over_picture and bool(lengths) and float(np.median(lengths)) > OPENING_MAX_LENGTH
+
+
+def _group(
+    times: NDArray[Any], positive: NDArray[Any], gap_s: float, wall: NDArray[Any] | None = None
+) -> list[tuple[int, int]]:
+    """Runs (first, last sample index) of positive samples, bridging gaps shorter than gap_s (but no gap with a
+    `wall` sample in it)."""
     found: list[tuple[int, int]] = []
     for first, last in runs(positive):
-        if found and times[first] - times[found[-1][1]] <= gap_s:
+        walled = wall is not None and bool(found) and bool(wall[found[-1][1] + 1 : first].any())
+        if found and times[first] - times[found[-1][1]] <= gap_s and not walled:
             found[-1] = (found[-1][0], last)
         else:
             found.append((first, last))
@@ -406,16 +529,25 @@ def text_cues(arrays: dict[str, NDArray[Any]], clock: FrameClock) -> list[tuple[
         seconds = times[last] - times[first] + period
         if times[first] <= start_limit and LOGO_MIN_S <= seconds <= LOGO_MAX_S:
             add("StudioLogo", first, last, 0.85)
-    for first, last in _group(times, classes["credit"] & ~taken, GAP_S):
-        share = float(classes["credit"][first : last + 1].mean())
-        if times[last] - times[first] < CREDITS_MIN_S:
+    credit = classes["credit"]
+    # over the picture, a fade to black ends a run: the programme's scenes go on after it (a trailer's captions)
+    picture = sampled[:, FIELD["dark"]] < END_MIN_DARK
+    fades = (sampled[:, FIELD["lines"]] == 0) & (sampled[:, FIELD["dark"]] >= FADE_MIN_DARK)
+    walls = fades & np.concatenate([[False], picture[:-1]]) & np.concatenate([picture[1:], [False]])
+    for first, last in _group(times, credit & ~taken, GAP_S, walls):
+        mine = sampled[first : last + 1][credit[first : last + 1]]
+        if times[last] - times[first] < CREDITS_MIN_S or times[first] > start_limit or _captions(mine):
             continue
-        if times[first] <= start_limit:
-            add("OpeningCredits", first, last, 0.5 + 0.5 * share)
-    for first, last in _group(times, classes["credit"] & ~taken, GAP_S):
+        if times[last] >= end_limit:  # text from the start into the last seconds: the programme's, throughout
+            continue
+        add("OpeningCredits", first, last, 0.5 + 0.5 * float(credit[first : last + 1].mean()))
+        break  # one opening sequence: centred text after it is the programme's (a title card, captions)
+    ending = classes["ending"]
+    for first, last in _group(times, ending & ~taken, GAP_S):
         if times[last] - times[first] < CREDITS_MIN_S or times[last] < end_limit or times[first] <= start_limit:
             continue
+        if _balance(sampled[first : last + 1][ending[first : last + 1]]) > CREDIT_MAX_BALANCE:
+            continue
         first = _scroll_start(sampled, classes["centred_any"] & ~taken, times, rows, diff, first)
-        share = float(classes["credit"][first : last + 1].mean())
-        add("EndCredits", first, last, 0.5 + 0.5 * share)
+        add("EndCredits", first, last, 0.5 + 0.5 * float(ending[first : last + 1].mean()))
     return sorted(found, key=lambda item: item[1])
