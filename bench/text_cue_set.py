@@ -385,7 +385,7 @@ def _typed(rng: np.random.Generator, programme: Programme, font: int) -> Callabl
     for line in lines:
         starts.append(at)
         at += int(len(line) / rate) + pause
-    step = int(rng.uniform(24, 34) * scale / (1.5 if plain else 0.7))
+    step = int(rng.uniform(24, 34) * scale / (1.5 if plain else 0.7))  # between lines: 24-34 px at a mid scale
 
     def screen(i: int) -> Frame:
         if not first <= i < stop:
