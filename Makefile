@@ -18,10 +18,10 @@ browser:
 	@command -v chromium >/dev/null || [ -n "$$VIDEOAPI_CHROMIUM" ] || \
 		{ $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-# One process: the stacks' tests keep the 2 cores busy on their own; tried on two (pytest-xdist, --dist loadfile),
-# the suite took no less time and its timed fault tests failed under the doubled load.
+# Two lanes at once, a pytest-xdist worker each (tests/lanes.py): the fault tests and what shares their stacks in
+# one, the rest in the other. Run one after another, the suite kept 2 cores 44% busy.
 test:
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2
 
 # The tests not marked slow (no whole stack, no Celery worker): a few minutes.
 test-fast:

@@ -6,15 +6,19 @@ import importlib.metadata
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from local.triton_server import TritonServer
+from tests.lanes import in_worker, runs_here
 from tests.reference_run import ReferenceInBackground, reference_frames_of
 from tests.suite_cpu import SuiteCpu
 from videoapi.settings import Settings
+
+pytest_plugins = ["tests.lanes"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -38,18 +42,45 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 _RUNTIME = pytest.StashKey[tuple[str | None, str]]()
 _REFERENCE = pytest.StashKey[ReferenceInBackground]()
+_FIRST = pytest.StashKey[str]()
+_STARTED = time.monotonic()
 _SUITE_CPU = SuiteCpu()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    if _REFERENCE not in item.config.stash and _needs_reference(item):
+        _start_reference(item.config)
     with _SUITE_CPU.measure(item.location[0], item.nodeid):
         yield
 
 
+def _needs_reference(first: pytest.Item) -> bool:
+    """Whether a test this process runs needs the reference's probabilities (asked at its first test, once)."""
+    if _FIRST in first.config.stash:
+        return False
+    first.config.stash[_FIRST] = first.nodeid
+    return any(
+        "reference_predictions" in getattr(item, "fixturenames", ()) and runs_here(first.config, first, item)
+        for item in first.session.items
+    )
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if in_worker(session.config):  # xdist's worker: its lane's figures go to the controller, which prints them
+        session.config.workeroutput["suite_cpu"] = _SUITE_CPU.state()  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)  # xdist's hook: a lane's worker ended
+def pytest_testnodedown(node, error) -> None:
+    _SUITE_CPU.merge(getattr(node, "workeroutput", {}).get("suite_cpu", {}))
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Each slow file's and test's wall and CPU seconds: which could share the cores with others (issue 38)."""
-    lines = _SUITE_CPU.lines(os.cpu_count() or 1)
+    lanes = terminalreporter.config.pluginmanager.hasplugin("dsession")  # xdist's controller: lanes ran at once
+    session_wall = time.monotonic() - _STARTED if lanes else None
+    lines = _SUITE_CPU.lines(os.cpu_count() or 1, session_wall=session_wall)
     if lines:
         terminalreporter.section("wall and CPU by file")
         for line in lines:
@@ -114,13 +145,6 @@ def reference_predictions(request: pytest.FixtureRequest) -> np.ndarray:
     if _REFERENCE not in request.config.stash:  # asked for by a test that did not name it (getfixturevalue)
         _start_reference(request.config)
     return request.config.stash[_REFERENCE].result()
-
-
-@pytest.hookimpl(trylast=True)  # after -m and -k have deselected what will not run
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Start the reference's run over test.mp4 now, niced, when a collected test needs it (tests/reference_run.py)."""
-    if any("reference_predictions" in getattr(item, "fixturenames", ()) for item in items):
-        _start_reference(config)
 
 
 def _start_reference(config: pytest.Config) -> None:

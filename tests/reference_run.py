@@ -1,13 +1,14 @@
 """The reference package's own probabilities for a video, computed in a process of its own (issue 38).
 
 torch runs the reference over test.mp4's 5,301 frames in about three CPU-minutes on 2 cores, the largest single
-cost of one test (test_stack's end-to-end comparison). The suite starts this process when it collects a test that
-needs them, niced, so that the work fills the cores that waiting tests (partitions, leases, timeouts) leave idle
-instead of holding up that test; the fixture waits for what is left.
+cost of one test (test_stack's end-to-end comparison). The suite starts this process at its first test when a test
+that needs them will run in the same process (the same lane under xdist: tests/lanes.py), niced, so that the work
+fills the cores that waiting tests leave idle instead of holding up that test; the fixture waits for what is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,9 +53,18 @@ class ReferenceInBackground:
 
     def result(self) -> np.ndarray:
         """The probabilities, once the process has written them; RuntimeError with its output if it failed."""
+        self._hurry()
         if self._process.wait() != 0:
             raise RuntimeError(f"the reference run failed: {(self._folder / 'log.txt').read_text()[-2000:]}")
         return np.load(self._out)
+
+    def _hurry(self) -> None:
+        """A test waits on it now: back to normal priority, every thread (Linux nices threads one by one, and torch's
+        were started niced), so that the other lane's tests cannot starve it (as root only: else it stays niced)."""
+        tasks = Path(f"/proc/{self._process.pid}/task")
+        for task in tasks.iterdir() if tasks.is_dir() else ():
+            with contextlib.suppress(OSError):  # a thread that ended, or not allowed to raise priority
+                os.setpriority(os.PRIO_PROCESS, int(task.name), 0)
 
     def stop(self) -> None:
         """End the process if it still runs, and remove its folder."""

@@ -15,6 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 
 _TICK = os.sysconf("SC_CLK_TCK")
+_TABLES = ("wall", "cpu", "test_wall", "test_cpu")
 
 
 def _descendants_cpu_s(root: int) -> float:
@@ -60,8 +61,20 @@ class SuiteCpu:
         """A context for one test's setup, call and teardown (a shared fixture's start counts to its first test)."""
         return _Measured(self, path, test or path)
 
-    def lines(self, cores: int, top: int = 25) -> list[str]:
-        """The files that took longest, with the share of the machine's cores their tree kept busy."""
+    def state(self) -> dict[str, dict[str, float]]:
+        """What was measured, for another process to merge (an xdist worker's lane, sent to the controller)."""
+        return {name: dict(getattr(self, name)) for name in _TABLES}
+
+    def merge(self, state: dict[str, dict[str, float]]) -> None:
+        """Add a lane's figures (a state() of another process) to these."""
+        for name in _TABLES:
+            table = getattr(self, name)
+            for key, value in state.get(name, {}).items():
+                table[key] += value
+
+    def lines(self, cores: int, top: int = 25, session_wall: float | None = None) -> list[str]:
+        """The files that took longest, with the share of the machine's cores their tree kept busy; with
+        session_wall (lanes run at once), the whole session's CPU over its wall time too."""
         wall, cpu = sum(self.wall.values()), sum(self.cpu.values())
         if not wall:
             return []
@@ -69,6 +82,9 @@ class SuiteCpu:
         for path in sorted(self.wall, key=self.wall.get, reverse=True)[:top]:
             rows.append(f"{self.wall[path]:8.1f} {self.cpu[path]:8.1f} {self._busy(path, cores):5.0%}  {path}")
         rows.append(f"{wall:8.1f} {cpu:8.1f} {cpu / (wall * cores):5.0%}  all {len(self.wall)} files")
+        if session_wall:
+            busy = cpu / (session_wall * cores)
+            rows.append(f"{session_wall:8.1f} {cpu:8.1f} {busy:5.0%}  the session (lanes at once)")
         rows.append("")
         rows.append(f"{'wall s':>8} {'CPU s':>8}  the {top} tests that took most CPU (their fixtures' set-up included)")
         for test in sorted(self.test_cpu, key=self.test_cpu.get, reverse=True)[:top]:
