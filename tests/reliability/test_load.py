@@ -47,9 +47,8 @@ def load_api(stack_settings):
     settings = stack_settings.model_copy(update={"redis_url": f"{base}/9", "segment_frames": 27_000})
     services = Services.from_settings(settings)
     services.jobs.store.redis.flushdb()
-    # one event loop for every request: outside `with`, a TestClient runs each request on a loop of its own, and
-    # the API's asyncio Redis client (one per loop) kept a connection open for each of the ~15,000 status polls,
-    # past Redis's 10,000 clients when the run was slow (503s, a CI-like run under load)
+    # one event loop for every request, as the server runs them: outside `with`, a TestClient runs each request on
+    # a loop of its own, and the API's asyncio Redis client (one per loop) connects again for each status poll
     with TestClient(create_app(settings, services=services)) as http:
         yield settings, services, http
 

@@ -79,6 +79,10 @@ class AsyncRedis:
         loop = asyncio.get_running_loop()
         client = self._clients.get(loop)
         if client is None:
+            # forget the clients of loops that have ended: each holds its loop through its connections, so the weak
+            # keys alone never let go, and every ended loop (a TestClient's request) kept a socket open to Redis
+            for ended in [other for other in self._clients if other.is_closed()]:
+                del self._clients[ended]
             settings = self.settings
             # as the API's sync client: fails fast (503), the same timeouts and keepalive
             client = self._clients[loop] = redis.asyncio.Redis.from_url(
